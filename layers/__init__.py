@@ -1,0 +1,1 @@
+"""Storage: the embedded PostGIS, engine and sessions, models, migrations, repositories."""

@@ -1,0 +1,122 @@
+"""The layer catalog: one description of every published layer, read by tiles, Features
+and spatial queries alike.
+
+The built-in catalog is ``layers/catalog.toml``; files named in ``CITYHEX_CATALOG``
+(separated by ':') add or replace layers, so any PostGIS table can be published.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from gis.errors import NotFound
+
+BUILTIN = Path(__file__).with_name("catalog.toml")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+PropertyType = Literal["string", "integer", "number", "boolean", "datetime", "object"]
+
+
+def _identifier(value: str | None) -> str | None:
+    if value is not None and not IDENTIFIER.match(value):
+        raise ValueError(f"{value!r} is not a plain SQL identifier")
+    return value
+
+
+class Layer(BaseModel):
+    """One published layer: where its rows live, what it exposes, who may read and edit it."""
+
+    id: str
+    title: str
+    description: str = ""
+    table: str
+    id_column: str = "id"
+    id_type: Literal["integer", "string", "h3"] = "integer"
+    geometry_column: str = "geom"
+    geometry_3857_column: str | None = None
+    geometry_type: str = "Geometry"
+    srid: int = 4326
+    h3_column: str | None = None
+    version_column: str | None = None
+    time_column: str | None = None
+    extra_properties_column: str | None = None
+    properties: dict[str, PropertyType] = Field(default_factory=dict)
+    required: list[str] = Field(default_factory=list)
+    public: bool = True
+    read_by: list[str] = Field(default_factory=list)
+    editable_by: list[str] = Field(default_factory=list)
+    minzoom: int = 0
+    maxzoom: int = 22
+    style: str | None = None
+
+    @field_validator(
+        "id", "table", "id_column", "geometry_column", "geometry_3857_column", "h3_column",
+        "version_column", "time_column", "extra_properties_column",
+    )
+    @classmethod
+    def _plain_identifier(cls, value: str | None) -> str | None:
+        return _identifier(value)
+
+    @field_validator("properties")
+    @classmethod
+    def _plain_property_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            _identifier(name)
+        return value
+
+    @property
+    def is_point(self) -> bool:
+        """Whether every feature is a (multi)point."""
+        return self.geometry_type.lower() in ("point", "multipoint")
+
+    def can_read(self, role: str) -> bool:
+        """Whether ``role`` may read this layer."""
+        return self.public or role == "admin" or role in self.read_by or role in self.editable_by
+
+    def can_edit(self, role: str) -> bool:
+        """Whether ``role`` may create, change or delete features."""
+        return role == "admin" or role in self.editable_by
+
+
+class Catalog:
+    """The layers by id."""
+
+    def __init__(self, layers: dict[str, Layer]) -> None:
+        self.layers = layers
+
+    def get(self, layer_id: str) -> Layer:
+        """The layer ``layer_id``; NotFound naming the known layers otherwise."""
+        try:
+            return self.layers[layer_id]
+        except KeyError:
+            known = ", ".join(sorted(self.layers))
+            raise NotFound(
+                f"no layer {layer_id!r}; known layers: {known}", code="unknown_layer"
+            ) from None
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(self.layers.values())
+
+    def __contains__(self, layer_id: str) -> bool:
+        return layer_id in self.layers
+
+
+def read_catalog_file(path: Path) -> dict[str, Layer]:
+    """The layers described in one TOML file."""
+    data = tomllib.loads(Path(path).read_text())
+    return {name: Layer(id=name, **spec) for name, spec in data.get("layers", {}).items()}
+
+
+@lru_cache
+def load_catalog() -> Catalog:
+    """The built-in catalog plus the files named in CITYHEX_CATALOG."""
+    layers = read_catalog_file(BUILTIN)
+    for extra in filter(None, os.environ.get("CITYHEX_CATALOG", "").split(":")):
+        layers.update(read_catalog_file(Path(extra)))
+    return Catalog(layers)

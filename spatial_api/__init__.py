@@ -1,0 +1,1 @@
+"""The CityHex HTTP API (FastAPI), its command line and its map page."""

@@ -1,0 +1,5 @@
+"""``python -m spatial_api`` runs the ``cityhex`` command line."""
+
+from spatial_api.cli import main
+
+main()

@@ -1,0 +1,108 @@
+"""Authentication by API key (``Authorization: Bearer KEY``) and role checks.
+
+No header means the anonymous role. A key that is not known is 401; a known key whose
+role is not allowed is 403. The admin role is allowed everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+
+from gis.errors import Forbidden, Unauthorized
+from layers.keys import KeyRecord, lookup_key
+from spatial_api.settings import api_settings
+
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a role, and the key and inspector behind it."""
+
+    role: str
+    key_id: int | None = None
+    name: str | None = None
+    inspector_id: int | None = None
+
+    @property
+    def actor(self) -> str:
+        """How the caller is named in history records."""
+        if self.key_id is None:
+            return ANONYMOUS
+        return f"{self.role}:{self.name or self.key_id}"
+
+
+class KeyCache:
+    """Looked-up keys, trusted for a few seconds so hot calls skip the key query."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, KeyRecord | None]] = {}
+
+    def get(self, token: str) -> tuple[bool, KeyRecord | None]:
+        """(hit, record) for ``token``."""
+        entry = self._entries.get(token)
+        if entry and entry[0] > time.monotonic():
+            return True, entry[1]
+        return False, None
+
+    def put(self, token: str, record: KeyRecord | None) -> None:
+        """Remember a lookup's result."""
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[token] = (time.monotonic() + self.ttl, record)
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <key>'",
+                           headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+async def current_principal(request: Request) -> Principal:
+    """The caller, from the Bearer key (anonymous without one)."""
+    token = _bearer(request)
+    if token is None:
+        return Principal(role=ANONYMOUS)
+    cache: KeyCache = request.app.state.key_cache
+    hit, record = cache.get(token)
+    if not hit:
+        async with request.app.state.engine.connect() as conn:
+            record = await lookup_key(conn, token)
+        cache.put(token, record)
+    if record is None:
+        raise Unauthorized("unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    return Principal(role=record.role, key_id=record.id, name=record.name,
+                     inspector_id=record.inspector_id)
+
+
+def require_role(*roles: str):  # noqa: ANN201
+    """A dependency that lets through only the given roles (and admin)."""
+    allowed = frozenset(roles) | {"admin"}
+
+    async def check(principal: Principal = Depends(current_principal)) -> Principal:
+        if principal.role in allowed or ANONYMOUS in allowed:
+            return principal
+        if principal.role == ANONYMOUS:
+            raise Unauthorized(
+                f"this needs an API key with one of the roles: {', '.join(sorted(allowed))}",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        raise Forbidden(
+            f"role {principal.role!r} may not do this; allowed: {', '.join(sorted(allowed))}"
+        )
+
+    return check
+
+
+def new_key_cache() -> KeyCache:
+    """A key cache with the configured lifetime."""
+    return KeyCache(api_settings().key_cache_seconds)

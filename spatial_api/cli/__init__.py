@@ -1,0 +1,18 @@
+"""The ``cityhex`` command line: one Typer app with a sub-command per concern."""
+
+from __future__ import annotations
+
+import typer
+
+from spatial_api.cli import db, keys, serve
+
+app = typer.Typer(help="CityHex: the spatial operations server of a city.", no_args_is_help=True)
+app.add_typer(db.app, name="db")
+app.add_typer(keys.app, name="keys")
+app.command("migrate")(db.migrate_command)
+app.command("serve")(serve.serve_command)
+
+
+def main() -> None:
+    """Entry point of the ``cityhex`` console script."""
+    app()

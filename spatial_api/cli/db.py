@@ -1,0 +1,64 @@
+"""``cityhex db start|stop|status|url`` and ``cityhex migrate``."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from layers.db import embedded_cluster
+from layers.migrate import migrate
+from layers.settings import storage_settings
+from spatial_api.cli.common import console, ready_database, reports_errors
+
+app = typer.Typer(help="The embedded PostgreSQL + PostGIS cluster.", no_args_is_help=True)
+
+
+def _external_notice() -> bool:
+    url = storage_settings().database_url
+    if url:
+        console.print("CITYHEX_DATABASE_URL is set: CityHex uses that database and runs none.")
+    return bool(url)
+
+
+@app.command("start")
+@reports_errors
+def start() -> None:
+    """Make (once) and start the embedded cluster; harmless when it already runs."""
+    if _external_notice():
+        return
+    url = embedded_cluster().start()
+    console.print(f"database running: {url}")
+
+
+@app.command("stop")
+@reports_errors
+def stop() -> None:
+    """Stop the embedded cluster."""
+    if _external_notice():
+        return
+    embedded_cluster().stop()
+    console.print("database stopped")
+
+
+@app.command("status")
+@reports_errors
+def status() -> None:
+    """Print the embedded cluster's folder, port, URL and state as JSON."""
+    if _external_notice():
+        return
+    typer.echo(json.dumps(embedded_cluster().status(), indent=2))
+
+
+@app.command("url")
+@reports_errors
+def url() -> None:
+    """Print the database URL CityHex uses."""
+    typer.echo(storage_settings().database_url or embedded_cluster().url())
+
+
+@reports_errors
+def migrate_command() -> None:
+    """Apply the schema migrations (starting the embedded cluster when it is used)."""
+    migrate(ready_database())
+    console.print("schema up to date")

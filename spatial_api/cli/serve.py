@@ -1,0 +1,36 @@
+"""``cityhex serve``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import typer
+import uvicorn
+
+from layers.migrate import migrate
+from spatial_api.cli.common import console, ready_database, reports_errors
+from spatial_api.settings import api_settings
+
+
+@reports_errors
+def serve_command(
+    host: str = typer.Option(None, help="Interface to listen on [CITYHEX_HOST, 127.0.0.1]"),
+    port: int = typer.Option(None, help="Port [CITYHEX_PORT, 8000]"),
+    workers: int = typer.Option(None, help="Worker processes [CITYHEX_WORKERS, 1]"),
+) -> None:
+    """Serve the API (migrating the database first)."""
+    settings = api_settings()
+    host = host or settings.host
+    port = port or settings.port
+    workers = workers or settings.workers
+    url = ready_database()
+    migrate(url)
+    os.environ["CITYHEX_DATABASE_URL"] = url
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cityhex-metrics-")
+    console.print(f"CityHex on http://{host}:{port} ({workers} worker(s))")
+    uvicorn.run(
+        "spatial_api.app:create_app", factory=True, host=host, port=port, workers=workers,
+        log_level="warning", access_log=False,
+    )

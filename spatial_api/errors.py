@@ -1,0 +1,83 @@
+"""Every error leaves the server as JSON: ``{status, code, message}``."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gis.errors import CityHexError
+
+log = logging.getLogger("cityhex")
+
+HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 411: "length_required",
+    412: "precondition_failed", 413: "payload_too_large", 415: "unsupported_media_type",
+    422: "unprocessable", 428: "precondition_required", 429: "too_many_requests",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, details: object = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A JSON error response."""
+    body: dict[str, object] = {"status": status, "code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return Response(
+        orjson.dumps(body, default=str), status_code=status,
+        media_type="application/json", headers=headers,
+    )
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {err.get('msg')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _is_connection_failure(exc: DBAPIError) -> bool:
+    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError | InterfaceError)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render CityHex errors, validation errors, HTTP errors and database outages as JSON."""
+
+    @app.exception_handler(CityHexError)
+    async def _cityhex(_: Request, exc: CityHexError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        details = [{"loc": e.get("loc"), "msg": e.get("msg")} for e in exc.errors()]
+        return error_response(400, "invalid_parameter", _describe_validation(exc), details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, exc: DBAPIError) -> Response:
+        if _is_connection_failure(exc):
+            return error_response(503, "database_unavailable", "the database cannot be reached")
+        log.exception("database error", exc_info=exc)
+        return error_response(500, "internal_error", "the database refused the request")
+
+    @app.exception_handler(OSError)
+    async def _oserror(_: Request, exc: OSError) -> Response:
+        return error_response(503, "database_unavailable", f"the database cannot be reached: {exc}")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(500, "internal_error", "an unexpected error occurred")
