@@ -1,0 +1,75 @@
+"""H3 helpers: cover a shape with cells, cell polygons, and cells as clients see them.
+
+Cells are ``int`` (the ``bigint`` stored in PostGIS) inside CityHex and hex strings
+(``"8a4b..."``) everywhere a client sees them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import h3
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from gis.errors import BadRequest
+
+DEFAULT_RES = 10
+
+
+def cover_cells(shape: BaseGeometry, res: int = DEFAULT_RES) -> set[int]:
+    """Every cell at ``res`` that overlaps the (multi)polygon ``shape``: a cover with no gap.
+
+    Holes and multipolygons are honoured: a cell lying wholly inside a hole is left out.
+    """
+    cells: set[int] = set()
+    for part in getattr(shape, "geoms", [shape]):
+        if part.is_empty:
+            continue
+        h3shape = h3.geo_to_h3shape(part.__geo_interface__)
+        found = h3.polygon_to_cells_experimental(h3shape, res, contain="overlap")
+        cells.update(h3.str_to_int(c) for c in found)
+    return cells
+
+
+def cell_polygon(cell: int) -> shapely.Polygon:
+    """The cell's boundary as a lon/lat polygon."""
+    ring = [(lng, lat) for lat, lng in h3.cell_to_boundary(h3.int_to_str(cell))]
+    return shapely.Polygon(ring)
+
+
+def cell_polygons(cells: Iterable[int]) -> np.ndarray:
+    """Polygons of many cells, as a shapely array."""
+    return np.array([cell_polygon(c) for c in cells], dtype=object)
+
+
+def cell_area_m2(cell: int) -> float:
+    """The cell's true area in square metres."""
+    return float(h3.cell_area(h3.int_to_str(cell), unit="m^2"))
+
+
+def latlng_cells(lon: np.ndarray, lat: np.ndarray, res: int = DEFAULT_RES) -> np.ndarray:
+    """The cell of every lon/lat point, as int64."""
+    to_cell = h3.latlng_to_cell
+    to_int = h3.str_to_int
+    return np.fromiter(
+        (to_int(to_cell(y, x, res)) for x, y in zip(lon.tolist(), lat.tolist(), strict=True)),
+        dtype=np.int64, count=len(lon),
+    )
+
+
+def to_hex(cell: int) -> str:
+    """The client-facing form of a cell."""
+    return h3.int_to_str(int(cell))
+
+
+def parse_cell(value: str) -> int:
+    """A client's hex cell string as an int; BadRequest when it is not a valid H3 cell."""
+    try:
+        cell = h3.str_to_int(value.strip().lower())
+    except (ValueError, TypeError):
+        cell = 0
+    if not cell or not h3.is_valid_cell(h3.int_to_str(cell)):
+        raise BadRequest(f"{value!r} is not an H3 cell (hex string)", code="invalid_cell")
+    return cell
