@@ -55,7 +55,8 @@ def latlng_cells(lon: np.ndarray, lat: np.ndarray, res: int = DEFAULT_RES) -> np
     to_int = h3.str_to_int
     return np.fromiter(
         (to_int(to_cell(y, x, res)) for x, y in zip(lon.tolist(), lat.tolist(), strict=True)),
-        dtype=np.int64, count=len(lon),
+        dtype=np.int64,
+        count=len(lon),
     )
 
 

@@ -56,8 +56,15 @@ class Layer(BaseModel):
     style: str | None = None
 
     @field_validator(
-        "id", "table", "id_column", "geometry_column", "geometry_3857_column", "h3_column",
-        "version_column", "time_column", "extra_properties_column",
+        "id",
+        "table",
+        "id_column",
+        "geometry_column",
+        "geometry_3857_column",
+        "h3_column",
+        "version_column",
+        "time_column",
+        "extra_properties_column",
     )
     @classmethod
     def _plain_identifier(cls, value: str | None) -> str | None:
@@ -100,7 +107,7 @@ class Catalog:
                 f"no layer {layer_id!r}; known layers: {known}", code="unknown_layer"
             ) from None
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self):
         return iter(self.layers.values())
 
     def __contains__(self, layer_id: str) -> bool:

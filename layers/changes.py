@@ -23,10 +23,14 @@ def change_payload(layer: str, bboxes: Sequence[BBox] | None) -> str:
     """The NOTIFY payload: the layer and the lon/lat boxes it changed (None: everywhere)."""
     boxes = [list(map(float, b)) for b in bboxes] if bboxes is not None else None
     if boxes is not None and len(boxes) > MAX_BOXES:
-        boxes = [[
-            min(b[0] for b in boxes), min(b[1] for b in boxes),
-            max(b[2] for b in boxes), max(b[3] for b in boxes),
-        ]]
+        boxes = [
+            [
+                min(b[0] for b in boxes),
+                min(b[1] for b in boxes),
+                max(b[2] for b in boxes),
+                max(b[3] for b in boxes),
+            ]
+        ]
     return orjson.dumps({"layer": layer, "bboxes": boxes}).decode()
 
 
@@ -37,9 +41,7 @@ def parse_payload(payload: str) -> tuple[str, list[BBox] | None]:
     return data["layer"], None if boxes is None else [tuple(b) for b in boxes]
 
 
-async def publish_change(
-    conn: AsyncConnection, layer: str, bboxes: Sequence[BBox] | None
-) -> None:
+async def publish_change(conn: AsyncConnection, layer: str, bboxes: Sequence[BBox] | None) -> None:
     """Announce, on commit of ``conn``'s transaction, that ``layer`` changed in ``bboxes``."""
     await conn.execute(
         text("SELECT pg_notify(:ch, :payload)"),

@@ -24,6 +24,7 @@ from gis.errors import CityHexError
 DATABASE = "cityhex"
 SUPERUSER = "cityhex"
 OS_USERS = ("postgres", "cityhex")
+WAIT = ("-w", "-t", "60")
 
 POSTGIS_HELP = (
     "PostGIS is not installed for PostgreSQL {version} ({control} is missing). Install it:\n"
@@ -67,7 +68,9 @@ def _pg_config(option: str) -> str | None:
     if not exe:
         return None
     try:
-        return subprocess.run([exe, option], capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(
+            [exe, option], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -194,8 +197,15 @@ class EmbeddedCluster:
         self._chown(self.root)
         self._check_reachable()
         self._run(
-            "initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust",
-            "-E", "UTF8", "--locale=C.UTF-8" if _has_c_utf8() else "--locale=C",
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8" if _has_c_utf8() else "--locale=C",
         )
         port = self._wanted_port or free_port()
         self._port_file.write_text(f"{port}\n")
@@ -219,15 +229,24 @@ class EmbeddedCluster:
             fh.write("\ninclude_if_exists = 'cityhex.conf'\n")
 
     def running(self) -> bool:
-        """Whether the cluster's postmaster is alive."""
+        """Whether the cluster's postmaster is alive (a crashed, unreaped one is not)."""
         if not self.initialized():
             return False
-        return self._run("pg_ctl", "status", "-D", str(self.data), check=False).returncode == 0
+        if self._run("pg_ctl", "status", "-D", str(self.data), check=False).returncode != 0:
+            return False
+        return not _is_zombie(self._postmaster_pid())
 
-    def _clear_stale_pid(self) -> None:
-        pidfile = self.data / "postmaster.pid"
-        if pidfile.exists() and not self.running():
-            pidfile.unlink()
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _clear_stale_locks(self) -> None:
+        """Remove the pid and socket lock files a crashed postmaster left behind."""
+        stale = [self.data / "postmaster.pid", self.root / f".s.PGSQL.{self.port}.lock"]
+        for lock in stale:
+            lock.unlink(missing_ok=True)
 
     def start(self, extra_conf: dict[str, str] | None = None) -> str:
         """Make (once) and start the cluster, create the database and PostGIS; return the URL.
@@ -245,15 +264,15 @@ class EmbeddedCluster:
                 with pgconf.open("a") as fh:
                     fh.write("include_if_exists = 'cityhex.local.conf'\n")
         if not self.running():
-            self._clear_stale_pid()
-            self._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60")
+            self._clear_stale_locks()
+            self._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), *WAIT)
         self._ensure_database()
         return self.url()
 
     def stop(self) -> None:
         """Stop the cluster (fast shutdown); harmless when it is not running."""
         if self.running():
-            self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w", "-t", "60")
+            self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", *WAIT)
 
     def status(self) -> dict[str, object]:
         """What the cluster is: its folder, port, URL and whether it runs."""
@@ -283,6 +302,17 @@ class EmbeddedCluster:
                 time.sleep(0.2)
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+
+
+def _is_zombie(pid: int | None) -> bool:
+    """Whether ``pid`` is a dead process its parent has not reaped (Linux /proc)."""
+    if pid is None:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _has_c_utf8() -> bool:

@@ -45,7 +45,7 @@ INSERT_KEY = (
 )
 
 
-def create_key(conn, role: str, name: str | None = None, inspector_id: int | None = None) -> str:  # noqa: ANN001
+def create_key(conn, role: str, name: str | None = None, inspector_id: int | None = None) -> str:
     """Store a new key for ``role`` over a psycopg connection and return the token (once)."""
     if role not in ROLES:
         raise BadRequest(f"unknown role {role!r}; one of {', '.join(ROLES)}", code="unknown_role")

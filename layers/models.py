@@ -42,9 +42,7 @@ def geometry(kind: str = "GEOMETRY", srid: int = 4326) -> Geometry:
 
 def geom_3857(kind: str = "GEOMETRY") -> Any:
     """The stored generated EPSG:3857 copy of ``geom``."""
-    return mapped_column(
-        geometry(kind, 3857), Computed("ST_Transform(geom, 3857)", persisted=True)
-    )
+    return mapped_column(geometry(kind, 3857), Computed("ST_Transform(geom, 3857)", persisted=True))
 
 
 class Base(DeclarativeBase):

@@ -62,8 +62,10 @@ def _bearer(request: Request) -> str | None:
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("the Authorization header must be 'Bearer <key>'",
-                           headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized(
+            "the Authorization header must be 'Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return token.strip()
 
 
@@ -80,11 +82,12 @@ async def current_principal(request: Request) -> Principal:
         cache.put(token, record)
     if record is None:
         raise Unauthorized("unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    return Principal(role=record.role, key_id=record.id, name=record.name,
-                     inspector_id=record.inspector_id)
+    return Principal(
+        role=record.role, key_id=record.id, name=record.name, inspector_id=record.inspector_id
+    )
 
 
-def require_role(*roles: str):  # noqa: ANN201
+def require_role(*roles: str):
     """A dependency that lets through only the given roles (and admin)."""
     allowed = frozenset(roles) | {"admin"}
 

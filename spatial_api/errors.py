@@ -16,15 +16,28 @@ from gis.errors import CityHexError
 log = logging.getLogger("cityhex")
 
 HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 411: "length_required",
-    412: "precondition_failed", 413: "payload_too_large", 415: "unsupported_media_type",
-    422: "unprocessable", 428: "precondition_required", 429: "too_many_requests",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    411: "length_required",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    428: "precondition_required",
+    429: "too_many_requests",
 }
 
 
 def error_response(
-    status: int, code: str, message: str, details: object = None,
+    status: int,
+    code: str,
+    message: str,
+    details: object = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
     """A JSON error response."""
@@ -32,8 +45,10 @@ def error_response(
     if details is not None:
         body["details"] = details
     return Response(
-        orjson.dumps(body, default=str), status_code=status,
-        media_type="application/json", headers=headers,
+        orjson.dumps(body, default=str),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
     )
 
 

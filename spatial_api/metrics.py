@@ -20,7 +20,9 @@ REQUESTS = Counter(
     "cityhex_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
 )
 LATENCY = Histogram(
-    "cityhex_http_request_seconds", "Time to answer an HTTP request", ["method", "route"],
+    "cityhex_http_request_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 

@@ -92,7 +92,7 @@ def client(db_url: str) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="session")
-def api_key(db_url: str):  # noqa: ANN201
+def api_key(db_url: str):
     """``api_key(role)`` makes a key with that role and returns the Authorization header."""
 
     def make(role: str, inspector_id: int | None = None) -> dict[str, str]:

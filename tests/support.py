@@ -31,15 +31,29 @@ def create_database(admin_url: str, name: str, template: str | None = None) -> s
 
 
 @contextmanager
-def running_server(database_url: str, workers: int = 1, env: dict[str, str] | None = None,
-                   ) -> Iterator[str]:
+def running_server(
+    database_url: str,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
     """Run ``cityhex serve`` as a child process; yield its base URL; stop it after."""
     port = free_port()
     child_env = {**os.environ, "CITYHEX_DATABASE_URL": database_url, **(env or {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spatial_api", "serve", "--port", str(port),
-         "--workers", str(workers)],
-        env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "spatial_api",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -17,9 +17,21 @@ def test_schema_has_every_table(conn: psycopg.Connection) -> None:
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
     ).fetchall()
     names = {r[0] for r in rows}
-    for table in ("assets", "incidents", "incident_transitions", "grid_cells",
-                  "grid_assignments", "departments", "users", "sensors", "readings",
-                  "feature_history", "api_keys", "incident_categories", "districts"):
+    for table in (
+        "assets",
+        "incidents",
+        "incident_transitions",
+        "grid_cells",
+        "grid_assignments",
+        "departments",
+        "users",
+        "sensors",
+        "readings",
+        "feature_history",
+        "api_keys",
+        "incident_categories",
+        "districts",
+    ):
         assert table in names
 
 
@@ -105,7 +117,7 @@ def test_errors_are_json(client: TestClient) -> None:
     assert res.status_code == 405 and res.json()["code"] == "method_not_allowed"
 
 
-def test_roles(client: TestClient, api_key) -> None:  # noqa: ANN001
+def test_roles(client: TestClient, api_key) -> None:
     app = client.app
 
     @app.get("/_test/dispatch")
@@ -126,10 +138,12 @@ def test_roles(client: TestClient, api_key) -> None:  # noqa: ANN001
         }
         assert client.get("/_test/dispatch", headers=api_key("admin")).status_code == 200
     finally:
-        app.router.routes = [r for r in app.router.routes if getattr(r, "path", "") != "/_test/dispatch"]
+        app.router.routes = [
+            r for r in app.router.routes if getattr(r, "path", "") != "/_test/dispatch"
+        ]
 
 
-def test_keys_stored_hashed(conn: psycopg.Connection, api_key) -> None:  # noqa: ANN001
+def test_keys_stored_hashed(conn: psycopg.Connection, api_key) -> None:
     token = api_key("app")["Authorization"].split()[1]
     stored = [r[0] for r in conn.execute("SELECT key_hash FROM api_keys").fetchall()]
     assert token not in stored

@@ -14,9 +14,8 @@ url = config.get_main_option("sqlalchemy.url") or database_url()
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
     """Leave PostGIS's own tables and the readings partitions out of autogenerate."""
-    if type_ == "table" and (name == "spatial_ref_sys" or (name or "").startswith("readings_")):
-        return False
-    return True
+    ours = name != "spatial_ref_sys" and not (name or "").startswith("readings_")
+    return type_ != "table" or ours
 
 
 def run_migrations() -> None:

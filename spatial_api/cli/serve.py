@@ -31,6 +31,11 @@ def serve_command(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cityhex-metrics-")
     console.print(f"CityHex on http://{host}:{port} ({workers} worker(s))")
     uvicorn.run(
-        "spatial_api.app:create_app", factory=True, host=host, port=port, workers=workers,
-        log_level="warning", access_log=False,
+        "spatial_api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
     )
