@@ -54,6 +54,12 @@ class Layer(BaseModel):
     minzoom: int = 0
     maxzoom: int = 22
     style: str | None = None
+    cluster_below: int = 0
+    """Tiles of zooms below this show a point layer as clusters (a count per cell)."""
+    category_column: str | None = None
+    """The column that the ``category`` parameter of tiles matches (a class code)."""
+    count_by: str | None = None
+    """The column whose values the ``<layer>_hex`` aggregate also counts one by one."""
 
     @field_validator(
         "id",
@@ -65,6 +71,8 @@ class Layer(BaseModel):
         "version_column",
         "time_column",
         "extra_properties_column",
+        "category_column",
+        "count_by",
     )
     @classmethod
     def _plain_identifier(cls, value: str | None) -> str | None:
