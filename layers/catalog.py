@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from gis.errors import NotFound
+from layers.settings import storage_settings
 
 BUILTIN = Path(__file__).with_name("catalog.toml")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -128,10 +129,17 @@ def read_catalog_file(path: Path) -> dict[str, Layer]:
     return {name: Layer(id=name, **spec) for name, spec in data.get("layers", {}).items()}
 
 
+def created_layers_dir() -> Path:
+    """Where ``cityhex import --create`` writes the catalog entry of each layer it makes."""
+    return storage_settings().home / "catalog.d"
+
+
 @lru_cache
 def load_catalog() -> Catalog:
-    """The built-in catalog plus the files named in CITYHEX_CATALOG."""
+    """The built-in catalog, the layers made by imports, and the files in CITYHEX_CATALOG."""
     layers = read_catalog_file(BUILTIN)
+    for made in sorted(created_layers_dir().glob("*.toml")):
+        layers.update(read_catalog_file(made))
     for extra in filter(None, os.environ.get("CITYHEX_CATALOG", "").split(":")):
         layers.update(read_catalog_file(Path(extra)))
     return Catalog(layers)
