@@ -61,6 +61,22 @@ class Layer(BaseModel):
     """The column that the ``category`` parameter of tiles matches (a class code)."""
     count_by: str | None = None
     """The column whose values the ``<layer>_hex`` aggregate also counts one by one."""
+    editable: bool = True
+    """Whether features may be written through the API at all (by editable_by and admin)."""
+    updated_at_column: str | None = None
+    """A column set to the time of every write."""
+    updated_by_column: str | None = None
+    """A column set to the writer of every write."""
+    readonly: list[str] = Field(default_factory=list)
+    """Properties that clients see but never write (besides version, updated_* and h3)."""
+    h3_resolution: int = Field(10, ge=0, le=15)
+    """The resolution of the cell computed on write into ``h3_column``."""
+    patterns: dict[str, str] = Field(default_factory=dict)
+    """Regular expressions that string properties must match on write."""
+    enums: dict[str, list[str]] = Field(default_factory=dict)
+    """The allowed values of string properties."""
+    rules: list[str] = Field(default_factory=list)
+    """Named domain rules checked on write (see layers.feature_rules)."""
 
     @field_validator(
         "id",
@@ -74,6 +90,8 @@ class Layer(BaseModel):
         "extra_properties_column",
         "category_column",
         "count_by",
+        "updated_at_column",
+        "updated_by_column",
     )
     @classmethod
     def _plain_identifier(cls, value: str | None) -> str | None:
@@ -97,7 +115,26 @@ class Layer(BaseModel):
 
     def can_edit(self, role: str) -> bool:
         """Whether ``role`` may create, change or delete features."""
-        return role == "admin" or role in self.editable_by
+        return self.editable and (role == "admin" or role in self.editable_by)
+
+    @property
+    def managed_columns(self) -> list[str]:
+        """Columns the server sets on write: id, version, updated_*, h3, 3857 copy."""
+        names = [
+            self.id_column,
+            self.version_column,
+            self.updated_at_column,
+            self.updated_by_column,
+            self.h3_column,
+            self.geometry_3857_column,
+        ]
+        return [n for n in names if n]
+
+    @property
+    def writable_properties(self) -> dict[str, PropertyType]:
+        """The catalog properties a client may write, with their types."""
+        skip = set(self.managed_columns) | set(self.readonly)
+        return {k: v for k, v in self.properties.items() if k not in skip}
 
 
 class Catalog:
