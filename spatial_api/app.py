@@ -11,7 +11,7 @@ from layers.db import create_async_engine
 from spatial_api.auth import new_key_cache
 from spatial_api.errors import install_error_handlers
 from spatial_api.metrics import MetricsMiddleware
-from spatial_api.routers import system
+from spatial_api.routers import analytics, system
 
 
 @asynccontextmanager
@@ -38,4 +38,5 @@ def create_app(database_url: str | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware)
     app.include_router(system.router)
+    app.include_router(analytics.router)
     return app
