@@ -8,7 +8,7 @@ import numpy as np
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
-from rasterio.transform import Affine, from_bounds
+from rasterio.transform import Affine
 from rasterio.warp import Resampling, reproject, transform_bounds
 
 RAMP = np.array(
@@ -82,7 +82,9 @@ def to_web_mercator(
     """
     height, width = np.shape(array)
     merc = transform_bounds(4326, 3857, *lonlat_bounds)
-    dst_transform = from_bounds(*merc, width, height)
+    dst_transform = Affine(
+        (merc[2] - merc[0]) / width, 0.0, merc[0], 0.0, -(merc[3] - merc[1]) / height, merc[3]
+    )
     out = np.full((height, width), np.nan, dtype=np.float32)
     reproject(
         np.asarray(array, dtype=np.float32),

@@ -1,0 +1,144 @@
+"""Kernel density rasters: the GeoTIFF's CRS, bounds and hottest pixel on a planted pattern,
+the kernel's mass and peak, and the PNG overlay."""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+
+import h3
+import numpy as np
+import psycopg
+import pytest
+import rasterio
+from fastapi.testclient import TestClient
+from pyproj import Transformer
+
+from gis.analytics.grid import RasterGrid
+from gis.analytics.kde import kde
+from layers.keys import create_key
+from tests.support import create_database
+
+BBOX = (114.00, 22.50, 114.10, 22.60)
+DENSE = (114.07, 22.57)
+SPARSE = (114.02, 22.53)
+DECOY = (114.04, 22.58)
+UTM_50N = 32650  # 114.05° E lies in UTM zone floor((114.05 + 180) / 6) + 1 = 50, north
+
+
+@pytest.fixture(scope="module")
+def db(admin_url: str) -> str:
+    """A database of its own with the planted pattern."""
+    url = create_database(admin_url, "cityhex_analytics_kde")
+    rng = random.Random(4)
+    rows = [("0101", rng.gauss(DENSE[0], 0.001), rng.gauss(DENSE[1], 0.001)) for _ in range(400)]
+    rows += [("0101", rng.gauss(SPARSE[0], 0.003), rng.gauss(SPARSE[1], 0.003)) for _ in range(150)]
+    rows += [
+        ("0101", rng.uniform(BBOX[0], BBOX[2]), rng.uniform(BBOX[1], BBOX[3])) for _ in range(300)
+    ]
+    rows += [
+        ("0102", rng.gauss(DECOY[0], 0.0005), rng.gauss(DECOY[1], 0.0005)) for _ in range(2000)
+    ]
+    buf = io.StringIO()
+    for code, lon, lat in rows:
+        cell = h3.str_to_int(h3.latlng_to_cell(lat, lon, 10))
+        buf.write(f"{code}\treported\t2025-05-01T00:00:00Z\t{cell}\tSRID=4326;POINT({lon} {lat})\n")
+    with (
+        psycopg.connect(url, autocommit=True) as conn,
+        conn.cursor().copy(
+            "COPY incidents (category_code, status, reported_at, h3, geom) FROM STDIN"
+        ) as copy,
+    ):
+        copy.write(buf.getvalue())
+    return url
+
+
+@pytest.fixture(scope="module")
+def http(db: str):
+    """The app on the KDE database, in process."""
+    from spatial_api.app import create_app
+
+    with TestClient(create_app(db)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def headers(db: str) -> dict[str, str]:
+    """An app key's Authorization header."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        return {"Authorization": f"Bearer {create_key(conn, 'app', 'kde')}"}
+
+
+def kde_params(**extra: object) -> dict[str, object]:
+    bbox = ",".join(map(str, BBOX))
+    return {"layer": "incidents", "bbox": bbox, "cell_m": 50, "bandwidth_m": 150, **extra}
+
+
+def test_geotiff_has_crs_bounds_and_hottest_pixel_at_the_dense_cluster(http, headers) -> None:
+    resp = http.get("/analytics/kde", params=kde_params(category="0101"), headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"] == "image/tiff"
+    to_utm = Transformer.from_crs(4326, UTM_50N, always_xy=True)
+    minx, miny, maxx, maxy = to_utm.transform_bounds(*BBOX, densify_pts=50)
+    with rasterio.MemoryFile(resp.content) as mem, mem.open() as ds:
+        assert ds.crs.to_epsg() == UTM_50N
+        assert ds.dtypes == ("float32",) and ds.count == 1
+        assert ds.compression.name.lower() == "deflate"
+        assert (ds.transform.a, ds.transform.e) == (50.0, -50.0)
+        left, bottom, right, top = ds.bounds
+        assert left == pytest.approx(minx, abs=0.5) and top == pytest.approx(maxy, abs=0.5)
+        assert maxx - 0.5 <= right < maxx + 50 and miny - 50 < bottom <= miny + 0.5
+        data = ds.read(1)
+        row, col = np.unravel_index(np.argmax(data), data.shape)
+        x, y = ds.xy(row, col)
+    lon, lat = Transformer.from_crs(UTM_50N, 4326, always_xy=True).transform(x, y)
+    assert h3.great_circle_distance((lat, lon), (DENSE[1], DENSE[0]), unit="m") < 100
+    decoy_x, decoy_y = to_utm.transform(*DECOY)
+    decoy_value = data[int((top - decoy_y) // 50), int((decoy_x - left) // 50)]
+    assert decoy_value < data.max() / 20, "the category filter must leave the decoy out"
+
+
+def test_without_the_filter_the_decoy_is_the_hottest(http, headers) -> None:
+    resp = http.get("/analytics/kde", params=kde_params(), headers=headers)
+    with rasterio.MemoryFile(resp.content) as mem, mem.open() as ds:
+        data = ds.read(1)
+        row, col = np.unravel_index(np.argmax(data), data.shape)
+        lon, lat = Transformer.from_crs(UTM_50N, 4326, always_xy=True).transform(*ds.xy(row, col))
+    assert h3.great_circle_distance((lat, lon), (DECOY[1], DECOY[0]), unit="m") < 100
+    assert int(resp.headers["x-input-count"]) == 2850
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_png_overlay_is_transparent_where_empty_and_placed_by_its_bounds(http, headers) -> None:
+    resp = http.get("/analytics/kde", params=kde_params(format="png"), headers=headers)
+    assert resp.status_code == 200 and resp.headers["content-type"] == "image/png"
+    bounds = [float(v) for v in resp.headers["x-image-bounds"].split(",")]
+    assert bounds == pytest.approx(list(BBOX), abs=1e-6)
+    with rasterio.MemoryFile(resp.content) as mem, mem.open() as ds:
+        assert ds.count == 4
+        alpha = ds.read(4)
+    assert alpha.min() == 0 and alpha.max() > 200
+
+
+def test_kde_needs_a_key_for_incidents(http) -> None:
+    assert http.get("/analytics/kde", params=kde_params()).status_code == 401
+
+
+def test_kernel_keeps_the_mass_and_peaks_at_the_gaussian_height() -> None:
+    grid = RasterGrid(UTM_50N, 0.0, 20_000.0, 20.0, 1000, 1000)
+    sigma = 200.0
+    one = kde(np.array([10_010.0]), np.array([9_990.0]), grid, sigma)
+    peak = 1e6 / (2 * math.pi * sigma**2)
+    assert one.max() == pytest.approx(peak, rel=0.01)
+    assert np.unravel_index(np.argmax(one), one.shape) == (500, 500)
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(10_000, 500, 5000), rng.normal(10_000, 500, 5000)
+    many = kde(x, y, grid, sigma)
+    assert many.sum() * (20 * 20) / 1e6 == pytest.approx(5000, rel=1e-3)
+
+
+def test_points_just_outside_the_grid_still_warm_its_edge() -> None:
+    grid = RasterGrid(UTM_50N, 0.0, 1_000.0, 10.0, 100, 100)
+    outside = kde(np.array([-50.0]), np.array([500.0]), grid, 100.0)
+    assert outside[:, 0].max() > 0.5 * outside.max() > 0
