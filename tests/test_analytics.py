@@ -384,3 +384,31 @@ def test_bad_input_is_a_clear_4xx(http, auth, path: str, params: dict, status: i
     assert resp.status_code == status, resp.text
     body = resp.json()
     assert body["status"] == status and body["code"] and body["message"]
+
+
+def test_cli_refresh_stores_the_same_cells(db, hot_incidents, monkeypatch) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from layers.settings import storage_settings
+    from spatial_api.cli import analytics
+
+    cli = typer.Typer()
+    cli.add_typer(analytics.app, name="analytics")
+    monkeypatch.setenv("CITYHEX_DATABASE_URL", db)
+    storage_settings.cache_clear()
+    try:
+        args = ["analytics", "hotspots", "--layer", "incidents", "--category", HOT_CODE]
+        result = CliRunner().invoke(cli, args)
+        bad = CliRunner().invoke(cli, ["analytics", "hotspots", "--category", "9999"])
+    finally:
+        monkeypatch.undo()
+        storage_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert bad.exit_code == 1 and "9999" in bad.output
+    study = sorted(h3.cell_to_children(GRID_PARENT, 9))
+    z = direct_gi_star(study, [float(hot_incidents.get(c, 0)) for c in study], 1)
+    significant = {c for c, zi in zip(study, z, strict=True) if two_sided(zi) <= 0.10}
+    with psycopg.connect(db) as conn:
+        stored = {r[0] for r in conn.execute("SELECT cell FROM hotspot_cells")}
+    assert stored == significant

@@ -114,6 +114,27 @@ def load_incidents(url: str, n: int, seed: int = 1) -> None:
         conn.execute("VACUUM ANALYZE incidents")
 
 
+def load_sensors(url: str, n: int = 500, hours: int = 24) -> None:
+    """``n`` air sensors over CITY with an hourly pm25 reading for ``hours`` hours."""
+    rng = np.random.default_rng(4)
+    lon, lat = rng.uniform(CITY[0], CITY[2], n), rng.uniform(CITY[1], CITY[3], n)
+    start = datetime(2025, 6, 1, tzinfo=UTC)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT readings_ensure_partition(%s)", (start.date(),))
+        with conn.cursor().copy("COPY sensors (id, code, kind, geom) FROM STDIN") as copy:
+            for i in range(n):
+                copy.write(f"{i + 1}\tbench-{i + 1}\tair\tSRID=4326;POINT({lon[i]} {lat[i]})\n")
+        with conn.cursor().copy(
+            "COPY readings (sensor_id, property, ts, value) FROM STDIN"
+        ) as copy:
+            for i in range(n):
+                for h in range(hours):
+                    ts = (start + timedelta(hours=h)).isoformat()
+                    copy.write(f"{i + 1}\tpm25\t{ts}\t{rng.gamma(4, 8):.2f}\n")
+        conn.execute("VACUUM ANALYZE sensors")
+        conn.execute("VACUUM ANALYZE readings")
+
+
 def load_grid(url: str) -> None:
     """Fill grid_cells with the res-10 cells covering CITY (the study area)."""
     import shapely
@@ -182,6 +203,12 @@ def bench_endpoints(url: str, repeat: int, label: str) -> None:
             "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)"
             " FROM (SELECT ST_Extent(geom) e FROM incidents) t"
         ).fetchone()
+        first, last = (
+            t.isoformat()
+            for t in conn.execute(
+                "SELECT min(reported_at), max(reported_at) FROM incidents"
+            ).fetchone()
+        )
         prop = conn.execute("SELECT property FROM readings LIMIT 1").fetchone()
         at = conn.execute("SELECT max(ts) FROM readings").fetchone()[0]
     bbox = ",".join(f"{v:.5f}" for v in extent)
@@ -196,9 +223,9 @@ def bench_endpoints(url: str, repeat: int, label: str) -> None:
             "/analytics/kde",
             {"layer": "incidents", "bbox": bbox, "cell_m": 50, "bandwidth_m": 250},
         ),
-        "GET /analytics/timeseries interval=day": (
+        "GET /analytics/timeseries interval=day over a year": (
             "/analytics/timeseries",
-            {"layer": "incidents", "interval": "day", "bbox": bbox},
+            {"layer": "incidents", "interval": "day", "bbox": bbox, "from": first, "to": last},
         ),
     }
     if prop:
@@ -232,6 +259,7 @@ def main() -> None:
         t0 = time.perf_counter()
         load_incidents(url, args.incidents)
         load_grid(url)
+        load_sensors(url)
         print(f"loaded {args.incidents:,} incidents in {time.perf_counter() - t0:.1f} s")
         asyncio.run(bench_aggregation(url, args.repeat))
         bench_gistar(args.repeat)
