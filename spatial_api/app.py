@@ -11,16 +11,19 @@ from layers.db import create_async_engine
 from spatial_api.auth import new_key_cache
 from spatial_api.errors import install_error_handlers
 from spatial_api.metrics import MetricsMiddleware
-from spatial_api.routers import analytics, system
+from spatial_api.routers import analytics, system, tiles
+from spatial_api.routers.incidents import api as incident_api
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the database pool for the life of the process."""
     app.state.engine = create_async_engine(app.state.database_url)
+    app.state.tiles = await tiles.open_tile_service(app)
     try:
         yield
     finally:
+        await app.state.tiles.close()
         await app.state.engine.dispose()
 
 
@@ -39,4 +42,6 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     app.include_router(system.router)
     app.include_router(analytics.router)
+    app.include_router(incident_api)
+    app.include_router(tiles.router)
     return app

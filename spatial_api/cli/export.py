@@ -7,5 +7,6 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Export layers to files: MBTiles/PMTiles tile sets, feature files.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Export layers to files: MBTiles/PMTiles tile sets, feature files.", no_args_is_help=True
+)

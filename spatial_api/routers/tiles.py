@@ -1,0 +1,185 @@
+"""Vector tiles over HTTP: XYZ and OGC paths, TileJSON, ETag revalidation, cache status."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from gis.errors import Forbidden, Unauthorized
+from gis.tilemath import check_tile
+from layers.catalog import load_catalog
+from layers.db import database_url
+from spatial_api.auth import ANONYMOUS, current_principal
+from tiles.filters import TileFilters, parse_filters
+from tiles.service import Tile, TileService
+from tiles.settings import tile_settings
+from tiles.sources import Source, parse_sources
+from tiles.tilejson import tilejson
+
+MVT = "application/vnd.mapbox-vector-tile"
+router = APIRouter(tags=["tiles"])
+
+TILE_RESPONSES: dict[int | str, dict] = {
+    200: {"content": {MVT: {}}, "description": "The tile (Mapbox Vector Tile 2.1)."},
+    204: {"description": "The tile has no features."},
+    304: {"description": "The tile still has the ETag given in If-None-Match."},
+}
+FROM = Query(None, alias="from", description="Only rows at or after this time (ISO 8601).")
+TO = Query(None, description="Only rows before this time (ISO 8601).")
+CATEGORY = Query(None, description="Class codes (comma list; two digits = a major class).")
+FILTER = Query(None, description="A CQL2 filter applied to every layer of the tile.")
+FILTER_LANG = Query(None, alias="filter-lang", description="cql2-text (default) or cql2-json.")
+PROPERTIES = Query(None, description="Attributes to keep (comma list).")
+
+
+async def open_tile_service(app: FastAPI) -> TileService:
+    """The tile service of this process, on the application's database."""
+    return await TileService.open(app.state.database_url or database_url())
+
+
+async def authorize(request: Request, sources: list[Source]) -> None:
+    """401/403 unless the caller may read every layer of the tile."""
+    if all(s.layer.public for s in sources):
+        return
+    principal = await current_principal(request)
+    denied = [s.name for s in sources if not s.layer.can_read(principal.role)]
+    if not denied:
+        return
+    if principal.role == ANONYMOUS:
+        raise Unauthorized(
+            f"layers {', '.join(denied)} need an API key", headers={"WWW-Authenticate": "Bearer"}
+        )
+    raise Forbidden(f"role {principal.role!r} may not read layers {', '.join(denied)}")
+
+
+def tile_response(request: Request, tile: Tile, public: bool) -> Response:
+    """The tile as a response: 304 when the client holds it, 204 when empty, else 200."""
+    headers = {
+        "ETag": tile.etag,
+        "Cache-Control": f"{'public' if public else 'private'}, "
+        f"max-age={tile_settings().max_age}, must-revalidate",
+        "X-Cache": "hit" if tile.hit else "miss",
+    }
+    match = request.headers.get("if-none-match")
+    if match and (match.strip() == "*" or tile.etag in (m.strip() for m in match.split(","))):
+        return Response(status_code=304, headers=headers)
+    if not tile.body:
+        return Response(status_code=204, headers=headers)
+    return Response(tile.body, media_type=MVT, headers=headers)
+
+
+async def serve_tile(
+    request: Request, layers: str, z: int, x: int, y: int, filters: dict[str, str | None]
+) -> Response:
+    """Check the request, then answer with the tile."""
+    sources = parse_sources(load_catalog(), layers)
+    await authorize(request, sources)
+    check_tile(z, x, y)
+    checked: TileFilters = parse_filters(sources, **filters)
+    service: TileService = request.app.state.tiles
+    tile = await service.tile(sources, z, x, y, checked)
+    return tile_response(request, tile, all(s.layer.public for s in sources))
+
+
+@router.get(
+    "/tiles/{layers}/{z}/{x}/{y}.mvt",
+    response_class=Response,
+    responses=TILE_RESPONSES,
+    summary="A vector tile of one layer or several",
+)
+async def xyz_tile(
+    request: Request,
+    layers: str,
+    z: int,
+    x: int,
+    y: int,
+    start: str | None = FROM,
+    to: str | None = TO,
+    category: str | None = CATEGORY,
+    filter: str | None = FILTER,
+    filter_lang: str | None = FILTER_LANG,
+    properties: str | None = PROPERTIES,
+) -> Response:
+    """Tile ``z/x/y`` (WebMercatorQuad) holding one MVT layer per name in ``layers``
+    (a comma list; ``<layer>_hex`` is a point layer's H3 aggregate)."""
+    return await serve_tile(
+        request,
+        layers,
+        z,
+        x,
+        y,
+        dict(
+            start=start,
+            end=to,
+            category=category,
+            cql=filter,
+            cql_lang=filter_lang,
+            properties=properties,
+        ),
+    )
+
+
+@router.get(
+    "/collections/{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}",
+    response_class=Response,
+    responses=TILE_RESPONSES,
+    summary="A vector tile of a collection (OGC API Tiles)",
+)
+async def ogc_tile(
+    request: Request,
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    start: str | None = FROM,
+    to: str | None = TO,
+    category: str | None = CATEGORY,
+    filter: str | None = FILTER,
+    filter_lang: str | None = FILTER_LANG,
+    properties: str | None = PROPERTIES,
+) -> Response:
+    """The same tile as ``/tiles/{layer}/{z}/{x}/{y}.mvt``."""
+    return await serve_tile(
+        request,
+        layer,
+        z,
+        x,
+        y,
+        dict(
+            start=start,
+            end=to,
+            category=category,
+            cql=filter,
+            cql_lang=filter_lang,
+            properties=properties,
+        ),
+    )
+
+
+def public_base(request: Request) -> str:
+    """This server's base URL as the client sees it (X-Forwarded-Proto/Host honoured)."""
+    proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
+    host = request.headers.get("x-forwarded-host") or request.headers.get("host")
+    host = (host or request.url.netloc).split(",")[0].strip()
+    return f"{proto}://{host}{request.scope.get('root_path', '')}"
+
+
+@router.get("/tiles/{layers}/tilejson.json", summary="TileJSON 3.0.0 of one layer or several")
+async def tilejson_document(
+    request: Request,
+    layers: str,
+    start: str | None = FROM,
+    to: str | None = TO,
+    category: str | None = CATEGORY,
+    filter: str | None = FILTER,
+    filter_lang: str | None = FILTER_LANG,
+    properties: str | None = PROPERTIES,
+) -> JSONResponse:
+    """The TileJSON of ``layers``: tile URL (carrying the same filters), layers and fields,
+    bounds, center, zoom range."""
+    sources = parse_sources(load_catalog(), layers)
+    await authorize(request, sources)
+    filters = parse_filters(sources, start, to, category, filter, filter_lang, properties)
+    service: TileService = request.app.state.tiles
+    doc = await tilejson(service.pool, sources, public_base(request), filters)
+    return JSONResponse(doc)

@@ -1,0 +1,46 @@
+"""Attributes that tiles compute rather than read: incidents carry ``overdue``.
+
+A derived attribute depends on the clock as well as on the row, so each also says when its
+value next changes for a row; a cached tile holding it expires at the earliest such time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from layers.catalog import Layer
+
+CLOSED_STATUSES = ("closed", "cancelled", "parked")
+"""Incident statuses that no longer run against a deadline."""
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A boolean attribute computed in SQL over a row aliased ``f``."""
+
+    name: str
+    sql: str
+    changes_at: str
+    """SQL: when the value next changes for the row (NULL: not by the clock alone)."""
+
+
+def _open(alias: str) -> str:
+    closed = ", ".join(f"'{s}'" for s in CLOSED_STATUSES)
+    return f'{alias}."status" NOT IN ({closed})'
+
+
+def overdue(alias: str = "f") -> Derived:
+    """An open incident past its deadline."""
+    deadline = f'{alias}."deadline"'
+    return Derived(
+        name="overdue",
+        sql=f"coalesce({deadline} < now() AND {_open(alias)}, false)",
+        changes_at=f"CASE WHEN {deadline} >= now() AND {_open(alias)} THEN {deadline} END",
+    )
+
+
+def derived_attributes(layer: Layer, alias: str = "f") -> list[Derived]:
+    """The computed attributes of ``layer``'s features (incidents: ``overdue``)."""
+    if {"deadline", "status"} <= layer.properties.keys():
+        return [overdue(alias)]
+    return []

@@ -1,0 +1,157 @@
+"""H3 aggregate layers (``<layer>_hex``): the cells over a tile with the count of rows in each.
+
+The cells are those of the zoom's resolution that overlap the tile widened by its buffer;
+their polygons come from the h3 package and go to PostGIS as parameters. A row belongs to
+the cell ``h3_parent(its stored cell, res)``, so every tile shows the same count for a cell,
+whole, however the cell is cut by tile edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import h3
+import numpy as np
+import shapely
+
+from gis.tilemath import (
+    BUFFER,
+    EXTENT,
+    BBox,
+    buffer_margin,
+    hex_resolution,
+    mercator_to_lonlat,
+    tile_bounds,
+)
+from tiles.derived import derived_attributes
+from tiles.filters import TileFilters
+from tiles.mvt import ENVELOPE, Statement, geometry_3857, mvt_call, quoted, row_filters, where
+from tiles.sources import Source
+
+EARTH_RADIUS = 6378137.0
+MAX_SPAN_DEGREES = 90.0
+
+
+@dataclass(frozen=True)
+class HexCover:
+    """The cells over a tile, their EPSG:3857 polygons as WKB, and a box holding every
+    point whose cell is one of them."""
+
+    res: int
+    cells: list[int]
+    wkb: list[bytes]
+    bbox: BBox
+
+
+def lonlat_boxes(z: int, x: int, y: int) -> list[BBox]:
+    """The tile widened by its buffer, in lon/lat, cut into boxes narrow enough for H3
+    (polygons wider than 180 degrees are read as crossing the antimeridian)."""
+    minx, miny, maxx, maxy = tile_bounds(z, x, y, buffer_margin())
+    west, south = mercator_to_lonlat(minx, miny)
+    east, north = mercator_to_lonlat(maxx, maxy)
+    west, east = max(west, -180.0), min(east, 180.0)
+    parts = max(1, int(np.ceil((east - west) / MAX_SPAN_DEGREES)))
+    step = (east - west) / parts
+    return [(west + i * step, south, west + (i + 1) * step, north) for i in range(parts)]
+
+
+def cells_over(boxes: list[BBox], res: int) -> set[int]:
+    """Every cell at ``res`` overlapping one of the lon/lat boxes."""
+    cells: set[int] = set()
+    for w, s, e, n in boxes:
+        poly = h3.LatLngPoly([(s, w), (s, e), (n, e), (n, w)])
+        found = h3.h3shape_to_cells_experimental(poly, res, contain="overlap")
+        cells.update(h3.str_to_int(c) for c in found)
+    return cells
+
+
+def mercator(lonlat: np.ndarray) -> np.ndarray:
+    """Lon/lat coordinates (n, 2) in EPSG:3857 metres."""
+    lon = np.radians(lonlat[:, 0])
+    lat = np.radians(np.clip(lonlat[:, 1], -85.0511287798066, 85.0511287798066))
+    return np.column_stack([lon, np.log(np.tan(np.pi / 4 + lat / 2))]) * EARTH_RADIUS
+
+
+def cell_ring(cell: int) -> np.ndarray:
+    """The cell's boundary as lon/lat pairs."""
+    return np.array([(lng, lat) for lat, lng in h3.cell_to_boundary(h3.int_to_str(cell))])
+
+
+@lru_cache(maxsize=4096)
+def tile_cover(z: int, x: int, y: int) -> HexCover:
+    """The aggregate cells of tile ``z/x/y`` (a source's zoom range keeps them no finer than
+    its stored cells)."""
+    res = hex_resolution(z)
+    cells = sorted(cells_over(lonlat_boxes(z, x, y), res))
+    rings = [cell_ring(c) for c in cells]
+    polygons = [shapely.Polygon(mercator(r)) for r in rings]
+    every = np.vstack(rings) if rings else np.zeros((0, 2))
+    bbox = box_with_slack(every, res)
+    return HexCover(res, cells, [shapely.to_wkb(p) for p in polygons], bbox)
+
+
+def box_with_slack(lonlat: np.ndarray, res: int) -> BBox:
+    """The EPSG:3857 box of the cell vertices, widened by one cell edge: the points of a cell
+    can lie a little outside its polygon (H3 children do not nest exactly in their parent)."""
+    if not len(lonlat):
+        return (0.0, 0.0, 0.0, 0.0)
+    pts = mercator(lonlat)
+    lat = np.radians(np.abs(lonlat[:, 1]).max())
+    slack = h3.average_hexagon_edge_length(res, unit="m") / max(np.cos(lat), 0.05)
+    lo, hi = pts.min(axis=0) - slack, pts.max(axis=0) + slack
+    return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+
+
+def hex_part(source: Source, z: int, x: int, y: int, filters: TileFilters, st: Statement) -> str:
+    """A subquery: the cells over the tile that hold rows, with ``count``, the count of each
+    derived flag (``overdue``) and, with ``count_by``, one count per value."""
+    layer = source.layer
+    cover = tile_cover(z, x, y)
+    res, cells, wkb = st.param(cover.res), st.param(cover.cells), st.param(cover.wkb)
+    box = ", ".join(st.param(v) for v in cover.bbox)
+    h3col = f"f.{quoted(layer.h3_column or '')}"
+    derived = derived_attributes(layer)
+    cols = [f"h3_parent({h3col}, {res}::int) AS cell"]
+    cols += [f"{d.sql} AS {quoted('d_' + d.name)}" for d in derived]
+    cols += [f'{d.changes_at} AS "n_{d.name}"' for d in derived]
+    group = f"f.{quoted(layer.count_by)}::text" if layer.count_by else "NULL::text"
+    cols.append(f"{group} AS grp")
+    conds = [
+        f"{geometry_3857(layer)} && ST_MakeEnvelope({box}, 3857)",
+        f"{h3col} IS NOT NULL",
+        *row_filters(layer, filters, st),
+    ]
+    counts = ['count(*)::bigint AS "count"']
+    counts += [
+        f"count(*) FILTER (WHERE {quoted('d_' + d.name)})::bigint AS {quoted(d.name)}"
+        for d in derived
+    ]
+    nexts = ", ".join(f'min("n_{d.name}")' for d in derived) or "NULL::timestamptz"
+    by_cte, by_col, by_join = "", "", ""
+    if layer.count_by:
+        prefix = st.param(layer.count_by + "_")
+        by_cte = (
+            f", byv AS (SELECT cell, jsonb_object_agg({prefix}::text || coalesce(grp, 'null'), n)"
+            f" AS by_value FROM (SELECT cell, grp, count(*) AS n FROM pts "
+            f"WHERE cell = ANY({cells}::bigint[]) GROUP BY cell, grp) AS g GROUP BY cell)"
+        )
+        by_col, by_join = "v.by_value, ", " LEFT JOIN byv AS v USING (cell)"
+    return (
+        f"WITH pts AS MATERIALIZED (SELECT {', '.join(cols)} FROM {quoted(layer.table)} AS f "
+        f"{where(conds)}), "
+        f"agg AS (SELECT cell, {', '.join(counts)}, least({nexts}) AS next FROM pts "
+        f"WHERE cell = ANY({cells}::bigint[]) GROUP BY cell){by_cte} "
+        f"SELECT (SELECT {mvt_call(source.name, st, True)} FROM ("
+        f'SELECT c.cell AS "__fid", to_hex(c.cell) AS "cell", {visible_counts(derived)}{by_col}'
+        f"ST_AsMVTGeom(ST_GeomFromWKB(c.wkb, 3857), {ENVELOPE}, {EXTENT}, {BUFFER}, true) "
+        f'AS "__geom" FROM agg AS a JOIN unnest({cells}::bigint[], {wkb}::bytea[]) '
+        f"AS c(cell, wkb) USING (cell){by_join}) AS t) AS mvt, "
+        f"(SELECT min(next) FROM agg) AS next"
+    )
+
+
+def visible_counts(derived: list) -> str:
+    """The count columns of an aggregate cell, as selected from ``agg AS a``."""
+    names = ['"count"', *(quoted(d.name) for d in derived)]
+    return "".join(f"a.{n}, " for n in names)

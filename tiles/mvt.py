@@ -1,0 +1,180 @@
+"""The SQL of feature and cluster layers: subqueries yielding one row ``(mvt, next)``,
+the layer's MVT bytes and when a clock-derived attribute of its rows next changes.
+
+Rows are found through the index on the stored EPSG:3857 geometry with ``&&`` against the
+tile envelope widened by the buffer, so a feature outside the tile that reaches into its
+buffer is in the tile; ST_AsMVTGeom clips to that buffer. Lines and polygons are simplified
+to one unit of the tile's grid first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gis.tilemath import BUFFER, EXTENT, buffer_margin, pixel_size, tile_bounds
+from layers.catalog import Layer
+from layers.cql import filter_clause
+from tiles.derived import derived_attributes
+from tiles.filters import TileFilters
+from tiles.sources import Source, feature_attributes
+
+ENVELOPE = "ST_TileEnvelope($1, $2, $3)"
+MARGIN_ENVELOPE = f"ST_TileEnvelope($1, $2, $3, margin => {buffer_margin()!r})"
+CLUSTER_CELL = 256
+"""Width of a cluster cell in tile units (16 pixels of a 256-pixel tile)."""
+
+
+@dataclass
+class Statement:
+    """SQL under construction with asyncpg ``$n`` parameters; $1..$3 are z, x, y."""
+
+    args: list[Any] = field(default_factory=list)
+
+    def param(self, value: Any) -> str:
+        """The placeholder of a new parameter holding ``value``."""
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+
+def quoted(name: str) -> str:
+    """A catalog identifier (already checked to be plain) as a quoted SQL name."""
+    return ".".join(f'"{part}"' for part in name.split("."))
+
+
+def attribute_sql(name: str, kind: str, alias: str = "f") -> str:
+    """The SQL of one catalog property as an MVT attribute value."""
+    col = f"{alias}.{quoted(name)}"
+    return {
+        "datetime": f"to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+        "object": f"{col}::text",
+        "integer": f"{col}::bigint",
+        "number": f"{col}::float8",
+        "boolean": f"{col}::boolean",
+    }.get(kind, f"{col}::text")
+
+
+def geometry_3857(layer: Layer, alias: str = "f") -> str:
+    """The layer's geometry in EPSG:3857: the stored copy when it has one."""
+    if layer.geometry_3857_column:
+        return f"{alias}.{quoted(layer.geometry_3857_column)}"
+    return f"ST_Transform({alias}.{quoted(layer.geometry_column)}, 3857)"
+
+
+def index_filter(layer: Layer, envelope: str, alias: str = "f") -> str:
+    """The index condition: the layer's geometry box overlaps ``envelope`` (EPSG:3857)."""
+    if layer.geometry_3857_column:
+        return f"{alias}.{quoted(layer.geometry_3857_column)} && {envelope}"
+    return f"{alias}.{quoted(layer.geometry_column)} && ST_Transform({envelope}, {layer.srid})"
+
+
+def row_filters(layer: Layer, filters: TileFilters, st: Statement, alias: str = "f") -> list[str]:
+    """The conditions that ``from``, ``to``, ``category`` and ``filter`` put on the rows."""
+    conds = []
+    if layer.time_column and filters.start:
+        conds.append(f"{alias}.{quoted(layer.time_column)} >= {st.param(filters.start)}")
+    if layer.time_column and filters.end:
+        conds.append(f"{alias}.{quoted(layer.time_column)} < {st.param(filters.end)}")
+    if layer.category_column and filters.categories:
+        col = f"{alias}.{quoted(layer.category_column)}::text"
+        codes = st.param(list(filters.categories))
+        conds.append(f"({col} = ANY({codes}::text[]) OR left({col}, 2) = ANY({codes}::text[]))")
+    if filters.cql is not None:
+        sql, params = filter_clause(
+            layer,
+            filters.cql,
+            filters.cql_lang,
+            style="asyncpg",
+            first_param=len(st.args) + 1,
+            alias=alias,
+        )
+        st.args.extend(params)
+        conds.append(f"({sql})")
+    return conds
+
+
+def where(conds: list[str]) -> str:
+    """A WHERE clause joining ``conds`` with AND."""
+    return "WHERE " + " AND ".join(conds)
+
+
+def feature_id(layer: Layer, alias: str = "f") -> str | None:
+    """The SQL of the MVT feature id (integer and H3 ids; string ids have none)."""
+    if layer.id_type == "string":
+        return None
+    return f"{alias}.{quoted(layer.id_column)}::bigint"
+
+
+def features_part(source: Source, z: int, filters: TileFilters, st: Statement) -> str:
+    """A subquery: the source's features in the tile, clipped to the buffer."""
+    layer = source.layer
+    geom = geometry_3857(layer)
+    if not layer.is_point:
+        geom = f"ST_Simplify({geom}, {st.param(pixel_size(z))}::float8, true)"
+    cols = []
+    fid = feature_id(layer)
+    if fid:
+        cols.append(f'{fid} AS "__fid"')
+    for name, kind in feature_attributes(source).items():
+        if not filters.keeps(name):
+            continue
+        if name == "cell" and layer.id_type == "h3":
+            cols.append(f'to_hex(f.{quoted(layer.id_column)}) AS "cell"')
+        elif name not in layer.properties:
+            continue
+        else:
+            cols.append(f"{attribute_sql(name, kind)} AS {quoted(name)}")
+    derived = derived_attributes(layer)
+    cols += [f"{d.sql} AS {quoted(d.name)}" for d in derived if filters.keeps(d.name)]
+    cols.append(f'ST_AsMVTGeom({geom}, {ENVELOPE}, {EXTENT}, {BUFFER}, true) AS "__geom"')
+    conds = [index_filter(layer, MARGIN_ENVELOPE), *row_filters(layer, filters, st)]
+    table = f"{quoted(layer.table)} AS f"
+    mvt = mvt_call(source.name, st, fid is not None)
+    if not derived:
+        return (
+            f"SELECT {mvt} AS mvt, NULL::timestamptz AS next FROM "
+            f"(SELECT {', '.join(cols)} FROM {table} {where(conds)}) AS t"
+        )
+    changes = ", ".join(d.changes_at for d in derived)
+    return (
+        f"WITH rows AS MATERIALIZED (SELECT {', '.join(cols)}, "
+        f'least({changes}) AS "__next" FROM {table} {where(conds)}) '
+        f"SELECT (SELECT {mvt} FROM (SELECT {visible(cols)} FROM rows) AS t) AS mvt, "
+        f'(SELECT min("__next") FROM rows) AS next'
+    )
+
+
+def visible(cols: list[str]) -> str:
+    """The output names of ``cols`` (``expr AS "name"``), to reselect them from a CTE."""
+    return ", ".join(c.rsplit(" AS ", 1)[1] for c in cols)
+
+
+def mvt_call(name: str, st: Statement, with_id: bool) -> str:
+    """ST_AsMVT over rows ``t`` as layer ``name``."""
+    fid = ", '__fid'" if with_id else ""
+    return f"ST_AsMVT(t, {st.param(name)}::text, {EXTENT}, '__geom'{fid})"
+
+
+def clusters_part(
+    source: Source, z: int, x: int, y: int, filters: TileFilters, st: Statement
+) -> str:
+    """A subquery: the source's features inside the tile grouped into cells of
+    ``CLUSTER_CELL`` tile units, one point (the members' mean) with a ``count`` per cell."""
+    layer = source.layer
+    g = geometry_3857(layer)
+    if layer.is_point:
+        cx, cy = f"ST_X({g})", f"ST_Y({g})"
+    else:
+        cx, cy = f"(ST_XMin({g}) + ST_XMax({g})) / 2", f"(ST_YMin({g}) + ST_YMax({g})) / 2"
+    minx, miny, maxx, maxy = (st.param(v) for v in tile_bounds(z, x, y))
+    cell = st.param(pixel_size(z) * CLUSTER_CELL)
+    conds = [index_filter(layer, ENVELOPE), *row_filters(layer, filters, st)]
+    inside = f"p.cx >= {minx} AND p.cx < {maxx} AND p.cy > {miny} AND p.cy <= {maxy}"
+    return (
+        f"SELECT {mvt_call(source.name, st, False)} AS mvt, NULL::timestamptz AS next FROM ("
+        f'SELECT count(*)::bigint AS "count", ST_AsMVTGeom(ST_SetSRID(ST_MakePoint('
+        f'avg(p.cx), avg(p.cy)), 3857), {ENVELOPE}, {EXTENT}, {BUFFER}, true) AS "__geom" '
+        f"FROM (SELECT {cx} AS cx, {cy} AS cy FROM {quoted(layer.table)} AS f "
+        f"{where(conds)}) AS p WHERE {inside} "
+        f"GROUP BY floor((p.cx - {minx}) / {cell}), floor((p.cy - {miny}) / {cell})) AS t"
+    )

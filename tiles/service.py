@@ -1,0 +1,133 @@
+"""Serving tiles: build them in PostGIS through a dedicated asyncpg pool, cache them, and
+keep the cache true through change notices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import asyncpg
+
+from gis.errors import BadRequest, ServiceUnavailable
+from gis.tilemath import check_tile
+from layers.db import plain_url
+from tiles.cache import CachedTile, Key, TileCache, strong_etag
+from tiles.filters import TileFilters
+from tiles.invalidation import ChangeListener
+from tiles.settings import TileSettings, tile_settings
+from tiles.sources import Source
+from tiles.statement import tile_statement
+
+EMPTY_ETAG = strong_etag(b"")
+
+
+class Fetcher(Protocol):
+    """What runs a tile statement: an asyncpg connection or pool."""
+
+    async def fetchrow(self, query: str, *args: object) -> asyncpg.Record | None: ...
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A tile's bytes, its strong ETag, and whether it came from the cache."""
+
+    body: bytes
+    etag: str
+    hit: bool
+
+
+async def build_tile(
+    db: Fetcher, sources: list[Source], z: int, x: int, y: int, filters: TileFilters
+) -> tuple[bytes, datetime | None]:
+    """The MVT bytes of tile ``z/x/y`` of ``sources`` (one round trip), and when a
+    clock-derived attribute in it next changes (None: only a write changes it)."""
+    check_tile(z, x, y)
+    statement = tile_statement(sources, z, x, y, filters)
+    if statement is None:
+        return b"", None
+    sql, args = statement
+    try:
+        row = await db.fetchrow(sql, *args)
+    except asyncpg.DataError as exc:
+        raise BadRequest(f"the filter does not fit the data: {exc}", code="invalid_filter") from exc
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        raise ServiceUnavailable(f"the database cannot be reached: {exc}") from exc
+    except asyncpg.QueryCanceledError as exc:
+        raise ServiceUnavailable("the tile took too long to build", code="tile_timeout") from exc
+    values = list(row) if row else []
+    body = b"".join(v for v in values[0::2] if v)
+    nexts = [v for v in values[1::2] if v is not None]
+    return body, min(nexts) if nexts else None
+
+
+def cache_key(sources: list[Source], z: int, x: int, y: int, filters: TileFilters) -> Key:
+    """The cache key of a tile request."""
+    return (",".join(s.name for s in sources), z, x, y, filters.key())
+
+
+class TileService:
+    """The tiles of one server process: a connection pool, a cache and its listener."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, cache: TileCache, listener: ChangeListener | None
+    ) -> None:
+        self.pool = pool
+        self.cache = cache
+        self.listener = listener
+
+    @classmethod
+    async def open(cls, url: str, settings: TileSettings | None = None) -> TileService:
+        """Connect to the database at ``url`` and start listening for changes."""
+        settings = settings or tile_settings()
+        pool = await asyncpg.create_pool(
+            plain_url(url),
+            min_size=0,
+            max_size=settings.pool_size,
+            server_settings={
+                "application_name": "cityhex-tiles",
+                "jit": "off",
+                "statement_timeout": str(settings.statement_timeout_ms),
+            },
+        )
+        cache = TileCache(int(settings.cache_mb * 1024 * 1024))
+        listener = ChangeListener(plain_url(url), cache) if cache.max_bytes > 0 else None
+        if listener:
+            listener.start()
+        return cls(pool, cache, listener)
+
+    async def close(self) -> None:
+        """Stop listening and close the pool."""
+        if self.listener:
+            await self.listener.stop()
+        await self.pool.close()
+
+    @property
+    def caching(self) -> bool:
+        """Whether the cache may be used now (it is on and hears every change)."""
+        return self.listener is not None and self.listener.live
+
+    def cached(self, key: Key) -> Tile | None:
+        """The cached tile under ``key``, if the cache may be used and holds it."""
+        if not self.caching:
+            return None
+        entry = self.cache.get(key)
+        return Tile(entry.body, entry.etag, True) if entry else None
+
+    async def tile(
+        self, sources: list[Source], z: int, x: int, y: int, filters: TileFilters
+    ) -> Tile:
+        """Tile ``z/x/y`` of ``sources``, from the cache or built (and then cached)."""
+        key = cache_key(sources, z, x, y, filters)
+        hit = self.cached(key)
+        if hit:
+            return hit
+        regions = tuple((s.layer.id, s.hex) for s in sources)
+        stamp = self.cache.generation([layer for layer, _ in regions])
+        body, next_change = await build_tile(self.pool, sources, z, x, y, filters)
+        etag = strong_etag(body) if body else EMPTY_ETAG
+        if self.caching:
+            expires = next_change.timestamp() if next_change else None
+            self.cache.put(CachedTile(key, body, etag, regions, expires), stamp)
+        return Tile(body, etag, False)

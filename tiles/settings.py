@@ -1,0 +1,28 @@
+"""Tile settings, read from the environment (prefix ``CITYHEX_TILE_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TileSettings(BaseSettings):
+    """How tiles are built, cached and served."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYHEX_TILE_", extra="ignore")
+
+    cache_mb: float = 256.0
+    """Size bound of each worker's tile cache; 0 turns the cache off."""
+    pool_size: int = 8
+    """Database connections each worker keeps for tiles."""
+    statement_timeout_ms: int = 30_000
+    """A tile query running longer than this is cancelled (503)."""
+    max_age: int = 0
+    """Cache-Control max-age of tile responses, seconds (clients revalidate with the ETag)."""
+
+
+@lru_cache
+def tile_settings() -> TileSettings:
+    """The process-wide tile settings."""
+    return TileSettings()
