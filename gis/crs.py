@@ -166,6 +166,16 @@ def transform_geometry(geom: BaseGeometry, src: CRS, dst: CRS) -> BaseGeometry:
     return shapely.transform(geom, convert)
 
 
+def transform_to_xy(geom: BaseGeometry, src: CRS, dst_srid: int) -> BaseGeometry:
+    """``geom`` with coordinates in ``src``'s axis order, as x/y (lon/lat, easting/northing)
+    in EPSG:``dst_srid``: the form PostGIS stores."""
+
+    def convert(coords: np.ndarray) -> np.ndarray:
+        return _transform_xy(to_xy(coords, src), src.srid, dst_srid)
+
+    return shapely.transform(geom, convert)
+
+
 def transform_bbox(
     bbox: tuple[float, float, float, float], src: CRS, dst: CRS
 ) -> tuple[float, float, float, float]:

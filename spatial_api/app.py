@@ -12,7 +12,10 @@ from spatial_api.auth import new_key_cache
 from spatial_api.errors import install_error_handlers
 from spatial_api.metrics import MetricsMiddleware
 from spatial_api.routers import analytics, system, tiles
+from spatial_api.routers.features import LANDING_LINKS as FEATURE_LINKS
+from spatial_api.routers.features import router as features_router
 from spatial_api.routers.incidents import api as incident_api
+from spatial_api.routers.queries import router as queries_router
 
 
 @asynccontextmanager
@@ -44,4 +47,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(analytics.router)
     app.include_router(incident_api)
     app.include_router(tiles.router)
+    app.include_router(features_router)
+    app.include_router(queries_router)
+    app.state.extra_links.extend(FEATURE_LINKS)
     return app

@@ -1,0 +1,153 @@
+"""Geometry checks for every write: GeoJSON structure, type, coordinate range, validity.
+
+Each check raises :class:`gis.errors.Unprocessable` (422) with a message that says what is
+wrong and where, and ``details`` a client can act on; :func:`check_valid` can instead
+repair with ``make_valid`` and report what it repaired.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+import shapely.geometry
+from shapely.geometry.base import BaseGeometry
+
+from gis.crs import xy_bounds
+from gis.errors import Unprocessable
+
+GEOJSON_TYPES = (
+    "Point",
+    "MultiPoint",
+    "LineString",
+    "MultiLineString",
+    "Polygon",
+    "MultiPolygon",
+    "GeometryCollection",
+)
+MULTI_OF = {"Point": "MultiPoint", "LineString": "MultiLineString", "Polygon": "MultiPolygon"}
+MAX_VERTICES = 250_000
+_REASON = re.compile(r"^(?P<what>[^\[]+)\[(?P<x>[-0-9.eE+]+) (?P<y>[-0-9.eE+]+)\]$")
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What ``make_valid`` repaired: the reason the geometry was invalid, and where."""
+
+    reason: str
+    location: tuple[float, float] | None
+
+    def describe(self) -> str:
+        """One line for a response header or a history note."""
+        where = f" at ({self.location[0]:.7g}, {self.location[1]:.7g})" if self.location else ""
+        return f"repaired with make_valid: {self.reason}{where}"
+
+
+def parse_geometry(value: Any) -> BaseGeometry:
+    """A GeoJSON geometry object as a 2D shapely geometry; 422 naming what is malformed."""
+    if not isinstance(value, dict):
+        raise Unprocessable("geometry must be a GeoJSON geometry object", code="invalid_geometry")
+    kind = value.get("type")
+    if kind not in GEOJSON_TYPES:
+        raise Unprocessable(
+            f"geometry type {kind!r} is not a GeoJSON geometry type ({', '.join(GEOJSON_TYPES)})",
+            code="invalid_geometry",
+        )
+    try:
+        geom = shapely.geometry.shape(value)
+        coords = shapely.get_coordinates(geom)
+    except Exception as exc:  # shapely raises many types for malformed coordinates
+        raise Unprocessable(
+            f"geometry coordinates are malformed: {exc}", code="invalid_geometry"
+        ) from None
+    if geom.is_empty:
+        raise Unprocessable("geometry is empty", code="invalid_geometry")
+    if len(coords) > MAX_VERTICES:
+        raise Unprocessable(
+            f"geometry has {len(coords)} vertices; at most {MAX_VERTICES}",
+            code="geometry_too_large",
+        )
+    bad = ~np.isfinite(coords).all(axis=1)
+    if bad.any():
+        raise Unprocessable(
+            f"geometry coordinate {int(np.argmax(bad))} is not a finite number",
+            code="invalid_geometry",
+        )
+    return shapely.force_2d(geom)
+
+
+def check_type(geom: BaseGeometry, expected: str) -> BaseGeometry:
+    """``geom`` if its type fits ``expected`` (a single part is promoted to multi); 422 else."""
+    if expected.lower() == "geometry" or geom.geom_type == expected:
+        return geom
+    if MULTI_OF.get(geom.geom_type) == expected:
+        return getattr(shapely, expected)([geom])
+    raise Unprocessable(
+        f"this layer takes {expected} geometries, not {geom.geom_type}",
+        code="wrong_geometry_type",
+        details={"expected": expected, "got": geom.geom_type},
+    )
+
+
+def check_range(geom: BaseGeometry, srid: int, axis_names: tuple[str, str] = ("x", "y")) -> None:
+    """422 naming the first coordinate that lies outside where EPSG:``srid`` is defined."""
+    minx, miny, maxx, maxy = xy_bounds(srid)
+    coords = shapely.get_coordinates(geom)
+    out = (
+        (coords[:, 0] < minx)
+        | (coords[:, 0] > maxx)
+        | (coords[:, 1] < miny)
+        | (coords[:, 1] > maxy)
+    )
+    if out.any():
+        i = int(np.argmax(out))
+        x, y = coords[i]
+        raise Unprocessable(
+            f"coordinate {i} ({axis_names[0]}={x:.10g}, {axis_names[1]}={y:.10g}) is out of "
+            f"range for EPSG:{srid} (x {minx:.6g}..{maxx:.6g}, y {miny:.6g}..{maxy:.6g}); "
+            "is the axis order or the CRS wrong?",
+            code="coordinates_out_of_range",
+            details={"index": i, "coordinate": [x, y]},
+        )
+
+
+def _reason(geom: BaseGeometry) -> tuple[str, tuple[float, float] | None]:
+    text = shapely.is_valid_reason(geom)
+    match = _REASON.match(text)
+    if not match:
+        return text, None
+    return match.group("what").strip(), (float(match.group("x")), float(match.group("y")))
+
+
+def _same_dimension(repaired: BaseGeometry, original: BaseGeometry) -> BaseGeometry:
+    """The parts of a make_valid result with the original's dimension (drop stray lines)."""
+    if repaired.geom_type != "GeometryCollection" or original.geom_type == "GeometryCollection":
+        return repaired
+    dim = shapely.get_dimensions(original)
+    parts = [g for g in repaired.geoms if shapely.get_dimensions(g) == dim]
+    merged = shapely.union_all(parts) if parts else repaired
+    return merged
+
+
+def check_valid(geom: BaseGeometry, repair: bool = False) -> tuple[BaseGeometry, Repair | None]:
+    """(geometry, None) when valid; when not, 422 naming the problem and where, or with
+    ``repair`` the ``make_valid`` result and what was repaired."""
+    if shapely.is_valid(geom):
+        return geom, None
+    what, where = _reason(geom)
+    if not repair:
+        at = f" at ({where[0]:.10g}, {where[1]:.10g})" if where else ""
+        raise Unprocessable(
+            f"invalid geometry: {what}{at}; send repair=true to repair it with make_valid",
+            code="invalid_geometry",
+            details={"reason": what, "location": list(where) if where else None},
+        )
+    repaired = _same_dimension(shapely.make_valid(geom), geom)
+    if repaired.is_empty or not shapely.is_valid(repaired):
+        raise Unprocessable(
+            f"invalid geometry: {what}; make_valid could not repair it", code="invalid_geometry"
+        )
+    return repaired, Repair(what, where)

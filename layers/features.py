@@ -1,0 +1,719 @@
+"""The feature repository of any catalog layer: query, get, create, replace, patch, delete.
+
+Reads render GeoJSON in PostGIS. Every write runs in one transaction that checks the
+geometry and properties, computes the H3 cell, verifies the caller's version *inside* the
+UPDATE/DELETE (``WHERE version = :expected``, so two writers holding the same ETag can never
+both succeed), records the change in ``feature_history`` and announces the touched boxes
+with :func:`layers.changes.publish_change` so tile caches drop them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import h3
+import orjson
+import shapely
+import shapely.geometry
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gis.crs import CRS, CRS84, to_xy, transform_to_xy
+from gis.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    Unprocessable,
+)
+from gis.hexgrid import parse_cell
+from gis.validation import Repair, check_range, check_type, check_valid, parse_geometry
+from layers.catalog import Layer
+from layers.changes import BBox, publish_change
+from layers.cql import compile_filter, parse_filter
+from layers.feature_rules import check_properties
+from layers.feature_sql import Params, bbox_sql, column, feature_sql, quote
+
+MAX_LIMIT = 10_000
+DEFAULT_LIMIT = 10
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class ItemQuery:
+    """What a client asked of a layer's items (lon/lat bbox, already in CRS84)."""
+
+    bbox: tuple[float, float, float, float] | None = None
+    datetime: str | None = None
+    properties: list[str] | None = None
+    filter: str | dict[str, Any] | None = None
+    filter_lang: str = "cql2-text"
+    filter_crs: CRS = CRS84
+    equals: dict[str, str] = field(default_factory=dict)
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    crs: CRS = CRS84
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of features as GeoJSON texts, with how many matched in all (None: not counted)."""
+
+    features: list[str]
+    number_matched: int | None
+    limit: int
+    offset: int
+
+    @property
+    def number_returned(self) -> int:
+        """How many features this page holds."""
+        return len(self.features)
+
+
+@dataclass(frozen=True)
+class StoredFeature:
+    """One feature as stored now: its id, GeoJSON text in CRS84 and in the asked CRS, ETag."""
+
+    id: Any
+    geojson: str
+    etag: str
+    version: int | None
+    output: str
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did: the feature after it (None after a delete), its ETag, any repair."""
+
+    id: Any
+    output: str | None
+    etag: str | None
+    version: int
+    repaired: Repair | None = None
+    created: bool = False
+
+
+# --------------------------------------------------------------------------- ids and etags
+
+
+def parse_feature_id(layer: Layer, value: str) -> Any:
+    """A feature id from a URL as the id column's type; 404 when it cannot be one."""
+    if layer.id_type == "integer":
+        try:
+            number = int(value)
+        except ValueError:
+            raise NotFound(
+                f"no feature {value!r} in {layer.id}", code="feature_not_found"
+            ) from None
+        if abs(number) >= 2**63:
+            raise NotFound(f"no feature {value!r} in {layer.id}", code="feature_not_found")
+        return number
+    if layer.id_type == "h3":
+        try:
+            return parse_cell(value)
+        except BadRequest:
+            raise NotFound(
+                f"no feature {value!r} in {layer.id}", code="feature_not_found"
+            ) from None
+    return value
+
+
+def make_etag(layer: Layer, feature_id: Any, version: int | None, geojson: str) -> str:
+    """The strong ETag of a feature: from layer, id and version (content hash when unversioned)."""
+    stamp = f"v{version}" if version is not None else hashlib.md5(geojson.encode()).hexdigest()
+    digest = hashlib.sha1(f"{layer.id}\x00{feature_id}\x00{stamp}".encode()).hexdigest()
+    return f'"{digest[:24]}"'
+
+
+def require_if_match(if_match: str | None) -> str:
+    """The If-Match header; 428 when the request has none."""
+    if if_match is None or not if_match.strip():
+        raise PreconditionRequired(
+            "this change needs an If-Match header with the feature's current ETag "
+            "(GET the feature to read it)",
+            code="if_match_required",
+        )
+    return if_match
+
+
+def if_match_allows(if_match: str, etag: str) -> bool:
+    """Whether an If-Match header matches ``etag`` (strong comparison; ``*`` matches)."""
+    tags = [t.strip() for t in if_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _bound(value: str) -> datetime | None:
+    value = value.strip()
+    if value in ("", ".."):
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(
+            f"datetime: {value!r} is not an RFC 3339 date-time", code="invalid_datetime"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def datetime_sql(layer: Layer, value: str, params: Params) -> str:
+    """The ``datetime`` parameter (instant, or interval ``a/b`` with ``..`` open) as SQL."""
+    if not layer.time_column:
+        raise BadRequest(
+            f"layer {layer.id} has no time to filter by datetime", code="invalid_datetime"
+        )
+    col = column(layer, layer.time_column)
+    if "/" not in value:
+        instant = _bound(value)
+        if instant is None:
+            raise BadRequest("datetime: an instant cannot be '..'", code="invalid_datetime")
+        if len(value.strip()) == 10:
+            end = params.add(
+                instant.replace(hour=23, minute=59, second=59, microsecond=999999), "timestamptz"
+            )
+            return f"({col} >= {params.add(instant, 'timestamptz')} AND {col} <= {end})"
+        return f"({col} = {params.add(instant, 'timestamptz')})"
+    start_text, _, end_text = value.partition("/")
+    start, end = _bound(start_text), _bound(end_text)
+    if start and end and start > end:
+        raise BadRequest("datetime: the interval ends before it starts", code="invalid_datetime")
+    parts = []
+    if start:
+        parts.append(f"{col} >= {params.add(start, 'timestamptz')}")
+    if end:
+        parts.append(f"{col} <= {params.add(end, 'timestamptz')}")
+    return "(" + " AND ".join(parts) + ")" if parts else "TRUE"
+
+
+def _equals_filter(layer: Layer, equals: dict[str, str]) -> dict[str, Any] | None:
+    """Query parameters ``name=value`` on queryable properties as one cql2-json AND."""
+    args = []
+    for name, raw in equals.items():
+        kind = layer.properties.get(name, "string")
+        value: Any = raw
+        try:
+            if kind == "integer":
+                value = int(raw)
+            elif kind == "number":
+                value = float(raw)
+        except ValueError:
+            raise BadRequest(f"{name}: {raw!r} is not {kind}", code="invalid_parameter") from None
+        if kind == "boolean":
+            value = raw.lower() == "true"
+        if kind == "datetime":
+            value = {"timestamp": raw}
+        args.append({"op": "=", "args": [{"property": name}, value]})
+    if not args:
+        return None
+    return args[0] if len(args) == 1 else {"op": "and", "args": args}
+
+
+def where_sql(layer: Layer, query: ItemQuery, params: Params) -> str:
+    """The WHERE condition of an items query (bbox, datetime, filter, property equality)."""
+    conditions = []
+    if query.bbox is not None:
+        conditions.append(bbox_sql(layer, query.bbox, params))
+    if query.datetime:
+        conditions.append(datetime_sql(layer, query.datetime, params))
+    for value, lang, crs in (
+        (query.filter, query.filter_lang, query.filter_crs),
+        (_equals_filter(layer, query.equals), "cql2-json", CRS84),
+    ):
+        if value is None or value == "":
+            continue
+        node = parse_filter(value, lang)
+        sql, values = compile_filter(
+            layer,
+            node,
+            style="sqlalchemy",
+            alias="t",
+            srid=crs.srid,
+            first_param=len(params.values) + 1,
+            flip_axes=crs.lat_first and not crs.is_crs84,
+        )
+        params.values.update(values)  # type: ignore[arg-type]
+        conditions.append(sql)
+    return " AND ".join(conditions) or "TRUE"
+
+
+def check_property_names(layer: Layer, names: list[str]) -> None:
+    """400 naming a ``properties`` entry the layer cannot have."""
+    if layer.extra_properties_column:
+        return
+    known = set(layer.properties) | {"h3"}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise BadRequest(
+            f"properties: unknown {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+            code="unknown_property",
+        )
+
+
+async def query_features(engine: AsyncEngine, layer: Layer, query: ItemQuery) -> Page:
+    """A page of the layer's features matching ``query``, ordered by id."""
+    if not 1 <= query.limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be 1..{MAX_LIMIT}", code="invalid_parameter")
+    if query.offset < 0:
+        raise BadRequest("offset must be 0 or more", code="invalid_parameter")
+    if query.properties is not None:
+        check_property_names(layer, query.properties)
+    params = Params()
+    where = where_sql(layer, query, params)
+    feature = feature_sql(layer, query.crs, names=query.properties, params=params)
+    table = f"{quote(layer.table)} AS t"
+    limit, offset = params.add(query.limit, "bigint"), params.add(query.offset, "bigint")
+    sql = (
+        f"SELECT {feature} FROM {table} WHERE {where} "
+        f"ORDER BY {column(layer, layer.id_column)} LIMIT {limit} OFFSET {offset}"
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(sql), params.values)).scalars().all()
+        matched: int | None
+        if len(rows) < query.limit and (rows or query.offset == 0):
+            matched = query.offset + len(rows)
+        else:
+            count_sql = f"SELECT count(*) FROM {table} WHERE {where}"
+            matched = (await conn.execute(text(count_sql), params.values)).scalar_one()
+    return Page(list(rows), matched, query.limit, query.offset)
+
+
+def _version_sql(layer: Layer) -> str:
+    return column(layer, layer.version_column) if layer.version_column else "NULL::integer"
+
+
+async def _read(
+    conn: AsyncConnection, layer: Layer, feature_id: Any, crs: CRS = CRS84
+) -> StoredFeature | None:
+    params = Params()
+    where = f"{column(layer, layer.id_column)} = {params.add(feature_id, _id_sql_type(layer))}"
+    sql = (
+        f"SELECT {feature_sql(layer, CRS84)}, {_version_sql(layer)}, "
+        f"{feature_sql(layer, crs)} FROM {quote(layer.table)} AS t WHERE {where}"
+    )
+    row = (await conn.execute(text(sql), params.values)).first()
+    if row is None:
+        return None
+    geojson, version, output = row
+    return StoredFeature(
+        feature_id, geojson, make_etag(layer, feature_id, version, geojson), version, output
+    )
+
+
+def _id_sql_type(layer: Layer) -> str:
+    return {"integer": "bigint", "h3": "bigint", "string": "text"}[layer.id_type]
+
+
+async def get_feature(
+    engine: AsyncEngine, layer: Layer, feature_id: Any, crs: CRS = CRS84
+) -> StoredFeature:
+    """The feature ``feature_id`` as stored now; 404 when there is none."""
+    async with engine.connect() as conn:
+        found = await _read(conn, layer, feature_id, crs)
+    if found is None:
+        raise NotFound(f"no feature {feature_id} in {layer.id}", code="feature_not_found")
+    return found
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A checked write: the stored geometry (WKB in the layer's SRID; None keeps the stored
+    one), its lon/lat bounds, the H3 cell, column values, extras and any repair."""
+
+    wkb: bytes | None
+    bounds: BBox | None
+    cell: int | None
+    columns: dict[str, Any]
+    extras: dict[str, Any]
+    repaired: Repair | None
+
+
+def _geometry(
+    layer: Layer,
+    value: Any,
+    content_crs: CRS,
+    repair: bool,
+) -> tuple[BaseGeometry, BaseGeometry, Repair | None]:
+    """(stored geometry in the layer's SRID, lon/lat geometry, repair) of a write's geometry."""
+    geom = parse_geometry(value)
+    axis = ("lat", "lon") if content_crs.lat_first and content_crs.geographic else ("x", "y")
+    check_range(
+        shapely.transform(geom, lambda c: to_xy(c, content_crs)),
+        content_crs.srid,
+        axis if content_crs.lat_first else ("x", "y"),
+    )
+    lonlat = transform_to_xy(geom, content_crs, 4326)
+    lonlat, repaired = check_valid(check_type(lonlat, layer.geometry_type), repair)
+    lonlat = check_type(lonlat, layer.geometry_type)
+    stored = lonlat if layer.srid == 4326 else transform_to_xy(lonlat, CRS84, layer.srid)
+    return stored, lonlat, repaired
+
+
+def _cell(layer: Layer, lonlat: BaseGeometry) -> int | None:
+    if not layer.h3_column:
+        return None
+    point = lonlat if lonlat.geom_type == "Point" else lonlat.representative_point()
+    return h3.str_to_int(h3.latlng_to_cell(point.y, point.x, layer.h3_resolution))
+
+
+def prepare_write(
+    layer: Layer, body: Any, content_crs: CRS, repair: bool, keep_geometry: bool = False
+) -> _Prepared:
+    """A feature body checked for ``layer``: geometry, properties, domain rules; 4xx else.
+
+    With ``keep_geometry`` the body has no geometry and the stored one stays as it is.
+    """
+    if not isinstance(body, dict) or body.get("type", "Feature") != "Feature":
+        raise BadRequest(
+            'the body must be a GeoJSON Feature ({"type": "Feature", '
+            '"geometry": ..., "properties": {...}})',
+            code="invalid_feature",
+        )
+    checked = check_properties(layer, body.get("properties"))
+    if keep_geometry:
+        return _Prepared(None, None, None, checked.columns, checked.extras, None)
+    if body.get("geometry") is None:
+        raise Unprocessable("a feature of this layer needs a geometry", code="invalid_geometry")
+    stored, lonlat, repaired = _geometry(layer, body["geometry"], content_crs, repair)
+    return _Prepared(
+        shapely.to_wkb(stored),
+        tuple(lonlat.bounds),
+        _cell(layer, lonlat),
+        checked.columns,
+        checked.extras,
+        repaired,
+    )
+
+
+def _feature_bounds(geojson: str) -> BBox | None:
+    geometry = orjson.loads(geojson).get("geometry")
+    if not geometry:
+        return None
+    return tuple(shapely.geometry.shape(geometry).bounds)  # type: ignore[return-value]
+
+
+def _assignments(
+    layer: Layer, prep: _Prepared, params: Params, actor: str, replace: bool
+) -> dict[str, str]:
+    """Column → SQL value of a write (columns the body left out get their DEFAULT on replace)."""
+    values: dict[str, str] = {}
+    types = {
+        "string": "text",
+        "integer": "bigint",
+        "number": "double precision",
+        "boolean": "boolean",
+        "datetime": "timestamptz",
+        "object": "jsonb",
+    }
+    for name, kind in layer.writable_properties.items():
+        if name in prep.columns:
+            values[name] = params.add(prep.columns[name], types[kind])
+        elif replace:
+            values[name] = "DEFAULT"
+    if layer.extra_properties_column:
+        values[layer.extra_properties_column] = params.add(
+            orjson.dumps(prep.extras).decode(), "jsonb"
+        )
+    if prep.wkb is not None:
+        values[layer.geometry_column] = (
+            f"ST_GeomFromWKB({params.add(prep.wkb, 'bytea')}, {int(layer.srid)})"
+        )
+        if layer.h3_column:
+            values[layer.h3_column] = params.add(prep.cell, "bigint")
+    if layer.updated_at_column:
+        values[layer.updated_at_column] = "now()"
+    if layer.updated_by_column:
+        values[layer.updated_by_column] = params.add(actor, "text")
+    return values
+
+
+def _returning(layer: Layer, crs: CRS) -> str:
+    return (
+        f"{column(layer, layer.id_column)}, {_version_sql(layer)}, "
+        f"{feature_sql(layer, CRS84)}, {feature_sql(layer, crs)}"
+    )
+
+
+async def next_history_version(conn: AsyncConnection, layer: Layer, feature_id: Any) -> int:
+    """The version number the feature's next history row takes."""
+    sql = (
+        "SELECT COALESCE(max(version), 0) + 1 FROM feature_history "
+        "WHERE layer = :layer AND feature_id = :fid"
+    )
+    return (await conn.execute(text(sql), {"layer": layer.id, "fid": str(feature_id)})).scalar_one()
+
+
+async def record_history(
+    conn: AsyncConnection,
+    layer: Layer,
+    feature_id: Any,
+    version: int,
+    op: str,
+    before: str | None,
+    after: str | None,
+    actor: str,
+) -> None:
+    """One feature_history row, in the caller's transaction."""
+    sql = (
+        "INSERT INTO feature_history (layer, feature_id, version, op, before, after, actor) "
+        "VALUES (:layer, :fid, :version, :op, CAST(:before AS jsonb), CAST(:after AS jsonb), "
+        ":actor)"
+    )
+    await conn.execute(
+        text(sql),
+        {
+            "layer": layer.id,
+            "fid": str(feature_id),
+            "version": version,
+            "op": op,
+            "before": before,
+            "after": after,
+            "actor": actor,
+        },
+    )
+
+
+def database_error(exc: DBAPIError, layer: Layer) -> Exception:
+    """A refused write as the 4xx that says why (unique → 409, others → 422)."""
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or ""
+    cause = getattr(orig, "__cause__", None)
+    detail = getattr(cause, "detail", None) or str(cause or orig).splitlines()[0]
+    if state == "23505":
+        return Conflict(
+            f"a feature of {layer.id} already has this value: {detail}", code="duplicate"
+        )
+    if state.startswith("23") or state.startswith("22"):
+        return Unprocessable(
+            f"the database refused the feature: {detail}", code="constraint_violation"
+        )
+    return exc
+
+
+async def _execute_write(conn: AsyncConnection, layer: Layer, sql: str, params: Params) -> Any:
+    try:
+        return (await conn.execute(text(sql), params.values)).first()
+    except DBAPIError as exc:
+        raise database_error(exc, layer) from None
+
+
+async def create_feature(
+    engine: AsyncEngine,
+    layer: Layer,
+    body: Any,
+    actor: str,
+    *,
+    content_crs: CRS = CRS84,
+    crs: CRS = CRS84,
+    repair: bool = False,
+) -> WriteResult:
+    """Insert a new feature (its id chosen by the database); history op 'create'."""
+    prep = prepare_write(layer, body, content_crs, repair)
+    params = Params()
+    values = _assignments(layer, prep, params, actor, replace=False)
+    if layer.version_column:
+        values[layer.version_column] = "1"
+    if layer.id_type == "string":
+        if not isinstance(body.get("id"), str) or not body["id"]:
+            raise Unprocessable("features of this layer need a string id", code="invalid_id")
+        values[layer.id_column] = params.add(body["id"], "text")
+    cols = ", ".join(quote(c) for c in values)
+    sql = (
+        f"INSERT INTO {quote(layer.table)} AS t ({cols}) VALUES ({', '.join(values.values())})"
+        f" RETURNING {_returning(layer, crs)}"
+    )
+    async with engine.begin() as conn:
+        feature_id, version, after, output = await _execute_write(conn, layer, sql, params)
+        history_version = version or await next_history_version(conn, layer, feature_id)
+        await record_history(conn, layer, feature_id, history_version, "create", None, after, actor)
+        await publish_change(conn, layer.id, [prep.bounds])
+    return WriteResult(
+        feature_id,
+        output,
+        make_etag(layer, feature_id, version, after),
+        history_version,
+        prep.repaired,
+        created=True,
+    )
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch of ``patch`` onto ``target``."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+async def update_feature(
+    engine: AsyncEngine,
+    layer: Layer,
+    feature_id: Any,
+    body: Any,
+    if_match: str | None,
+    actor: str,
+    *,
+    patch: bool = False,
+    content_crs: CRS = CRS84,
+    crs: CRS = CRS84,
+    repair: bool = False,
+) -> WriteResult:
+    """Replace (PUT) or merge-patch (PATCH) a feature if ``if_match`` is its current ETag.
+
+    The expected version is part of the UPDATE's WHERE clause: of several writers holding
+    the same ETag exactly one succeeds; the others get 412.
+    """
+    if_match = require_if_match(if_match)
+    async with engine.begin() as conn:
+        current = await _read(conn, layer, feature_id)
+        if current is None:
+            raise NotFound(f"no feature {feature_id} in {layer.id}", code="feature_not_found")
+        if not if_match_allows(if_match, current.etag):
+            raise _stale(current)
+        keep_geometry = False
+        if patch:
+            body, keep_geometry = _patched(current, body)
+        prep = prepare_write(layer, body, content_crs, repair, keep_geometry)
+        params = Params()
+        values = _assignments(layer, prep, params, actor, replace=True)
+        where = f"{column(layer, layer.id_column)} = {params.add(feature_id, _id_sql_type(layer))}"
+        if layer.version_column:
+            vcol = quote(layer.version_column)
+            values[layer.version_column] = f"t.{vcol} + 1"
+            where += f" AND t.{vcol} = {params.add(current.version, 'integer')}"
+        else:
+            where += f" AND md5({feature_sql(layer, CRS84)}) = {params.add(_md5(current), 'text')}"
+        sets = ", ".join(f"{quote(c)} = {v}" for c, v in values.items())
+        sql = (
+            f"UPDATE {quote(layer.table)} AS t SET {sets} WHERE {where} "
+            f"RETURNING {_returning(layer, crs)}"
+        )
+        row = await _execute_write(conn, layer, sql, params)
+        if row is None:
+            raise _stale(current)
+        _, version, after, output = row
+        history_version = version or await next_history_version(conn, layer, feature_id)
+        op = "update" if patch else "replace"
+        await record_history(
+            conn, layer, feature_id, history_version, op, current.geojson, after, actor
+        )
+        await publish_change(conn, layer.id, _boxes(current.geojson, prep.bounds))
+    return WriteResult(
+        feature_id,
+        output,
+        make_etag(layer, feature_id, version, after),
+        history_version,
+        prep.repaired,
+    )
+
+
+def _patched(current: StoredFeature, patch: Any) -> tuple[dict[str, Any], bool]:
+    """The feature after a merge patch, and whether its geometry stays as stored."""
+    if not isinstance(patch, dict):
+        raise BadRequest("a merge patch must be a JSON object", code="invalid_patch")
+    if "geometry" in patch and patch["geometry"] is None:
+        raise Unprocessable("a feature of this layer needs a geometry", code="invalid_geometry")
+    stored = orjson.loads(current.geojson)
+    properties = merge_patch(stored.get("properties") or {}, patch.get("properties") or {})
+    body = {"type": "Feature", "geometry": patch.get("geometry"), "properties": properties}
+    return body, patch.get("geometry") is None
+
+
+def _md5(current: StoredFeature) -> str:
+    return hashlib.md5(current.geojson.encode()).hexdigest()
+
+
+def _boxes(before: str | None, after: BBox | None) -> list[BBox]:
+    boxes = [b for b in (_feature_bounds(before) if before else None, after) if b]
+    return boxes
+
+
+def _stale(current: StoredFeature) -> PreconditionFailed:
+    return PreconditionFailed(
+        "the feature changed since you read it: If-Match does not match its current ETag "
+        f"{current.etag}; GET it again and reapply your change",
+        code="stale_etag",
+        headers={"ETag": current.etag},
+    )
+
+
+async def delete_feature(
+    engine: AsyncEngine, layer: Layer, feature_id: Any, if_match: str | None, actor: str
+) -> WriteResult:
+    """Delete a feature if ``if_match`` is its current ETag; history op 'delete'."""
+    if_match = require_if_match(if_match)
+    async with engine.begin() as conn:
+        current = await _read(conn, layer, feature_id)
+        if current is None:
+            raise NotFound(f"no feature {feature_id} in {layer.id}", code="feature_not_found")
+        if not if_match_allows(if_match, current.etag):
+            raise _stale(current)
+        params = Params()
+        where = f"{column(layer, layer.id_column)} = {params.add(feature_id, _id_sql_type(layer))}"
+        if layer.version_column:
+            where += (
+                f" AND t.{quote(layer.version_column)} = {params.add(current.version, 'integer')}"
+            )
+        else:
+            where += f" AND md5({feature_sql(layer, CRS84)}) = {params.add(_md5(current), 'text')}"
+        sql = f"DELETE FROM {quote(layer.table)} AS t WHERE {where} RETURNING 1"
+        if await _execute_write(conn, layer, sql, params) is None:
+            raise _stale(current)
+        history_version = await next_history_version(conn, layer, feature_id)
+        if current.version is not None:
+            history_version = max(history_version, current.version + 1)
+        await record_history(
+            conn, layer, feature_id, history_version, "delete", current.geojson, None, actor
+        )
+        await publish_change(conn, layer.id, _boxes(current.geojson, None))
+    return WriteResult(feature_id, None, None, history_version)
+
+
+async def insert_with_id(
+    conn: AsyncConnection,
+    layer: Layer,
+    feature_id: Any,
+    prep: _Prepared,
+    version: int,
+    actor: str,
+    crs: CRS = CRS84,
+) -> tuple[str, str]:
+    """Re-insert a feature under its old id at ``version`` (restore); (CRS84, output) JSON."""
+    params = Params()
+    values = _assignments(layer, prep, params, actor, replace=False)
+    values[layer.id_column] = params.add(feature_id, _id_sql_type(layer))
+    if layer.version_column:
+        values[layer.version_column] = params.add(version, "integer")
+    cols = ", ".join(quote(c) for c in values)
+    sql = (
+        f"INSERT INTO {quote(layer.table)} AS t ({cols}) VALUES ({', '.join(values.values())})"
+        f" RETURNING {_returning(layer, crs)}"
+    )
+    _, _, after, output = await _execute_write(conn, layer, sql, params)
+    return after, output
+
+
+async def read_feature(
+    conn: AsyncConnection, layer: Layer, feature_id: Any, crs: CRS = CRS84
+) -> StoredFeature | None:
+    """The feature as stored now within the caller's transaction (None: there is none)."""
+    return await _read(conn, layer, feature_id, crs)

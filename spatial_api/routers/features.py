@@ -1,0 +1,536 @@
+"""OGC API - Features over HTTP: Part 1 Core, Part 2 CRS, Part 3 Filtering, Part 4 Create,
+Replace, Update, Delete; plus feature history and restore.
+
+This module only translates HTTP: the repository is layers.features / layers.history.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from gis.crs import CRS84, parse_crs, served_crs_uris, transform_bbox
+from gis.errors import BadRequest, Forbidden, Unauthorized
+from layers.catalog import Layer, load_catalog
+from layers.features import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    ItemQuery,
+    WriteResult,
+    create_feature,
+    delete_feature,
+    get_feature,
+    parse_feature_id,
+    query_features,
+    update_feature,
+)
+from layers.history import list_history, restore_version
+from layers.layer_metadata import layer_extent, queryables
+from spatial_api.auth import ANONYMOUS, Principal, current_principal
+
+router = APIRouter(tags=["features"])
+
+GEOJSON = "application/geo+json"
+JSON = "application/json"
+MAX_BODY = 20 * 1024 * 1024
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/optimistic-locking-etags",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
+]
+LANDING_LINKS = [
+    ("conformance", "/conformance", "The conformance classes this server implements"),
+    ("data", "/collections", "The layers as OGC API Features collections"),
+]
+ITEM_PARAMS = {
+    "bbox",
+    "bbox-crs",
+    "limit",
+    "offset",
+    "datetime",
+    "properties",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "crs",
+    "f",
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def base_url(request: Request) -> str:
+    """This server's root URL, without a trailing slash."""
+    return str(request.base_url).rstrip("/")
+
+
+def json_response(
+    body: Any, status: int = 200, media_type: str = JSON, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON response serialised with orjson."""
+    return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
+
+
+async def readable_layer(request: Request, layer_id: str) -> tuple[Layer, Principal]:
+    """The layer if the caller may read it; 404/401/403 otherwise."""
+    layer = load_catalog().get(layer_id)
+    principal = await current_principal(request)
+    if not layer.can_read(principal.role):
+        if principal.role == ANONYMOUS:
+            raise Unauthorized(
+                f"layer {layer.id} needs an API key", headers={"WWW-Authenticate": "Bearer"}
+            )
+        raise Forbidden(f"role {principal.role!r} may not read layer {layer.id}")
+    return layer, principal
+
+
+def require_editor(layer: Layer, principal: Principal) -> None:
+    """401/403 unless the caller may write features of ``layer``."""
+    if layer.can_edit(principal.role):
+        return
+    if not layer.editable:
+        raise Forbidden(
+            f"layer {layer.id} is not editable through the Features API", code="layer_not_editable"
+        )
+    if principal.role == ANONYMOUS:
+        raise Unauthorized(
+            f"editing {layer.id} needs an API key with one of the roles "
+            f"{', '.join(['admin', *layer.editable_by])}",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    raise Forbidden(
+        f"role {principal.role!r} may not edit layer {layer.id}; allowed: "
+        f"{', '.join(['admin', *layer.editable_by])}"
+    )
+
+
+def collection_json(request: Request, layer: Layer, extent: list[float] | None) -> dict:
+    """The collection description of one layer."""
+    base = f"{base_url(request)}/collections/{layer.id}"
+    storage = (
+        CRS84.uri if layer.srid == 4326 else f"http://www.opengis.net/def/crs/EPSG/0/{layer.srid}"
+    )
+    body: dict[str, Any] = {
+        "id": layer.id,
+        "title": layer.title,
+        "description": layer.description,
+        "itemType": "feature",
+        "crs": served_crs_uris(),
+        "storageCrs": storage,
+        "links": [
+            {"rel": "self", "type": JSON, "href": base, "title": "This collection"},
+            {"rel": "items", "type": GEOJSON, "href": f"{base}/items", "title": "Its features"},
+            {
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                "type": "application/schema+json",
+                "href": f"{base}/queryables",
+                "title": "What its features can be filtered by",
+            },
+        ],
+    }
+    if extent:
+        body["extent"] = {"spatial": {"bbox": [extent], "crs": CRS84.uri}}
+    return body
+
+
+def parse_bbox(value: str | None, bbox_crs: str | None) -> tuple[float, float, float, float] | None:
+    """The bbox parameter as a CRS84 lon/lat box; 400 when malformed."""
+    if value is None:
+        if bbox_crs:
+            raise BadRequest("bbox-crs needs a bbox", code="invalid_parameter")
+        return None
+    try:
+        numbers = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise BadRequest(
+            "bbox must be 4 (or 6) comma-separated numbers", code="invalid_bbox"
+        ) from None
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    if len(numbers) != 4 or not all(abs(n) < 1e12 for n in numbers):
+        raise BadRequest(
+            "bbox must be 4 (or 6) comma-separated finite numbers", code="invalid_bbox"
+        )
+    crs = parse_crs(bbox_crs)
+    if crs.is_crs84:
+        minx, miny, maxx, maxy = numbers
+        if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+            raise BadRequest(
+                "bbox must be lon/lat within -180..180, -90..90 with min <= max "
+                "latitude (or give bbox-crs)",
+                code="invalid_bbox",
+            )
+        return minx, miny, maxx, maxy
+    return transform_bbox(tuple(numbers), crs, CRS84)  # type: ignore[arg-type]
+
+
+def page_links(
+    request: Request, layer: Layer, returned: int, matched: int | None, limit: int, offset: int
+) -> list[dict[str, str]]:
+    """self, alternate, collection, and next/prev links of an items page."""
+    url = f"{base_url(request)}/collections/{layer.id}/items"
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "offset"]
+
+    def at(new_offset: int) -> str:
+        return f"{url}?{urlencode([*params, ('offset', str(new_offset))])}"
+
+    links = [
+        {"rel": "self", "type": GEOJSON, "href": at(offset), "title": "This page"},
+        {
+            "rel": "collection",
+            "type": JSON,
+            "href": url.rsplit("/", 1)[0],
+            "title": "The collection",
+        },
+    ]
+    more = matched > offset + returned if matched is not None else returned == limit
+    if more:
+        links.append(
+            {"rel": "next", "type": GEOJSON, "href": at(offset + limit), "title": "Next page"}
+        )
+    if offset > 0:
+        links.append(
+            {
+                "rel": "prev",
+                "type": GEOJSON,
+                "href": at(max(0, offset - limit)),
+                "title": "Previous page",
+            }
+        )
+    return links
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> Any:
+    """The request's JSON body; 400/413 when it is not JSON or too large."""
+    raw = await request.body()
+    if len(raw) > limit:
+        raise BadRequest(
+            f"the body is larger than {limit} bytes", code="payload_too_large", status=413
+        )
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not JSON: {exc}", code="invalid_json") from None
+
+
+def content_crs(request: Request) -> Any:
+    """The CRS of a request body (Content-Crs header, default CRS84)."""
+    value = request.headers.get("content-crs")
+    return parse_crs(value.strip().strip("<>") if value else None)
+
+
+def write_response(
+    request: Request, layer: Layer, result: WriteResult, crs_header: str, status: int = 200
+) -> Response:
+    """A written feature: body, ETag, Content-Crs, Location on create, repair notice."""
+    headers = {"ETag": result.etag or "", "Content-Crs": crs_header}
+    body = result.output or "{}"
+    if result.repaired:
+        headers["X-Geometry-Repaired"] = result.repaired.describe()
+        note = orjson.dumps(result.repaired.describe()).decode()
+        body = body[:-1] + ',"cityhex:repaired":' + note + "}"
+    if status == 201:
+        headers["Location"] = f"{base_url(request)}/collections/{layer.id}/items/{result.id}"
+    return Response(body, status_code=status, media_type=GEOJSON, headers=headers)
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+@router.get("/conformance", summary="The conformance classes this server implements")
+async def conformance() -> Response:
+    """The OGC conformance classes implemented, exactly."""
+    return json_response({"conformsTo": CONFORMANCE})
+
+
+@router.get("/collections", summary="Every layer the caller may read, as a collection")
+async def collections(request: Request) -> Response:
+    """The readable layers, with their extents and links."""
+    principal = await current_principal(request)
+    engine = request.app.state.engine
+    found = []
+    for layer in load_catalog():
+        if layer.can_read(principal.role):
+            found.append(collection_json(request, layer, await layer_extent(engine, layer)))
+    links = [
+        {
+            "rel": "self",
+            "type": JSON,
+            "href": f"{base_url(request)}/collections",
+            "title": "The collections",
+        }
+    ]
+    return json_response({"collections": found, "links": links, "crs": served_crs_uris()})
+
+
+@router.get("/collections/{layer_id}", summary="One layer as a collection")
+async def collection(request: Request, layer_id: str) -> Response:
+    """The layer's description, extent and links."""
+    layer, _ = await readable_layer(request, layer_id)
+    extent = await layer_extent(request.app.state.engine, layer)
+    return json_response(collection_json(request, layer, extent))
+
+
+@router.get(
+    "/collections/{layer_id}/queryables",
+    summary="What the layer's features can be filtered by (JSON Schema)",
+)
+async def collection_queryables(request: Request, layer_id: str) -> Response:
+    """The queryables: catalog properties and the free-form keys found in the data."""
+    layer, _ = await readable_layer(request, layer_id)
+    schema = await queryables(request.app.state.engine, layer)
+    schema = {"$id": f"{base_url(request)}/collections/{layer.id}/queryables", **schema}
+    return json_response(schema, media_type="application/schema+json")
+
+
+# --------------------------------------------------------------------------- items
+
+
+@router.get(
+    "/collections/{layer_id}/items",
+    summary="The layer's features (GeoJSON)",
+    response_class=Response,
+)
+async def items(
+    request: Request,
+    layer_id: str,
+    bbox: str | None = Query(None, description="minx,miny,maxx,maxy (in bbox-crs)"),
+    bbox_crs: str | None = Query(None, alias="bbox-crs"),
+    limit: int = Query(DEFAULT_LIMIT, ge=1, description=f"Page size; at most {MAX_LIMIT}"),
+    offset: int = Query(0, ge=0),
+    datetime_: str | None = Query(None, alias="datetime"),
+    properties: str | None = Query(None, description="Properties to return (comma list)"),
+    filter_: str | None = Query(None, alias="filter", description="A CQL2 filter"),
+    filter_lang: str = Query("cql2-text", alias="filter-lang"),
+    filter_crs: str | None = Query(None, alias="filter-crs"),
+    crs: str | None = Query(None, description="The CRS of the response geometries"),
+) -> Response:
+    """Features matching bbox, datetime, filter and property=value parameters, paged."""
+    layer, _ = await readable_layer(request, layer_id)
+    equals = {k: v for k, v in request.query_params.items() if k not in ITEM_PARAMS}
+    unknown = [
+        k
+        for k in equals
+        if k not in layer.properties and k != "id" and not layer.extra_properties_column
+    ]
+    if unknown:
+        raise BadRequest(f"unknown parameter {', '.join(unknown)}", code="invalid_parameter")
+    out_crs = parse_crs(crs)
+    query = ItemQuery(
+        bbox=parse_bbox(bbox, bbox_crs),
+        datetime=datetime_,
+        properties=[p.strip() for p in properties.split(",") if p.strip()]
+        if properties is not None
+        else None,
+        filter=filter_,
+        filter_lang=filter_lang,
+        filter_crs=parse_crs(filter_crs),
+        equals=equals,
+        limit=min(limit, MAX_LIMIT),
+        offset=offset,
+        crs=out_crs,
+    )
+    page = await query_features(request.app.state.engine, layer, query)
+    rest = {
+        "numberMatched": page.number_matched,
+        "numberReturned": page.number_returned,
+        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "links": page_links(
+            request, layer, page.number_returned, page.number_matched, page.limit, page.offset
+        ),
+    }
+    if rest["numberMatched"] is None:
+        del rest["numberMatched"]
+    body = (
+        '{"type":"FeatureCollection","features":['
+        + ",".join(page.features)
+        + "],"
+        + orjson.dumps(rest).decode()[1:]
+    )
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": out_crs.header})
+
+
+@router.post(
+    "/collections/{layer_id}/items",
+    status_code=201,
+    response_class=Response,
+    summary="Create a feature (201 with Location and ETag)",
+)
+async def create_item(
+    request: Request,
+    layer_id: str,
+    repair: bool = Query(False, description="Repair invalid geometry"),
+) -> Response:
+    """Insert the GeoJSON Feature in the body."""
+    layer, principal = await readable_layer(request, layer_id)
+    require_editor(layer, principal)
+    body_crs = content_crs(request)
+    result = await create_feature(
+        request.app.state.engine,
+        layer,
+        await read_body(request),
+        principal.actor,
+        content_crs=body_crs,
+        crs=body_crs,
+        repair=repair,
+    )
+    return write_response(request, layer, result, body_crs.header, status=201)
+
+
+@router.get(
+    "/collections/{layer_id}/items/{feature_id}",
+    response_class=Response,
+    summary="One feature, with its ETag",
+)
+async def item(
+    request: Request, layer_id: str, feature_id: str, crs: str | None = Query(None)
+) -> Response:
+    """The feature, in ``crs`` (default CRS84)."""
+    layer, _ = await readable_layer(request, layer_id)
+    out_crs = parse_crs(crs)
+    found = await get_feature(
+        request.app.state.engine, layer, parse_feature_id(layer, feature_id), out_crs
+    )
+    base = f"{base_url(request)}/collections/{layer.id}"
+    links = [
+        {"rel": "self", "type": GEOJSON, "href": f"{base}/items/{feature_id}"},
+        {"rel": "collection", "type": JSON, "href": base},
+    ]
+    body = found.output[:-1] + ',"links":' + orjson.dumps(links).decode() + "}"
+    return Response(
+        body, media_type=GEOJSON, headers={"ETag": found.etag, "Content-Crs": out_crs.header}
+    )
+
+
+async def _update(
+    request: Request, layer_id: str, feature_id: str, patch: bool, repair: bool
+) -> Response:
+    layer, principal = await readable_layer(request, layer_id)
+    require_editor(layer, principal)
+    body_crs = content_crs(request)
+    result = await update_feature(
+        request.app.state.engine,
+        layer,
+        parse_feature_id(layer, feature_id),
+        await read_body(request),
+        request.headers.get("if-match"),
+        principal.actor,
+        patch=patch,
+        content_crs=body_crs,
+        crs=body_crs,
+        repair=repair,
+    )
+    return write_response(request, layer, result, body_crs.header)
+
+
+@router.put(
+    "/collections/{layer_id}/items/{feature_id}",
+    response_class=Response,
+    summary="Replace a feature (If-Match required)",
+)
+async def replace_item(
+    request: Request, layer_id: str, feature_id: str, repair: bool = Query(False)
+) -> Response:
+    """Replace the feature with the body if If-Match holds its current ETag."""
+    return await _update(request, layer_id, feature_id, patch=False, repair=repair)
+
+
+@router.patch(
+    "/collections/{layer_id}/items/{feature_id}",
+    response_class=Response,
+    summary="Merge-patch a feature (If-Match required)",
+)
+async def patch_item(
+    request: Request, layer_id: str, feature_id: str, repair: bool = Query(False)
+) -> Response:
+    """Apply a JSON merge patch (RFC 7396) if If-Match holds the current ETag."""
+    return await _update(request, layer_id, feature_id, patch=True, repair=repair)
+
+
+@router.delete(
+    "/collections/{layer_id}/items/{feature_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a feature (If-Match required)",
+)
+async def delete_item(request: Request, layer_id: str, feature_id: str) -> Response:
+    """Delete the feature if If-Match holds its current ETag; its history keeps it."""
+    layer, principal = await readable_layer(request, layer_id)
+    require_editor(layer, principal)
+    await delete_feature(
+        request.app.state.engine,
+        layer,
+        parse_feature_id(layer, feature_id),
+        request.headers.get("if-match"),
+        principal.actor,
+    )
+    return Response(status_code=204)
+
+
+# --------------------------------------------------------------------------- history
+
+
+@router.get(
+    "/collections/{layer_id}/items/{feature_id}/history",
+    summary="Every version of a feature: operation, who, when, before and after",
+)
+async def history(request: Request, layer_id: str, feature_id: str) -> Response:
+    """The feature's versions, oldest first (needs an API key: it names who edited)."""
+    layer, principal = await readable_layer(request, layer_id)
+    if principal.role == ANONYMOUS:
+        raise Unauthorized(
+            "feature history needs an API key", headers={"WWW-Authenticate": "Bearer"}
+        )
+    fid = parse_feature_id(layer, feature_id)
+    versions = await list_history(request.app.state.engine, layer, fid)
+    return json_response(
+        {"layer": layer.id, "id": fid, "versions": [v.as_json() for v in versions]}
+    )
+
+
+@router.post(
+    "/collections/{layer_id}/items/{feature_id}/history/{version}/restore",
+    response_class=Response,
+    summary="Restore a version (re-creates a deleted feature under its id)",
+)
+async def restore(request: Request, layer_id: str, feature_id: str, version: int) -> Response:
+    """Bring the feature back as it was at ``version``: 201 when it had been deleted, else
+    200 (a replace, which needs If-Match)."""
+    layer, principal = await readable_layer(request, layer_id)
+    require_editor(layer, principal)
+    fid = parse_feature_id(layer, feature_id)
+    result = await restore_version(
+        request.app.state.engine,
+        layer,
+        fid,
+        version,
+        request.headers.get("if-match"),
+        principal.actor,
+    )
+    return write_response(
+        request, layer, result, CRS84.header, status=201 if result.created else 200
+    )

@@ -1,0 +1,119 @@
+"""Spatial queries over HTTP: nearest, within a radius, intersecting a shape.
+
+This module only translates HTTP: the queries are layers.spatial_queries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from gis.crs import parse_crs
+from gis.errors import BadRequest
+from layers.spatial_queries import (
+    MAX_K,
+    MAX_NEAREST_M,
+    MAX_RADIUS_M,
+    MAX_WITHIN_RESULTS,
+    Hit,
+    intersects_layers,
+    nearest,
+    within,
+)
+from spatial_api.routers.features import GEOJSON, JSON, read_body, readable_layer
+
+router = APIRouter(prefix="/query", tags=["queries"])
+FILTER = Query(None, description="A CQL2 filter on the layer's properties")
+FILTER_LANG = Query("cql2-text", alias="filter-lang")
+
+
+def hits_response(layer_id: str, hits: list[Hit], extra: dict[str, Any]) -> Response:
+    """A FeatureCollection of hits, each with ``distance_m`` among its properties."""
+    body = {
+        "type": "FeatureCollection",
+        "layer": layer_id,
+        "features": [h.as_json() for h in hits],
+        "numberReturned": len(hits),
+        **extra,
+    }
+    return Response(orjson.dumps(body), media_type=GEOJSON)
+
+
+@router.get(
+    "/nearest",
+    response_class=Response,
+    summary="The k features of a layer nearest to a point, with distances in metres",
+)
+async def nearest_features(
+    request: Request,
+    layer: str = Query(..., description="The layer id"),
+    lon: float = Query(..., description="WGS 84 longitude"),
+    lat: float = Query(..., description="WGS 84 latitude"),
+    k: int = Query(10, description=f"How many, 1..{MAX_K}"),
+    max_m: float | None = Query(
+        None, description=f"Only within this many metres (at most {MAX_NEAREST_M:g})"
+    ),
+    filter_: str | None = FILTER,
+    filter_lang: str = FILTER_LANG,
+) -> Response:
+    """Nearest first; ``distance_m`` is the true distance on the WGS 84 spheroid."""
+    found, _ = await readable_layer(request, layer)
+    hits = await nearest(request.app.state.engine, found, lon, lat, k, max_m, filter_, filter_lang)
+    return hits_response(found.id, hits, {"k": k})
+
+
+@router.get(
+    "/within", response_class=Response, summary="The features of a layer within a radius of a point"
+)
+async def features_within(
+    request: Request,
+    layer: str = Query(...),
+    lon: float = Query(...),
+    lat: float = Query(...),
+    radius_m: float = Query(..., description=f"Metres, at most {MAX_RADIUS_M:g}"),
+    limit: int = Query(1_000, description=f"At most {MAX_WITHIN_RESULTS}"),
+    filter_: str | None = FILTER,
+    filter_lang: str = FILTER_LANG,
+) -> Response:
+    """Nearest first with ``distance_m``; ``limited`` says whether more matched."""
+    found, _ = await readable_layer(request, layer)
+    hits, limited = await within(
+        request.app.state.engine, found, lon, lat, radius_m, filter_, filter_lang, limit
+    )
+    return hits_response(found.id, hits, {"radius_m": radius_m, "limited": limited})
+
+
+@router.post(
+    "/intersects",
+    response_class=Response,
+    summary="For each layer, the features intersecting a GeoJSON geometry",
+)
+async def features_intersecting(request: Request) -> Response:
+    """Body ``{"layers": [...], "geometry": {...}, "crs": "..."}``; one FeatureCollection
+    per layer."""
+    body = await read_body(request, limit=5 * 1024 * 1024)
+    if not isinstance(body, dict) or "geometry" not in body or "layers" not in body:
+        raise BadRequest(
+            'the body must be {"layers": [...], "geometry": {...}, "crs"?}', code="invalid_body"
+        )
+    names = body["layers"]
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise BadRequest("layers must be a list of layer ids", code="invalid_body")
+    layers = [(await readable_layer(request, name))[0] for name in dict.fromkeys(names)]
+    results = await intersects_layers(
+        request.app.state.engine, layers, body["geometry"], parse_crs(body.get("crs"))
+    )
+    parts = []
+    for name, (features, limited) in results.items():
+        meta = orjson.dumps(
+            {"layer": name, "numberReturned": len(features), "limited": limited}
+        ).decode()[1:]
+        parts.append(
+            f'"{name}":{{"type":"FeatureCollection","features":[' + ",".join(features) + "]," + meta
+        )
+    return Response('{"layers":{' + ",".join(parts) + "}}", media_type=JSON)
