@@ -29,7 +29,7 @@ def idw(
     shape = np.shape(qx)
     query = np.column_stack([np.ravel(qx), np.ravel(qy)]).astype(np.float64)
     k = min(neighbors, len(values))
-    dist, idx = cKDTree(sites).query(query, k=k)
+    dist, idx = cKDTree(sites).query(query, k=k, workers=-1)
     dist, idx = dist.reshape(len(query), k), idx.reshape(len(query), k)
     on_site = dist[:, 0] == 0.0
     with np.errstate(divide="ignore"):

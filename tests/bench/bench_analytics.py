@@ -282,7 +282,7 @@ def bench_demo(cluster: EmbeddedCluster, repeat: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
     migrate(url)
-    load_demo(url, 1)
+    load_demo(url, 1, progress=False)
     with psycopg.connect(url, autocommit=True) as conn:
         n = conn.execute("SELECT count(*) FROM incidents").fetchone()[0]
     bench_endpoints(url, repeat, f"demo scale 1 ({n:,} incidents)")
