@@ -11,7 +11,7 @@ from layers.db import create_async_engine
 from spatial_api.auth import new_key_cache
 from spatial_api.errors import install_error_handlers
 from spatial_api.metrics import MetricsMiddleware
-from spatial_api.routers import analytics, system, tiles
+from spatial_api.routers import analytics, sensors, system, tiles
 from spatial_api.routers.features import LANDING_LINKS as FEATURE_LINKS
 from spatial_api.routers.features import router as features_router
 from spatial_api.routers.incidents import api as incident_api
@@ -44,6 +44,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware)
     app.include_router(system.router)
+    app.include_router(sensors.router)
     app.include_router(analytics.router)
     app.include_router(incident_api)
     app.include_router(tiles.router)

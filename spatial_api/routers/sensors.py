@@ -1,0 +1,164 @@
+"""Sensors: the registry, batch ingest of readings, series and alarm history."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from layers.alarms import alarm_history
+from layers.readings import MAX_BATCH, PayloadTooLarge, ingest, parse_batch, parse_time, series
+from layers.sensors import (
+    SensorIn,
+    SensorPatch,
+    create_sensor,
+    delete_sensor,
+    get_sensor,
+    list_sensors,
+    update_sensor,
+)
+from spatial_api.auth import ANONYMOUS, Principal, require_role
+from spatial_api.deps import get_connection
+
+router = APIRouter(prefix="/sensors", tags=["sensors"])
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+READINGS_BODY = {
+    "description": f"Up to {MAX_BATCH} readings: an array, or an object with a 'readings' array.",
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "array",
+                "maxItems": MAX_BATCH,
+                "items": {
+                    "type": "object",
+                    "required": ["sensor", "property", "ts", "value"],
+                    "properties": {
+                        "sensor": {"type": "string", "description": "the sensor's code"},
+                        "property": {"type": "string", "example": "pm25"},
+                        "ts": {
+                            "type": "string",
+                            "format": "date-time",
+                            "description": "ISO 8601 with a UTC offset (or Unix seconds)",
+                        },
+                        "value": {"type": "number"},
+                    },
+                },
+            }
+        }
+    },
+}
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    """``data`` as a JSON response."""
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+@router.get("", summary="The sensors, a page at a time")
+async def sensors_list(
+    kind: str | None = Query(None, description="only sensors of this kind"),
+    alarm_state: Literal["normal", "warning", "alarm"] | None = Query(None),
+    limit: int = Query(100, ge=1, le=10_000),
+    offset: int = Query(0, ge=0),
+    conn: AsyncConnection = Depends(get_connection),
+    _: Principal = Depends(require_role(ANONYMOUS)),
+) -> Response:
+    """Sensors by id with their measures, thresholds, latest values and alarm state."""
+    return json_response(await list_sensors(conn, kind, alarm_state, limit, offset))
+
+
+@router.post("", status_code=201, summary="Register a sensor (admin)")
+async def sensors_create(
+    body: SensorIn,
+    conn: AsyncConnection = Depends(get_connection),
+    _: Principal = Depends(require_role("admin")),
+) -> Response:
+    """Register a sensor: code, kind, location, measures, thresholds, linked asset."""
+    return json_response(await create_sensor(conn, body.model_dump()), 201)
+
+
+@router.post(
+    "/readings",
+    summary="Ingest a batch of readings (idempotent)",
+    openapi_extra={"requestBody": READINGS_BODY},
+)
+async def readings_ingest(
+    request: Request, _: Principal = Depends(require_role("app"))
+) -> Response:
+    """Store the valid readings of a batch once each; report accepted, duplicate and
+    rejected rows (with the reason for each) and the alarms raised."""
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body exceeds {MAX_BODY_BYTES} bytes")
+    report = await ingest(request.app.state.engine, parse_batch(body))
+    return json_response(report.to_dict())
+
+
+@router.get("/{sensor}", summary="One sensor (by id or code)")
+async def sensors_get(
+    sensor: str,
+    conn: AsyncConnection = Depends(get_connection),
+    _: Principal = Depends(require_role(ANONYMOUS)),
+) -> Response:
+    """The sensor with its latest values and alarm state."""
+    return json_response(await get_sensor(conn, sensor))
+
+
+@router.patch("/{sensor}", summary="Change a sensor (admin)")
+async def sensors_update(
+    sensor: str,
+    body: SensorPatch,
+    conn: AsyncConnection = Depends(get_connection),
+    _: Principal = Depends(require_role("admin")),
+) -> Response:
+    """Replace the given fields (measures and thresholds each as a whole)."""
+    return json_response(await update_sensor(conn, sensor, body.model_dump(exclude_unset=True)))
+
+
+@router.delete("/{sensor}", status_code=204, summary="Remove a sensor (admin)")
+async def sensors_delete(
+    sensor: str,
+    conn: AsyncConnection = Depends(get_connection),
+    _: Principal = Depends(require_role("admin")),
+) -> Response:
+    """Remove the sensor, its readings and its alarm history."""
+    await delete_sensor(conn, sensor)
+    return Response(status_code=204)
+
+
+@router.get("/{sensor}/readings", summary="A sensor's readings, raw or in time buckets")
+async def sensors_series(
+    sensor: str,
+    property: str | None = Query(None, description="required when the sensor measures several"),
+    start: str | None = Query(None, alias="from", description="ISO 8601; default: to - 1 day"),
+    end: str | None = Query(None, alias="to", description="ISO 8601; default: now"),
+    bucket: Literal["5m", "1h", "1d"] | None = Query(None, description="omit for raw"),
+    conn: AsyncConnection = Depends(get_connection),
+    _: Principal = Depends(require_role(ANONYMOUS)),
+) -> Response:
+    """Readings of one property in [from, to): raw, or min/avg/max/count per UTC bucket."""
+    return json_response(
+        await series(
+            conn,
+            sensor,
+            property,
+            parse_time(start, "from") if start else None,
+            parse_time(end, "to") if end else None,
+            bucket,
+        )
+    )
+
+
+@router.get("/{sensor}/alarms", summary="A sensor's alarm history")
+async def sensors_alarms(
+    sensor: str,
+    limit: int = Query(100, ge=1, le=10_000),
+    conn: AsyncConnection = Depends(get_connection),
+    _: Principal = Depends(require_role("app", "inspector", "editor", "dispatcher")),
+) -> Response:
+    """Every level change (newest first): the reading that caused it and its incident."""
+    return json_response(await alarm_history(conn, sensor, limit))
