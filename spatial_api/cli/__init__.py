@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from spatial_api.cli import db, export, keys, serve
+from spatial_api.cli import db, demo, export, keys, serve
 
 app = typer.Typer(help="CityHex: the spatial operations server of a city.", no_args_is_help=True)
 app.add_typer(db.app, name="db")
@@ -12,6 +12,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(export.app, name="export")
 app.command("migrate")(db.migrate_command)
 app.command("serve")(serve.serve_command)
+app.command("demo")(demo.demo_command)
 
 
 def main() -> None:

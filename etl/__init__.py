@@ -1,0 +1,1 @@
+"""Loading data into CityHex: importers, the demo city generator, sensor stream ingest."""

@@ -1,0 +1,320 @@
+"""The demo city's incidents (事件): a year of cases ending on 31 October 2026.
+
+Most cases cluster around hotspots (a market's street vendors, a building site's dust and
+noise), each with its favourite kind of trouble; the rest are spread along the streets.
+Reports follow weekly and daily rhythms per major class, flooding follows the rainy
+season, and broken lamps, covers and hydrants are reported where those assets stand.
+Every case is routed by its cell: the cell's inspector, the cell's district, and the
+category's department.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry import Polygon
+
+from etl.demo_assets import Assets
+from etl.demo_city import DAY_S, END_S, on_land, to_lonlat, to_metres
+from etl.demo_copy import NO_TIME, ewkb_hex, timestamps
+from etl.demo_grid import Grid
+from etl.demo_people import People
+from etl.demo_sensors import Sensors
+from etl.demo_streets import Streets, street_points
+from etl.demo_workflow import (
+    ACTIONS,
+    ACTOR_OF_ACTION,
+    NOTES,
+    TO_STATUS,
+    Lifecycles,
+    case_summary,
+    lifecycles,
+    transition_steps,
+)
+from gis.hexgrid import latlng_cells
+
+INCIDENT_COUNT = 65_000
+HOTSPOTS = 60
+HOTSPOT_SHARE = 0.65
+HOTSPOT_FAVOURITE = 0.7
+MAJOR_SHARES = {"01": 0.30, "02": 0.15, "03": 0.10, "04": 0.06, "05": 0.30, "06": 0.09}
+HEAVY_CATEGORIES = {"0102": 3.0, "0104": 2.0, "0201": 3.0, "0501": 3.0, "0504": 3.0, "0502": 2.0}
+ASSET_CATEGORIES = {"0601": "lamp", "0602": "manhole", "0603": "hydrant", "0406": "manhole"}
+SENSOR_CATEGORIES = {"0606": "air_quality", "0607": "noise", "0608": "water_level"}
+SOURCES = (("inspector", 0.74), ("hotline", 0.17), ("public", 0.09))
+# Monday .. Sunday
+WEEKDAY = {"01": (1, 1, 1, 1, 1, 0.8, 0.7), "02": (1.1, 1, 1, 1, 1, 0.7, 0.6),
+           "03": (1, 1, 1, 1, 1, 0.9, 0.5), "05": (0.8, 0.8, 0.9, 0.9, 1.1, 1.4, 1.3)}  # fmt: skip
+DAYTIME = (0, 0, 0, 0, 0, 1, 2, 4, 7, 9, 9, 8, 5, 6, 8, 9, 8, 6, 4, 3, 2, 1, 1, 0)
+EVENING = (2, 1, 1, 0, 0, 0, 0, 1, 1, 2, 3, 4, 4, 3, 3, 3, 4, 6, 8, 9, 9, 8, 6, 4)
+ROUND_CLOCK = (2, 2, 2, 2, 2, 2, 3, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 4, 4, 3, 3, 2)
+HOURS = {"01": DAYTIME, "02": DAYTIME, "03": DAYTIME, "04": ROUND_CLOCK, "05": EVENING,
+         "06": ROUND_CLOCK}  # fmt: skip
+RAINY_MONTHS = (5, 6, 7, 8, 9)
+
+
+@dataclass(frozen=True)
+class Categories:
+    """The incident categories as read from the database: code, department, time limit."""
+
+    code: np.ndarray
+    department_id: np.ndarray
+    limit_h: np.ndarray
+    name: list[str]
+
+
+@dataclass(frozen=True)
+class Incidents:
+    """The ``incidents`` and ``incident_transitions`` rows."""
+
+    rows: dict[str, Any]
+    transitions: dict[str, Any]
+
+
+def _category_weights(cats: Categories) -> np.ndarray:
+    """How often each category is reported, relative to the others."""
+    major = np.array([c[:2] for c in cats.code.tolist()])
+    heavy = np.array([HEAVY_CATEGORIES.get(c, 1.0) for c in cats.code.tolist()])
+    weights = np.zeros(len(cats.code))
+    for m, share in MAJOR_SHARES.items():
+        inside = major == m
+        weights[inside] = share * heavy[inside] / heavy[inside].sum()
+    return weights / weights.sum()
+
+
+def _categories(rng: np.random.Generator, cats: Categories, hotspot: np.ndarray) -> np.ndarray:
+    """A category (index) for every case: a hotspot's case mostly from its favourite class."""
+    weights = _category_weights(cats)
+    major = np.array([c[:2] for c in cats.code.tolist()])
+    majors = sorted(MAJOR_SHARES)
+    favourite = rng.choice(len(majors), HOTSPOTS, p=[MAJOR_SHARES[m] for m in majors])
+    out = rng.choice(len(weights), len(hotspot), p=weights)
+    loyal = np.flatnonzero((hotspot >= 0) & (rng.random(len(hotspot)) < HOTSPOT_FAVOURITE))
+    for f in range(len(majors)):
+        idx = loyal[favourite[hotspot[loyal]] == f]
+        local = np.where(major == majors[f], weights, 0.0)
+        out[idx] = rng.choice(len(weights), len(idx), p=local / local.sum())
+    return out
+
+
+def _day_weights(days_since_epoch: np.ndarray, major: str) -> np.ndarray:
+    """Weights of the year's days for a major class: weekday rhythm, rain, slow growth."""
+    weekday = np.array(WEEKDAY.get(major, (1,) * 7))[(days_since_epoch + 3) % 7]
+    months = (days_since_epoch.astype("datetime64[D]").astype("datetime64[M]").astype(int) % 12) + 1
+    rain = np.where(np.isin(months, RAINY_MONTHS), 2.5, 1.0) if major == "04" else 1.0
+    growth = np.linspace(0.85, 1.15, len(days_since_epoch))
+    return weekday * rain * growth
+
+
+def _report_times(rng: np.random.Generator, cats: Categories, category: np.ndarray) -> np.ndarray:
+    """When each case was reported (Unix seconds), by its class's day and hour patterns."""
+    first_day_s = END_S - 365 * DAY_S
+    local_days = (first_day_s + 8 * 3600) // DAY_S + np.arange(365)
+    major = np.array([cats.code[c][:2] for c in category.tolist()])
+    out = np.empty(len(category), dtype=np.int64)
+    for m in sorted(set(major.tolist())):
+        idx = np.flatnonzero(major == m)
+        w = _day_weights(local_days, m)
+        day = rng.choice(365, len(idx), p=w / w.sum())
+        h = np.array(HOURS[m], dtype=float)
+        hour = rng.choice(24, len(idx), p=h / h.sum())
+        out[idx] = first_day_s + day * DAY_S + hour * 3600 + rng.integers(0, 3600, len(idx))
+    return out
+
+
+def _spots(
+    rng: np.random.Generator, streets: Streets, land_shape: Polygon
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The hotspots: centre (metres), spread (metres) and weight (heavy-tailed)."""
+    lon, lat = street_points(streets, rng, land_shape, HOTSPOTS, (0.0, 10.0))
+    x, y = to_metres(lon, lat)
+    return x, y, rng.uniform(60.0, 400.0, HOTSPOTS), rng.pareto(1.5, HOTSPOTS) + 1.0
+
+
+def _scattered(
+    rng: np.random.Generator,
+    hotspot: np.ndarray,
+    spots: tuple[np.ndarray, ...],
+    streets: Streets,
+    land_shape: Polygon,
+    grid: Grid,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each case is: around its hotspot, or along a street (-1), always on land."""
+    hx, hy, spread, _ = spots
+    lon, lat = np.empty(len(hotspot)), np.empty(len(hotspot))
+    todo = np.arange(len(hotspot))
+    while len(todo):
+        h = hotspot[todo]
+        around = to_lonlat(hx[h] + rng.normal(0, 1, len(h)) * spread[h],
+                           hy[h] + rng.normal(0, 1, len(h)) * spread[h])  # fmt: skip
+        along = street_points(streets, rng, land_shape, len(h), (0.0, 15.0))
+        x = np.where(h >= 0, around[0], along[0])
+        y = np.where(h >= 0, around[1], along[1])
+        ok = on_land(land_shape, x, y) & (grid.locate(latlng_cells(x, y)) >= 0)
+        lon[todo[ok]], lat[todo[ok]] = x[ok], y[ok]
+        todo = todo[~ok]
+    return lon, lat
+
+
+def _linked(
+    rng: np.random.Generator, wanted: str, kinds: np.ndarray, count: int
+) -> np.ndarray | None:
+    """``count`` random members (indexes) of ``kinds`` equal to ``wanted``; None if none."""
+    pool = np.flatnonzero(kinds == wanted)
+    return rng.choice(pool, count) if len(pool) else None
+
+
+def _place_linked(
+    rng: np.random.Generator,
+    cats: Categories,
+    category: np.ndarray,
+    where: tuple[np.ndarray, np.ndarray],
+    assets: Assets,
+    sensors: Sensors,
+) -> tuple[list[str | None], list[int | None]]:
+    """Move asset and sensor cases onto their asset or sensor; their asset codes and sensors."""
+    lon, lat = where
+    asset_code: list[str | None] = [None] * len(category)
+    sensor_id: list[int | None] = [None] * len(category)
+    for code, kind in {**ASSET_CATEGORIES, **SENSOR_CATEGORIES}.items():
+        idx = np.flatnonzero(cats.code[category] == code)
+        is_sensor = code in SENSOR_CATEGORIES
+        pick = _linked(rng, kind, sensors.kind if is_sensor else assets.kind, len(idx))
+        if pick is None:
+            continue
+        owner = sensors if is_sensor else assets
+        lon[idx], lat[idx] = owner.lon[pick], owner.lat[pick]
+        for i, p in zip(idx.tolist(), pick.tolist(), strict=True):
+            if is_sensor:
+                sensor_id[i] = int(sensors.rows["id"][p])
+            else:
+                asset_code[i] = str(assets.code[p])
+    return asset_code, sensor_id
+
+
+def _sources(rng: np.random.Generator, sensor_id: list[int | None]) -> np.ndarray:
+    """Who reported each case: sensors report their own alarms, people the rest."""
+    names = np.array([s for s, _ in SOURCES], dtype=object)
+    shares = np.array([p for _, p in SOURCES])
+    source = names[rng.choice(len(names), len(sensor_id), p=shares / shares.sum())]
+    source[[i for i, s in enumerate(sensor_id) if s is not None]] = "sensor"
+    return source
+
+
+def _actors(
+    rng: np.random.Generator,
+    source: np.ndarray,
+    sensor_id: list[int | None],
+    inspector: np.ndarray,
+    dispatcher: np.ndarray,
+    department: np.ndarray,
+    people: People,
+) -> np.ndarray:
+    """Each case's four actors as history names: reporter, dispatcher, staff, inspector."""
+    staff = np.empty(len(source), dtype=np.int64)
+    for dept, members in people.staff.items():
+        idx = np.flatnonzero(department == dept)
+        staff[idx] = members[rng.integers(0, len(members), len(idx))]
+    reporter = [
+        f"inspector:{i}" if s == "inspector" else f"sensor:{sid}" if s == "sensor"
+        else "hotline:12345" if s == "hotline" else "public:app"
+        for s, i, sid in zip(source.tolist(), inspector.tolist(), sensor_id, strict=True)
+    ]  # fmt: skip
+    actors = np.empty((len(source), 4), dtype=object)
+    actors[:, 0] = reporter
+    actors[:, 1] = [f"dispatcher:{d}" for d in dispatcher.tolist()]
+    actors[:, 2] = [f"staff:{s}" for s in staff.tolist()]
+    actors[:, 3] = [f"inspector:{i}" for i in inspector.tolist()]
+    return actors
+
+
+def build_incidents(
+    rng: np.random.Generator,
+    cats: Categories,
+    streets: Streets,
+    land_shape: Polygon,
+    grid: Grid,
+    people: People,
+    district_ids: np.ndarray,
+    assets: Assets,
+    sensors: Sensors,
+    first_ids: tuple[int, int],
+    scale: float,
+) -> Incidents:
+    """About ``INCIDENT_COUNT * scale`` routed cases with their full transition histories.
+
+    ``first_ids`` are the first free ids of incidents and of transitions.
+    """
+    n = max(1, round(INCIDENT_COUNT * scale))
+    spots = _spots(rng, streets, land_shape)
+    weight = spots[3]
+    hot = rng.random(n) < HOTSPOT_SHARE
+    hotspot = np.where(hot, rng.choice(HOTSPOTS, n, p=weight / weight.sum()), -1)
+    category = _categories(rng, cats, hotspot)
+    reported_at = _report_times(rng, cats, category)
+    order = np.argsort(reported_at, kind="stable")
+    hotspot, category, reported_at = hotspot[order], category[order], reported_at[order]
+    lon, lat = _scattered(rng, hotspot, spots, streets, land_shape, grid)
+    asset_code, sensor_id = _place_linked(rng, cats, category, (lon, lat), assets, sensors)
+    cells = latlng_cells(lon, lat)
+    at_cell = grid.locate(cells)
+    inspector = people.inspector[grid.block[at_cell]]
+    district = grid.district[at_cell]
+    department = cats.department_id[category]
+    source = _sources(rng, sensor_id)
+    actors = _actors(rng, source, sensor_id, inspector, people.dispatcher[district], department,
+                     people)  # fmt: skip
+    limit_h = cats.limit_h[category]
+    lc = lifecycles(rng, reported_at, limit_h, END_S)
+    summary = case_summary(lc)
+    registered = summary["registered_at"]
+    deadline = np.where(registered == NO_TIME, NO_TIME,
+                        registered + np.round(limit_h * 3600).astype(np.int64))  # fmt: skip
+    ids = np.arange(first_ids[0], first_ids[0] + n, dtype=np.int64)
+    rows = {
+        "id": ids,
+        "category_code": cats.code[category],
+        "status": summary["status"],
+        "description": [cats.name[c] for c in category.tolist()],
+        "source": source,
+        "reporter": actors[:, 0],
+        "asset_code": asset_code,
+        "sensor_id": sensor_id,
+        "inspector_id": inspector,
+        "department_id": department,
+        "district_id": district_ids[district],
+        "h3": cells,
+        "reported_at": timestamps(reported_at),
+        "registered_at": timestamps(registered),
+        "dispatched_at": timestamps(summary["dispatched_at"]),
+        "resolved_at": timestamps(summary["resolved_at"]),
+        "closed_at": timestamps(summary["closed_at"]),
+        "deadline": timestamps(deadline),
+        "rework_count": summary["rework_count"],
+        "version": lc.length,
+        "updated_at": timestamps(summary["updated_at"]),
+        "geom": ewkb_hex(shapely.points(lon, lat)),
+    }
+    return Incidents(rows, _transitions(lc, actors, ids, first_ids[1]))
+
+
+def _transitions(
+    lc: Lifecycles, actors: np.ndarray, ids: np.ndarray, first_id: int
+) -> dict[str, Any]:
+    """The ``incident_transitions`` rows of every step that happened."""
+    steps = transition_steps(lc)
+    action, previous = steps["action"], steps["previous"]
+    status = np.array((*TO_STATUS, None), dtype=object)
+    return {
+        "id": np.arange(first_id, first_id + len(action), dtype=np.int64),
+        "incident_id": ids[steps["case"]],
+        "action": np.array(ACTIONS, dtype=object)[action],
+        "from_status": status[np.where(previous < 0, len(TO_STATUS), previous)],
+        "to_status": status[action],
+        "actor": actors[steps["case"], ACTOR_OF_ACTION[action]],
+        "at": timestamps(steps["at"]),
+        "note": np.array(NOTES, dtype=object)[action],
+    }
