@@ -1,0 +1,261 @@
+"""The tile cache is never stale: a committed change drops exactly the tiles it touches, at
+every zoom, in every worker; untouched tiles stay cached; the cache stays within its bound."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import mapbox_vector_tile
+import psycopg
+import pytest
+import shapely
+
+from layers.changes import publish_change_sync
+from tests.support import running_server
+from tests.tiles_city import app_key, cell, make_city, tile_box, tile_of
+from tiles.cache import CachedTile, TileCache
+from tiles.invalidation import invalidate
+
+MARGIN = 64 / 4096
+NOTICE_SETTLE = 0.3
+"""Seconds allowed for a committed change's notice to reach the workers."""
+
+
+def entry(
+    z: int, x: int, y: int, layer: str = "assets", aggregate: bool = False, size: int = 100
+) -> CachedTile:
+    return CachedTile((layer, z, x, y, ""), b"x" * size, '"e"', ((layer, aggregate),))
+
+
+def test_invalidation_drops_exactly_the_tiles_whose_buffered_envelope_meets_the_box() -> None:
+    cache = TileCache(1 << 30)
+    lon, lat = 114.0512, 22.5431
+    for z in range(23):
+        _, cx, cy = tile_of(lon, lat, z)
+        for dx in (-2, -1, 0, 1, 2):
+            for dy in (-2, -1, 0, 1, 2):
+                if 0 <= cx + dx < 2**z and 0 <= cy + dy < 2**z:
+                    cache.put(entry(z, cx + dx, cy + dy), cache.generation(["assets"]))
+                    cache.put(
+                        entry(z, cx + dx, cy + dy, "incidents"), cache.generation(["incidents"])
+                    )
+    before = {k for k in cache._entries}
+    box = (lon, lat, lon + 0.0004, lat + 0.0003)
+    invalidate(cache, "assets", [box])
+    dropped = before - set(cache._entries)
+    from pyproj import Transformer
+
+    t = Transformer.from_crs(4326, 3857, always_xy=True)
+    changed = shapely.box(*t.transform(box[0], box[1]), *t.transform(box[2], box[3]))
+    want = {
+        k
+        for k in before
+        if k[0] == "assets" and shapely.box(*tile_box(*k[1:4], MARGIN)).intersects(changed)
+    }
+    assert dropped == want
+    assert {k[1] for k in dropped} == set(range(23))  # every zoom lost its touched tiles
+    assert all(k[0] == "incidents" or k in dropped for k in before - set(cache._entries))
+    assert len(cache) == len(before) - len(want)
+
+
+def test_everything_of_a_layer_goes_when_a_change_has_no_box() -> None:
+    cache = TileCache(1 << 20)
+    for i in range(5):
+        cache.put(entry(10, i, 0), cache.generation(["assets"]))
+        cache.put(entry(10, i, 0, "grid"), cache.generation(["grid"]))
+    assert invalidate(cache, "assets", None) == 5
+    assert len(cache) == 5
+
+
+def test_a_tile_built_across_a_change_is_not_stored() -> None:
+    cache = TileCache(1 << 20)
+    stamp = cache.generation(["assets"])
+    invalidate(cache, "assets", [(0.0, 0.0, 1.0, 1.0)])
+    assert not cache.put(entry(3, 1, 1), stamp)
+    assert cache.put(entry(3, 1, 1), cache.generation(["assets"]))
+    stamp = cache.generation(["assets"])
+    cache.clear()
+    assert not cache.put(entry(3, 1, 1), stamp)
+
+
+def test_the_cache_stays_within_its_bound_least_recently_used_first() -> None:
+    one = entry(0, 0, 0, size=1000).size
+    cache = TileCache(10 * one)
+    for x in range(10):
+        cache.put(entry(5, x, 0, size=1000), cache.generation(["assets"]))
+    cache.get(("assets", 5, 0, 0, ""))
+    cache.put(entry(5, 20, 0, size=1000), cache.generation(["assets"]))
+    assert cache.size <= cache.max_bytes and len(cache) == 10
+    assert cache.get(("assets", 5, 0, 0, "")) is not None  # recently used: kept
+    assert cache.get(("assets", 5, 1, 0, "")) is None  # least recently used: evicted
+    assert TileCache(0).put(entry(1, 0, 0), (0,)) is False
+
+
+@pytest.fixture(scope="module")
+def city(admin_url: str) -> str:
+    return make_city(admin_url, "tiles_cache_city")
+
+
+@pytest.fixture(scope="module")
+def server(city: str) -> Iterator[str]:
+    """A real ``cityhex serve`` with two worker processes on the test city."""
+    with running_server(city, workers=2) as base:
+        yield base
+
+
+def fetch(base: str, path: str, headers: dict | None = None) -> httpx.Response:
+    """One request on a fresh connection (so both workers get requests)."""
+    with httpx.Client(base_url=base, headers=headers or {}) as client:
+        return client.get(path)
+
+
+def warm(base: str, path: str, headers: dict | None = None) -> None:
+    """Request ``path`` until both workers have built it (two misses), then check it is a hit."""
+    misses = 0
+    for _ in range(400):
+        r = fetch(base, path, headers)
+        assert r.status_code in (200, 204), r.text
+        misses += r.headers["x-cache"] == "miss"
+        if misses == 2:
+            break
+    assert misses == 2, f"{path} was built {misses} times"
+
+
+def asset_ids(body: bytes) -> set[int]:
+    tile = mapbox_vector_tile.decode(body) if body else {}
+    return {f["id"] for f in tile.get("assets", {"features": []})["features"]}
+
+
+def move_asset(city: str, asset: int, lon: float, lat: float) -> tuple:
+    """Move an asset by SQL and announce it as every writer must; (old box, new box)."""
+    with psycopg.connect(city) as conn:
+        old = conn.execute(
+            "SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM assets "
+            "WHERE id = %s",
+            (asset,),
+        ).fetchone()
+        conn.execute(
+            "UPDATE assets SET geom = ST_SetSRID(ST_MakePoint(%s, %s), 4326), h3 = %s"
+            " WHERE id = %s",
+            (lon, lat, cell(lon, lat), asset),
+        )
+        new = (lon, lat, lon, lat)
+        publish_change_sync(conn, "assets", [old, new])
+    return old, new
+
+
+def test_a_write_reaches_every_zoom_in_both_workers_and_spares_the_rest(
+    server: str, city: str
+) -> None:
+    with psycopg.connect(city) as conn:
+        asset, lon, lat = conn.execute(
+            "SELECT id, ST_X(geom), ST_Y(geom) FROM assets WHERE GeometryType(geom) = 'POINT' "
+            "ORDER BY id LIMIT 1"
+        ).fetchone()
+    dest = (lon + 0.004, lat + 0.003)
+    paths = {}
+    for z in range(10, 23):
+        for where in ((lon, lat), dest):
+            t = tile_of(*where, z)
+            paths[f"/tiles/assets/{t[0]}/{t[1]}/{t[2]}.mvt"] = t
+    hex_paths = [
+        f"/tiles/assets_hex/{z}/{x}/{y}.mvt"
+        for z, x, y in (tile_of(lon, lat, z) for z in range(10, 17))
+    ]
+    far = tile_of(lon - 0.05, lat - 0.05, 15)
+    far_path = f"/tiles/assets/{far[0]}/{far[1]}/{far[2]}.mvt"
+    for path in [*paths, *hex_paths, far_path]:
+        warm(server, path)
+    before = {p: fetch(server, p) for p in paths}
+    old, _ = move_asset(city, asset, *dest)
+    time.sleep(NOTICE_SETTLE)
+    for path, t in paths.items():
+        area = shapely.box(*_lonlat_box(*t))
+        touched = area.contains(shapely.Point(dest)) or area.contains(shapely.Point(old[:2]))
+        for _ in range(6):
+            r = fetch(server, path)
+            assert (asset in asset_ids(r.content)) == area.contains(shapely.Point(dest)), path
+            assert (r.content != before[path].content) == touched, path
+    for path in hex_paths:
+        truth = true_counts(city, path)
+        for _ in range(6):
+            got = hex_counts(fetch(server, path).content)
+            assert got and all(truth[c] == n for c, n in got.items()), path
+    for _ in range(10):
+        assert fetch(server, far_path).headers["x-cache"] == "hit"
+
+
+def hex_counts(body: bytes) -> dict[int, int]:
+    """Cell → count of an aggregate tile."""
+    layer = mapbox_vector_tile.decode(body)["assets_hex"]
+    return {f["id"]: f["properties"]["count"] for f in layer["features"]}
+
+
+def true_counts(city: str, path: str) -> dict[int, int]:
+    """Cell → count of assets, by SQL, for the cells an aggregate tile shows."""
+    z = int(path.split("/")[3])
+    res = {10: 6, 11: 7, 12: 8, 13: 8, 14: 9, 15: 10, 16: 10}[z]
+    with psycopg.connect(city) as conn:
+        return dict(
+            conn.execute(
+                "SELECT h3_parent(h3, %s), count(*) FROM assets GROUP BY 1", (res,)
+            ).fetchall()
+        )
+
+
+def _lonlat_box(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    from pyproj import Transformer
+
+    t = Transformer.from_crs(3857, 4326, always_xy=True)
+    minx, miny, maxx, maxy = tile_box(z, x, y, MARGIN)
+    return (*t.transform(minx, miny), *t.transform(maxx, maxy))
+
+
+def test_an_incident_transition_refreshes_its_tiles_and_hex_counts(server: str, city: str) -> None:
+    key = app_key(city)
+    with psycopg.connect(city) as conn:
+        incident, lon, lat = conn.execute(
+            "SELECT id, ST_X(geom), ST_Y(geom) FROM incidents WHERE status = 'reported' "
+            "ORDER BY id LIMIT 1"
+        ).fetchone()
+    z, x, y = tile_of(lon, lat, 16)
+    point_path = f"/tiles/incidents/{z}/{x}/{y}.mvt"
+    hz, hx, hy = tile_of(lon, lat, 12)
+    hex_path = f"/tiles/incidents_hex/{hz}/{hx}/{hy}.mvt"
+    for path in (point_path, hex_path):
+        warm(server, path, key)
+    with psycopg.connect(city) as conn:
+        conn.execute("UPDATE incidents SET status = 'registered' WHERE id = %s", (incident,))
+        publish_change_sync(conn, "incidents", [(lon, lat, lon, lat)])
+    time.sleep(NOTICE_SETTLE)
+    with psycopg.connect(city) as conn:
+        registered = conn.execute(
+            "SELECT count(*) FROM incidents WHERE status = 'registered' AND h3_parent(h3, 8) = "
+            "h3_parent((SELECT h3 FROM incidents WHERE id = %s), 8)",
+            (incident,),
+        ).fetchone()[0]
+    for _ in range(6):
+        tile = mapbox_vector_tile.decode(fetch(server, point_path, key).content)
+        status = {f["id"]: f["properties"]["status"] for f in tile["incidents"]["features"]}
+        assert status[incident] == "registered"
+        cells = mapbox_vector_tile.decode(fetch(server, hex_path, key).content)["incidents_hex"]
+        counts = {f["id"]: f["properties"].get("status_registered", 0) for f in cells["features"]}
+        with psycopg.connect(city) as conn:
+            mine = conn.execute(
+                "SELECT h3_parent(h3, 8) FROM incidents WHERE id = %s", (incident,)
+            ).fetchone()[0]
+        assert counts[mine] == registered
+
+
+def test_a_rolled_back_write_changes_nothing(server: str, city: str) -> None:
+    z, x, y = tile_of(114.05, 22.55, 14)
+    path = f"/tiles/assets/{z}/{x}/{y}.mvt"
+    warm(server, path)
+    with psycopg.connect(city) as conn:
+        conn.execute("UPDATE assets SET state = 'lost'")
+        publish_change_sync(conn, "assets", None)
+        conn.rollback()
+    time.sleep(NOTICE_SETTLE)
+    assert all(fetch(server, path).headers["x-cache"] == "hit" for _ in range(6))
