@@ -133,11 +133,11 @@ def check_properties(layer: Layer, properties: Any) -> CheckedProperties:
             try:
                 checked.columns[name] = _typed(name, writable[name], value)
             except ValueError as exc:
-                problems[name] = str(exc)
+                problems.setdefault(name, str(exc))
                 continue
             broken = _check_constraints(layer, name, value)
             if broken:
-                problems[name] = broken
+                problems.setdefault(name, broken)
         elif layer.extra_properties_column and name not in layer.properties:
             checked.extras[name] = value
         else:
