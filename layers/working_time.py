@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.errors import BadRequest, NotFound
+from gis.errors import NotFound
 
 Period = tuple[time, time]
 
@@ -168,8 +168,6 @@ async def set_calendar_day(
 
     Deadlines already set are kept; the change applies to deadlines computed afterwards.
     """
-    if name is not None and len(name) > 200:
-        raise BadRequest("the day's name is longer than 200 characters", code="invalid_name")
     await conn.execute(
         text(
             "INSERT INTO work_calendar (day, working, name) VALUES (:day, :working, :name) "

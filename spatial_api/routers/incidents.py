@@ -6,54 +6,33 @@ The logic lives in ``layers.incidents``, ``layers.incident_transitions`` and
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from gis.errors import BadRequest
 from layers.incident_lists import IncidentQuery, Page, assignee_me, list_incidents
+from layers.incident_metrics import GroupBy, case_metrics
 from layers.incident_transitions import (
     TransitionInput,
     parse_if_match,
     transition_history,
     transition_incident,
 )
-from layers.incidents import (
-    Actor,
-    Incident,
-    ReportInput,
-    attach_report,
-    get_incident,
-    report_incident,
-)
+from layers.incidents import ReportInput, attach_report, get_incident, report_incident
 from spatial_api.auth import ANONYMOUS, Principal, current_principal, require_role
 from spatial_api.rate_limit import RateLimiter, public_report_limiter
+from spatial_api.routers import categories
+from spatial_api.routers.incident_common import (
+    READERS,
+    actor_of,
+    incident_response,
+    json_response,
+)
 
 router = APIRouter(tags=["incidents"])
-READERS = ("app", "inspector", "editor", "dispatcher")
-
-
-def actor_of(principal: Principal) -> Actor:
-    """The workflow's view of the caller."""
-    return Actor(role=principal.role, name=principal.actor, user_id=principal.inspector_id)
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response rendered with orjson."""
-    return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
-    )
-
-
-def incident_response(incident: Incident, status: int = 200, **extra: Any) -> Response:
-    """The case as JSON with its version as ETag."""
-    return json_response(
-        {**incident.as_dict(), **extra},
-        status,
-        headers={"ETag": f'"{incident.version}"', "Location": f"/incidents/{incident.id}"},
-    )
 
 
 def limiter(request: Request) -> RateLimiter:
@@ -163,6 +142,34 @@ async def list_cases(
     return json_response(page_body(page))
 
 
+@router.get("/incidents/metrics", summary="Case metrics: 结案率, 按期结案率, 返工率, score")
+async def metrics(
+    request: Request,
+    start: datetime | None = Query(
+        None, alias="from", description="period start (default: to - 30 days)"
+    ),
+    end: datetime | None = Query(
+        None, alias="to", description="period end, exclusive (default: now)"
+    ),
+    group_by: GroupBy | None = None,
+    _: Principal = Depends(require_role(*READERS)),
+) -> Response:
+    """Counts, rates, time to close and the department score of the period, per group."""
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=30)
+    async with request.app.state.engine.connect() as conn:
+        result = await case_metrics(conn, start, end, group_by)
+    return json_response(
+        {
+            "from": result.start.isoformat(),
+            "to": result.end.isoformat(),
+            "group_by": result.group_by,
+            "groups": [g.as_dict() for g in result.groups],
+            "total": result.total.as_dict(),
+        }
+    )
+
+
 @router.get("/incidents/{incident_id}", summary="One case, with its version as ETag")
 async def read_case(
     incident_id: int, request: Request, _: Principal = Depends(require_role(*READERS))
@@ -205,4 +212,5 @@ async def history(
 
 api = APIRouter()
 """Every incident route, in matching order (fixed paths before /incidents/{id})."""
+api.include_router(categories.router)
 api.include_router(router)
