@@ -1,8 +1,9 @@
 """SQL roll-ups of point layers onto H3 cells: counts, densities, time series, period
 comparisons, the study area of the grid, the points themselves and sensor readings.
 
-Point layers store their res-10 cell in a ``bigint`` column; coarser cells come from
-``h3_parent`` in SQL. Everything runs on the asyncpg connection under a SQLAlchemy one.
+Point layers store their cell (the layer's h3_resolution, 10 by default) in a ``bigint``
+column; coarser cells come from ``h3_parent``'s bit arithmetic in SQL. Everything runs on
+the asyncpg connection under a SQLAlchemy one.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from gis.hexgrid import DEFAULT_RES, cell_polygon, latlng_cells
 from layers.catalog import Layer, load_catalog
 from layers.db import raw_connection
 
-STORED_RES = DEFAULT_RES
-"""The resolution of the cells that point layers store."""
+GRID_RES = DEFAULT_RES
+"""The resolution of the unit grid's cells (grid_cells)."""
 
 MIN_RES, MAX_RES = 5, 11
 INTERVALS = ("hour", "day", "week")
@@ -141,14 +142,14 @@ async def check_categories_exist(conn: AsyncConnection, categories: list[str]) -
         raise NotFound(f"no incident category {missing}", code="unknown_category")
 
 
-def parent_sql(column: str, res: int) -> str:
-    """SQL for the res-``res`` parent of a stored cell column (the column itself at STORED_RES).
+def parent_sql(column: str, res: int, stored: int) -> str:
+    """SQL for the res-``res`` parent of a cell column that stores res-``stored`` cells.
 
     This is ``h3_parent(column, res)`` with ``res`` folded into two constants: h3_parent is
     STRICT around a CASE, so PostgreSQL cannot inline it and would call it once per row
     (about five times slower on a million rows).
     """
-    if res == STORED_RES:
+    if res == stored:
         return column
     keep = ~(15 << 52)
     fill = (int(res) << 52) | ((1 << (3 * (15 - int(res)))) - 1)
@@ -158,12 +159,13 @@ def parent_sql(column: str, res: int) -> str:
 async def cell_counts(conn: AsyncConnection, filters: Filters, res: int) -> tuple[np.ndarray, ...]:
     """(cells, counts) of the filtered rows per cell at ``res``, cells as int64, sorted."""
     check_res(res)
-    if res > STORED_RES:
+    stored = filters.layer.h3_resolution
+    if res > stored:
         lon, lat = await point_coordinates(conn, filters)
         cells, counts = np.unique(latlng_cells(lon, lat, res), return_counts=True)
         return cells.astype(np.int64), counts.astype(np.int64)
     params = SqlParams()
-    cell = parent_sql(filters.layer.h3_column or "h3", res)
+    cell = parent_sql(filters.layer.h3_column or "h3", res, stored)
     sql = (
         f"SELECT {cell} AS cell, count(*) AS n FROM {filters.layer.table}"
         f" WHERE {filters.where(params)} GROUP BY 1 ORDER BY 1"
@@ -192,11 +194,11 @@ async def study_area_cells(conn: AsyncConnection, res: int, bbox: BBox | None = 
     if bbox:
         env = ",".join(params.add(float(v)) for v in bbox)
         where = f" WHERE geom && ST_MakeEnvelope({env}, 4326)"
-    sql = f"SELECT DISTINCT {parent_sql('h3', min(res, STORED_RES))} FROM grid_cells{where}"
+    sql = f"SELECT DISTINCT {parent_sql('h3', min(res, GRID_RES), GRID_RES)} FROM grid_cells{where}"
     async with raw_connection(conn) as raw:
         rows = await raw.fetch(sql, *params.values)
     cells = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    if res > STORED_RES:
+    if res > GRID_RES:
         cells = np.fromiter(
             (child for c in cells.tolist() for child in h3.api.basic_int.cell_to_children(c, res)),
             dtype=np.int64,
@@ -234,14 +236,15 @@ async def point_coordinates(
     return xy[:, 0].copy(), xy[:, 1].copy()
 
 
-def stored_range(cell: int) -> tuple[int, int]:
-    """The lowest and highest stored (res-10) cell ids under ``cell`` (or its res-10 parent)."""
+def stored_range(cell: int, stored: int) -> tuple[int, int]:
+    """The lowest and highest res-``stored`` cell ids under ``cell`` (or its res-``stored``
+    parent when ``cell`` is finer)."""
     res = h3.api.basic_int.get_resolution(cell)
-    if res > STORED_RES:
-        cell = h3.api.basic_int.cell_to_parent(cell, STORED_RES)
-        res = STORED_RES
-    free = ((1 << (3 * (STORED_RES - res))) - 1) << (3 * (15 - STORED_RES))
-    base = (cell & ~(15 << 52)) | (STORED_RES << 52)
+    if res > stored:
+        cell = h3.api.basic_int.cell_to_parent(cell, stored)
+        res = stored
+    free = ((1 << (3 * (stored - res))) - 1) << (3 * (15 - stored))
+    base = (cell & ~(15 << 52)) | (stored << 52)
     return base & ~free, base | free
 
 
@@ -285,9 +288,9 @@ async def time_series(
     params = SqlParams()
     where = filters.where(params)
     if cell is not None:
-        lo, hi = stored_range(cell)
+        lo, hi = stored_range(cell, filters.layer.h3_resolution)
         where += f" AND {filters.layer.h3_column} BETWEEN {params.add(lo)} AND {params.add(hi)}"
-        if h3.api.basic_int.get_resolution(cell) > STORED_RES:
+        if h3.api.basic_int.get_resolution(cell) > filters.layer.h3_resolution:
             where += (
                 f" AND ST_Intersects({filters.layer.geometry_column},"
                 f" ST_GeomFromText({params.add(cell_polygon(cell).wkt)}, 4326))"
