@@ -26,7 +26,7 @@ from layers.spatial_queries import (
 from spatial_api.routers.features import GEOJSON, JSON, read_body, readable_layer
 
 router = APIRouter(prefix="/query", tags=["queries"])
-FILTER = Query(None, description="A CQL2 filter on the layer's properties")
+FILTER = Query(None, alias="filter", description="A CQL2 filter on the layer's properties")
 FILTER_LANG = Query("cql2-text", alias="filter-lang")
 
 
