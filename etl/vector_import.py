@@ -1,0 +1,226 @@
+"""Import a vector file (GeoJSON, GeoPackage, Shapefile, FlatGeobuf, CSV or OSM) into a
+layer: read, reproject to EPSG:4326, validate, type, H3, and COPY in one transaction.
+
+Every problem is found before anything is written; any that the options do not allow to
+skip stops the import with all of them listed, and nothing is written. ``dry_run`` runs the
+whole import, writes included, and rolls it back.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+from etl.copy_writer import write_rows
+from etl.csv_source import read_csv
+from etl.feature_rows import bbox
+from etl.field_plan import FieldPlan, plan_fields
+from etl.geometry_prep import PreparedGeometry, prepare_geometry
+from etl.import_options import ImportOptions
+from etl.import_progress import ImportProgress, NoProgress
+from etl.import_report import ImportReport, Problem, refuse
+from etl.import_rows import (
+    build_rows,
+    layer_rules,
+    missing_values,
+    typed_columns,
+    upsert_assignments,
+    upsert_key,
+)
+from etl.layer_create import (
+    NewLayer,
+    create_indexes,
+    create_table,
+    plan_new_layer,
+    write_catalog_entry,
+)
+from etl.osm_import import is_osm_file, read_osm
+from etl.osm_presets import get_preset
+from etl.source_crs import crs_label, source_crs
+from etl.source_table import SourceTable
+from etl.target_table import TargetTable, describe_target
+from etl.vector_source import read_vector
+from gis.errors import BadRequest, Unprocessable
+from layers.catalog import load_catalog
+from layers.changes import publish_change_sync
+from layers.db import connect_sync
+
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+
+
+def read_source(path: Path, options: ImportOptions) -> tuple[SourceTable, list[str]]:
+    """The rows of the file (by its kind), and notes on anything left out while reading."""
+    if not path.exists():
+        raise BadRequest(f"no such file: {path}", code="missing_file")
+    if options.osm_preset or is_osm_file(path):
+        if not is_osm_file(path):
+            raise BadRequest(
+                f"--osm-preset reads OSM files (.osm, .osm.pbf), not {path.name}", code="not_osm"
+            )
+        return read_osm(path, get_preset(options.osm_preset))
+    if path.suffix.lower() in CSV_SUFFIXES:
+        return read_csv(path, options.lon_field, options.lat_field, options.wkt_field), []
+    return read_vector(path, options.source_layer), []
+
+
+def import_file(
+    url: str, path: Path, options: ImportOptions, progress: ImportProgress | None = None
+) -> ImportReport:
+    """Import ``path`` into ``options.layer`` as the options say; the report of what it did."""
+    started = time.perf_counter()
+    progress = progress or NoProgress()
+    report = ImportReport(
+        layer=options.layer,
+        source=path.name,
+        mode=options.mode,
+        dry_run=options.dry_run,
+        created=options.create,
+    )
+    progress.stage("read")
+    table, report.notes = read_source(Path(path), options)
+    table = table.renamed(options.field_map)
+    report.read = len(table)
+    if not len(table):
+        raise Unprocessable(f"{path.name} has no features to import", code="empty_source")
+    crs = source_crs(table.declared_crs, options.src_crs, path.name)
+    report.crs = table.crs_note if table.crs_note and not options.src_crs else crs_label(crs)
+    new = _plan_layer(table, path, options)
+    layer = new.layer if new else load_catalog().get(options.layer)
+    with connect_sync(url) as conn:
+        try:
+            with conn.transaction():
+                conn.execute("SET LOCAL TimeZone = 'UTC'")
+                if new:
+                    create_table(conn, new)
+                target = describe_target(conn, layer)
+                _import_rows(conn, table, crs, target, options, report, progress, new)
+                if options.dry_run:
+                    raise psycopg.Rollback()
+        except psycopg.OperationalError as exc:
+            raise Unprocessable(
+                f"the database failed during the import: {exc}", code="database_error"
+            ) from exc
+    if new and not options.dry_run:
+        report.notes.append(f"new layer {layer.id!r} published: {write_catalog_entry(layer)}")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _plan_layer(table: SourceTable, path: Path, options: ImportOptions) -> NewLayer | None:
+    if not options.create:
+        return None
+    return plan_new_layer(
+        options.layer, table, path.name, options.title, options.time_field, options.public
+    )
+
+
+def _import_rows(
+    conn: psycopg.Connection,
+    table: SourceTable,
+    crs: object,
+    target: TargetTable,
+    options: ImportOptions,
+    report: ImportReport,
+    progress: ImportProgress,
+    new: NewLayer | None,
+) -> None:
+    progress.stage("check", len(table))
+    geometry = prepare_geometry(table, crs, target.geometry_type, options.invalid)
+    report.repaired, report.rejected = geometry.repaired, geometry.rejected
+    if geometry.fatal:
+        raise refuse(
+            f"{len(geometry.fatal)} geometries cannot be imported (--invalid {options.invalid})",
+            _sorted(geometry.fatal),
+            "invalid_geometry",
+        )
+    if not np.all(geometry.keep):
+        table, geometry = table.take(geometry.keep), _kept(geometry)
+    plan = plan_fields(list(table.columns), target, options.key)
+    if plan.dropped:
+        report.notes.append(
+            f"fields not kept (layer {target.layer.id!r} has no place for "
+            f"them): {', '.join(plan.dropped)}"
+        )
+    columns, problems = typed_columns(table, target, plan)
+    problems += layer_rules(conn, target, columns, table, geometry, options)
+    problems += missing_values(target, columns, table)
+    key, key_problems = upsert_key(options, target, columns, plan, table)
+    problems += key_problems
+    if problems:
+        raise refuse(
+            f"{len(problems)} values do not fit layer {target.layer.id!r}",
+            _sorted(problems),
+            "invalid_properties",
+        )
+    progress.advance(report.read)
+    _write(conn, table, geometry, columns, plan, target, options, report, progress, key, new)
+
+
+def _write(
+    conn: psycopg.Connection,
+    table: SourceTable,
+    geometry: PreparedGeometry,
+    columns: dict,
+    plan: FieldPlan,
+    target: TargetTable,
+    options: ImportOptions,
+    report: ImportReport,
+    progress: ImportProgress,
+    key: object,
+    new: NewLayer | None,
+) -> None:
+    rows = build_rows(table, geometry, columns, plan, target, options.actor)
+    update = None
+    if key is not None:
+        generated = (
+            {"code"}
+            if target.layer.table == "assets" and "code" not in plan.typed.values()
+            else set()
+        )
+        update = upsert_assignments(rows, target, key, generated)
+    progress.stage("write", len(rows))
+    counts = write_rows(
+        conn,
+        target.layer.table,
+        rows,
+        options.mode,
+        key,
+        update,
+        target.layer.geometry_column,
+        progress.advance,
+    )
+    report.inserted, report.updated, report.deleted = (
+        counts.inserted,
+        counts.updated,
+        counts.deleted,
+    )
+    report.written = counts.inserted + counts.updated
+    if new:
+        progress.stage("index")
+        create_indexes(conn, new)
+    box = bbox(geometry.lon, geometry.lat, geometry.geoms)
+    boxes = None if options.mode == "replace" else [b for b in (box, counts.old_extent) if b]
+    publish_change_sync(conn, target.layer.id, boxes)
+
+
+def _kept(geometry: PreparedGeometry) -> PreparedGeometry:
+    keep = geometry.keep
+    return PreparedGeometry(
+        keep=keep[keep],
+        lon=geometry.lon[keep],
+        lat=geometry.lat[keep],
+        geoms=None if geometry.geoms is None else geometry.geoms[keep],
+        repaired=geometry.repaired,
+        rejected=geometry.rejected,
+    )
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    def place(problem: Problem) -> tuple[str, int]:
+        kind, _, number = problem.row.rpartition(" ")
+        return kind, int(number) if number.isdigit() else 0
+
+    return sorted(problems, key=place)
