@@ -147,3 +147,9 @@ async def delete_category(conn: AsyncConnection, code: str) -> None:
         raise Conflict(
             f"category {code} has cases; change it instead of removing it", code="category_in_use"
         ) from None
+
+
+async def department_names(conn: AsyncConnection) -> dict[int, str]:
+    """Every department's name by id."""
+    rows = await conn.execute(text("SELECT id, name FROM departments"))
+    return {row[0]: row[1] for row in rows}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import psycopg
+import json
 
-from tests.incident_city import City, city_fixture, expected_inspector  # noqa: F401
+import psycopg
+from pyproj import Geod, Transformer
+
+from tests.incident_city import City, city_fixture, district_of, expected_inspector  # noqa: F401
 
 
 def test_report_is_routed_by_cell_and_category(city: City) -> None:
@@ -24,3 +27,228 @@ def test_report_is_routed_by_cell_and_category(city: City) -> None:
             "SELECT count(*) FROM incident_transitions WHERE incident_id = %s", (body["id"],)
         ).fetchone()[0]
     assert n == 1
+
+
+def count_rows(city: City) -> tuple[int, int, int]:
+    with psycopg.connect(city.url) as conn:
+        return conn.execute(
+            "SELECT (SELECT count(*) FROM incidents), (SELECT count(*) FROM incident_transitions),"
+            " (SELECT count(*) FROM incident_duplicates)"
+        ).fetchone()
+
+
+GOOD = {"category": "0102", "description": "rubbish", "lon": 114.04, "lat": 22.535}
+BAD_REPORTS = [
+    ({k: v for k, v in GOOD.items() if k != "category"}, 400),
+    ({**GOOD, "category": "12"}, 400),
+    ({**GOOD, "category": "9999"}, 422),
+    ({"category": "0102"}, 400),
+    ({"category": "0102", "lon": 114.04}, 400),
+    ({**GOOD, "lon": 200.0}, 400),
+    ({**GOOD, "lat": 95.0}, 400),
+    ({**GOOD, "lon": "east"}, 400),
+    ({**GOOD, "lon": float("nan")}, 400),
+    ({**GOOD, "location": {"type": "Point", "coordinates": [114.04, 22.535]}}, 400),
+    ({"category": "0102", "location": {"type": "Polygon", "coordinates": [1, 2]}}, 400),
+    ({"category": "0102", "location": {"type": "Point", "coordinates": [114.04]}}, 400),
+    ({**GOOD, "crs": "EPSG:99999"}, 400),
+    ({**GOOD, "crs": "EPSG:32650"}, 400),
+    ({**GOOD, "asset_code": "123"}, 400),
+    ({**GOOD, "photos": ["ftp://example.org/a.jpg"]}, 400),
+    ({**GOOD, "description": "x" * 5000}, 400),
+    ({**GOOD, "colour": "red"}, 400),
+    ({**GOOD, "lon": 0.0, "lat": 0.0}, 422),
+    ({**GOOD, "duplicate_of": 10**9}, 404),
+    ([GOOD], 400),
+]
+
+
+def test_bad_reports_are_4xx_json_and_write_nothing(city: City) -> None:
+    key = city.key("app")
+    before = count_rows(city)
+    for body, status in BAD_REPORTS:
+        r = city.client.post(
+            "/incidents",
+            content=json.dumps(body, allow_nan=True),
+            headers={**key, "Content-Type": "application/json"},
+        )
+        assert r.status_code == status, (body, r.text)
+        err = r.json()
+        assert err["status"] == status and err["code"] and err["message"]
+    r = city.client.post("/incidents", content=b"{not json", headers=key)
+    assert r.status_code == 400
+    assert count_rows(city) == before
+
+
+GEOD = Geod(ellps="WGS84")
+
+
+def offset(lon: float, lat: float, metres: float, azimuth: float = 90.0) -> tuple[float, float]:
+    """The point ``metres`` from (lon, lat) towards ``azimuth``, on the ellipsoid."""
+    x, y, _ = GEOD.fwd(lon, lat, azimuth, metres)
+    return x, y
+
+
+def post(city: City, key: dict, **body) -> dict:
+    r = city.client.post("/incidents", json=body, headers=key)
+    assert r.status_code in (200, 201), r.text
+    return r.json()
+
+
+def test_duplicates_are_open_cases_of_the_category_nearby_or_on_the_asset(city: City) -> None:
+    key = city.key("inspector", 103)
+    base = (114.055, 22.537)
+    first = post(
+        city, key, category="0603", lon=base[0], lat=base[1], asset_code="4403010603000001"
+    )
+    near = offset(*base, 30)
+    second = post(city, key, category="0603", lon=near[0], lat=near[1])
+    hits = {d["id"]: d for d in second["possible_duplicates"]}
+    assert first["id"] in hits
+    _, _, metres = GEOD.inv(base[0], base[1], near[0], near[1])
+    assert abs(hits[first["id"]]["distance_m"] - metres) < 0.5
+    far = offset(*base, 80)
+    third = post(city, key, category="0603", lon=far[0], lat=far[1])
+    assert first["id"] not in {d["id"] for d in third["possible_duplicates"]}
+    other = post(city, key, category="0602", lon=base[0], lat=base[1])
+    assert first["id"] not in {d["id"] for d in other["possible_duplicates"]}
+    away = offset(*base, 500, 0)
+    on_asset = post(
+        city, key, category="0602", lon=away[0], lat=away[1], asset_code="4403010603000001"
+    )
+    assert {d["id"]: d["same_asset"] for d in on_asset["possible_duplicates"]}[first["id"]]
+
+
+def test_closed_cases_are_no_duplicates_and_cannot_be_attached_to(city: City) -> None:
+    key, dispatcher = city.key("app"), city.key("dispatcher")
+    lon, lat = 114.06, 22.55
+    case = post(city, key, category="0605", lon=lon, lat=lat)
+    r = city.client.post(
+        f"/incidents/{case['id']}/transitions",
+        json={"action": "cancel", "note": "test"},
+        headers={**dispatcher, "If-Match": f'"{case["version"]}"'},
+    )
+    assert r.status_code == 200
+    again = post(city, key, category="0605", lon=lon, lat=lat)
+    assert case["id"] not in {d["id"] for d in again["possible_duplicates"]}
+    before = count_rows(city)
+    r = city.client.post(
+        "/incidents",
+        json={"category": "0605", "lon": lon, "lat": lat, "duplicate_of": case["id"]},
+        headers=key,
+    )
+    assert r.status_code == 422 and r.json()["code"] == "duplicate_of_closed"
+    assert count_rows(city) == before
+
+
+def test_attaching_a_report_keeps_one_case(city: City) -> None:
+    key = city.key("app")
+    case = post(city, key, category="0604", lon=114.045, lat=22.545)
+    before = count_rows(city)
+    r = city.client.post(
+        "/incidents",
+        json={"category": "0604", "lon": 114.0451, "lat": 22.545, "duplicate_of": case["id"],
+              "description": "me too"},
+        headers=key,
+    )  # fmt: skip
+    assert r.status_code == 200 and r.json()["id"] == case["id"] and r.json()["attached"]
+    after = count_rows(city)
+    assert after == (before[0], before[1], before[2] + 1)
+    r = city.client.post(
+        "/incidents",
+        json={"category": "0601", "lon": 114.0451, "lat": 22.545, "duplicate_of": case["id"]},
+        headers=key,
+    )
+    assert r.status_code == 422
+
+
+def test_projected_location_is_transformed(city: City) -> None:
+    x, y = Transformer.from_crs(4326, 32650, always_xy=True).transform(114.041, 22.531)
+    body = post(
+        city,
+        city.key("app"),
+        category="0102",
+        location={"type": "Point", "coordinates": [x, y]},
+        crs="http://www.opengis.net/def/crs/EPSG/0/32650",
+    )
+    lon, lat = body["location"]["coordinates"]
+    assert abs(lon - 114.041) < 1e-7 and abs(lat - 22.531) < 1e-7
+    assert body["inspector_id"] == expected_inspector(114.041, 22.531)
+
+
+def test_routing_matches_the_grid_for_many_points(city: City) -> None:
+    key = city.key("app")
+    for i in range(40):
+        lon = 114.05 + 0.0012 * ((i * 7) % 13 - 6)
+        lat = 22.54 + 0.0012 * ((i * 5) % 11 - 5)
+        category = ("0102", "0501", "0406", "0601")[i % 4]
+        body = post(city, key, category=category, lon=lon, lat=lat)
+        assert body["inspector_id"] == expected_inspector(lon, lat)
+        assert body["department_id"] == city.category_department(category)
+        assert body["district_id"] == district_of(lon, lat)
+
+
+def test_transitions_need_the_current_version(city: City) -> None:
+    dispatcher = city.key("dispatcher")
+    case = post(city, city.key("app"), **GOOD)
+    url = f"/incidents/{case['id']}/transitions"
+    before = count_rows(city)
+    r = city.client.post(url, json={"action": "register"}, headers=dispatcher)
+    assert r.status_code == 428
+    r = city.client.post(
+        url, json={"action": "register"}, headers={**dispatcher, "If-Match": '"7"'}
+    )
+    assert r.status_code == 412 and r.json()["details"]["version"] == 1
+    r = city.client.post(url, json={"action": "register"}, headers={**dispatcher, "If-Match": "x"})
+    assert r.status_code == 400
+    r = city.client.post(url, json={"action": "fly"}, headers={**dispatcher, "If-Match": '"1"'})
+    assert r.status_code == 400 and r.json()["code"] == "unknown_action"
+    r = city.client.post(url, json={"action": "register"}, headers={"If-Match": '"1"'})
+    assert r.status_code == 401
+    r = city.client.post(
+        "/incidents/999999999/transitions", json={"action": "register"},
+        headers={**dispatcher, "If-Match": '"1"'},
+    )  # fmt: skip
+    assert r.status_code == 404
+    assert count_rows(city) == before
+    r = city.client.post(
+        url, json={"action": "register"}, headers={**dispatcher, "If-Match": '"1"'}
+    )
+    assert r.status_code == 200 and r.json()["version"] == 2
+    r = city.client.post(
+        url, json={"action": "dispatch"}, headers={**dispatcher, "If-Match": '"1"'}
+    )
+    assert r.status_code == 412
+
+
+def test_scoped_keys_act_only_on_their_own_cases(city: City) -> None:
+    dispatcher = city.key("dispatcher")
+    case = post(city, city.key("app"), category="0102", lon=114.04, lat=22.535)  # hw, 101
+    for action in ("register", "dispatch"):
+        r = city.client.post(
+            f"/incidents/{case['id']}/transitions", json={"action": action},
+            headers={**dispatcher, "If-Match": f'"{case["version"]}"'},
+        )  # fmt: skip
+        case = r.json()
+    url = f"/incidents/{case['id']}/transitions"
+    other_staff = city.key("editor", 202)  # urban management, not sanitation
+    r = city.client.post(
+        url, json={"action": "accept"}, headers={**other_staff, "If-Match": f'"{case["version"]}"'}
+    )
+    assert r.status_code == 403 and r.json()["code"] == "not_your_case"
+    staff = city.key("editor", 201)
+    r = city.client.post(
+        url, json={"action": "accept"}, headers={**staff, "If-Match": f'"{case["version"]}"'}
+    )
+    assert r.status_code == 200
+
+
+def test_anonymous_reports_are_rate_limited(city: City) -> None:
+    codes = [
+        city.client.post("/incidents", json={**GOOD, "category": "0201"}).status_code
+        for _ in range(7)
+    ]
+    assert codes[:5] == [201] * 5 and codes[5:] == [429, 429]
+    r = city.client.post("/incidents", json=GOOD)
+    assert int(r.headers["retry-after"]) > 0 and r.json()["code"] == "too_many_requests"
+    assert city.client.get("/incidents").status_code == 401

@@ -24,7 +24,7 @@ from layers.incident_transitions import (
 from layers.incidents import ReportInput, attach_report, get_incident, report_incident
 from spatial_api.auth import ANONYMOUS, Principal, current_principal, require_role
 from spatial_api.rate_limit import RateLimiter, public_report_limiter
-from spatial_api.routers import categories
+from spatial_api.routers import categories, events, open311
 from spatial_api.routers.incident_common import (
     READERS,
     actor_of,
@@ -214,3 +214,5 @@ api = APIRouter()
 """Every incident route, in matching order (fixed paths before /incidents/{id})."""
 api.include_router(categories.router)
 api.include_router(router)
+api.include_router(open311.router)
+api.include_router(events.router)

@@ -1,0 +1,83 @@
+"""``/events``: incident events as server-sent events (incident.created, incident.transitioned).
+
+Each event's id is its step in the case history; a client that reconnects with
+``Last-Event-ID`` first gets the events it missed (up to 1000), then the live stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from gis.errors import BadRequest
+from layers.events import TYPES, Event, EventHub, events_after
+from spatial_api.auth import Principal, require_role
+from spatial_api.routers.incident_common import READERS
+
+router = APIRouter(tags=["events"])
+
+
+def hub(request: Request) -> EventHub:
+    """The process's event hub (made on first use)."""
+    state = request.app.state
+    if not hasattr(state, "incident_events"):
+        state.incident_events = EventHub(state.engine)
+    return state.incident_events
+
+
+def wanted_types(types: str | None) -> frozenset[str]:
+    """The event types a client asked for (all by default)."""
+    if not types:
+        return frozenset(TYPES)
+    asked = frozenset(t.strip() for t in types.split(",") if t.strip())
+    unknown = asked - set(TYPES)
+    if unknown:
+        raise BadRequest(
+            f"unknown event type {', '.join(sorted(unknown))}; one of {', '.join(TYPES)}",
+            code="unknown_event_type",
+        )
+    return asked
+
+
+def last_event_id(value: str | None) -> int | None:
+    """The id a reconnecting client saw last."""
+    if value is None or not value.strip():
+        return None
+    if not value.strip().isdigit():
+        raise BadRequest(f"Last-Event-ID {value!r} is not an event id", code="invalid_event_id")
+    return int(value)
+
+
+async def stream(
+    request: Request, kinds: frozenset[str], after: int | None
+) -> AsyncIterator[ServerSentEvent]:
+    """The missed events after ``after``, then every new one, as SSE messages."""
+
+    def message(event: Event) -> ServerSentEvent:
+        return ServerSentEvent(data=event.data, event=event.type, id=str(event.id))
+
+    async with hub(request).subscribe() as queue:
+        replayed: set[int] = set()
+        if after is not None:
+            async with request.app.state.engine.connect() as conn:
+                for event in await events_after(conn, after):
+                    replayed.add(event.id)
+                    if event.type in kinds:
+                        yield message(event)
+        while (event := await queue.get()) is not None:
+            if event.type in kinds and event.id not in replayed:
+                yield message(event)
+
+
+@router.get("/events", summary="Live incident events (server-sent events)")
+async def events(
+    request: Request,
+    types: str | None = Query(None, description="comma list: incident.created, ..."),
+    last_event: str | None = Header(None, alias="Last-Event-ID"),
+    _: Principal = Depends(require_role(*READERS)),
+) -> EventSourceResponse:
+    """A text/event-stream of incident events; each data is the event as JSON."""
+    kinds = wanted_types(types)
+    return EventSourceResponse(stream(request, kinds, last_event_id(last_event)), ping=15)

@@ -1,0 +1,281 @@
+"""Open311 GeoReport v2 (JSON) under ``/open311/v2/``.
+
+service_code ↔ category, agency_responsible ↔ department, expected_datetime ↔ deadline;
+status is ``closed`` for closed and cancelled cases and ``open`` otherwise, with the
+workflow state in status_notes. Requests are read by anyone (anonymous callers get the
+location of the grid cell, not the reported point) and posted with an app key, given as
+``Authorization: Bearer`` or as the GeoReport ``api_key`` field.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import h3
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from gis.errors import BadRequest, Forbidden, NotFound
+from layers import case_workflow as wf
+from layers.incident_categories import department_names, get_category_record, list_categories
+from layers.incident_lists import IncidentQuery, list_incidents
+from layers.incidents import Incident, ReportInput, report_incident
+from spatial_api.auth import ANONYMOUS, Principal, current_principal
+from spatial_api.routers.incident_common import actor_of, json_response
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
+CLOSED = ("closed", "cancelled")
+STATUS_NOTES = {
+    "reported": "reported, awaiting registration",
+    "registered": "registered as a case (立案), awaiting dispatch",
+    "dispatched": "dispatched to the responsible department (派遣)",
+    "in_progress": "being handled by the department (处置)",
+    "resolved": "handled, awaiting on-site verification (处置完成)",
+    "verified": "verified on site (核查), awaiting closure",
+    "closed": "closed (结案)",
+    "cancelled": "cancelled: not a valid case (作废)",
+    "parked": "kept on record as not solvable for now (挂账)",
+}
+ASSET_ATTRIBUTE = {
+    "variable": True,
+    "code": "asset_code",
+    "datatype": "string",
+    "required": False,
+    "datatype_description": "16-digit municipal asset code (部件编码)",
+    "order": 1,
+    "description": "The code on the damaged or concerned asset, if any",
+}
+MAX_REQUESTS = 1000
+DEFAULT_WINDOW = timedelta(days=90)
+
+
+def both(path: str):
+    """Register a GET handler at ``path`` and at ``path.json``."""
+
+    def register(func):
+        return router.get(path + ".json", summary=func.__doc__.splitlines()[0])(
+            router.get(path, include_in_schema=False)(func)
+        )
+
+    return register
+
+
+@both("/discovery")
+async def discovery(request: Request) -> Response:
+    """GeoReport v2 discovery: where the endpoint is and what it speaks."""
+    base = str(request.base_url).rstrip("/") + router.prefix + "/"
+    return json_response(
+        {
+            "changeset": "2026-01-01T00:00:00Z",
+            "contact": "CityHex operator",
+            "key_service": "API keys with the app role: cityhex keys create --role app",
+            "endpoints": [
+                {
+                    "specification": "http://wiki.open311.org/GeoReport_v2",
+                    "url": base,
+                    "changeset": "2026-01-01T00:00:00Z",
+                    "type": "production",
+                    "formats": ["application/json"],
+                }
+            ],
+        }
+    )
+
+
+@both("/services")
+async def services(request: Request) -> Response:
+    """The services: one per incident category."""
+    async with request.app.state.engine.connect() as conn:
+        records = await list_categories(conn)
+    return json_response(
+        [
+            {
+                "service_code": r.code,
+                "service_name": f"{r.name} ({r.name_en})",
+                "description": f"{r.name_en}: handled by "
+                f"{r.department_name_en or r.department_name} "
+                f"within {r.time_limit_hours:g} working hours",
+                "metadata": True,
+                "type": "realtime",
+                "keywords": r.name_en.lower().replace(" ", ","),
+                "group": r.major_name,
+            }
+            for r in records
+        ]
+    )
+
+
+@router.get("/services/{code}.json", summary="A service definition: its attributes")
+async def service_definition(code: str, request: Request) -> Response:
+    """The attributes a request for ``code`` may carry."""
+    async with request.app.state.engine.connect() as conn:
+        record = await get_category_record(conn, code)
+    return json_response({"service_code": record.code, "attributes": [ASSET_ATTRIBUTE]})
+
+
+def as_request(incident: Incident, departments: dict[int, str], exact: bool) -> dict[str, Any]:
+    """A case as a GeoReport service request (cell centre unless ``exact``)."""
+    lon, lat = incident.lon, incident.lat
+    if not exact and incident.h3:
+        lat, lon = h3.cell_to_latlng(h3.int_to_str(incident.h3))
+    return {
+        "service_request_id": str(incident.id),
+        "status": "closed" if incident.status in CLOSED else "open",
+        "status_notes": STATUS_NOTES[incident.status],
+        "service_code": incident.category_code,
+        "description": incident.description,
+        "agency_responsible": departments.get(incident.department_id or 0),
+        "service_notice": None,
+        "requested_datetime": incident.reported_at.isoformat(),
+        "updated_datetime": incident.updated_at.isoformat(),
+        "expected_datetime": incident.deadline.isoformat() if incident.deadline else None,
+        "address": None,
+        "address_id": None,
+        "zipcode": None,
+        "lat": lat,
+        "long": lon,
+        "media_url": incident.photos[0] if incident.photos else None,
+    }
+
+
+def _date(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(
+            f"{name} {value!r} is not an ISO 8601 time", code=f"invalid_{name}"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _ids(value: str | None) -> list[int]:
+    ids = [v.strip() for v in (value or "").split(",") if v.strip()]
+    if not all(v.isdigit() for v in ids):
+        raise BadRequest("service_request_id must be a comma list of ids", code="invalid_id")
+    return [int(v) for v in ids]
+
+
+def request_query(
+    ids: str | None,
+    service_code: str | None,
+    start: str | None,
+    end: str | None,
+    status: str | None,
+) -> IncidentQuery:
+    """The list query for a GeoReport requests search (default: the last 90 days)."""
+    query = IncidentQuery(
+        ids=_ids(ids),
+        categories=[c.strip() for c in (service_code or "").split(",") if c.strip()],
+        reported_from=_date(start, "start_date"),
+        reported_to=_date(end, "end_date"),
+        sort="newest",
+        limit=MAX_REQUESTS,
+    )
+    if not query.ids and query.reported_from is None and query.reported_to is None:
+        query.reported_from = datetime.now(UTC) - DEFAULT_WINDOW
+    wanted = {s.strip() for s in (status or "").split(",") if s.strip()}
+    if wanted - {"open", "closed"}:
+        raise BadRequest("status must be open, closed or both", code="invalid_status")
+    if wanted == {"open"}:
+        query.statuses = [s for s in wf.STATES if s not in CLOSED]
+    elif wanted == {"closed"}:
+        query.statuses = list(CLOSED)
+    return query
+
+
+@both("/requests")
+async def requests(
+    request: Request,
+    service_request_id: str | None = None,
+    service_code: str | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    status: str | None = Query(None, description="open, closed"),
+) -> Response:
+    """Service requests, newest first (at most 1000; the last 90 days unless dates are given)."""
+    principal = await current_principal(request)
+    query = request_query(service_request_id, service_code, start_date, end_date, status)
+    async with request.app.state.engine.connect() as conn:
+        page = await list_incidents(conn, query)
+        departments = await department_names(conn)
+    exact = principal.role != ANONYMOUS
+    return json_response([as_request(i, departments, exact) for i in page.items])
+
+
+@router.get("/requests/{request_id}.json", summary="One service request")
+async def one_request(request_id: int, request: Request) -> Response:
+    """The request ``request_id`` as a one-element list (as GeoReport v2 has it)."""
+    principal = await current_principal(request)
+    async with request.app.state.engine.connect() as conn:
+        page = await list_incidents(conn, IncidentQuery(ids=[request_id], limit=1))
+        departments = await department_names(conn)
+    if not page.items:
+        raise NotFound(f"no service request {request_id}", code="unknown_request")
+    return json_response([as_request(page.items[0], departments, principal.role != ANONYMOUS)])
+
+
+async def poster(request: Request, fields: dict[str, Any]) -> Principal:
+    """The caller of a POST: the Bearer key, or the GeoReport ``api_key`` field."""
+    api_key = fields.get("api_key")
+    if api_key and "authorization" not in request.headers:
+        headers = [*request.scope["headers"], (b"authorization", f"Bearer {api_key}".encode())]
+        request = Request({**request.scope, "headers": headers})
+    principal = await current_principal(request)
+    if principal.role not in ("app", "admin"):
+        raise Forbidden("posting service requests needs an app key", code="app_key_required")
+    return principal
+
+
+async def post_fields(request: Request) -> dict[str, Any]:
+    """The POST's fields, from a form (as GeoReport v2 has it) or a JSON object."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError:
+            raise BadRequest("the body is not JSON", code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object", code="invalid_json")
+        return body
+    return dict(await request.form())
+
+
+def report_of(fields: dict[str, Any]) -> ReportInput:
+    """The report a GeoReport POST describes."""
+    if fields.get("lat") in (None, "") or fields.get("long") in (None, ""):
+        raise BadRequest(
+            "lat and long are required (addresses are not geocoded)", code="no_location"
+        )
+    media = fields.get("media_url")
+    try:
+        return ReportInput(
+            category=str(fields.get("service_code") or ""),
+            description=fields.get("description"),
+            lon=float(fields["long"]),
+            lat=float(fields["lat"]),
+            asset_code=fields.get("attribute[asset_code]") or None,
+            photos=[media] if media else [],
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise BadRequest(f"invalid service request: {problems}", code="invalid_request") from None
+    except ValueError:
+        raise BadRequest("lat and long must be numbers", code="invalid_location") from None
+
+
+@router.post("/requests.json", status_code=201, summary="Post a service request (app key)")
+async def post_request(request: Request) -> Response:
+    """201 with ``[{service_request_id, service_notice, account_id}]``."""
+    fields = await post_fields(request)
+    principal = await poster(request, fields)
+    data = report_of(fields)
+    async with request.app.state.engine.begin() as conn:
+        incident = await report_incident(conn, data, actor_of(principal))
+    notice = f"expected by {incident.deadline.isoformat()}" if incident.deadline else None
+    return json_response(
+        [{"service_request_id": str(incident.id), "service_notice": notice, "account_id": None}],
+        201,
+    )
