@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from gis.errors import BadRequest, Forbidden, NotFound
+from gis.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from layers import case_workflow as wf
 from layers.incident_categories import department_names, get_category_record, list_categories
 from layers.incident_lists import IncidentQuery, list_incidents
@@ -225,6 +225,11 @@ async def poster(request: Request, fields: dict[str, Any]) -> Principal:
         headers = [*request.scope["headers"], (b"authorization", f"Bearer {api_key}".encode())]
         request = Request({**request.scope, "headers": headers})
     principal = await current_principal(request)
+    if principal.role == ANONYMOUS:
+        raise Unauthorized(
+            "posting service requests needs an app key (api_key or Authorization: Bearer)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if principal.role not in ("app", "admin"):
         raise Forbidden("posting service requests needs an app key", code="app_key_required")
     return principal
