@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from spatial_api.cli import db, demo, export, keys, serve
+from spatial_api.cli import db, demo, export, ingest, keys, readings, serve
 
 app = typer.Typer(help="CityHex: the spatial operations server of a city.", no_args_is_help=True)
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
+app.add_typer(ingest.app, name="ingest")
+app.add_typer(readings.app, name="readings")
 app.add_typer(export.app, name="export")
 app.command("migrate")(db.migrate_command)
 app.command("serve")(serve.serve_command)
