@@ -32,8 +32,7 @@ def idw(
     dist, idx = cKDTree(sites).query(query, k=k, workers=-1)
     dist, idx = dist.reshape(len(query), k), idx.reshape(len(query), k)
     on_site = dist[:, 0] == 0.0
-    with np.errstate(divide="ignore"):
-        w = np.where(dist > 0, dist, np.inf) ** -power
+    w = 1.0 / np.where(dist > 0, dist, np.inf) ** power  # 1 / d**p, 0 on a site (set below)
     estimate = (w * values[idx]).sum(axis=1) / np.where(on_site, 1.0, w.sum(axis=1))
     estimate[on_site] = values[idx[on_site, 0]]
     return estimate.reshape(shape)
