@@ -156,7 +156,9 @@ def parent_sql(column: str, res: int, stored: int) -> str:
     return f"(({column} & ({keep})::bigint) | ({fill})::bigint)"
 
 
-async def cell_counts(conn: AsyncConnection, filters: Filters, res: int) -> tuple[np.ndarray, ...]:
+async def cell_counts(
+    conn: AsyncConnection, filters: Filters, res: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(cells, counts) of the filtered rows per cell at ``res``, cells as int64, sorted."""
     check_res(res)
     stored = filters.layer.h3_resolution
