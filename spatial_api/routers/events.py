@@ -1,7 +1,8 @@
 """``/events``: incident events as server-sent events (incident.created, incident.transitioned).
 
 Each event's id is its step in the case history; a client that reconnects with
-``Last-Event-ID`` first gets the events it missed (up to 1000), then the live stream.
+``Last-Event-ID`` first gets the events it missed (up to 1000), then a ``: live`` comment
+(from here on it misses nothing), then the live stream.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def last_event_id(value: str | None) -> int | None:
 async def stream(
     request: Request, kinds: frozenset[str], after: int | None
 ) -> AsyncIterator[ServerSentEvent]:
-    """The missed events after ``after``, then every new one, as SSE messages."""
+    """The missed events after ``after``, a ``: live`` comment, then every new event."""
 
     def message(event: Event) -> ServerSentEvent:
         return ServerSentEvent(data=event.data, event=event.type, id=str(event.id))
@@ -66,6 +67,7 @@ async def stream(
                     replayed.add(event.id)
                     if event.type in kinds:
                         yield message(event)
+        yield ServerSentEvent(comment="live")
         while (event := await queue.get()) is not None:
             if event.type in kinds and event.id not in replayed:
                 yield message(event)
