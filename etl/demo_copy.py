@@ -91,8 +91,9 @@ FOREIGN_KEYS = (
 )
 SECONDARY_INDEXES = (
     "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index i"
-    " WHERE indrelid = ANY(%s::regclass[]) AND NOT EXISTS (SELECT 1 FROM pg_constraint c"
-    " WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid) ORDER BY indexrelid"
+    " WHERE indrelid = ANY(%s::regclass[])"
+    " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)"
+    " ORDER BY indexrelid"
 )
 
 
