@@ -36,7 +36,8 @@ from gis.hexgrid import parse_cell
 from gis.validation import Repair, check_range, check_type, check_valid, parse_geometry
 from layers.catalog import Layer
 from layers.changes import BBox, publish_change
-from layers.cql import compile_filter, parse_filter
+from layers.cql import compile_filter
+from layers.cql_parse import parse_filter
 from layers.feature_rules import check_properties
 from layers.feature_sql import Params, bbox_sql, column, feature_sql, quote
 

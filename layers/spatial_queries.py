@@ -22,7 +22,8 @@ from gis.crs import CRS, CRS84, to_xy, transform_to_xy
 from gis.errors import BadRequest, Unprocessable
 from gis.validation import check_range, check_valid, parse_geometry
 from layers.catalog import Layer
-from layers.cql import compile_filter, parse_filter
+from layers.cql import compile_filter
+from layers.cql_parse import parse_filter
 from layers.feature_sql import Params, column, feature_sql, quote
 
 MAX_K = 1_000

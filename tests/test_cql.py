@@ -283,7 +283,7 @@ MALFORMED = [
     ("FOO(kind) = 1", "FOO"),
     ("T_AFTER(updated_at, TIMESTAMP('yesterday'))", "yesterday"),
     ("S_INTERSECTS(geom, POLYGON((0 0, 1 1)))", "geometry"),
-    ("T_MEETS(updated_at, INTERVAL('2024-01-01', '2024-02-01'))", "T_MEETS"),
+    ("T_AFTER(TIMESTAMP('2024-01-01T00:00:00Z'), DATE('2024-01-02'))", "property"),
     ("NOT " * 3000 + "kind = 'x'", "filter"),
 ]
 
@@ -349,3 +349,67 @@ def test_json_injection_in_property_name_is_a_parameter(cql_db: str) -> None:
     )
     assert evil not in sql and evil in params
     assert _ids(cql_db, {"op": "=", "args": [{"property": evil}, "a"]}, "cql2-json") == set()
+
+
+S, E = T0 + timedelta(hours=70), T0 + timedelta(hours=140)  # exactly rows 10 and 20
+ALLEN_PY: dict[str, Callable[[datetime, datetime, datetime], bool]] = {
+    "T_AFTER": lambda t, s, e: t > e,
+    "T_BEFORE": lambda t, s, e: t < s,
+    "T_EQUALS": lambda t, s, e: t == s == e,
+    "T_DURING": lambda t, s, e: s < t < e,
+    "T_INTERSECTS": lambda t, s, e: s <= t <= e,
+    "T_DISJOINT": lambda t, s, e: not s <= t <= e,
+    "T_MEETS": lambda t, s, e: t == s,
+    "T_METBY": lambda t, s, e: t == e,
+    "T_OVERLAPS": lambda t, s, e: t < s < t < e,
+    "T_OVERLAPPEDBY": lambda t, s, e: s < t < e < t,
+    "T_BEGINS": lambda t, s, e: t == s and t < e,
+    "T_BEGUNBY": lambda t, s, e: t == s and t > e,
+    "T_CONTAINS": lambda t, s, e: t < s and t > e,
+    "T_ENDS": lambda t, s, e: t > s and t == e,
+    "T_ENDEDBY": lambda t, s, e: t < s and t == e,
+}
+MIRROR = {
+    "T_AFTER": "T_BEFORE",
+    "T_BEFORE": "T_AFTER",
+    "T_DURING": "T_CONTAINS",
+    "T_CONTAINS": "T_DURING",
+    "T_MEETS": "T_METBY",
+    "T_METBY": "T_MEETS",
+    "T_OVERLAPS": "T_OVERLAPPEDBY",
+    "T_OVERLAPPEDBY": "T_OVERLAPS",
+    "T_BEGINS": "T_BEGUNBY",
+    "T_BEGUNBY": "T_BEGINS",
+    "T_ENDS": "T_ENDEDBY",
+    "T_ENDEDBY": "T_ENDS",
+}
+FAR_PAST, FAR_FUTURE = datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _stamp(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize("op", sorted(ALLEN_PY))
+def test_every_temporal_function_follows_allen(cql_db: str, op: str) -> None:
+    test = ALLEN_PY[op]
+    interval = f"INTERVAL('{_stamp(S)}', '{_stamp(E)}')"
+    assert _ids(cql_db, f"{op}(updated_at, {interval})") == _expect(
+        lambda r: test(r["updated_at"], S, E)
+    )
+    instant = f"TIMESTAMP('{_stamp(S)}')"
+    assert _ids(cql_db, f"{op}(updated_at, {instant})") == _expect(
+        lambda r: test(r["updated_at"], S, S)
+    )
+    mirrored = MIRROR.get(op, op)
+    assert _ids(cql_db, f"{mirrored}({interval}, updated_at)") == _expect(
+        lambda r: test(r["updated_at"], S, E)
+    )
+    open_end = f"INTERVAL('{_stamp(S)}', '..')"
+    assert _ids(cql_db, f"{op}(updated_at, {open_end})") == _expect(
+        lambda r: test(r["updated_at"], S, FAR_FUTURE)
+    )
+    open_start = f"INTERVAL('..', '{_stamp(E)}')"
+    assert _ids(cql_db, f"{op}(updated_at, {open_start})") == _expect(
+        lambda r: test(r["updated_at"], FAR_PAST, E)
+    )
