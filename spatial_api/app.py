@@ -11,7 +11,7 @@ from layers.db import create_async_engine
 from spatial_api.auth import new_key_cache
 from spatial_api.errors import install_error_handlers
 from spatial_api.metrics import MetricsMiddleware
-from spatial_api.routers import analytics, sensors, system, tiles
+from spatial_api.routers import analytics, imports, sensors, system, tiles
 from spatial_api.routers.features import LANDING_LINKS as FEATURE_LINKS
 from spatial_api.routers.features import router as features_router
 from spatial_api.routers.incidents import api as incident_api
@@ -50,5 +50,6 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(tiles.router)
     app.include_router(features_router)
     app.include_router(queries_router)
+    app.include_router(imports.router)
     app.state.extra_links.extend(FEATURE_LINKS)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -65,16 +66,18 @@ def write_file(
         "MultiLineString",
         "MultiPolygon",
     ]
-    pyogrio.raw.write(
-        path,
-        shapely.to_wkb(geoms),
-        list(fields.values()),
-        list(fields),
-        layer=layer,
-        driver=DRIVERS[path.suffix],
-        geometry_type=names[kind] if kind is not None else "Unknown",
-        crs=f"EPSG:{epsg}" if epsg else None,
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="'crs' was not provided")
+        pyogrio.raw.write(
+            path,
+            shapely.to_wkb(geoms),
+            list(fields.values()),
+            list(fields),
+            layer=layer,
+            driver=DRIVERS[path.suffix],
+            geometry_type=names[kind] if kind is not None else "Unknown",
+            crs=f"EPSG:{epsg}" if epsg else None,
+        )
     return path
 
 

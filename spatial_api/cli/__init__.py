@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from spatial_api.cli import db, demo, export, ingest, keys, readings, serve
+from spatial_api.cli import db, demo, export, importer, ingest, keys, readings, serve
 
 app = typer.Typer(help="CityHex: the spatial operations server of a city.", no_args_is_help=True)
 app.add_typer(db.app, name="db")
@@ -13,6 +13,8 @@ app.add_typer(ingest.app, name="ingest")
 app.add_typer(readings.app, name="readings")
 app.add_typer(export.app, name="export")
 app.command("migrate")(db.migrate_command)
+app.command("import")(importer.import_command)
+app.add_typer(importer.raster_app, name="raster")
 app.command("serve")(serve.serve_command)
 app.command("demo")(demo.demo_command)
 

@@ -1,0 +1,118 @@
+"""``POST /collections/{layer}/import``: the importer of ``cityhex import``, for admins, over
+HTTP (multipart: the file, or a Shapefile's parts, and the same options as the command)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import orjson
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from etl.import_options import ImportOptions, parse_field_map
+from etl.vector_import import import_file
+from gis.errors import BadRequest
+from layers.db import database_url
+from spatial_api.auth import Principal, require_role
+
+router = APIRouter(tags=["import"])
+MAIN_SUFFIXES = (
+    ".geojson",
+    ".json",
+    ".gpkg",
+    ".shp",
+    ".fgb",
+    ".csv",
+    ".tsv",
+    ".txt",
+    ".osm",
+    ".pbf",
+    ".zip",
+)
+
+
+async def save_uploads(uploads: list[UploadFile], folder: Path) -> Path:
+    """Store the uploaded files in ``folder``; the one to import (not a sidecar file)."""
+    saved = []
+    for upload in uploads:
+        name = Path(upload.filename or "").name
+        if not name or name.startswith("."):
+            raise BadRequest("every uploaded file needs a file name", code="invalid_upload")
+        path = folder / name
+        with path.open("wb") as out:
+            await run_in_threadpool(shutil.copyfileobj, upload.file, out)
+        saved.append(path)
+    main = [p for p in saved if p.suffix.lower() in MAIN_SUFFIXES]
+    if len(main) != 1:
+        raise BadRequest(
+            f"upload one file to import ({', '.join(MAIN_SUFFIXES)}), with the sidecar files "
+            f"of a Shapefile (.shx, .dbf, .prj, .cpg) if any; got: "
+            f"{', '.join(p.name for p in saved)}",
+            code="invalid_upload",
+        )
+    return main[0]
+
+
+@router.post(
+    "/collections/{layer}/import",
+    summary="Import a vector file into a layer (admin)",
+    responses={201: {"description": "The import report"}, 422: {"description": "Bad file"}},
+)
+async def import_into_layer(
+    request: Request,
+    layer: str,
+    file: list[UploadFile] = File(
+        ..., description="The file (a Shapefile: .shp with .shx, .dbf and .prj, or one .zip)"
+    ),
+    src_crs: str | None = Form(None, description="CRS of the coordinates (EPSG:4490 …)"),
+    mode: str = Form("append", description="append, upsert or replace"),
+    key: str | None = Form(None, description="The property identifying a feature (upsert)"),
+    field_map: list[str] = Form([], alias="map", description="field=property (repeatable)"),
+    invalid: str = Form("reject", description="reject, repair or skip invalid geometries"),
+    dry_run: bool = Form(False, description="Check and write, then roll back"),
+    source_layer: str | None = Form(None),
+    lon_field: str | None = Form(None),
+    lat_field: str | None = Form(None),
+    wkt_field: str | None = Form(None),
+    create: bool = Form(False, description="Make a new layer from the file"),
+    time_field: str | None = Form(None),
+    title: str | None = Form(None),
+    public: bool = Form(False),
+    osm_preset: str | None = Form(None),
+    division: str | None = Form(None),
+    principal: Principal = Depends(require_role()),
+) -> Response:
+    """Import the uploaded file into ``layer``; the report (read, written, repaired,
+    rejected with reasons, seconds). Bad files are a 4xx and write nothing."""
+    options = ImportOptions(
+        layer=layer,
+        src_crs=src_crs,
+        mode=mode,
+        key=key,
+        field_map=parse_field_map(field_map),
+        invalid=invalid,
+        dry_run=dry_run,
+        source_layer=source_layer,
+        lon_field=lon_field,
+        lat_field=lat_field,
+        wkt_field=wkt_field,
+        create=create,
+        time_field=time_field,
+        title=title,
+        public=public,
+        osm_preset=osm_preset,
+        division=division,
+        actor=principal.actor,
+    )
+    url = request.app.state.database_url or database_url()
+    with tempfile.TemporaryDirectory(prefix="cityhex-import-") as folder:
+        path = await save_uploads(file, Path(folder))
+        report = await run_in_threadpool(import_file, url, path, options)
+    return Response(
+        orjson.dumps(report.to_dict()),
+        status_code=200 if dry_run else 201,
+        media_type="application/json",
+    )
