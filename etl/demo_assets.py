@@ -7,7 +7,6 @@ Each asset's 16-digit code is its grid cell's district code, its 4-digit class a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,23 +100,26 @@ def _green_areas(rng: np.random.Generator, land_shape: Polygon, n: int) -> np.nd
     return polygons[on_land(land_shape, lon, lat).all(axis=1)]
 
 
+def _draw(
+    kind: str, rng: np.random.Generator, streets: Streets, land_shape: Polygon, n: int
+) -> np.ndarray:
+    """About ``n`` candidate geometries of ``kind`` (fewer once those off land are dropped)."""
+    if kind == "pipe":
+        return _pipes(rng, streets, land_shape, n)
+    if kind == "green_area":
+        return _green_areas(rng, land_shape, n)
+    return shapely.points(*street_points(streets, rng, land_shape, n, POINT_OFFSETS_M[kind]))
+
+
 def _geometries(
     kind: str, rng: np.random.Generator, streets: Streets, land_shape: Polygon, grid: Grid, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` geometries of ``kind`` whose representative point lies in the grid, and its cell."""
-    draw: Callable[[int], np.ndarray]
-    if kind == "pipe":
-        draw = lambda m: _pipes(rng, streets, land_shape, m)  # noqa: E731
-    elif kind == "green_area":
-        draw = lambda m: _green_areas(rng, land_shape, m)  # noqa: E731
-    else:
-        offsets = POINT_OFFSETS_M[kind]
-        draw = lambda m: shapely.points(*street_points(streets, rng, land_shape, m, offsets))  # noqa: E731
     kept: list[np.ndarray] = []
     cells: list[np.ndarray] = []
     have = 0
     while have < n:
-        geoms = draw(int((n - have) * 1.3) + 16)
+        geoms = _draw(kind, rng, streets, land_shape, int((n - have) * 1.3) + 16)
         rep = shapely.point_on_surface(geoms)
         cell = latlng_cells(shapely.get_x(rep), shapely.get_y(rep))
         inside = grid.locate(cell) >= 0

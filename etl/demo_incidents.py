@@ -2,8 +2,8 @@
 
 Most cases cluster around hotspots (a market's street vendors, a building site's dust and
 noise), each with its favourite kind of trouble; the rest are spread along the streets.
-Reports follow weekly and daily rhythms per major class, flooding follows the rainy
-season, and broken lamps, covers and hydrants are reported where those assets stand.
+Reports follow the rhythms of ``demo_calendar``; broken lamps, covers and hydrants are
+reported where those assets stand, sensor alarms where their sensors are.
 Every case is routed by its cell: the cell's inspector, the cell's district, and the
 category's department.
 """
@@ -18,7 +18,8 @@ import shapely
 from shapely.geometry import Polygon
 
 from etl.demo_assets import Assets
-from etl.demo_city import DAY_S, END_S, on_land, to_lonlat, to_metres
+from etl.demo_calendar import report_times
+from etl.demo_city import END_S, on_land, to_lonlat, to_metres
 from etl.demo_copy import NO_TIME, ewkb_hex, timestamps
 from etl.demo_grid import Grid
 from etl.demo_people import People
@@ -45,15 +46,6 @@ HEAVY_CATEGORIES = {"0102": 3.0, "0104": 2.0, "0201": 3.0, "0501": 3.0, "0504": 
 ASSET_CATEGORIES = {"0601": "lamp", "0602": "manhole", "0603": "hydrant", "0406": "manhole"}
 SENSOR_CATEGORIES = {"0606": "air_quality", "0607": "noise", "0608": "water_level"}
 SOURCES = (("inspector", 0.74), ("hotline", 0.17), ("public", 0.09))
-# Monday .. Sunday
-WEEKDAY = {"01": (1, 1, 1, 1, 1, 0.8, 0.7), "02": (1.1, 1, 1, 1, 1, 0.7, 0.6),
-           "03": (1, 1, 1, 1, 1, 0.9, 0.5), "05": (0.8, 0.8, 0.9, 0.9, 1.1, 1.4, 1.3)}  # fmt: skip
-DAYTIME = (0, 0, 0, 0, 0, 1, 2, 4, 7, 9, 9, 8, 5, 6, 8, 9, 8, 6, 4, 3, 2, 1, 1, 0)
-EVENING = (2, 1, 1, 0, 0, 0, 0, 1, 1, 2, 3, 4, 4, 3, 3, 3, 4, 6, 8, 9, 9, 8, 6, 4)
-ROUND_CLOCK = (2, 2, 2, 2, 2, 2, 3, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 4, 4, 3, 3, 2)
-HOURS = {"01": DAYTIME, "02": DAYTIME, "03": DAYTIME, "04": ROUND_CLOCK, "05": EVENING,
-         "06": ROUND_CLOCK}  # fmt: skip
-RAINY_MONTHS = (5, 6, 7, 8, 9)
 
 
 @dataclass(frozen=True)
@@ -97,31 +89,6 @@ def _categories(rng: np.random.Generator, cats: Categories, hotspot: np.ndarray)
         idx = loyal[favourite[hotspot[loyal]] == f]
         local = np.where(major == majors[f], weights, 0.0)
         out[idx] = rng.choice(len(weights), len(idx), p=local / local.sum())
-    return out
-
-
-def _day_weights(days_since_epoch: np.ndarray, major: str) -> np.ndarray:
-    """Weights of the year's days for a major class: weekday rhythm, rain, slow growth."""
-    weekday = np.array(WEEKDAY.get(major, (1,) * 7))[(days_since_epoch + 3) % 7]
-    months = (days_since_epoch.astype("datetime64[D]").astype("datetime64[M]").astype(int) % 12) + 1
-    rain = np.where(np.isin(months, RAINY_MONTHS), 2.5, 1.0) if major == "04" else 1.0
-    growth = np.linspace(0.85, 1.15, len(days_since_epoch))
-    return weekday * rain * growth
-
-
-def _report_times(rng: np.random.Generator, cats: Categories, category: np.ndarray) -> np.ndarray:
-    """When each case was reported (Unix seconds), by its class's day and hour patterns."""
-    first_day_s = END_S - 365 * DAY_S
-    local_days = (first_day_s + 8 * 3600) // DAY_S + np.arange(365)
-    major = np.array([cats.code[c][:2] for c in category.tolist()])
-    out = np.empty(len(category), dtype=np.int64)
-    for m in sorted(set(major.tolist())):
-        idx = np.flatnonzero(major == m)
-        w = _day_weights(local_days, m)
-        day = rng.choice(365, len(idx), p=w / w.sum())
-        h = np.array(HOURS[m], dtype=float)
-        hour = rng.choice(24, len(idx), p=h / h.sum())
-        out[idx] = first_day_s + day * DAY_S + hour * 3600 + rng.integers(0, 3600, len(idx))
     return out
 
 
@@ -254,7 +221,7 @@ def build_incidents(
     hot = rng.random(n) < HOTSPOT_SHARE
     hotspot = np.where(hot, rng.choice(HOTSPOTS, n, p=weight / weight.sum()), -1)
     category = _categories(rng, cats, hotspot)
-    reported_at = _report_times(rng, cats, category)
+    reported_at = report_times(rng, np.array([cats.code[c][:2] for c in category.tolist()]))
     order = np.argsort(reported_at, kind="stable")
     hotspot, category, reported_at = hotspot[order], category[order], reported_at[order]
     lon, lat = _scattered(rng, hotspot, spots, streets, land_shape, grid)

@@ -108,28 +108,27 @@ def _storms(rng: np.random.Generator, count: int) -> np.ndarray:
 def series(rng: np.random.Generator, kind: str, n: int) -> dict[str, np.ndarray]:
     """Hourly values (``n`` sensors x ``HOURS``) of every property ``kind`` measures."""
     hour = np.arange(HOURS) % 24
-    col = lambda a: a[:, None]  # noqa: E731
     if kind == "air_quality":
         daily = 1 + 0.25 * np.cos(2 * np.pi * (hour - 8) / 24)
-        base = col(rng.uniform(15, 35, n)) * daily
-        pm25 = base + 85 * _bumps(rng, 3, (12, 36)) * col(rng.uniform(0.7, 1.3, n))
+        base = rng.uniform(15, 35, (n, 1)) * daily
+        pm25 = base + 85 * _bumps(rng, 3, (12, 36)) * rng.uniform(0.7, 1.3, (n, 1))
         pm25 = np.maximum(2.0, pm25 + 6 * _ar1(rng, (n, HOURS), 0.9))
-        pm10 = pm25 * col(rng.uniform(1.4, 1.9, n)) + 4 * _ar1(rng, (n, HOURS), 0.8)
+        pm10 = pm25 * rng.uniform(1.4, 1.9, (n, 1)) + 4 * _ar1(rng, (n, HOURS), 0.8)
         return {"pm25": np.round(pm25, 1), "pm10": np.round(np.maximum(pm10, pm25), 1)}
     if kind == "noise":
         daytime = ((hour >= 7) & (hour < 22)).astype(float)
-        laeq = col(rng.uniform(52, 64, n)) + 7 * daytime + 2 * _ar1(rng, (n, HOURS), 0.7)
+        laeq = rng.uniform(52, 64, (n, 1)) + 7 * daytime + 2 * _ar1(rng, (n, HOURS), 0.7)
         works = rng.random((n, HOURS)) < 0.01 * daytime
         laeq = laeq + works * rng.uniform(10, 18, (n, HOURS))
         return {"laeq": np.round(np.clip(laeq, 35, 110), 1)}
     if kind == "water_level":
-        level = col(rng.uniform(0.2, 0.6, n)) + _storms(rng, 5) * col(rng.uniform(0.5, 1.5, n))
+        level = rng.uniform(0.2, 0.6, (n, 1)) + _storms(rng, 5) * rng.uniform(0.5, 1.5, (n, 1))
         return {"level_m": np.round(np.maximum(0.0, level + 0.03 * _ar1(rng, (n, HOURS), 0.8)), 3)}
     tilt = np.abs(0.4 * _ar1(rng, (n, HOURS), 0.6))
     tipped = rng.random(n) < 0.04
     since = rng.integers(0, HOURS, n)
     tilt += np.where(tipped[:, None] & (np.arange(HOURS) >= since[:, None]),
-                     col(rng.uniform(8, 30, n)), 0.0)  # fmt: skip
+                     rng.uniform(8, 30, (n, 1)), 0.0)  # fmt: skip
     return {"tilt_deg": np.round(np.clip(tilt, 0, 90), 1)}
 
 
