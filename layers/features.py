@@ -10,20 +10,17 @@ with :func:`layers.changes.publish_change` so tile caches drop them.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from dataclasses import dataclass
 from typing import Any
 
-import h3
 import orjson
 import shapely
 import shapely.geometry
-from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gis.crs import CRS, CRS84, to_xy, transform_to_xy
+from gis.crs import CRS, CRS84
 from gis.errors import (
     BadRequest,
     Conflict,
@@ -33,35 +30,17 @@ from gis.errors import (
     Unprocessable,
 )
 from gis.hexgrid import parse_cell
-from gis.validation import Repair, check_range, check_type, check_valid, parse_geometry
+from gis.validation import Repair
 from layers.catalog import Layer
 from layers.changes import BBox, publish_change
-from layers.cql import compile_filter
-from layers.cql_parse import parse_filter
-from layers.feature_rules import check_properties
-from layers.feature_sql import Params, bbox_sql, column, feature_sql, quote
+from layers.feature_input import PreparedWrite, prepare_write
+from layers.feature_sql import Params, column, feature_sql, quote
+from layers.item_filters import ItemQuery, check_property_names, where_sql
 
 MAX_LIMIT = 10_000
-DEFAULT_LIMIT = 10
 
 
 # --------------------------------------------------------------------------- values
-
-
-@dataclass(frozen=True)
-class ItemQuery:
-    """What a client asked of a layer's items (lon/lat bbox, already in CRS84)."""
-
-    bbox: tuple[float, float, float, float] | None = None
-    datetime: str | None = None
-    properties: list[str] | None = None
-    filter: str | dict[str, Any] | None = None
-    filter_lang: str = "cql2-text"
-    filter_crs: CRS = CRS84
-    equals: dict[str, str] = field(default_factory=dict)
-    limit: int = DEFAULT_LIMIT
-    offset: int = 0
-    crs: CRS = CRS84
 
 
 @dataclass(frozen=True)
@@ -154,114 +133,6 @@ def if_match_allows(if_match: str, etag: str) -> bool:
 # --------------------------------------------------------------------------- reading
 
 
-def _bound(value: str) -> datetime | None:
-    value = value.strip()
-    if value in ("", ".."):
-        return None
-    try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(
-            f"datetime: {value!r} is not an RFC 3339 date-time", code="invalid_datetime"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def datetime_sql(layer: Layer, value: str, params: Params) -> str:
-    """The ``datetime`` parameter (instant, or interval ``a/b`` with ``..`` open) as SQL."""
-    if not layer.time_column:
-        raise BadRequest(
-            f"layer {layer.id} has no time to filter by datetime", code="invalid_datetime"
-        )
-    col = column(layer, layer.time_column)
-    if "/" not in value:
-        instant = _bound(value)
-        if instant is None:
-            raise BadRequest("datetime: an instant cannot be '..'", code="invalid_datetime")
-        if len(value.strip()) == 10:
-            end = params.add(
-                instant.replace(hour=23, minute=59, second=59, microsecond=999999), "timestamptz"
-            )
-            return f"({col} >= {params.add(instant, 'timestamptz')} AND {col} <= {end})"
-        return f"({col} = {params.add(instant, 'timestamptz')})"
-    start_text, _, end_text = value.partition("/")
-    start, end = _bound(start_text), _bound(end_text)
-    if start and end and start > end:
-        raise BadRequest("datetime: the interval ends before it starts", code="invalid_datetime")
-    parts = []
-    if start:
-        parts.append(f"{col} >= {params.add(start, 'timestamptz')}")
-    if end:
-        parts.append(f"{col} <= {params.add(end, 'timestamptz')}")
-    return "(" + " AND ".join(parts) + ")" if parts else "TRUE"
-
-
-def _equals_filter(layer: Layer, equals: dict[str, str]) -> dict[str, Any] | None:
-    """Query parameters ``name=value`` on queryable properties as one cql2-json AND."""
-    args = []
-    for name, raw in equals.items():
-        kind = layer.properties.get(name, "string")
-        value: Any = raw
-        try:
-            if kind == "integer":
-                value = int(raw)
-            elif kind == "number":
-                value = float(raw)
-        except ValueError:
-            raise BadRequest(f"{name}: {raw!r} is not {kind}", code="invalid_parameter") from None
-        if kind == "boolean":
-            value = raw.lower() == "true"
-        if kind == "datetime":
-            value = {"timestamp": raw}
-        args.append({"op": "=", "args": [{"property": name}, value]})
-    if not args:
-        return None
-    return args[0] if len(args) == 1 else {"op": "and", "args": args}
-
-
-def where_sql(layer: Layer, query: ItemQuery, params: Params) -> str:
-    """The WHERE condition of an items query (bbox, datetime, filter, property equality)."""
-    conditions = []
-    if query.bbox is not None:
-        conditions.append(bbox_sql(layer, query.bbox, params))
-    if query.datetime:
-        conditions.append(datetime_sql(layer, query.datetime, params))
-    for value, lang, crs in (
-        (query.filter, query.filter_lang, query.filter_crs),
-        (_equals_filter(layer, query.equals), "cql2-json", CRS84),
-    ):
-        if value is None or value == "":
-            continue
-        node = parse_filter(value, lang)
-        sql, values = compile_filter(
-            layer,
-            node,
-            style="sqlalchemy",
-            alias="t",
-            srid=crs.srid,
-            first_param=len(params.values) + 1,
-            flip_axes=crs.lat_first and not crs.is_crs84,
-        )
-        params.values.update(values)  # type: ignore[arg-type]
-        conditions.append(sql)
-    return " AND ".join(conditions) or "TRUE"
-
-
-def check_property_names(layer: Layer, names: list[str]) -> None:
-    """400 naming a ``properties`` entry the layer cannot have."""
-    if layer.extra_properties_column:
-        return
-    known = set(layer.properties) | {"h3"}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise BadRequest(
-            f"properties: unknown {', '.join(unknown)}; known: {', '.join(sorted(known))}",
-            code="unknown_property",
-        )
-
-
 async def query_features(engine: AsyncEngine, layer: Layer, query: ItemQuery) -> Page:
     """A page of the layer's features matching ``query``, ordered by id."""
     if not 1 <= query.limit <= MAX_LIMIT:
@@ -330,76 +201,6 @@ async def get_feature(
 # --------------------------------------------------------------------------- writing
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """A checked write: the stored geometry (WKB in the layer's SRID; None keeps the stored
-    one), its lon/lat bounds, the H3 cell, column values, extras and any repair."""
-
-    wkb: bytes | None
-    bounds: BBox | None
-    cell: int | None
-    columns: dict[str, Any]
-    extras: dict[str, Any]
-    repaired: Repair | None
-
-
-def _geometry(
-    layer: Layer,
-    value: Any,
-    content_crs: CRS,
-    repair: bool,
-) -> tuple[BaseGeometry, BaseGeometry, Repair | None]:
-    """(stored geometry in the layer's SRID, lon/lat geometry, repair) of a write's geometry."""
-    geom = parse_geometry(value)
-    axis = ("lat", "lon") if content_crs.lat_first and content_crs.geographic else ("x", "y")
-    check_range(
-        shapely.transform(geom, lambda c: to_xy(c, content_crs)),
-        content_crs.srid,
-        axis if content_crs.lat_first else ("x", "y"),
-    )
-    lonlat = transform_to_xy(geom, content_crs, 4326)
-    lonlat, repaired = check_valid(check_type(lonlat, layer.geometry_type), repair)
-    lonlat = check_type(lonlat, layer.geometry_type)
-    stored = lonlat if layer.srid == 4326 else transform_to_xy(lonlat, CRS84, layer.srid)
-    return stored, lonlat, repaired
-
-
-def _cell(layer: Layer, lonlat: BaseGeometry) -> int | None:
-    if not layer.h3_column:
-        return None
-    point = lonlat if lonlat.geom_type == "Point" else lonlat.representative_point()
-    return h3.str_to_int(h3.latlng_to_cell(point.y, point.x, layer.h3_resolution))
-
-
-def prepare_write(
-    layer: Layer, body: Any, content_crs: CRS, repair: bool, keep_geometry: bool = False
-) -> _Prepared:
-    """A feature body checked for ``layer``: geometry, properties, domain rules; 4xx else.
-
-    With ``keep_geometry`` the body has no geometry and the stored one stays as it is.
-    """
-    if not isinstance(body, dict) or body.get("type", "Feature") != "Feature":
-        raise BadRequest(
-            'the body must be a GeoJSON Feature ({"type": "Feature", '
-            '"geometry": ..., "properties": {...}})',
-            code="invalid_feature",
-        )
-    checked = check_properties(layer, body.get("properties"))
-    if keep_geometry:
-        return _Prepared(None, None, None, checked.columns, checked.extras, None)
-    if body.get("geometry") is None:
-        raise Unprocessable("a feature of this layer needs a geometry", code="invalid_geometry")
-    stored, lonlat, repaired = _geometry(layer, body["geometry"], content_crs, repair)
-    return _Prepared(
-        shapely.to_wkb(stored),
-        tuple(lonlat.bounds),
-        _cell(layer, lonlat),
-        checked.columns,
-        checked.extras,
-        repaired,
-    )
-
-
 def _feature_bounds(geojson: str) -> BBox | None:
     geometry = orjson.loads(geojson).get("geometry")
     if not geometry:
@@ -408,7 +209,7 @@ def _feature_bounds(geojson: str) -> BBox | None:
 
 
 def _assignments(
-    layer: Layer, prep: _Prepared, params: Params, actor: str, replace: bool
+    layer: Layer, prep: PreparedWrite, params: Params, actor: str, replace: bool
 ) -> dict[str, str]:
     """Column → SQL value of a write (columns the body left out get their DEFAULT on replace)."""
     values: dict[str, str] = {}
@@ -693,7 +494,7 @@ async def insert_with_id(
     conn: AsyncConnection,
     layer: Layer,
     feature_id: Any,
-    prep: _Prepared,
+    prep: PreparedWrite,
     version: int,
     actor: str,
     crs: CRS = CRS84,

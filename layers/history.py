@@ -16,12 +16,12 @@ from gis.crs import CRS, CRS84
 from gis.errors import Conflict, NotFound
 from layers.catalog import Layer
 from layers.changes import publish_change
+from layers.feature_input import prepare_write
 from layers.features import (
     WriteResult,
     insert_with_id,
     make_etag,
     next_history_version,
-    prepare_write,
     read_feature,
     record_history,
     update_feature,

@@ -5,15 +5,18 @@ brought along, found in the data).
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from layers.catalog import Layer
 from layers.feature_sql import column, quote
 
+log = logging.getLogger("cityhex")
 EXTENT_TTL_S = 300.0
 EXTRA_KEYS_SAMPLE = 20_000
 MAX_EXTRA_KEYS = 500
@@ -55,8 +58,12 @@ async def layer_extent(engine: AsyncEngine, layer: Layer) -> list[float] | None:
         f"SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM "
         f"(SELECT {box} AS b FROM {quote(layer.table)} AS t) s"
     )
-    async with engine.connect() as conn:
-        row = (await conn.execute(text(sql))).first()
+    try:
+        async with engine.connect() as conn:
+            row = (await conn.execute(text(sql))).first()
+    except ProgrammingError:  # a catalog entry whose table is missing: no extent to show
+        log.warning("layer %s: cannot read the extent of %s", layer.id, layer.table)
+        row = None
     extent = [float(v) for v in row] if row and row[0] is not None else None
     _extents[layer.id] = (time.monotonic() + EXTENT_TTL_S, extent)
     return extent

@@ -11,16 +11,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
 from gis.crs import CRS84, parse_crs, served_crs_uris, transform_bbox
 from gis.errors import BadRequest, Forbidden, Unauthorized
 from layers.catalog import Layer, load_catalog
 from layers.features import (
-    DEFAULT_LIMIT,
     MAX_LIMIT,
-    ItemQuery,
     WriteResult,
     create_feature,
     delete_feature,
@@ -30,6 +28,7 @@ from layers.features import (
     update_feature,
 )
 from layers.history import list_history, restore_version
+from layers.item_filters import DEFAULT_LIMIT, ItemQuery
 from layers.layer_metadata import layer_extent, queryables
 from spatial_api.auth import ANONYMOUS, Principal, current_principal
 
@@ -65,6 +64,31 @@ LANDING_LINKS = [
     ("conformance", "/conformance", "The conformance classes this server implements"),
     ("data", "/collections", "The layers as OGC API Features collections"),
 ]
+IF_MATCH = Header(None, alias="If-Match", description="The feature's current ETag")
+FEATURE_SCHEMA = {
+    "type": "object",
+    "required": ["type", "geometry", "properties"],
+    "properties": {
+        "type": {"enum": ["Feature"]},
+        "geometry": {"type": "object", "description": "A GeoJSON geometry (in Content-Crs)"},
+        "properties": {"type": "object"},
+    },
+}
+FEATURE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {GEOJSON: {"schema": FEATURE_SCHEMA}, JSON: {"schema": FEATURE_SCHEMA}},
+    }
+}
+PATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/merge-patch+json": {"schema": {"type": "object"}},
+            JSON: {"schema": {"type": "object"}},
+        },
+    }
+}
 ITEM_PARAMS = {
     "bbox",
     "bbox-crs",
@@ -379,6 +403,7 @@ async def items(
     status_code=201,
     response_class=Response,
     summary="Create a feature (201 with Location and ETag)",
+    openapi_extra=FEATURE_BODY,
 )
 async def create_item(
     request: Request,
@@ -427,7 +452,12 @@ async def item(
 
 
 async def _update(
-    request: Request, layer_id: str, feature_id: str, patch: bool, repair: bool
+    request: Request,
+    layer_id: str,
+    feature_id: str,
+    if_match: str | None,
+    patch: bool,
+    repair: bool,
 ) -> Response:
     layer, principal = await readable_layer(request, layer_id)
     require_editor(layer, principal)
@@ -437,7 +467,7 @@ async def _update(
         layer,
         parse_feature_id(layer, feature_id),
         await read_body(request),
-        request.headers.get("if-match"),
+        if_match,
         principal.actor,
         patch=patch,
         content_crs=body_crs,
@@ -451,24 +481,34 @@ async def _update(
     "/collections/{layer_id}/items/{feature_id}",
     response_class=Response,
     summary="Replace a feature (If-Match required)",
+    openapi_extra=FEATURE_BODY,
 )
 async def replace_item(
-    request: Request, layer_id: str, feature_id: str, repair: bool = Query(False)
+    request: Request,
+    layer_id: str,
+    feature_id: str,
+    repair: bool = Query(False),
+    if_match: str | None = IF_MATCH,
 ) -> Response:
     """Replace the feature with the body if If-Match holds its current ETag."""
-    return await _update(request, layer_id, feature_id, patch=False, repair=repair)
+    return await _update(request, layer_id, feature_id, if_match, patch=False, repair=repair)
 
 
 @router.patch(
     "/collections/{layer_id}/items/{feature_id}",
     response_class=Response,
     summary="Merge-patch a feature (If-Match required)",
+    openapi_extra=PATCH_BODY,
 )
 async def patch_item(
-    request: Request, layer_id: str, feature_id: str, repair: bool = Query(False)
+    request: Request,
+    layer_id: str,
+    feature_id: str,
+    repair: bool = Query(False),
+    if_match: str | None = IF_MATCH,
 ) -> Response:
     """Apply a JSON merge patch (RFC 7396) if If-Match holds the current ETag."""
-    return await _update(request, layer_id, feature_id, patch=True, repair=repair)
+    return await _update(request, layer_id, feature_id, if_match, patch=True, repair=repair)
 
 
 @router.delete(
@@ -477,7 +517,9 @@ async def patch_item(
     response_class=Response,
     summary="Delete a feature (If-Match required)",
 )
-async def delete_item(request: Request, layer_id: str, feature_id: str) -> Response:
+async def delete_item(
+    request: Request, layer_id: str, feature_id: str, if_match: str | None = IF_MATCH
+) -> Response:
     """Delete the feature if If-Match holds its current ETag; its history keeps it."""
     layer, principal = await readable_layer(request, layer_id)
     require_editor(layer, principal)
@@ -485,7 +527,7 @@ async def delete_item(request: Request, layer_id: str, feature_id: str) -> Respo
         request.app.state.engine,
         layer,
         parse_feature_id(layer, feature_id),
-        request.headers.get("if-match"),
+        if_match,
         principal.actor,
     )
     return Response(status_code=204)
@@ -517,7 +559,13 @@ async def history(request: Request, layer_id: str, feature_id: str) -> Response:
     response_class=Response,
     summary="Restore a version (re-creates a deleted feature under its id)",
 )
-async def restore(request: Request, layer_id: str, feature_id: str, version: int) -> Response:
+async def restore(
+    request: Request,
+    layer_id: str,
+    feature_id: str,
+    version: int,
+    if_match: str | None = IF_MATCH,
+) -> Response:
     """Bring the feature back as it was at ``version``: 201 when it had been deleted, else
     200 (a replace, which needs If-Match)."""
     layer, principal = await readable_layer(request, layer_id)
@@ -528,7 +576,7 @@ async def restore(request: Request, layer_id: str, feature_id: str, version: int
         layer,
         fid,
         version,
-        request.headers.get("if-match"),
+        if_match,
         principal.actor,
     )
     return write_response(

@@ -28,6 +28,24 @@ from spatial_api.routers.features import GEOJSON, JSON, read_body, readable_laye
 router = APIRouter(prefix="/query", tags=["queries"])
 FILTER = Query(None, alias="filter", description="A CQL2 filter on the layer's properties")
 FILTER_LANG = Query("cql2-text", alias="filter-lang")
+INTERSECTS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            JSON: {
+                "schema": {
+                    "type": "object",
+                    "required": ["layers", "geometry"],
+                    "properties": {
+                        "layers": {"type": "array", "items": {"type": "string"}},
+                        "geometry": {"type": "object", "description": "A GeoJSON geometry"},
+                        "crs": {"type": "string", "description": "Its CRS (default CRS84)"},
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 def hits_response(layer_id: str, hits: list[Hit], extra: dict[str, Any]) -> Response:
@@ -90,6 +108,7 @@ async def features_within(
     "/intersects",
     response_class=Response,
     summary="For each layer, the features intersecting a GeoJSON geometry",
+    openapi_extra=INTERSECTS_BODY,
 )
 async def features_intersecting(request: Request) -> Response:
     """Body ``{"layers": [...], "geometry": {...}, "crs": "..."}``; one FeatureCollection
