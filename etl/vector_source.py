@@ -52,7 +52,8 @@ def unreadable(path: Path, exc: BaseException) -> Unprocessable:
     """The error for a file GDAL cannot read (damaged, truncated, not the format it claims)."""
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return Unprocessable(
-        f"cannot read {path.name}: {reason} (is the file complete and in a supported format?)",
+        f"cannot read {path.name}: {reason} (the file may be truncated or damaged, or not "
+        "in the format its name says)",
         code="unreadable_file",
     )
 

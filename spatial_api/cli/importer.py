@@ -7,7 +7,14 @@ from pathlib import Path
 
 import orjson
 import typer
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from etl.export_features import export_features
@@ -41,43 +48,28 @@ class BarProgress:
 
 
 def print_report(report: ImportReport) -> None:
-    """The final account of an import, as a table and lists of reasons."""
-    verb = "would write" if report.dry_run else "written"
+    """The final account of an import: counts, time, CRS, and every repair and rejection."""
+    title = f"import {report.source} → {report.layer}"
     table = Table(
-        title=f"import {report.source} → {report.layer}"
-        + (" (dry run: nothing written)" if report.dry_run else "")
+        title=title + (" (dry run: nothing written)" if report.dry_run else ""), show_header=False
     )
-    for column in (
-        "read",
-        verb,
-        "inserted",
-        "updated",
-        "deleted",
-        "repaired",
-        "rejected",
-        "seconds",
-        "rows/s",
-    ):
-        table.add_column(column, justify="right")
-    rate = report.read / report.seconds if report.seconds else 0
-    table.add_row(
-        *map(
-            str,
-            (
-                report.read,
-                report.written,
-                report.inserted,
-                report.updated,
-                report.deleted,
-                len(report.repaired),
-                len(report.rejected),
-                f"{report.seconds:.2f}",
-                f"{rate:,.0f}",
-            ),
-        )
-    )
+    rate = report.read / report.seconds if report.seconds else 0.0
+    rows = [
+        ("read", f"{report.read:,}"),
+        ("would write" if report.dry_run else "written", f"{report.written:,}"),
+        (
+            "inserted / updated / deleted",
+            f"{report.inserted:,} / {report.updated:,} / {report.deleted:,}",
+        ),
+        ("repaired", f"{len(report.repaired):,}"),
+        ("rejected", f"{len(report.rejected):,}"),
+        ("seconds", f"{report.seconds:.2f} ({rate:,.0f} rows/s)"),
+        ("CRS", report.crs),
+        ("mode", report.mode + (", new layer" if report.created else "")),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
     console.print(table)
-    console.print(f"CRS: {report.crs}; mode: {report.mode}")
     if report.repaired:
         console.print(f"[yellow]repaired[/yellow]:\n{problem_list(report.repaired)}")
     if report.rejected:
@@ -157,7 +149,7 @@ def import_command(
     columns = (
         TextColumn("{task.description:>6}"),
         BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,}"),
+        MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=True) as bar:

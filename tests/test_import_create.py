@@ -1,0 +1,204 @@
+"""``import --create``: a new layer from a file's schema — typed columns, 4326 geometry and
+its generated 3857 copy, GiST and H3 indexes, a catalog entry the API serves at once, the
+time column; then append, replace and the refusals."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import orjson
+import psycopg
+import pyproj
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+
+from etl.import_options import ImportOptions
+from etl.vector_import import import_file
+from gis.errors import BadRequest, Conflict
+from layers.catalog import created_layers_dir, load_catalog
+from layers.keys import create_key
+from layers.settings import storage_settings
+from spatial_api.app import create_app
+from tests.test_import_helpers import fresh_database, lonlat_points, scalar, write_file
+
+N = 30
+
+
+@pytest.fixture(scope="module")
+def url(admin_url: str) -> str:
+    """A database of this module's own."""
+    return fresh_database(admin_url, "cityhex_etl_create")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def own_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Layers made here are published in a catalog.d of this module's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CITYHEX_HOME", str(tmp_path_factory.mktemp("home")))
+        storage_settings.cache_clear()
+        load_catalog.cache_clear()
+        yield
+        storage_settings.cache_clear()
+        load_catalog.cache_clear()
+    storage_settings.cache_clear()
+    load_catalog.cache_clear()
+
+
+def tree_fields(n: int) -> dict[str, np.ndarray]:
+    """Fields of every kind: integer, number, boolean, date-time, text, a non-ASCII name."""
+    return {
+        "tree_id": np.arange(1, n + 1, dtype=np.int64),
+        "Height (m)": np.linspace(3.0, 20.0, n),
+        "protected": np.array([i % 2 == 0 for i in range(n)]),
+        "planted": np.array(
+            [f"2020-03-{1 + i % 28:02d}T08:00:00" for i in range(n)], dtype="datetime64[ms]"
+        ),
+        "species": np.array([f"Ficus {i}" for i in range(n)], dtype=object),
+        "树种": np.array(["榕树"] * n, dtype=object),
+    }
+
+
+def columns(url: str, table: str) -> dict[str, str]:
+    """Column name → data type of a table."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s",
+            (table,),
+        ).fetchall()
+    return dict(rows)
+
+
+def test_create_makes_a_typed_indexed_published_layer(url: str, tmp_path: Path) -> None:
+    lon, lat = lonlat_points(N, seed=41)
+    path = write_file(tmp_path / "trees.gpkg", shapely.points(lon, lat), tree_fields(N), 4490)
+
+    report = import_file(
+        url,
+        path,
+        ImportOptions(layer="trees", create=True, time_field="planted", title="Street trees"),
+    )
+
+    assert report.created and report.written == N
+    assert columns(url, "trees") == {
+        "id": "bigint",
+        "tree_id": "bigint",
+        "height__m_": "double precision",
+        "protected": "boolean",
+        "planted": "timestamp with time zone",
+        "species": "text",
+        "properties": "jsonb",
+        "version": "integer",
+        "h3": "bigint",
+        "geom": "USER-DEFINED",
+        "geom_3857": "USER-DEFINED",
+    }
+    with psycopg.connect(url) as conn:
+        indexes = " ".join(
+            r[0]
+            for r in conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = 'trees'"
+            ).fetchall()
+        )
+        x, y, props, geom_type = conn.execute(
+            "SELECT ST_X(geom_3857), ST_Y(geom_3857), properties, GeometryType(geom) "
+            "FROM trees WHERE tree_id = 1"
+        ).fetchone()
+    assert "gist (geom)" in indexes and "gist (geom_3857)" in indexes
+    assert "(h3)" in indexes and "(planted)" in indexes
+    ex, ey = pyproj.Transformer.from_crs(4326, 3857, always_xy=True).transform(lon[0], lat[0])
+    assert abs(x - ex) < 0.01 and abs(y - ey) < 0.01 and geom_type == "POINT"
+    assert props == {"树种": "榕树"}
+    layer = load_catalog().get("trees")
+    assert (layer.title, layer.time_column, layer.geometry_type) == (
+        "Street trees",
+        "planted",
+        "Point",
+    )
+    assert layer.properties["height__m_"] == "number" and not layer.public
+    saved = tomllib.loads((created_layers_dir() / "trees.toml").read_text())
+    assert saved["layers"]["trees"]["properties"]["protected"] == "boolean"
+
+
+def test_the_new_layer_is_served_with_its_time_column(url: str) -> None:
+    with TestClient(create_app(url)) as client:
+        with psycopg.connect(url, autocommit=True) as conn:
+            token = create_key(conn, "app", "trees-reader")
+        headers = {"Authorization": f"Bearer {token}"}
+        everything = client.get("/collections/trees/items?limit=100", headers=headers)
+        march = client.get(
+            "/collections/trees/items?limit=100&datetime=2020-03-01T00:00:00Z/2020-03-05T23:59:59Z",
+            headers=headers,
+        )
+        anonymous = client.get("/collections/trees/items")
+    assert everything.status_code == 200, everything.text
+    assert len(everything.json()["features"]) == N
+    days = [int(f["properties"]["planted"][8:10]) for f in march.json()["features"]]
+    assert sorted(days) == sorted(d for d in (1 + i % 28 for i in range(N)) if d <= 5)
+    assert anonymous.status_code == 401
+
+
+def test_append_and_replace_into_the_new_layer(url: str, tmp_path: Path) -> None:
+    lon, lat = lonlat_points(5, seed=42)
+    more = {
+        "tree_id": np.arange(100, 105),
+        "species": np.array(["Bauhinia"] * 5, dtype=object),
+        "girth": np.full(5, 1.5),
+    }
+    added = import_file(
+        url,
+        write_file(tmp_path / "more.geojson", shapely.points(lon, lat), more),
+        ImportOptions(layer="trees"),
+    )
+    assert added.written == 5 and scalar(url, "SELECT count(*) FROM trees") == N + 5
+    assert scalar(url, "SELECT properties->>'girth' FROM trees WHERE tree_id = 100") == "1.5"
+
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute("LISTEN cityhex_changes")
+        replaced = import_file(
+            url, tmp_path / "more.geojson", ImportOptions(layer="trees", mode="replace")
+        )
+        notice = orjson.loads(next(listener.notifies(timeout=5, stop_after=1)).payload)
+    assert (replaced.deleted, replaced.written) == (N + 5, 5)
+    assert scalar(url, "SELECT count(*) FROM trees") == 5
+    assert notice == {"layer": "trees", "bboxes": None}
+
+
+def test_polygons_make_a_multipolygon_layer(url: str, tmp_path: Path) -> None:
+    single = shapely.box(114.0, 22.5, 114.01, 22.51)
+    multi = shapely.MultiPolygon(
+        [shapely.box(114.02, 22.5, 114.03, 22.51), shapely.box(114.04, 22.5, 114.05, 22.51)]
+    )
+    path = write_file(
+        tmp_path / "parks.fgb",
+        np.array([single, multi]),
+        {"name": np.array(["a", "b"], dtype=object)},
+        3857,
+    )
+    import_file(url, path, ImportOptions(layer="parks", create=True, public=True))
+    assert load_catalog().get("parks").geometry_type == "MultiPolygon"
+    assert load_catalog().get("parks").public
+    assert scalar(url, "SELECT sum(ST_NumGeometries(geom)) FROM parks") == 3
+
+
+def test_create_refusals_leave_no_trace(url: str, tmp_path: Path) -> None:
+    lon, lat = lonlat_points(3, seed=43)
+    path = write_file(tmp_path / "x.gpkg", shapely.points(lon, lat), tree_fields(3))
+    with pytest.raises(Conflict, match="exists already"):
+        import_file(url, path, ImportOptions(layer="trees", create=True))
+    with pytest.raises(Conflict, match="exists already"):
+        import_file(url, path, ImportOptions(layer="assets", create=True))
+    with pytest.raises(BadRequest, match="cannot name a new layer"):
+        import_file(url, path, ImportOptions(layer="Bad-Name", create=True))
+    with pytest.raises(BadRequest, match="holds number values"):
+        import_file(url, path, ImportOptions(layer="shrubs", create=True, time_field="Height (m)"))
+    with pytest.raises(BadRequest, match="--time-field"):
+        ImportOptions(layer="trees", time_field="planted")
+    dry = import_file(url, path, ImportOptions(layer="shrubs", create=True, dry_run=True))
+    assert dry.written == 3
+    assert scalar(url, "SELECT to_regclass('shrubs')") is None
+    assert "shrubs" not in load_catalog()
+    assert not (created_layers_dir() / "shrubs.toml").exists()
