@@ -378,11 +378,13 @@ async def update_feature(
     content_crs: CRS = CRS84,
     crs: CRS = CRS84,
     repair: bool = False,
+    op: str | None = None,
 ) -> WriteResult:
     """Replace (PUT) or merge-patch (PATCH) a feature if ``if_match`` is its current ETag.
 
     The expected version is part of the UPDATE's WHERE clause: of several writers holding
-    the same ETag exactly one succeeds; the others get 412.
+    the same ETag exactly one succeeds; the others get 412. History records ``op``
+    (default 'update' for a patch, 'replace' otherwise).
     """
     if_match = require_if_match(if_match)
     async with engine.begin() as conn:
@@ -414,7 +416,7 @@ async def update_feature(
             raise _stale(current)
         _, version, after, output = row
         history_version = version or await next_history_version(conn, layer, feature_id)
-        op = "update" if patch else "replace"
+        op = op or ("update" if patch else "replace")
         await record_history(
             conn, layer, feature_id, history_version, op, current.geojson, after, actor
         )

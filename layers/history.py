@@ -129,7 +129,9 @@ async def restore_version(
     async with engine.connect() as conn:
         exists = await read_feature(conn, layer, feature_id) is not None
     if exists:
-        return await update_feature(engine, layer, feature_id, body, if_match, actor, crs=crs)
+        return await update_feature(
+            engine, layer, feature_id, body, if_match, actor, crs=crs, op="restore"
+        )
     prep = prepare_write(layer, body, CRS84, repair=False)
     async with engine.begin() as conn:
         new_version = await next_history_version(conn, layer, feature_id)

@@ -593,3 +593,38 @@ def test_unversioned_layer_uses_content_etag(api: TestClient, fdb: str, keys: di
     assert api.put(url, json=body, headers={**keys["admin"], "If-Match": etag}).status_code == 200
     assert api.put(url, json=body, headers={**keys["admin"], "If-Match": etag}).status_code == 412
     assert sql(fdb, "SELECT name_en FROM districts WHERE id = %s", fid) == "Futian"
+
+
+def test_filter_crs_takes_lat_lon_geometries(api: TestClient, fdb: str) -> None:
+    polygon = "POLYGON((22.53 114.02, 22.53 114.07, 22.58 114.07, 22.58 114.02, 22.53 114.02))"
+    body = api.get(
+        "/collections/assets/items",
+        params={
+            "filter": f"S_INTERSECTS(geometry, {polygon})",
+            "limit": 1000,
+            "filter-crs": "http://www.opengis.net/def/crs/EPSG/0/4326",
+        },
+    ).json()
+    expected = sql(
+        fdb,
+        "SELECT count(*) FROM assets WHERE ST_Intersects(geom, "
+        "ST_MakeEnvelope(114.02, 22.53, 114.07, 22.58, 4326))",
+    )
+    assert body["numberReturned"] == expected > 0
+
+
+def test_restoring_over_an_existing_feature_is_a_conditional_replace(
+    api: TestClient, keys: dict
+) -> None:
+    url, etag = _create(api, keys, "4403040101999701", name="first")
+    r = api.patch(
+        url, json={"properties": {"name": "second"}}, headers={**keys["editor"], "If-Match": etag}
+    )
+    assert r.status_code == 200
+    assert api.post(f"{url}/history/1/restore", headers=keys["editor"]).status_code == 428
+    r = api.post(
+        f"{url}/history/1/restore", headers={**keys["editor"], "If-Match": r.headers["etag"]}
+    )
+    assert r.status_code == 200 and r.json()["properties"]["name"] == "first"
+    ops = [v["op"] for v in api.get(f"{url}/history", headers=keys["app"]).json()["versions"]]
+    assert ops == ["create", "update", "restore"]
