@@ -42,9 +42,12 @@ STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS readings_stage (sensor_id integer, property varchar(32), "
     "ts timestamptz, value double precision) ON COMMIT DELETE ROWS"
 )
+# Key order: concurrent batches with overlapping new readings wait for each other in the
+# same order, so they can never deadlock.
 MOVE = (
     "INSERT INTO readings (sensor_id, property, ts, value) "
-    "SELECT sensor_id, property, ts, value FROM readings_stage ON CONFLICT DO NOTHING"
+    "SELECT sensor_id, property, ts, value FROM readings_stage "
+    "ORDER BY sensor_id, property, ts ON CONFLICT DO NOTHING"
 )
 
 

@@ -4,18 +4,24 @@ flapping suppressed; incidents routed like any report and linked to sensor and a
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import h3
+import mapbox_vector_tile
+import orjson
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
 from layers.alarms import Levels, next_level, walk
 from layers.db import create_async_engine
 from layers.readings import ingest
+from spatial_api.app import create_app
 from tests.support import create_database
 
 LON, LAT = 114.0312, 22.5368
@@ -253,3 +259,37 @@ def test_alarm_outside_the_grid_is_recorded_without_incident(city: str) -> None:
         )
     assert rows[0][0] == "alarm" and rows[0][1] is None and "outside the city grid" in rows[0][2]
     assert rows[1][:2] == ("normal", None)
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
+    n = 2**z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return z, x, y
+
+
+def sensor_in_tile(web: TestClient, code: str, z: int, x: int, y: int) -> dict:
+    body = web.get(f"/tiles/sensors/{z}/{x}/{y}.mvt").content
+    layer = mapbox_vector_tile.decode(body).get("sensors", {"features": []})
+    return next(f["properties"] for f in layer["features"] if f["properties"]["code"] == code)
+
+
+def test_the_map_shows_the_alarm_as_it_happens(city: str) -> None:
+    add_sensor(city, "WL-6", LON - 0.0005, LAT)
+    z, x, y = tile_of(LON - 0.0005, LAT, 15)
+    with TestClient(create_app(city)) as web:
+        send(city, "WL-6", [1.0], 0)
+        before = sensor_in_tile(web, "WL-6", z, x, y)  # now in the tile cache
+        assert before["alarm_state"] == "normal"
+        send(city, "WL-6", [3.7], 1)
+
+        def alarmed() -> bool:
+            return sensor_in_tile(web, "WL-6", z, x, y)["alarm_state"] == "alarm"
+
+        deadline = time.monotonic() + 5
+        while not alarmed() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        after = sensor_in_tile(web, "WL-6", z, x, y)
+    assert after["alarm_state"] == "alarm"
+    latest = orjson.loads(after["latest"])["level_m"]
+    assert latest["value"] == 3.7 and latest["level"] == "alarm"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 from tests.support import create_database
 
 T0 = datetime(2026, 10, 30, 22, 0, tzinfo=UTC)
+URL = "/sensors/readings"
 
 
 def sensor(code: str, kind: str = "noise") -> dict:
@@ -347,3 +349,30 @@ def test_prune_drops_whole_old_partitions(admin_url: str) -> None:
         [*cli[:-1], "forever"], env=env, capture_output=True, text=True, timeout=60
     )
     assert bad.returncode == 1 and "invalid_age" in bad.stderr
+
+
+def test_overlapping_concurrent_batches_store_each_reading_once(
+    client: TestClient, app_key: dict[str, str], sensors: list[int], conn: psycopg.Connection
+) -> None:
+    ts = datetime(2026, 6, 1, tzinfo=UTC)
+    rows = [
+        {
+            "sensor": f"RD-{s}",
+            "property": "laeq",
+            "ts": (ts + timedelta(seconds=i)).isoformat(),
+            "value": 50,
+        }
+        for i in range(3000)
+        for s in (1, 2, 3)
+    ]
+    batches = [rows, rows[::-1], rows[1000:] + rows[:1000], rows[::2]]
+    with ThreadPoolExecutor(len(batches)) as pool:
+        answers = list(
+            pool.map(lambda b: client.post("/sensors/readings", json=b, headers=app_key), batches)
+        )
+    assert [a.status_code for a in answers] == [200] * len(batches)
+    assert sum(a.json()["accepted"] for a in answers) == len(rows)
+    assert conn.execute(
+        "SELECT count(*) FROM readings WHERE sensor_id = ANY(%s) AND ts >= %s AND ts < %s",
+        (sensors, ts, ts + timedelta(days=1)),
+    ).fetchone()[0] == len(rows)

@@ -117,3 +117,12 @@ def test_roles(client: TestClient, api_key) -> None:
     assert client.post("/sensors", json=body, headers=api_key("app")).status_code == 403
     assert client.delete("/sensors/1", headers=api_key("editor")).status_code == 403
     assert client.get("/sensors").status_code == 200
+
+
+def test_openapi_documents_the_sensor_routes(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    ingest = spec["paths"]["/sensors/readings"]["post"]
+    schema = ingest["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["maxItems"] == 50_000
+    series = spec["paths"]["/sensors/{sensor}/readings"]["get"]
+    assert {"property", "from", "to", "bucket"} <= {p["name"] for p in series["parameters"]}
