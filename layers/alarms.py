@@ -241,6 +241,8 @@ async def open_alarm_incident(
 ) -> tuple[int | None, str | None]:
     """Report the crossing as an incident: its id, or None and why it could not be opened
     (say, the sensor stands outside the city grid); a refusal leaves the batch intact."""
+    if state.kind not in ALARM_CATEGORIES:
+        return None, f"no incident: kind {state.kind!r} has no incident category"
     actor = Actor(role="app", name=f"sensor:{state.code}")
     try:
         async with conn.begin_nested():

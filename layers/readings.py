@@ -153,11 +153,15 @@ def check_row(row: Any, sensors: dict[str, SensorRanges], latest_ok: datetime) -
     value = row.get("value")
     if not isinstance(value, int | float) or isinstance(value, bool):
         return "malformed: value must be a number"
-    if not math.isfinite(value):
-        return f"non_finite_value: {value}"
-    if not bounds[0] <= value <= bounds[1]:
-        return f"out_of_range: {value} is outside [{bounds[0]}, {bounds[1]}]"
-    return (sensor.id, prop, ts, float(value))  # type: ignore[return-value]
+    try:
+        number = float(value)
+    except OverflowError:
+        return "non_finite_value: the value does not fit a double"
+    if not math.isfinite(number):
+        return f"non_finite_value: {number}"
+    if not bounds[0] <= number <= bounds[1]:
+        return f"out_of_range: {number} is outside [{bounds[0]}, {bounds[1]}]"
+    return (sensor.id, prop, ts, number)
 
 
 def validate_rows(

@@ -93,13 +93,16 @@ def city(admin_url: str) -> Iterator[str]:
     yield url
 
 
-def add_sensor(url: str, code: str, lon: float = LON, lat: float = LAT) -> int:
+def add_sensor(
+    url: str, code: str, lon: float = LON, lat: float = LAT, kind: str = "water_level"
+) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         return conn.execute(
             "INSERT INTO sensors (code, kind, measures, thresholds, asset_code, geom) VALUES "
-            "(%s, 'water_level', %s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) RETURNING id",
+            "(%s, %s, %s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) RETURNING id",
             (
                 code,
+                kind,
                 '{"level_m": {"unit": "m", "min": 0, "max": 10}}',
                 '{"level_m": {"warning": 2.0, "alarm": 3.0, "hysteresis": 0.2}}',
                 ASSET,
@@ -259,6 +262,18 @@ def test_alarm_outside_the_grid_is_recorded_without_incident(city: str) -> None:
         )
     assert rows[0][0] == "alarm" and rows[0][1] is None and "outside the city grid" in rows[0][2]
     assert rows[1][:2] == ("normal", None)
+
+
+def test_alarm_of_a_kind_without_category_is_recorded_without_incident(city: str) -> None:
+    # Written straight into the table (the registry refuses such a sensor).
+    sensor_id = add_sensor(city, "TC-1", kind="traffic_counter")
+    report = send(city, "TC-1", [3.6], 0)
+    assert report["accepted"] == 1 and report["incidents_opened"] == []
+    with psycopg.connect(city) as conn:
+        note = conn.execute(
+            "SELECT note FROM sensor_alarms WHERE sensor_id = %s", (sensor_id,)
+        ).fetchone()[0]
+    assert "no incident category" in note
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:

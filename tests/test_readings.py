@@ -117,6 +117,11 @@ def test_bad_rows_are_reported_and_good_rows_stored(
             "invalid_timestamp",
         ),
         (
+            {"sensor": "RD-2", "property": "laeq", "ts": "0001-01-01T00:00:00+14:00", "value": 50},
+            "invalid_timestamp",
+        ),
+        ({"sensor": "RD-2", "property": "laeq", "ts": 1e300, "value": 50}, "invalid_timestamp"),
+        (
             {"sensor": "RD-2", "property": "laeq", "ts": ts.isoformat(), "value": 141},
             "out_of_range",
         ),
@@ -136,16 +141,16 @@ def test_bad_rows_are_reported_and_good_rows_stored(
     body = orjson.dumps(rows)
     # Non-finite values are not JSON; clients that send them anyway get the row refused.
     nan_row = b'{"sensor": "RD-2", "property": "laeq", "ts": "2026-09-01T09:00:00Z", "value": NaN}'
-    body = body[:-1] + b"," + nan_row + b"]"
+    huge_row = nan_row.replace(b"NaN", b"1" + b"0" * 400)
+    body = body[:-1] + b"," + nan_row + b"," + huge_row + b"]"
     r = client.post(
         "/sensors/readings", content=body, headers={**app_key, "content-type": "application/json"}
     )
     assert r.status_code == 200, r.text
     report = r.json()
-    assert report["accepted"] == 5 and report["rejected"] == len(bad) + 1
-    expected = [(2 + i, code) for i, (_, code) in enumerate(bad)] + [
-        (len(rows), "non_finite_value")
-    ]
+    assert report["accepted"] == 5 and report["rejected"] == len(bad) + 2
+    expected = [(2 + i, code) for i, (_, code) in enumerate(bad)]
+    expected += [(len(rows), "non_finite_value"), (len(rows) + 1, "non_finite_value")]
     assert [(x["index"], x["code"]) for x in report["rejections"]] == expected
     assert all(x["reason"] for x in report["rejections"])
     assert (
