@@ -1,10 +1,10 @@
 """Incident events: every recorded transition, announced with NOTIFY on commit.
 
-A writer calls ``publish_transition`` in the transaction that recorded the step, so the
-event leaves exactly when (and only if) the step is committed. The event id is the step's
-id in ``incident_transitions``, so a client that lost its stream asks for the events after
-the last id it saw (``events_after``) and misses nothing. ``EventHub`` keeps one LISTEN
-connection per process and fans the events out to every subscriber.
+A writer records a step with the SQL of ``recording_step``, which notifies in the same
+statement, so the event leaves exactly when (and only if) the step is committed. The event
+id is the step's id in ``incident_transitions``, so a client that lost its stream asks for
+the events after the last id it saw (``events_after``) and misses nothing. ``EventHub``
+keeps one LISTEN connection per process and fans the events out to every subscriber.
 """
 
 from __future__ import annotations
@@ -52,11 +52,12 @@ def parse_event(payload: str) -> Event:
     return Event(data["event_id"], data["type"], payload)
 
 
-async def publish_transition(conn: AsyncConnection, transition_id: int) -> None:
-    """Announce the recorded step ``transition_id`` when ``conn``'s transaction commits."""
-    await conn.execute(
-        text(f"SELECT pg_notify(:ch, {EVENT_JSON}) {EVENT_FROM} WHERE t.id = :id"),
-        {"ch": CHANNEL, "id": transition_id},
+def recording_step(insert: str) -> str:
+    """SQL that runs ``insert`` (an ``INSERT INTO incident_transitions ... RETURNING *``) and
+    announces the new step when the transaction commits; it returns the step's id."""
+    return (
+        f"WITH t AS ({insert}) SELECT t.id, pg_notify('{CHANNEL}', {EVENT_JSON}) "
+        "FROM t JOIN incidents i ON i.id = t.incident_id"
     )
 
 

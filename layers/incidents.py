@@ -10,7 +10,8 @@ reporter may attach the report to one of them instead (``attach_report``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 import h3
@@ -26,8 +27,14 @@ from gis.errors import BadRequest, NotFound, Unprocessable
 from gis.hexgrid import DEFAULT_RES, to_hex
 from layers import case_workflow as wf
 from layers.changes import publish_change
-from layers.events import publish_transition
-from layers.working_time import deadline_after
+from layers.events import recording_step
+from layers.working_time import (
+    OVERRIDES_SINCE,
+    WorkCalendar,
+    default_calendar,
+    local_day,
+    overrides_from_json,
+)
 
 LAYER = "incidents"
 
@@ -39,6 +46,12 @@ class IncidentSettings(BaseSettings):
 
     duplicate_radius_m: float = Field(50.0, ge=0, le=5000)
     """An open case of the same category within this distance is a possible duplicate."""
+
+
+@lru_cache
+def incident_settings() -> IncidentSettings:
+    """The process-wide incident settings."""
+    return IncidentSettings()
 
 
 @dataclass(frozen=True)
@@ -239,22 +252,26 @@ class Category:
     department_id: int
 
 
-async def get_category(conn: AsyncConnection, code: str) -> Category:
-    """The category ``code``; Unprocessable when the table has no such category."""
+async def category_and_calendar(
+    conn: AsyncConnection, code: str, since: date
+) -> tuple[Category, WorkCalendar]:
+    """The category ``code`` and the working calendar from ``since`` on, in one query;
+    Unprocessable when the table has no such category."""
     row = (
         await conn.execute(
             text(
-                "SELECT code, time_limit_hours, department_id FROM incident_categories "
-                "WHERE code = :code"
+                "SELECT code, time_limit_hours, department_id, "
+                f"({OVERRIDES_SINCE}) FROM incident_categories WHERE code = :code"
             ),
-            {"code": code},
+            {"code": code, "since": since},
         )
     ).first()
     if row is None:
         raise Unprocessable(
             f"no incident category {code!r} (see /incidents/categories)", code="unknown_category"
         )
-    return Category(row[0], float(row[1]), row[2])
+    category = Category(row[0], float(row[1]), row[2])
+    return category, default_calendar(overrides_from_json(row[3]))
 
 
 @dataclass(frozen=True)
@@ -302,7 +319,7 @@ async def find_duplicates(
     conn: AsyncConnection, category: str, lon: float, lat: float, asset_code: str | None
 ) -> tuple[Duplicate, ...]:
     """Open cases of ``category`` within the duplicate radius, or on the same asset."""
-    radius = IncidentSettings().duplicate_radius_m
+    radius = incident_settings().duplicate_radius_m
     rows = await conn.execute(
         text(DUPLICATES),
         {"lon": lon, "lat": lat, "category": category, "asset": asset_code, "radius": radius},
@@ -340,7 +357,7 @@ async def report_incident(
         raise BadRequest(f"role {actor.role!r} cannot report", code="role_not_allowed")
     at = at or datetime.now(UTC)
     lon, lat = report_lonlat(data)
-    category = await get_category(conn, data.category)
+    category, calendar = await category_and_calendar(conn, data.category, local_day(at))
     route = await route_report(conn, lon, lat, category)
     duplicates = await find_duplicates(conn, category.code, lon, lat, data.asset_code)
     params = {
@@ -357,7 +374,7 @@ async def report_incident(
         "district": route.district_id,
         "cell": route.cell,
         "at": at,
-        "deadline": await deadline_after(conn, at, category.time_limit_hours),
+        "deadline": calendar.add_working_hours(at, category.time_limit_hours),
         "lon": lon,
         "lat": lat,
     }
@@ -365,6 +382,13 @@ async def report_incident(
     incident = incident_from_row(row, duplicates)
     await record_transition(conn, incident, wf.REPORT, None, actor, data.description, at=at)
     return incident
+
+
+RECORD_STEP = recording_step(
+    "INSERT INTO incident_transitions (incident_id, action, from_status, to_status, actor, at,"
+    " note, details) VALUES (:id, :action, :from_status, :to_status, :actor, :at, :note,"
+    " CAST(:details AS jsonb)) RETURNING *"
+)
 
 
 async def record_transition(
@@ -382,11 +406,7 @@ async def record_transition(
     tiles and announce it on /events, all in the caller's transaction; the step's id."""
     transition_id = (
         await conn.execute(
-            text(
-                "INSERT INTO incident_transitions (incident_id, action, from_status, to_status,"
-                " actor, at, note, details) VALUES (:id, :action, :from_status, :to_status,"
-                " :actor, :at, :note, CAST(:details AS jsonb)) RETURNING id"
-            ),
+            text(RECORD_STEP),
             {
                 "id": incident.id,
                 "action": action,
@@ -400,7 +420,6 @@ async def record_transition(
         )
     ).scalar_one()
     await publish_change(conn, LAYER, [incident.bbox])
-    await publish_transition(conn, transition_id)
     return transition_id
 
 

@@ -118,18 +118,31 @@ def default_calendar(overrides: Mapping[date, bool] | None = None) -> WorkCalend
     )
 
 
+OVERRIDES_SINCE = (
+    "SELECT coalesce(json_object_agg(day, working), '{}') FROM work_calendar WHERE day >= :since"
+)
+"""SQL for the stored overrides from ``:since`` on, as one JSON object (date → working)."""
+
+
+def overrides_from_json(data: Mapping[str, bool]) -> dict[date, bool]:
+    """The overrides selected with ``OVERRIDES_SINCE``."""
+    return {date.fromisoformat(day): working for day, working in data.items()}
+
+
+def local_day(moment: datetime) -> date:
+    """The calendar day of ``moment`` in the configured time zone."""
+    return moment.astimezone(ZoneInfo(working_time_settings().timezone)).date()
+
+
 async def load_calendar(conn: AsyncConnection, since: date) -> WorkCalendar:
     """The configured calendar with every stored override from ``since`` on."""
-    rows = await conn.execute(
-        text("SELECT day, working FROM work_calendar WHERE day >= :since"), {"since": since}
-    )
-    return default_calendar({day: working for day, working in rows})
+    data = (await conn.execute(text(OVERRIDES_SINCE), {"since": since})).scalar_one()
+    return default_calendar(overrides_from_json(data))
 
 
 async def deadline_after(conn: AsyncConnection, start: datetime, hours: float) -> datetime:
     """The deadline ``hours`` working hours after ``start`` on the stored calendar."""
-    local_day = start.astimezone(ZoneInfo(working_time_settings().timezone)).date()
-    calendar = await load_calendar(conn, local_day)
+    calendar = await load_calendar(conn, local_day(start))
     return calendar.add_working_hours(start, hours)
 
 
