@@ -252,3 +252,45 @@ def test_anonymous_reports_are_rate_limited(city: City) -> None:
     r = city.client.post("/incidents", json=GOOD)
     assert int(r.headers["retry-after"]) > 0 and r.json()["code"] == "too_many_requests"
     assert city.client.get("/incidents").status_code == 401
+
+
+def test_admins_edit_categories_and_new_reports_follow(city: City) -> None:
+    admin, app = city.key("admin"), city.key("app")
+    new = {
+        "code": "0999",
+        "major_name": "市容环境",
+        "name": "测试类",
+        "name_en": "Test class",
+        "time_limit_hours": 3,
+        "department_id": city.department_id("hw"),
+    }
+    assert city.client.post("/incidents/categories", json=new, headers=app).status_code == 403
+    r = city.client.post("/incidents/categories", json=new, headers=admin)
+    assert r.status_code == 201 and r.json()["department_code"] == "hw"
+    assert city.client.post("/incidents/categories", json=new, headers=admin).status_code == 409
+    bad = {**new, "code": "0998", "department_id": 999}
+    assert city.client.post("/incidents/categories", json=bad, headers=admin).status_code == 400
+    r = city.client.patch(
+        "/incidents/categories/0999",
+        json={"department_id": city.department_id("cgj"), "time_limit_hours": 5},
+        headers=admin,
+    )
+    assert r.status_code == 200 and r.json()["time_limit_hours"] == 5
+    case = post(city, app, category="0999", lon=114.04, lat=22.535)
+    assert case["department_id"] == city.department_id("cgj")
+    r = city.client.delete("/incidents/categories/0999", headers=admin)
+    assert r.status_code == 409 and r.json()["code"] == "category_in_use"
+    listed = city.client.get("/incidents/categories").json()["categories"]
+    assert "0999" in {c["code"] for c in listed} and len(listed) >= 42
+    assert (
+        city.client.patch(
+            "/incidents/categories/0998", json={"name": "x"}, headers=admin
+        ).status_code
+        == 404
+    )
+    assert (
+        city.client.patch(
+            "/incidents/categories/0999", json={"time_limit_hours": -1}, headers=admin
+        ).status_code
+        == 400
+    )
