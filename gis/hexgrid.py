@@ -74,3 +74,21 @@ def parse_cell(value: str) -> int:
     if not cell or not h3.is_valid_cell(h3.int_to_str(cell)):
         raise BadRequest(f"{value!r} is not an H3 cell (hex string)", code="invalid_cell")
     return cell
+
+
+def largest_overlap(polys: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """For each polygon, the index of the feature holding most of its area (-1: none)."""
+    tree = shapely.STRtree(features)
+    best = np.full(len(polys), -1, dtype=np.int64)
+    inside, holder = tree.query(polys, predicate="within")
+    best[inside] = holder
+    rest = np.flatnonzero(best < 0)
+    part, feature = tree.query(polys[rest], predicate="intersects")
+    if len(part):
+        shared = shapely.area(shapely.intersection(polys[rest][part], tree.geometries[feature]))
+        order = np.lexsort((-shared, part))
+        first = np.unique(part[order], return_index=True)[1]
+        chosen = order[first]
+        keep = shared[chosen] > 0
+        best[rest[part[chosen][keep]]] = feature[chosen][keep]
+    return best

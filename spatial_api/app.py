@@ -14,6 +14,7 @@ from spatial_api.metrics import MetricsMiddleware
 from spatial_api.routers import analytics, imports, sensors, system, tiles
 from spatial_api.routers.features import LANDING_LINKS as FEATURE_LINKS
 from spatial_api.routers.features import router as features_router
+from spatial_api.routers.grid import router as grid_router
 from spatial_api.routers.incidents import api as incident_api
 from spatial_api.routers.queries import router as queries_router
 
@@ -51,5 +52,6 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(features_router)
     app.include_router(queries_router)
     app.include_router(imports.router)
+    app.include_router(grid_router)
     app.state.extra_links.extend(FEATURE_LINKS)
     return app

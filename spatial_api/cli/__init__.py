@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from spatial_api.cli import db, demo, export, importer, ingest, keys, readings, serve
+from spatial_api.cli import grid as grid_cli
 
 app = typer.Typer(help="CityHex: the spatial operations server of a city.", no_args_is_help=True)
 app.add_typer(db.app, name="db")
@@ -17,6 +18,7 @@ app.command("import")(importer.import_command)
 app.add_typer(importer.raster_app, name="raster")
 app.command("serve")(serve.serve_command)
 app.command("demo")(demo.demo_command)
+app.add_typer(grid_cli.app, name="grid")
 
 
 def main() -> None:

@@ -1,0 +1,113 @@
+"""Reading the grid: cells filtered and paged, and one cell in full."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gis.errors import NotFound
+from gis.hexgrid import to_hex
+
+MATCHING = """
+FROM grid_cells g LEFT JOIN districts d ON d.id = g.district_id
+WHERE (CAST(:district AS text) IS NULL OR d.code = :district)
+  AND (CAST(:inspector AS integer) IS NULL OR g.inspector_id = :inspector)
+  AND (NOT :unassigned OR g.inspector_id IS NULL)
+  AND (CAST(:supervisor AS text) IS NULL OR g.supervisor = :supervisor)
+  AND (CAST(:w AS float8) IS NULL OR g.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326))
+"""
+
+LIST = text(
+    "SELECT g.h3, g.res, d.code AS district, g.inspector_id, g.supervisor, g.area_m2, "
+    f"count(*) OVER () AS total {MATCHING} ORDER BY g.h3 LIMIT :limit OFFSET :offset"
+)
+
+COUNT = text(f"SELECT count(*) {MATCHING}")
+
+DETAIL = text("""
+SELECT g.h3, g.res, g.area_m2, g.supervisor, g.properties, ST_AsGeoJSON(g.geom) AS geometry,
+       d.code AS district_code, d.name AS district_name, u.id AS inspector_id,
+       u.name AS inspector_name
+FROM grid_cells g
+LEFT JOIN districts d ON d.id = g.district_id
+LEFT JOIN users u ON u.id = g.inspector_id
+WHERE g.h3 = :cell
+""")
+
+
+@dataclass(frozen=True)
+class CellFilter:
+    """Which cells to list: by district code, inspector, supervisor area, unassigned only,
+    or touching a lon/lat bbox."""
+
+    district: str | None = None
+    inspector_id: int | None = None
+    supervisor: str | None = None
+    unassigned: bool = False
+    bbox: tuple[float, float, float, float] | None = None
+
+    def params(self) -> dict[str, Any]:
+        """The list query's filter parameters."""
+        w, s, e, n = self.bbox or (None, None, None, None)
+        return {
+            "district": self.district,
+            "inspector": self.inspector_id,
+            "supervisor": self.supervisor,
+            "unassigned": self.unassigned,
+            "w": w,
+            "s": s,
+            "e": e,
+            "n": n,
+        }
+
+
+async def list_cells(
+    conn: AsyncConnection, where: CellFilter, limit: int, offset: int
+) -> dict[str, Any]:
+    """One page of the matching cells in cell order, and how many match in all."""
+    rows = (await conn.execute(LIST, {**where.params(), "limit": limit, "offset": offset})).all()
+    total = rows[0].total if rows else (await conn.execute(COUNT, where.params())).scalar_one()
+    return {
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "cells": [
+            {
+                "cell": to_hex(r.h3),
+                "res": r.res,
+                "district": r.district,
+                "inspector_id": r.inspector_id,
+                "supervisor": r.supervisor,
+                "area_m2": r.area_m2,
+            }
+            for r in rows
+        ],
+    }
+
+
+async def cell_feature(conn: AsyncConnection, cell: int) -> dict[str, Any]:
+    """The cell as a GeoJSON Feature with its district, inspector, supervisor area, area and
+    properties; NotFound when it is not in the grid."""
+    row = (await conn.execute(DETAIL, {"cell": cell})).first()
+    if row is None:
+        raise NotFound(f"cell {to_hex(cell)} is not in the grid", code="cell_not_in_grid")
+    district = {"code": row.district_code, "name": row.district_name}
+    inspector = {"id": row.inspector_id, "name": row.inspector_name}
+    return {
+        "type": "Feature",
+        "id": to_hex(row.h3),
+        "geometry": orjson.loads(row.geometry),
+        "properties": {
+            "cell": to_hex(row.h3),
+            "res": row.res,
+            "area_m2": row.area_m2,
+            "district": district if row.district_code else None,
+            "inspector": inspector if row.inspector_id is not None else None,
+            "supervisor": row.supervisor,
+            "properties": row.properties,
+        },
+    }

@@ -1,0 +1,111 @@
+"""Which cell a point is in and who answers for it: the mobile app's hottest call.
+
+The point's cell is computed at every H3 resolution in Python; one query over the raw
+asyncpg connection finds the stored one by primary key and joins its district, inspector,
+supervisor and the category's department, so nothing is cached and nothing can be stale.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import asyncpg
+import h3
+from h3.api import basic_int as h3i
+
+from gis.errors import BadRequest, NotFound
+
+CATEGORY_LENGTH = 4
+
+LOOKUP = """
+SELECT g.h3, g.res, d.code AS district_code, d.name AS district_name,
+       u.id AS inspector_id, u.name AS inspector_name, g.supervisor,
+       sd.name AS area_name, sv.id AS supervisor_id, sv.name AS supervisor_name,
+       dep.id AS department_id, dep.code AS department_code, dep.name AS department_name
+FROM grid_cells g
+LEFT JOIN districts d ON d.id = g.district_id
+LEFT JOIN users u ON u.id = g.inspector_id
+LEFT JOIN districts sd ON sd.code = g.supervisor
+LEFT JOIN LATERAL (
+    SELECT s.id, s.name FROM users s
+    WHERE s.district_id = sd.id AND s.role = 'supervisor' AND s.active
+    ORDER BY s.id LIMIT 1
+) sv ON true
+LEFT JOIN incident_categories c ON c.code = $2
+LEFT JOIN category_departments cd ON cd.category_code = c.code AND cd.district_id = g.district_id
+LEFT JOIN departments dep ON dep.id = COALESCE(cd.department_id, c.department_id)
+WHERE g.h3 = ANY($1::bigint[])
+ORDER BY g.res DESC
+LIMIT 1
+"""
+
+CATEGORY_EXISTS = "SELECT 1 FROM incident_categories WHERE code = $1"
+
+
+def checked_point(lon: float, lat: float) -> tuple[float, float]:
+    """``(lon, lat)`` when both are finite and in range; BadRequest otherwise."""
+    if not (math.isfinite(lon) and -180 <= lon <= 180):
+        raise BadRequest(f"lon {lon} is not a longitude (-180..180)", code="invalid_lon")
+    if not (math.isfinite(lat) and -90 <= lat <= 90):
+        raise BadRequest(f"lat {lat} is not a latitude (-90..90)", code="invalid_lat")
+    return lon, lat
+
+
+def point_cells(lon: float, lat: float) -> list[int]:
+    """The point's cell at every resolution, finest first."""
+    finest = h3i.latlng_to_cell(lat, lon, 15)
+    return [finest] + [h3i.cell_to_parent(finest, r) for r in range(14, -1, -1)]
+
+
+def supervisor_json(row: asyncpg.Record) -> dict[str, Any] | None:
+    """A cell's supervisor area as a client sees it: its kind, and the district's supervisor
+    when the area is a district."""
+    area = row["supervisor"]
+    if area is None:
+        return None
+    if row["area_name"] is not None:
+        person = row["supervisor_id"]
+        return {
+            "area": area,
+            "kind": "district",
+            "name": row["area_name"],
+            "supervisor": {"id": person, "name": row["supervisor_name"]} if person else None,
+        }
+    return {"area": area, "kind": "cell", "res": h3.get_resolution(area)}
+
+
+async def lookup(
+    conn: asyncpg.Connection, lon: float, lat: float, category: str | None = None
+) -> dict[str, Any]:
+    """The grid cell at (lon, lat) with its district, inspector, supervisor area and, for a
+    category, the department that handles it there. BadRequest for a bad point or an
+    unknown category; NotFound when the point is outside the grid."""
+    lon, lat = checked_point(lon, lat)
+    row = await conn.fetchrow(LOOKUP, point_cells(lon, lat), category)
+    if category is not None and (row is None or row["department_id"] is None):
+        known = len(category) == CATEGORY_LENGTH and await conn.fetchval(CATEGORY_EXISTS, category)
+        if not known:
+            raise BadRequest(f"unknown incident category {category!r}", code="unknown_category")
+    if row is None:
+        raise NotFound(
+            f"the point ({lon}, {lat}) is outside the grid: no grid cell covers it",
+            code="outside_grid",
+        )
+    district = row["district_code"]
+    inspector = row["inspector_id"]
+    answer: dict[str, Any] = {
+        "cell": h3i.int_to_str(row["h3"]),
+        "res": row["res"],
+        "district": {"code": district, "name": row["district_name"]} if district else None,
+        "inspector": {"id": inspector, "name": row["inspector_name"]} if inspector else None,
+        "supervisor": supervisor_json(row),
+    }
+    if category is not None:
+        answer["category"] = category
+        answer["department"] = {
+            "id": row["department_id"],
+            "code": row["department_code"],
+            "name": row["department_name"],
+        }
+    return answer

@@ -1,0 +1,320 @@
+"""The city grid over HTTP: look up a point, list and read cells, assign them, check
+coverage, balance territories, build the grid, and route categories per district.
+
+Roles: lookup and reading cells — app, inspector, editor, dispatcher (names and ids only,
+never phone numbers); a cell's assignment history — inspector, editor, dispatcher;
+assignment changes, coverage, territories and category routing changes — dispatcher;
+building the grid — admin only. Admin may do everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, StrictBool, StrictInt
+
+from gis.boundary import boundary_from_bbox, boundary_from_geojson
+from gis.errors import BadRequest
+from gis.hexgrid import DEFAULT_RES, parse_cell
+from layers.assignments import Change, assign, assignment_of, cells_in_polygon
+from layers.category_departments import clear_override, list_overrides, set_override
+from layers.db import plain_url, raw_connection
+from layers.grid_build import build_from
+from layers.grid_cells import CellFilter, cell_feature, list_cells
+from layers.grid_coverage import coverage
+from layers.grid_lookup import lookup
+from layers.grid_weights import parse_weight
+from layers.territories import TerritoryRequest, plan_territories
+from spatial_api.auth import Principal, require_role
+
+router = APIRouter(tags=["grid"])
+
+READERS = require_role("app", "inspector", "editor", "dispatcher")
+HISTORY_READERS = require_role("inspector", "editor", "dispatcher")
+DISPATCHERS = require_role("dispatcher")
+ADMINS = require_role()
+
+From = Annotated[
+    datetime | None, Query(alias="from", description="Start (inclusive) of the period, ISO 8601")
+]
+To = Annotated[datetime | None, Query(alias="to", description="End (exclusive), ISO 8601")]
+WeightName = Annotated[
+    str,
+    Query(
+        description="Workload measure: area, cells, assets, incidents (over from/to) or "
+        "property:NAME (a numeric cell property such as population)"
+    ),
+]
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """A JSON response rendered with orjson."""
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    return boundary_from_bbox(text).bounds if text else None
+
+
+@router.get("/grid/lookup", summary="The grid cell at a point and who answers for it")
+async def grid_lookup(
+    request: Request,
+    lon: Annotated[float, Query(description="Longitude (EPSG:4326)")],
+    lat: Annotated[float, Query(description="Latitude (EPSG:4326)")],
+    category: Annotated[
+        str | None, Query(description="A 4-digit incident category: adds its department")
+    ] = None,
+    _: Principal = Depends(READERS),
+) -> Response:
+    """The cell (hex string), its resolution, district, inspector, supervisor area and, for
+    a category, the department that handles it there. 404 when the point is outside the
+    grid; 400 for a bad lon/lat or an unknown category."""
+    async with request.app.state.engine.connect() as conn, raw_connection(conn) as raw:
+        answer = await lookup(raw, lon, lat, category)
+    return json_response(answer)
+
+
+@router.get("/grid/cells", summary="Grid cells, filtered and paged")
+async def grid_cells(
+    request: Request,
+    district: Annotated[str | None, Query(description="District code")] = None,
+    inspector_id: Annotated[int | None, Query(description="Inspector (user id)")] = None,
+    supervisor: Annotated[str | None, Query(description="Supervisor area")] = None,
+    unassigned: Annotated[bool, Query(description="Only cells without inspector")] = False,
+    bbox: Annotated[str | None, Query(description="W,S,E,N in lon/lat")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    _: Principal = Depends(READERS),
+) -> Response:
+    """One page of cells in cell order with the total that match."""
+    where = CellFilter(district, inspector_id, supervisor, unassigned, _bbox(bbox))
+    async with request.app.state.engine.connect() as conn:
+        return json_response(await list_cells(conn, where, limit, offset))
+
+
+@router.get("/grid/cells/{cell}", summary="One grid cell as a GeoJSON Feature")
+async def grid_cell(request: Request, cell: str, _: Principal = Depends(READERS)) -> Response:
+    """The cell's polygon, district, inspector, supervisor area, area and properties; 400
+    for a malformed cell, 404 for a cell not in the grid."""
+    h3cell = parse_cell(cell)
+    async with request.app.state.engine.connect() as conn:
+        return json_response(await cell_feature(conn, h3cell))
+
+
+@router.get("/grid/cells/{cell}/assignment", summary="A cell's assignment and its history")
+async def get_assignment(
+    request: Request,
+    cell: str,
+    limit: Annotated[int, Query(ge=1, le=1000, description="History entries")] = 100,
+    _: Principal = Depends(HISTORY_READERS),
+) -> Response:
+    """The cell's inspector and supervisor area, and its changes (who, when, from, to),
+    newest first."""
+    h3cell = parse_cell(cell)
+    async with request.app.state.engine.connect() as conn:
+        return json_response(await assignment_of(conn, h3cell, limit))
+
+
+class AssignmentBody(BaseModel):
+    """What to set: ``inspector_id`` (null frees the cell), ``supervisor`` (a district
+    code or a coarser cell holding the cell; null clears it), or both; and a note."""
+
+    model_config = {"extra": "forbid"}
+
+    inspector_id: StrictInt | None = None
+    supervisor: str | None = None
+    note: str | None = Field(None, max_length=2000)
+
+    def change(self) -> Change:
+        """The change this body asks for."""
+        given = self.model_fields_set
+        return Change(
+            set_inspector="inspector_id" in given,
+            inspector_id=self.inspector_id,
+            set_supervisor="supervisor" in given,
+            supervisor=self.supervisor,
+            note=self.note,
+        )
+
+
+@router.put("/grid/cells/{cell}/assignment", summary="Assign a cell")
+async def put_assignment(
+    request: Request,
+    cell: str,
+    body: AssignmentBody,
+    principal: Principal = Depends(DISPATCHERS),
+) -> Response:
+    """Set the cell's inspector and/or supervisor area; the change goes into the history
+    and the grid tiles refresh. Answers the cell's assignment after the change."""
+    h3cell = parse_cell(cell)
+    async with request.app.state.engine.begin() as conn:
+        await assignment_of(conn, h3cell, 1)
+        result = await assign(conn, [h3cell], body.change(), principal.actor)
+        current = await assignment_of(conn, h3cell)
+    return json_response({**current, "changed": bool(result.changed)})
+
+
+class BulkAssignmentBody(AssignmentBody):
+    """An assignment of many cells: a list of cells, or a polygon (GeoJSON geometry, in
+    ``src_crs``, default EPSG:4326) whose cells (by their centre) are assigned."""
+
+    cells: list[str] | None = Field(None, max_length=1_000_000)
+    polygon: dict[str, Any] | None = None
+    src_crs: str | None = None
+
+
+@router.post("/grid/assignments", summary="Assign many cells: a list or a polygon")
+async def bulk_assignment(
+    request: Request, body: BulkAssignmentBody, principal: Principal = Depends(DISPATCHERS)
+) -> Response:
+    """Give every listed cell (or every cell centred in the polygon) the inspector and/or
+    supervisor area; one history entry per changed cell. 422 names cells not in the grid."""
+    if (body.cells is None) == (body.polygon is None):
+        raise BadRequest("give either cells or polygon", code="invalid_selection")
+    area = boundary_from_geojson(body.polygon, body.src_crs) if body.polygon else None
+    async with request.app.state.engine.begin() as conn:
+        cells = (
+            [parse_cell(c) for c in body.cells or []]
+            if area is None
+            else await cells_in_polygon(conn, area)
+        )
+        result = await assign(conn, cells, body.change(), principal.actor)
+    return json_response(result.as_json())
+
+
+@router.get("/grid/coverage", summary="Cells covered, unassigned cells, workload balance")
+async def grid_coverage(
+    request: Request,
+    weight: WeightName = "cells",
+    since: From = None,
+    until: To = None,
+    limit: Annotated[int, Query(ge=0, le=100_000, description="Unassigned cells listed")] = 1000,
+    _: Principal = Depends(DISPATCHERS),
+) -> Response:
+    """Total and unassigned cells (listed), each inspector's cells and workload, and the
+    balance (max/mean of the workloads)."""
+    measure = parse_weight(weight, since, until)
+    async with request.app.state.engine.connect() as conn:
+        return json_response(await coverage(conn, measure, limit))
+
+
+class PartitionBody(BaseModel):
+    """A territory split: ``inspectors`` is N (existing inspectors holding most cells
+    first, new ones made on apply) or a list of inspector ids."""
+
+    model_config = {"extra": "forbid", "populate_by_name": True}
+
+    inspectors: StrictInt | list[StrictInt]
+    weight: str = "cells"
+    since: datetime | None = Field(None, alias="from")
+    until: datetime | None = Field(None, alias="to")
+    keep_current: StrictBool = False
+    apply: StrictBool = False
+    tolerance: float = 1.10
+    include_cells: StrictBool | None = None
+
+    def request(self) -> TerritoryRequest:
+        """The layers-level request."""
+        return TerritoryRequest(
+            inspectors=self.inspectors,
+            weight=parse_weight(self.weight, self.since, self.until),
+            keep_current=self.keep_current,
+            apply=self.apply,
+            tolerance=self.tolerance,
+            include_cells=not self.apply if self.include_cells is None else self.include_cells,
+        )
+
+
+@router.post("/grid/partition", summary="Balanced connected territories for the inspectors")
+async def grid_partition(
+    request: Request, body: PartitionBody, principal: Principal = Depends(DISPATCHERS)
+) -> Response:
+    """Split the grid into one connected territory per inspector with balanced workload.
+    A dry run (default) returns the plan with each territory's cells; ``"apply": true``
+    writes it, each change in the history."""
+    territory_request = body.request()
+    async with request.app.state.engine.begin() as conn:
+        plan = await plan_territories(conn, territory_request, principal.actor)
+    return json_response(plan)
+
+
+class BuildBody(BaseModel):
+    """Where to build the grid: a GeoJSON boundary (in ``src_crs``, default EPSG:4326), a
+    bbox 'W,S,E,N', or the districts table; and the H3 resolution."""
+
+    model_config = {"extra": "forbid"}
+
+    boundary: dict[str, Any] | None = None
+    src_crs: str | None = None
+    bbox: str | None = None
+    districts: StrictBool = False
+    res: int = Field(DEFAULT_RES, ge=0, le=15)
+
+
+@router.post("/grid/build", summary="Build or rebuild the grid (admin)")
+async def grid_build(
+    request: Request, body: BuildBody, principal: Principal = Depends(ADMINS)
+) -> Response:
+    """Cover the boundary with cells at ``res``, keeping the assignments of cells that
+    stay; reports the cells added and dropped."""
+    sources = [body.boundary is not None, body.bbox is not None, body.districts]
+    if sum(sources) != 1:
+        raise BadRequest("give exactly one of boundary, bbox or districts", code="invalid_source")
+    if body.boundary is not None:
+        area = boundary_from_geojson(body.boundary, body.src_crs)
+    else:
+        area = boundary_from_bbox(body.bbox) if body.bbox else None
+    url = plain_url(request.app.state.engine.url.render_as_string(hide_password=False))
+    report = await asyncio.to_thread(build_from, url, area, body.res, principal.actor)
+    return json_response(report.as_json())
+
+
+@router.get("/grid/category-departments", summary="Per-district departments of categories")
+async def category_departments(request: Request, _: Principal = Depends(READERS)) -> Response:
+    """Every district that routes a category to a department other than the category's."""
+    async with request.app.state.engine.connect() as conn:
+        return json_response(await list_overrides(conn))
+
+
+class DepartmentBody(BaseModel):
+    """The department (its code) to handle the category in the district."""
+
+    model_config = {"extra": "forbid"}
+
+    department: str
+
+
+@router.put(
+    "/grid/category-departments/{category}/{district}",
+    summary="Route a category to a department in one district",
+)
+async def put_category_department(
+    request: Request,
+    category: str,
+    district: str,
+    body: DepartmentBody,
+    principal: Principal = Depends(DISPATCHERS),
+) -> Response:
+    """From now on the department handles the category in the district."""
+    async with request.app.state.engine.begin() as conn:
+        department = await set_override(conn, category, district, body.department, principal.actor)
+    return json_response({"category": category, "district": district, "department": department})
+
+
+@router.delete(
+    "/grid/category-departments/{category}/{district}",
+    status_code=204,
+    summary="Route a category in a district back to the category's own department",
+)
+async def delete_category_department(
+    request: Request, category: str, district: str, _: Principal = Depends(DISPATCHERS)
+) -> Response:
+    """The district no longer has a department of its own for the category."""
+    async with request.app.state.engine.begin() as conn:
+        await clear_override(conn, category, district)
+    return Response(status_code=204)
