@@ -53,9 +53,10 @@ def checked_point(lon: float, lat: float) -> tuple[float, float]:
 
 
 def point_cells(lon: float, lat: float) -> list[int]:
-    """The point's cell at every resolution, finest first."""
-    finest = h3i.latlng_to_cell(lat, lon, 15)
-    return [finest] + [h3i.cell_to_parent(finest, r) for r in range(14, -1, -1)]
+    """The point's cell at every resolution (computed at each: a coarser cell is not always
+    the parent of the finer one)."""
+    to_cell = h3i.latlng_to_cell
+    return [to_cell(lat, lon, res) for res in range(16)]
 
 
 def supervisor_json(row: asyncpg.Record) -> dict[str, Any] | None:
