@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-import h3
 import numpy as np
 import orjson
 from pydantic import BaseModel, Field, field_validator
@@ -24,10 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.crs import parse_crs, to_xy, transformer
 from gis.errors import BadRequest, NotFound, Unprocessable
-from gis.hexgrid import DEFAULT_RES, to_hex
+from gis.hexgrid import parse_cell, to_hex
 from layers import case_workflow as wf
 from layers.changes import publish_change
+from layers.db import raw_connection
 from layers.events import recording_step
+from layers.grid_lookup import lookup as grid_lookup
 from layers.working_time import (
     OVERRIDES_SINCE,
     WorkCalendar,
@@ -245,11 +246,10 @@ def report_lonlat(data: ReportInput) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Category:
-    """What routing needs of a category: its time limit and default department."""
+    """What a report needs of its category: the time limit in working hours."""
 
     code: str
     time_limit_hours: float
-    department_id: int
 
 
 async def category_and_calendar(
@@ -260,7 +260,7 @@ async def category_and_calendar(
     row = (
         await conn.execute(
             text(
-                "SELECT code, time_limit_hours, department_id, "
+                "SELECT code, time_limit_hours, "
                 f"({OVERRIDES_SINCE}) FROM incident_categories WHERE code = :code"
             ),
             {"code": code, "since": since},
@@ -270,35 +270,34 @@ async def category_and_calendar(
         raise Unprocessable(
             f"no incident category {code!r} (see /incidents/categories)", code="unknown_category"
         )
-    category = Category(row[0], float(row[1]), row[2])
-    return category, default_calendar(overrides_from_json(row[3]))
+    return Category(row[0], float(row[1])), default_calendar(overrides_from_json(row[2]))
 
 
 @dataclass(frozen=True)
 class Route:
-    """Where a report goes: its cell, district, inspector and department."""
+    """Where a report goes: its grid cell, district (code), inspector and department."""
 
     cell: int
-    district_id: int | None
+    district_code: str | None
     inspector_id: int | None
     department_id: int
 
 
-async def route_report(conn: AsyncConnection, lon: float, lat: float, category: Category) -> Route:
-    """The cell of the point, the cell's inspector and district, the category's department.
-
-    Unprocessable when the point lies in no cell of the city grid.
-    """
-    cell = h3.str_to_int(h3.latlng_to_cell(lat, lon, DEFAULT_RES))
-    row = (
-        await conn.execute(
-            text("SELECT district_id, inspector_id FROM grid_cells WHERE h3 = :cell"),
-            {"cell": cell},
-        )
-    ).first()
-    if row is None:
-        raise Unprocessable(f"{lon}, {lat} lies outside the city grid", code="outside_grid")
-    return Route(cell, row[0], row[1], category.department_id)
+async def route_report(conn: AsyncConnection, lon: float, lat: float, category: str) -> Route:
+    """The grid's answer for the point and category (``layers.grid_lookup``, as
+    ``/grid/lookup`` gives it); Unprocessable when the point lies outside the grid."""
+    async with raw_connection(conn) as raw:
+        try:
+            answer = await grid_lookup(raw, lon, lat, category)
+        except NotFound as exc:
+            raise Unprocessable(exc.message, code="outside_grid") from None
+    district, inspector = answer["district"], answer["inspector"]
+    return Route(
+        parse_cell(answer["cell"]),
+        district["code"] if district else None,
+        inspector["id"] if inspector else None,
+        answer["department"]["id"],
+    )
 
 
 DUPLICATES = f"""
@@ -339,7 +338,8 @@ INSERT INTO incidents AS i (category_code, status, description, source, reporter
     sensor_id, photos, inspector_id, department_id, district_id, h3, reported_at, deadline,
     updated_at, geom)
 VALUES (:category, :status, :description, :source, :reporter, :asset, :sensor,
-    CAST(:photos AS jsonb), :inspector, :department, :district, :cell, :at, :deadline, :at,
+    CAST(:photos AS jsonb), :inspector, :department,
+    (SELECT id FROM districts WHERE code = :district), :cell, :at, :deadline, :at,
     ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
 RETURNING {COLUMNS}
 """
@@ -358,7 +358,7 @@ async def report_incident(
     at = at or datetime.now(UTC)
     lon, lat = report_lonlat(data)
     category, calendar = await category_and_calendar(conn, data.category, local_day(at))
-    route = await route_report(conn, lon, lat, category)
+    route = await route_report(conn, lon, lat, category.code)
     duplicates = await find_duplicates(conn, category.code, lon, lat, data.asset_code)
     params = {
         "category": category.code,
@@ -371,7 +371,7 @@ async def report_incident(
         "photos": orjson.dumps(data.photos).decode(),
         "inspector": route.inspector_id,
         "department": route.department_id,
-        "district": route.district_id,
+        "district": route.district_code,
         "cell": route.cell,
         "at": at,
         "deadline": calendar.add_working_hours(at, category.time_limit_hours),

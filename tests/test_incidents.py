@@ -188,6 +188,21 @@ def test_routing_matches_the_grid_for_many_points(city: City) -> None:
         assert body["district_id"] == district_of(lon, lat)
 
 
+def test_district_overrides_of_the_category_department_apply(city: City) -> None:
+    with psycopg.connect(city.url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO category_departments (category_code, district_id, department_id) "
+            "VALUES ('0502', 2, %s)",
+            (city.department_id("scj"),),
+        )
+    key = city.key("app")
+    east = post(city, key, category="0502", lon=114.056, lat=22.541)
+    west = post(city, key, category="0502", lon=114.044, lat=22.541)
+    assert (east["district_id"], west["district_id"]) == (2, 1)
+    assert east["department_id"] == city.department_id("scj")
+    assert west["department_id"] == city.department_id("cgj")
+
+
 def test_transitions_need_the_current_version(city: City) -> None:
     dispatcher = city.key("dispatcher")
     case = post(city, city.key("app"), **GOOD)

@@ -182,7 +182,8 @@ def misrouted(shots: list[Shot], looked: list[dict]) -> int:
     bad = 0
     for shot, answer in zip(shots, looked, strict=True):
         body = shot.body or {}
-        expected = (answer.get("inspector_id"), answer.get("department_id"))
+        inspector = (answer.get("inspector") or {}).get("id")
+        expected = (inspector, answer["department"]["id"])
         bad += (body.get("inspector_id"), body.get("department_id")) != expected
     return bad
 
