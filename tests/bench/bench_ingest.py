@@ -9,7 +9,8 @@ sensors with thresholds, and then:
   the sustained rate (new readings, then the same batches again as duplicates);
 - size: pg_total_relation_size of the readings partitions per million readings;
 - MQTT: publishes readings to a real Mosquitto (one reading per message, then 100 per
-  message) and times until ``cityhex ingest mqtt`` has stored them all.
+  message) and times ``cityhex ingest mqtt`` storing them, live (publisher and ingester
+  running together) and draining a backlog the broker queued while it was stopped.
 """
 
 from __future__ import annotations
@@ -172,41 +173,81 @@ def publish(broker: Mosquitto, messages: list[tuple[str, bytes]]) -> None:
     client.loop_stop()
 
 
-def bench_mqtt(url: str, plan: list, readings: int, per_message: int, first_minute: int) -> None:
-    """Time from the first publish until the ingester has stored ``readings`` readings."""
-    rows = batch_rows(plan, first_minute, readings // len(plan))
+def mqtt_messages(rows: list[dict], per_message: int) -> list[tuple[str, bytes]]:
+    """The rows as (topic, payload): on the sensor's topic when a message holds one sensor,
+    else as a gateway's ``{"readings": [...]}`` naming each row's sensor."""
     messages = []
     for i in range(0, len(rows), per_message):
         chunk = rows[i : i + per_message]
         sensor = chunk[0]["sensor"]
-        payload = [{k: v for k, v in r.items() if k != "sensor"} for r in chunk]
         if all(r["sensor"] == sensor for r in chunk):
+            payload = [{k: v for k, v in r.items() if k != "sensor"} for r in chunk]
             messages.append((f"city/sensors/{sensor}/readings", orjson.dumps(payload)))
         else:
-            messages.append(("city/sensors/any/readings", orjson.dumps({"readings": chunk})))
-    with running_broker() as broker:
-        env = {**os.environ, "CITYHEX_DATABASE_URL": url}
-        cmd = [sys.executable, "-m", "spatial_api", "ingest", "mqtt", "--broker", broker.url]
-        ingester = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(3)  # connected and subscribed
-            before = count_readings(url)
-            t0 = time.perf_counter()
-            publish(broker, messages)
-            published = time.perf_counter() - t0
-            while count_readings(url) < before + len(rows):
-                time.sleep(0.05)
-            seconds = time.perf_counter() - t0
-        finally:
-            ingester.send_signal(signal.SIGTERM)
-            ingester.wait(timeout=30)
+            messages.append(("city/sensors/gateway/readings", orjson.dumps({"readings": chunk})))
+    return messages
+
+
+def start_ingester(broker: Mosquitto, url: str) -> subprocess.Popen[bytes]:
+    """``cityhex ingest mqtt`` on the broker (its session persists between runs)."""
+    env = {**os.environ, "CITYHEX_DATABASE_URL": url}
+    cmd = [sys.executable, "-m", "spatial_api", "ingest", "mqtt", "--broker", broker.url]
+    return subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
+
+
+def stop(ingester: subprocess.Popen[bytes]) -> None:
+    """Stop the ingester the way an operator does (SIGTERM)."""
+    ingester.send_signal(signal.SIGTERM)
+    ingester.wait(timeout=30)
+
+
+def wait_count(url: str, target: int) -> None:
+    """Wait until ``target`` readings are stored."""
+    while count_readings(url) < target:
+        time.sleep(0.02)
+
+
+def report_mqtt(what: str, rows: int, messages: int, seconds: float) -> None:
+    """Print one MQTT line."""
     print(
-        f"MQTT ingest, {per_message} reading(s)/message: {len(rows):,} readings in "
-        f"{len(messages):,} messages stored in {seconds:.2f} s = {len(rows) / seconds:,.0f} "
-        f"readings/s, {len(messages) / seconds:,.0f} messages/s "
-        f"(publishing took {published:.2f} s)",
+        f"MQTT {what}: {rows:,} readings in {messages:,} messages in {seconds:.2f} s = "
+        f"{rows / seconds:,.0f} readings/s, {messages / seconds:,.0f} messages/s",
         flush=True,
     )
+
+
+def bench_mqtt(url: str, plan: list, readings: int, per_message: int, first_minute: int) -> None:
+    """Live: publish while the ingester runs, time until all are stored (the one Python
+    publisher may be the limit). Backlog: publish while the ingester is stopped (the broker
+    queues for its session), then time the ingester draining it."""
+    minutes = readings // len(plan)
+    live = batch_rows(plan, first_minute, minutes)
+    backlog = batch_rows(plan, first_minute + minutes, minutes)
+    with running_broker() as broker:
+        ingester = start_ingester(broker, url)
+        time.sleep(3)  # connected and subscribed: the session exists from now on
+        target = count_readings(url) + len(live)
+        messages = mqtt_messages(live, per_message)
+        t0 = time.perf_counter()
+        publish(broker, messages)
+        wait_count(url, target)
+        report_mqtt(
+            f"live, {per_message}/message", len(live), len(messages), time.perf_counter() - t0
+        )
+        stop(ingester)
+        messages = mqtt_messages(backlog, per_message)
+        publish(broker, messages)
+        target += len(backlog)
+        before = count_readings(url)
+        ingester = start_ingester(broker, url)
+        while (first := count_readings(url)) == before:
+            time.sleep(0.01)
+        t0 = time.perf_counter()  # the first batch is in: count what came after it
+        wait_count(url, target)
+        seconds = time.perf_counter() - t0
+        stop(ingester)
+    rows = target - first
+    report_mqtt(f"backlog drain, {per_message}/message", rows, rows // per_message, seconds)
 
 
 def main() -> None:
@@ -214,7 +255,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=21, help="HTTP batches of 50,000")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--clients", type=int, default=2, help="concurrent HTTP clients")
-    parser.add_argument("--mqtt-readings", type=int, default=100_000)
+    parser.add_argument(
+        "--mqtt-readings", type=int, default=50_000, help="one per message (x5 at 100 each)"
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="cityhex-bench-ingest-", dir="/tmp"))
     os.chmod(home, 0o755)
@@ -225,9 +268,9 @@ def main() -> None:
         bench_http(url, plan, args.batches, args.workers, args.clients)
         table_size(url)
         minute = args.batches * BATCH // SENSORS
-        bench_mqtt(url, plan, args.mqtt_readings // 5, 1, minute)
-        minute += args.mqtt_readings // 5 // SENSORS
-        bench_mqtt(url, plan, args.mqtt_readings, 100, minute)
+        bench_mqtt(url, plan, args.mqtt_readings, 1, minute)
+        minute += 2 * (args.mqtt_readings // SENSORS)
+        bench_mqtt(url, plan, 5 * args.mqtt_readings, 100, minute)
     finally:
         cluster.stop()
         shutil.rmtree(home, ignore_errors=True)
