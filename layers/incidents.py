@@ -289,8 +289,10 @@ async def route_report(conn: AsyncConnection, lon: float, lat: float, category: 
     async with raw_connection(conn) as raw:
         try:
             answer = await grid_lookup(raw, lon, lat, category)
-        except NotFound as exc:
-            raise Unprocessable(exc.message, code="outside_grid") from None
+        except NotFound:
+            raise Unprocessable(
+                f"{lon}, {lat} lies outside the city grid", code="outside_grid"
+            ) from None
     district, inspector = answer["district"], answer["inspector"]
     return Route(
         parse_cell(answer["cell"]),
