@@ -230,9 +230,9 @@ def _metis(graph: CellGraph, idx: np.ndarray, work: np.ndarray, k: int, seed: in
     sub = [[local[j] for j in graph.neighbours[g]] for g in idx.tolist()]
     xadj, adjncy = CellGraph(idx, sub).csr()
     vweights = np.maximum(1, np.rint(work / work.sum() * METIS_SCALE)).astype(np.int64)
-    options = pymetis.Options(seed=seed, ufactor=20)
+    options = pymetis.Options(seed=seed, ufactor=20, contig=1)
     _, parts = pymetis.part_graph(
-        k, xadj=xadj, adjncy=adjncy, vweights=vweights, contiguous=True, options=options
+        k, pymetis.CSRAdjacency(xadj, adjncy), vweights=vweights, options=options
     )
     return np.asarray(parts, dtype=np.int64)
 
