@@ -57,6 +57,8 @@ class Layer(BaseModel):
     style: str | None = None
     cluster_below: int = 0
     """Tiles of zooms below this show a point layer as clusters (a count per cell)."""
+    max_features: int = Field(10_000, ge=0)
+    """A tile showing more features than this shows clusters instead (0: no limit)."""
     category_column: str | None = None
     """The column that the ``category`` parameter of tiles matches (a class code)."""
     count_by: str | None = None
