@@ -32,7 +32,6 @@ STATES = (
     "parked",
 )
 INITIAL = "reported"
-TERMINAL = frozenset({"closed", "cancelled", "parked"})
 HANDLED = frozenset({"resolved", "verified", "closed"})
 """States in which the department's work is done."""
 CLOCK_STOPPED = HANDLED | {"cancelled", "parked"}

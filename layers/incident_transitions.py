@@ -74,6 +74,12 @@ async def pending_extension(conn: AsyncConnection, incident_id: int) -> dict[str
     return {"id": row[0], "hours": float(row[1])} if row else None
 
 
+async def allowed_actions(conn: AsyncConnection, incident: Incident, role: str) -> list[wf.Action]:
+    """The actions ``role`` may take on the case now (the buttons the app shows)."""
+    pending = await pending_extension(conn, incident.id) is not None
+    return [wf.ACTIONS[name] for name in wf.actions_for(incident.status, role, pending)]
+
+
 async def check_scope(conn: AsyncConnection, incident: Incident, actor: Actor) -> None:
     """Forbidden when a key that speaks for a user acts on a case that is not that user's:
     an inspector verifies only their own cases, department staff only their department's."""
@@ -111,12 +117,16 @@ async def checked_department(conn: AsyncConnection, department_id: int) -> int:
     return department_id
 
 
-async def _dispatch(conn, incident, data, actor, at) -> Effect:
+async def _dispatch(
+    conn: AsyncConnection, incident: Incident, data: TransitionInput, actor: Actor, at: datetime
+) -> Effect:
     department = await checked_department(conn, data.department_id or incident.department_id)
     return Effect({"dispatched_at": at, "department_id": department}, {"department_id": department})
 
 
-async def _redispatch(conn, incident, data, actor, at) -> Effect:
+async def _redispatch(
+    conn: AsyncConnection, incident: Incident, data: TransitionInput, actor: Actor, at: datetime
+) -> Effect:
     if data.department_id is None:
         raise BadRequest(
             "redispatch needs the department_id to send the case to", code="department_required"
@@ -124,7 +134,9 @@ async def _redispatch(conn, incident, data, actor, at) -> Effect:
     return await _dispatch(conn, incident, data, actor, at)
 
 
-async def _hand_back(conn, incident, data, actor, at) -> Effect:
+async def _hand_back(
+    conn: AsyncConnection, incident: Incident, data: TransitionInput, actor: Actor, at: datetime
+) -> Effect:
     if not (data.note or "").strip():
         raise BadRequest(
             "hand_back needs a note saying why the case is not yours", code="note_required"
@@ -132,7 +144,9 @@ async def _hand_back(conn, incident, data, actor, at) -> Effect:
     return Effect({}, {"department_id": incident.department_id})
 
 
-async def _request_extension(conn, incident, data, actor, at) -> Effect:
+async def _request_extension(
+    conn: AsyncConnection, incident: Incident, data: TransitionInput, actor: Actor, at: datetime
+) -> Effect:
     if data.hours is None:
         raise BadRequest(
             "request_extension needs the working hours asked for", code="hours_required"
@@ -182,28 +196,38 @@ async def _decide_extension(
     return Effect({"deadline": deadline} if approve else {}, details)
 
 
-async def _approve_extension(conn, incident, data, actor, at) -> Effect:
+async def _approve_extension(
+    conn: AsyncConnection, incident: Incident, data: TransitionInput, actor: Actor, at: datetime
+) -> Effect:
     return await _decide_extension(conn, incident, actor, at, approve=True)
 
 
-async def _reject_extension(conn, incident, data, actor, at) -> Effect:
+async def _reject_extension(
+    conn: AsyncConnection, incident: Incident, data: TransitionInput, actor: Actor, at: datetime
+) -> Effect:
     return await _decide_extension(conn, incident, actor, at, approve=False)
 
 
 def stamp(column: str) -> Handler:
     """A handler that sets ``column`` to the moment of the action."""
 
-    async def handler(conn, incident, data, actor, at) -> Effect:
+    async def handler(
+        conn: AsyncConnection, incident: Incident, data: TransitionInput, actor: Actor, at: datetime
+    ) -> Effect:
         return Effect({column: at}, {})
 
     return handler
 
 
-async def _rework(conn, incident, data, actor, at) -> Effect:
+async def _rework(
+    conn: AsyncConnection, incident: Incident, data: TransitionInput, actor: Actor, at: datetime
+) -> Effect:
     return Effect({"rework_count": incident.rework_count + 1}, {})
 
 
-async def _nothing(conn, incident, data, actor, at) -> Effect:
+async def _nothing(
+    conn: AsyncConnection, incident: Incident, data: TransitionInput, actor: Actor, at: datetime
+) -> Effect:
     return Effect({}, {})
 
 

@@ -309,3 +309,16 @@ def test_admins_edit_categories_and_new_reports_follow(city: City) -> None:
         ).status_code
         == 400
     )
+
+
+def test_a_case_lists_the_actions_the_caller_may_take(city: City) -> None:
+    case = post(city, city.key("app"), **GOOD)
+    url = f"/incidents/{case['id']}"
+    for role, expected in (("dispatcher", ["register", "cancel"]), ("app", []),
+                           ("editor", []), ("admin", ["register", "cancel"])):  # fmt: skip
+        body = city.client.get(url, headers=city.key(role)).json()
+        assert [a["action"] for a in body["allowed_actions"]] == expected
+    assert city.client.get(url, headers=city.key("dispatcher")).json()["allowed_actions"][0] == {
+        "action": "register",
+        "label": "立案",
+    }

@@ -17,6 +17,7 @@ from layers.incident_lists import IncidentQuery, Page, assignee_me, list_inciden
 from layers.incident_metrics import GroupBy, case_metrics
 from layers.incident_transitions import (
     TransitionInput,
+    allowed_actions,
     parse_if_match,
     transition_history,
     transition_incident,
@@ -172,12 +173,16 @@ async def metrics(
 
 @router.get("/incidents/{incident_id}", summary="One case, with its version as ETag")
 async def read_case(
-    incident_id: int, request: Request, _: Principal = Depends(require_role(*READERS))
+    incident_id: int, request: Request, principal: Principal = Depends(require_role(*READERS))
 ) -> Response:
-    """The case; its ETag is the version a transition must name in If-Match."""
+    """The case and the actions the caller may take on it now; the ETag is the version a
+    transition must name in If-Match."""
     async with request.app.state.engine.connect() as conn:
         incident = await get_incident(conn, incident_id)
-    return incident_response(incident)
+        actions = await allowed_actions(conn, incident, principal.role)
+    return incident_response(
+        incident, allowed_actions=[{"action": a.name, "label": a.label} for a in actions]
+    )
 
 
 @router.post(
