@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.errors import BadRequest, Conflict, NotFound
+from layers.incidents import RowId
 
 SELECT = (
     "SELECT c.code, c.major, c.minor, c.major_name, c.name, c.name_en, c.time_limit_hours, "
@@ -56,8 +57,8 @@ class CategoryChange(BaseModel):
     major_name: str | None = Field(None, min_length=1, max_length=100)
     name: str | None = Field(None, min_length=1, max_length=100)
     name_en: str | None = Field(None, min_length=1, max_length=200)
-    time_limit_hours: float | None = Field(None, gt=0, le=9999)
-    department_id: int | None = None
+    time_limit_hours: float | None = Field(None, ge=0.01, le=9999)
+    department_id: RowId | None = None
 
 
 class NewCategory(CategoryChange):
@@ -67,8 +68,8 @@ class NewCategory(CategoryChange):
     major_name: str = Field(min_length=1, max_length=100)
     name: str = Field(min_length=1, max_length=100)
     name_en: str = Field(min_length=1, max_length=200)
-    time_limit_hours: float = Field(gt=0, le=9999)
-    department_id: int
+    time_limit_hours: float = Field(ge=0.01, le=9999)
+    department_id: RowId
 
 
 async def list_categories(conn: AsyncConnection) -> list[CategoryRecord]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
@@ -38,6 +38,12 @@ from layers.working_time import (
 )
 
 LAYER = "incidents"
+BIGINT_MAX = 2**63 - 1
+INT_MAX = 2**31 - 1
+CaseId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
+"""A case id (bigint), as a client may send it."""
+RowId = Annotated[int, Field(ge=1, le=INT_MAX)]
+"""The id of a department, user or sensor (integer), as a client may send it."""
 
 
 class IncidentSettings(BaseSettings):
@@ -84,7 +90,7 @@ class ReportInput(BaseModel):
     crs: str | None = Field(None, description="CRS of the location; default CRS84 (lon/lat)")
     asset_code: str | None = Field(None, pattern=r"^[0-9]{16}$")
     photos: list[str] = Field(default_factory=list, max_length=20)
-    sensor_id: int | None = Field(None, description="the sensor whose alarm opened the case")
+    sensor_id: RowId | None = Field(None, description="the sensor whose alarm opened the case")
 
     @field_validator("photos")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import psycopg
+import pytest
 from pyproj import Geod, Transformer
 
 from tests.incident_city import City, city_fixture, district_of, expected_inspector  # noqa: F401
@@ -322,3 +323,34 @@ def test_a_case_lists_the_actions_the_caller_may_take(city: City) -> None:
         "action": "register",
         "label": "立案",
     }
+
+
+BIG = 2**70
+OUT_OF_RANGE = [
+    ("get", f"/incidents/{BIG}", None, None),
+    ("post", f"/incidents/{BIG}/transitions", {"action": "register"}, None),
+    ("get", f"/incidents/{BIG}/transitions", None, None),
+    ("post", "/incidents/1/transitions", {"action": "dispatch", "department_id": 2**40}, None),
+    ("post", "/incidents/1/transitions", {"action": "request_extension", "hours": 0.001}, None),
+    ("get", "/incidents", None, {"department_id": 2**40}),
+    ("get", "/incidents", None, {"inspector_id": BIG}),
+    ("get", "/incidents", None, {"offset": BIG}),
+    ("post", "/incidents", {**GOOD, "duplicate_of": BIG}, None),
+    ("post", "/incidents", {**GOOD, "sensor_id": BIG}, None),
+    ("post", "/incidents", {**GOOD, "lon": 1e308}, None),
+    ("patch", "/incidents/categories/0101", {"department_id": BIG}, None),
+    ("patch", "/incidents/categories/0101", {"time_limit_hours": 0.001}, None),
+    ("get", "/open311/v2/requests.json", None, {"service_request_id": str(BIG)}),
+    ("get", f"/open311/v2/requests/{BIG}.json", None, None),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "body", "params"), OUT_OF_RANGE)
+def test_out_of_range_numbers_are_400_not_500(
+    city: City, method: str, url: str, body: dict | None, params: dict | None
+) -> None:
+    headers = {**city.key("admin"), "If-Match": '"1"'}
+    kwargs = {"headers": headers, "params": params} | ({"json": body} if body else {})
+    r = getattr(city.client, method)(url, **kwargs)
+    assert r.status_code == 400, r.text
+    assert r.json()["status"] == 400

@@ -14,6 +14,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from gis.errors import BadRequest
 from layers.events import TYPES, Event, EventHub, events_after
+from layers.incidents import BIGINT_MAX
 from spatial_api.auth import Principal, require_role
 from spatial_api.routers.incident_common import READERS
 
@@ -46,7 +47,7 @@ def last_event_id(value: str | None) -> int | None:
     """The id a reconnecting client saw last."""
     if value is None or not value.strip():
         return None
-    if not value.strip().isdigit():
+    if not value.strip().isdigit() or int(value) > BIGINT_MAX:
         raise BadRequest(f"Last-Event-ID {value!r} is not an event id", code="invalid_event_id")
     return int(value)
 

@@ -7,9 +7,9 @@ The logic lives in ``layers.incidents``, ``layers.incident_transitions`` and
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 
 from gis.errors import BadRequest
@@ -22,7 +22,15 @@ from layers.incident_transitions import (
     transition_history,
     transition_incident,
 )
-from layers.incidents import ReportInput, attach_report, get_incident, report_incident
+from layers.incidents import (
+    BIGINT_MAX,
+    INT_MAX,
+    CaseId,
+    ReportInput,
+    attach_report,
+    get_incident,
+    report_incident,
+)
 from spatial_api.auth import ANONYMOUS, Principal, current_principal, require_role
 from spatial_api.rate_limit import RateLimiter, public_report_limiter
 from spatial_api.routers import categories, events, open311
@@ -34,6 +42,7 @@ from spatial_api.routers.incident_common import (
 )
 
 router = APIRouter(tags=["incidents"])
+CaseIdPath = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="the case id")]
 
 
 def limiter(request: Request) -> RateLimiter:
@@ -47,7 +56,7 @@ def limiter(request: Request) -> RateLimiter:
 class ReportBody(ReportInput):
     """A report; with ``duplicate_of`` it is attached to that open case instead."""
 
-    duplicate_of: int | None = None
+    duplicate_of: CaseId | None = None
 
 
 @router.post(
@@ -112,14 +121,14 @@ async def list_cases(
     assignee: Literal["me"] | None = Query(None, description="me: the caller's cases"),
     status: str | None = Query(None, description="comma list of statuses"),
     category: str | None = Query(None, description="comma list of category codes"),
-    department_id: int | None = None,
-    inspector_id: int | None = None,
+    department_id: int | None = Query(None, ge=1, le=INT_MAX),
+    inspector_id: int | None = Query(None, ge=1, le=INT_MAX),
     bbox: str | None = Query(None, description="minlon,minlat,maxlon,maxlat"),
     near: str | None = Query(None, description="lon,lat: adds distance_m"),
     overdue: bool | None = None,
     sort: Literal["deadline", "distance", "newest"] = "deadline",
     limit: int = Query(50, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=INT_MAX),
     principal: Principal = Depends(require_role(*READERS)),
 ) -> Response:
     """One page of cases with the total, each with its overdue flag."""
@@ -173,7 +182,9 @@ async def metrics(
 
 @router.get("/incidents/{incident_id}", summary="One case, with its version as ETag")
 async def read_case(
-    incident_id: int, request: Request, principal: Principal = Depends(require_role(*READERS))
+    incident_id: CaseIdPath,
+    request: Request,
+    principal: Principal = Depends(require_role(*READERS)),
 ) -> Response:
     """The case and the actions the caller may take on it now; the ETag is the version a
     transition must name in If-Match."""
@@ -190,7 +201,7 @@ async def read_case(
     summary="Take a workflow action on a case (If-Match: its version)",
 )
 async def transition(
-    incident_id: int,
+    incident_id: CaseIdPath,
     body: TransitionInput,
     request: Request,
     if_match: str | None = Header(None),
@@ -207,7 +218,7 @@ async def transition(
 
 @router.get("/incidents/{incident_id}/transitions", summary="The case's history")
 async def history(
-    incident_id: int, request: Request, _: Principal = Depends(require_role(*READERS))
+    incident_id: CaseIdPath, request: Request, _: Principal = Depends(require_role(*READERS))
 ) -> Response:
     """Every step of the case: who, when, from, to, note."""
     async with request.app.state.engine.connect() as conn:

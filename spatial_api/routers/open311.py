@@ -10,10 +10,10 @@ location of the grid cell, not the reported point) and posted with an app key, g
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import h3
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
@@ -21,7 +21,7 @@ from gis.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from layers import case_workflow as wf
 from layers.incident_categories import department_names, get_category_record, list_categories
 from layers.incident_lists import IncidentQuery, list_incidents
-from layers.incidents import Incident, ReportInput, report_incident
+from layers.incidents import BIGINT_MAX, Incident, ReportInput, report_incident
 from spatial_api.auth import ANONYMOUS, Principal, current_principal
 from spatial_api.routers.incident_common import actor_of, json_response
 
@@ -154,7 +154,7 @@ def _date(value: str | None, name: str) -> datetime | None:
 
 def _ids(value: str | None) -> list[int]:
     ids = [v.strip() for v in (value or "").split(",") if v.strip()]
-    if not all(v.isdigit() for v in ids):
+    if not all(v.isdigit() and int(v) <= BIGINT_MAX for v in ids):
         raise BadRequest("service_request_id must be a comma list of ids", code="invalid_id")
     return [int(v) for v in ids]
 
@@ -207,7 +207,9 @@ async def requests(
 
 
 @router.get("/requests/{request_id}.json", summary="One service request")
-async def one_request(request_id: int, request: Request) -> Response:
+async def one_request(
+    request_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], request: Request
+) -> Response:
     """The request ``request_id`` as a one-element list (as GeoReport v2 has it)."""
     principal = await current_principal(request)
     async with request.app.state.engine.connect() as conn:
