@@ -33,10 +33,11 @@ GROUP BY p.prefix
 CODE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('cityhex.asset_codes'))"
 
 
-def text_column(values: list[str | None]) -> Coerced:
-    """A string column from Python values (None for missing)."""
-    array = np.array(values, dtype=object)
-    return Coerced("string", array, np.array([v is None for v in values], dtype=bool))
+def text_column(values: list[str | None] | np.ndarray) -> Coerced:
+    """A string column from values (None for missing)."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return Coerced("string", array, np.equal(array, None))
 
 
 def apply_asset_rules(
@@ -54,36 +55,48 @@ def apply_asset_rules(
     klass = columns.get("class_code") or text_column([None] * n)
     problems: list[Problem] = []
     codes, classes = code.values.copy(), klass.values.copy()
-    for i in np.flatnonzero(klass.null & ~code.null).tolist():
-        classes[i] = str(codes[i])[6:10]
+    derive = np.flatnonzero(klass.null & ~code.null)
+    classes[derive] = [str(c)[6:10] for c in codes[derive].tolist()]
     missing = np.flatnonzero(code.null)
     if len(missing):
         problems += _class_problems(classes, missing, table)
         if not problems:
             divisions = _divisions(conn, lon[missing], lat[missing], division, table, missing)
             codes[missing] = new_codes(conn, divisions, classes[missing].astype(str))
-    for i, (c, k) in enumerate(zip(codes.tolist(), classes.tolist(), strict=True)):
-        if c is None:
-            continue
-        if not CODE.match(str(c)):
-            problems.append(
-                Problem(
-                    table.label(i),
-                    f"code {c!r} is not 16 digits (6-digit "
-                    "division, 4-digit class, 6-digit serial)",
-                )
-            )
-        elif k is not None and str(k) != str(c)[6:10]:
-            problems.append(
-                Problem(
-                    table.label(i),
-                    f"class_code {k!r} does not match the "
-                    f"class digits of code {c!r} ({str(c)[6:10]})",
-                )
-            )
-    columns["code"] = text_column(codes.tolist())
-    columns["class_code"] = text_column(classes.tolist())
+    problems += _code_problems(codes, classes, table)
+    columns["code"] = text_column(codes)
+    columns["class_code"] = text_column(classes)
     problems += _state_problems(columns, table)
+    return problems
+
+
+def _code_problems(codes: np.ndarray, classes: np.ndarray, table: SourceTable) -> list[Problem]:
+    """Codes that are not 16 digits, and class codes that differ from their code's digits."""
+    texts = codes.tolist()
+    present = [c for c in texts if c is not None]
+    if set(map(len, present)) <= {16} and ("".join(present).isdigit() or not present):
+        bad: list[int] = []
+    else:
+        bad = [i for i, c in enumerate(texts) if c is not None and not CODE.match(c)]
+    problems = [
+        Problem(
+            table.label(i),
+            f"code {texts[i]!r} is not 16 digits (6-digit division, 4-digit class, 6-digit serial)",
+        )
+        for i in bad
+    ]
+    derived = np.array([None if c is None else c[6:10] for c in texts], dtype=object)
+    differ = np.not_equal(classes, derived) & np.not_equal(classes, None)
+    differ &= np.not_equal(derived, None)
+    differ[bad] = False
+    problems += [
+        Problem(
+            table.label(i),
+            f"class_code {classes[i]!r} does not match the class digits "
+            f"of code {texts[i]!r} ({derived[i]})",
+        )
+        for i in np.flatnonzero(differ).tolist()
+    ]
     return problems
 
 
@@ -99,13 +112,14 @@ def _state_problems(columns: dict[str, Coerced], table: SourceTable) -> list[Pro
     state = columns.get("state")
     if state is None:
         return []
-    values = ["intact" if v is None else v for v in state.values.tolist()]
+    values = state.values.copy()
+    values[state.null] = "intact"
     columns["state"] = text_column(values)
     allowed = ", ".join(ASSET_STATES)
+    wrong = np.flatnonzero(~np.isin(values, np.array(ASSET_STATES, dtype=object)))
     return [
-        Problem(table.label(i), f"state {v!r} is not one of {allowed}")
-        for i, v in enumerate(values)
-        if v not in ASSET_STATES
+        Problem(table.label(i), f"state {values[i]!r} is not one of {allowed}")
+        for i in wrong.tolist()
     ]
 
 

@@ -75,9 +75,7 @@ def read_csv(
         raise unreadable(path, exc) from exc
     columns = {str(n): v for n, v in zip(meta["fields"], fields, strict=True)}
     names = list(columns)
-    table = SourceTable(
-        columns=columns, row_kind="line", first_row=2, kinds=dict.fromkeys(names, "string")
-    )
+    table = SourceTable(columns=columns, row_kind="line", first_row=2)
     wkt = find_column(names, wkt_field, WKT_NAMES if not (lon_field or lat_field) else ())
     if wkt is not None:
         return _with_wkt(table, wkt)
@@ -102,7 +100,6 @@ def _with_points(table: SourceTable, lon: str, lat: str) -> SourceTable:
     degrees = lon.lower() in DEGREE_NAMES and lat.lower() in DEGREE_NAMES
     columns = {k: v for k, v in table.columns.items() if k not in (lon, lat)}
     table.columns, table.xy = columns, (x, y)
-    table.kinds = {k: v for k, v in table.kinds.items() if k in columns}
     if degrees:
         table.declared_crs = "EPSG:4326"
         table.crs_note = f"EPSG:4326 (the columns {lon}/{lat} hold degrees)"
@@ -132,6 +129,5 @@ def _with_wkt(table: SourceTable, wkt: str) -> SourceTable:
         ]
         raise refuse(f"unreadable geometries in column {wkt}", problems, "invalid_geometry")
     table.columns = {k: v for k, v in table.columns.items() if k != wkt}
-    table.kinds = {k: v for k, v in table.kinds.items() if k != wkt}
     table.geometry = geometry
     return table

@@ -60,8 +60,8 @@ class NewLayer:
 
 
 def infer_kind(values: np.ndarray, declared: str | None) -> str:
-    """The kind of a field: as declared by a typed format, else judged by its text values."""
-    if declared not in (None, "string"):
+    """The kind of a field: as declared by a typed format, else (CSV) judged by its values."""
+    if declared is not None:
         return "datetime" if declared == "date" else declared
     texts = [str(v).strip() for v in values.tolist() if v is not None]
     if not texts:

@@ -81,7 +81,8 @@ class Coerced:
         elif values.dtype.kind in "iu":
             out = list(map(str, values.tolist()))
         else:
-            out = escape_texts([v if v is not None else "" for v in values.tolist()])
+            texts = values.tolist()
+            out = escape_texts([v or "" for v in texts] if None in texts else texts)
         for i in np.flatnonzero(self.null[start:stop]).tolist():
             out[i] = NULL
         return out
@@ -102,9 +103,7 @@ def is_null(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind in "mM":
         return np.isnat(values)
     if values.dtype.kind == "O":
-        return np.array(
-            [v is None or (isinstance(v, float) and v != v) for v in values.tolist()], dtype=bool
-        )
+        return np.equal(values, None) | np.not_equal(values, values)  # None, or NaN
     return np.zeros(len(values), dtype=bool)
 
 
@@ -126,11 +125,13 @@ def coerce(
             for i in out_of_range.tolist()
         ]
     if ctype.max_length is not None:
-        long = [
-            i
-            for i, v in enumerate(result.values.tolist())
-            if not result.null[i] and len(v) > ctype.max_length
-        ]
+        texts = result.values.tolist()
+        longest = max(map(len, filter(None, texts)), default=0)
+        long = (
+            []
+            if longest <= ctype.max_length
+            else [i for i, v in enumerate(texts) if v is not None and len(v) > ctype.max_length]
+        )
         problems += [
             Problem(
                 table.label(i),
@@ -262,6 +263,8 @@ def _to_string(values: np.ndarray, null: np.ndarray) -> tuple[Coerced, Bad]:
         values = np.where(null, 0, values).astype(np.int64)
     if values.dtype.kind in "iub":
         out = np.array(list(map(str, values.tolist())), dtype=object)
+    elif set(map(type, values.tolist())) <= {str, type(None)}:
+        return Coerced("string", values, null), []
     else:
         out = np.array(
             [v if isinstance(v, str) or v is None else _as_text(v) for v in values.tolist()],

@@ -57,7 +57,8 @@ class SourceTable:
         return self.geometry
 
     def take(self, keep: np.ndarray) -> SourceTable:
-        """The rows where ``keep`` is true, still named by their place in the file."""
+        """The rows ``keep`` selects (a mask, or row numbers in the order wanted), still
+        named by their place in the file."""
         ids = np.arange(len(self)) if self.row_ids is None else self.row_ids
         return replace(
             self,

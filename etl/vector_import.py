@@ -16,7 +16,7 @@ import psycopg
 
 from etl.copy_writer import write_rows
 from etl.csv_source import read_csv
-from etl.feature_rows import bbox
+from etl.feature_rows import bbox, spatial_order
 from etl.field_plan import FieldPlan, plan_fields
 from etl.geometry_prep import PreparedGeometry, prepare_geometry
 from etl.import_options import ImportOptions
@@ -136,8 +136,9 @@ def _import_rows(
             _sorted(geometry.fatal),
             "invalid_geometry",
         )
-    if not np.all(geometry.keep):
-        table, geometry = table.take(geometry.keep), _kept(geometry)
+    order = np.flatnonzero(geometry.keep)
+    order = order[spatial_order(geometry.lon[order], geometry.lat[order])]
+    table, geometry = table.take(order), _kept(geometry, order)
     plan = plan_fields(list(table.columns), target, options.key)
     if plan.dropped:
         report.notes.append(
@@ -206,13 +207,13 @@ def _write(
     publish_change_sync(conn, target.layer.id, boxes)
 
 
-def _kept(geometry: PreparedGeometry) -> PreparedGeometry:
-    keep = geometry.keep
+def _kept(geometry: PreparedGeometry, rows: np.ndarray) -> PreparedGeometry:
+    """The prepared geometry of ``rows`` only, in that order."""
     return PreparedGeometry(
-        keep=keep[keep],
-        lon=geometry.lon[keep],
-        lat=geometry.lat[keep],
-        geoms=None if geometry.geoms is None else geometry.geoms[keep],
+        keep=np.ones(len(rows), dtype=bool),
+        lon=geometry.lon[rows],
+        lat=geometry.lat[rows],
+        geoms=None if geometry.geoms is None else geometry.geoms[rows],
         repaired=geometry.repaired,
         rejected=geometry.rejected,
     )
