@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.errors import BadRequest, Conflict, NotFound
-from layers.incidents import RowId
+from layers.incidents import RowId, Text
 
 SELECT = (
     "SELECT c.code, c.major, c.minor, c.major_name, c.name, c.name_en, c.time_limit_hours, "
@@ -54,9 +54,9 @@ class CategoryChange(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    major_name: str | None = Field(None, min_length=1, max_length=100)
-    name: str | None = Field(None, min_length=1, max_length=100)
-    name_en: str | None = Field(None, min_length=1, max_length=200)
+    major_name: Text | None = Field(None, min_length=1, max_length=100)
+    name: Text | None = Field(None, min_length=1, max_length=100)
+    name_en: Text | None = Field(None, min_length=1, max_length=200)
     time_limit_hours: float | None = Field(None, ge=0.01, le=9999)
     department_id: RowId | None = None
 
@@ -65,9 +65,9 @@ class NewCategory(CategoryChange):
     """A new category: its code and every field."""
 
     code: str = Field(pattern=r"^[0-9]{4}$")
-    major_name: str = Field(min_length=1, max_length=100)
-    name: str = Field(min_length=1, max_length=100)
-    name_en: str = Field(min_length=1, max_length=200)
+    major_name: Text = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
+    name_en: Text = Field(min_length=1, max_length=200)
     time_limit_hours: float = Field(ge=0.01, le=9999)
     department_id: RowId
 

@@ -73,6 +73,8 @@ def _check(query: IncidentQuery) -> None:
             f"unknown status {', '.join(sorted(unknown))}; one of {', '.join(wf.STATES)}",
             code="unknown_status",
         )
+    if not all(c.isascii() and c.isdigit() and len(c) == 4 for c in query.categories):
+        raise BadRequest("categories are 4-digit codes", code="invalid_category")
     if query.sort == "distance" and query.near is None:
         raise BadRequest("sort=distance needs near=lon,lat", code="near_required")
     if not 1 <= query.limit <= MAX_LIMIT or query.offset < 0:

@@ -18,7 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.errors import BadRequest, Forbidden, PreconditionFailed, PreconditionRequired
 from layers import case_workflow as wf
-from layers.incidents import COLUMNS, Actor, Incident, RowId, get_incident, incident_from_row
+from layers.incidents import (
+    COLUMNS,
+    Actor,
+    Incident,
+    RowId,
+    Text,
+    get_incident,
+    incident_from_row,
+)
 from layers.incidents import record_transition as record
 from layers.working_time import deadline_after
 
@@ -29,7 +37,7 @@ class TransitionInput(BaseModel):
     model_config = {"extra": "forbid"}
 
     action: str = Field(max_length=32)
-    note: str | None = Field(None, max_length=4000)
+    note: Text | None = Field(None, max_length=4000)
     department_id: RowId | None = Field(None, description="dispatch / redispatch: the department")
     hours: float | None = Field(
         None, ge=0.01, le=2000, description="request_extension: working hours asked for"

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,6 +44,16 @@ CaseId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 """A case id (bigint), as a client may send it."""
 RowId = Annotated[int, Field(ge=1, le=INT_MAX)]
 """The id of a department, user or sensor (integer), as a client may send it."""
+
+
+def _storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+"""Text a client sends that PostgreSQL can store (no NUL character)."""
 
 
 class IncidentSettings(BaseSettings):
@@ -83,13 +93,13 @@ class ReportInput(BaseModel):
     model_config = {"extra": "forbid"}
 
     category: str = Field(pattern=r"^[0-9]{4}$", description="4-digit category code")
-    description: str | None = Field(None, max_length=4000)
+    description: Text | None = Field(None, max_length=4000)
     lon: float | None = Field(None, description="longitude (with lat; geographic CRS)")
     lat: float | None = Field(None, description="latitude (with lon; geographic CRS)")
     location: GeoJSONPoint | None = Field(None, description="GeoJSON point instead of lon/lat")
     crs: str | None = Field(None, description="CRS of the location; default CRS84 (lon/lat)")
     asset_code: str | None = Field(None, pattern=r"^[0-9]{16}$")
-    photos: list[str] = Field(default_factory=list, max_length=20)
+    photos: list[Text] = Field(default_factory=list, max_length=20)
     sensor_id: RowId | None = Field(None, description="the sensor whose alarm opened the case")
 
     @field_validator("photos")

@@ -354,3 +354,23 @@ def test_out_of_range_numbers_are_400_not_500(
     r = getattr(city.client, method)(url, **kwargs)
     assert r.status_code == 400, r.text
     assert r.json()["status"] == 400
+
+
+NUL_TEXT = [
+    ("post", "/incidents", {**GOOD, "description": "a\x00b"}),
+    ("post", "/incidents", {**GOOD, "photos": ["https://photos.example.org/\x00"]}),
+    ("post", "/incidents/1/transitions", {"action": "register", "note": "\x00"}),
+    ("patch", "/incidents/categories/0101", {"name": "a\x00"}),
+    ("put", "/incidents/calendar/2030-01-01", {"working": False, "name": "a\x00"}),
+    ("post", "/open311/v2/requests.json", {"service_code": "0602", "lat": 22.54, "long": 114.05,
+                                           "description": "x\x00"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "url", "body"), NUL_TEXT)
+def test_text_postgres_cannot_store_is_400(city: City, method: str, url: str, body: dict) -> None:
+    headers = {**city.key("admin"), "If-Match": '"1"'}
+    r = getattr(city.client, method)(url, json=body, headers=headers)
+    assert r.status_code == 400, r.text
+    r = city.client.get("/incidents", params={"category": "01\x0002"}, headers=headers)
+    assert r.status_code == 400

@@ -17,6 +17,7 @@ from layers.incident_categories import (
     list_categories,
     update_category,
 )
+from layers.incidents import Text
 from layers.working_time import delete_calendar_day, list_calendar_days, set_calendar_day
 from spatial_api.auth import Principal, require_role
 from spatial_api.routers.incident_common import json_response
@@ -85,7 +86,7 @@ class CalendarDayBody(BaseModel):
     model_config = {"extra": "forbid"}
 
     working: bool
-    name: str | None = Field(None, max_length=200)
+    name: Text | None = Field(None, max_length=200)
 
 
 @router.put("/incidents/calendar/{day}", summary="Set a holiday or make-up working day (admin)")
