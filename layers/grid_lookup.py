@@ -41,6 +41,22 @@ LIMIT 1
 """
 
 CATEGORY_EXISTS = "SELECT 1 FROM incident_categories WHERE code = $1"
+POOL_SIZE = 4
+
+
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """Lookups leave no session state behind: a returned connection needs no reset."""
+
+
+async def open_lookup_pool(url: str, size: int = POOL_SIZE) -> asyncpg.Pool:
+    """A small asyncpg pool for lookups: one round trip per lookup, no ping, no reset."""
+    return await asyncpg.create_pool(
+        url,
+        min_size=1,
+        max_size=size,
+        reset=_keep_session,
+        server_settings={"application_name": "cityhex-grid-lookup", "jit": "off"},
+    )
 
 
 def checked_point(lon: float, lat: float) -> tuple[float, float]:
@@ -77,7 +93,7 @@ def supervisor_json(row: asyncpg.Record) -> dict[str, Any] | None:
 
 
 async def lookup(
-    conn: asyncpg.Connection, lon: float, lat: float, category: str | None = None
+    conn: asyncpg.Connection | asyncpg.Pool, lon: float, lat: float, category: str | None = None
 ) -> dict[str, Any]:
     """The grid cell at (lon, lat) with its district, inspector, supervisor area and, for a
     category, the department that handles it there. BadRequest for a bad point or an

@@ -44,6 +44,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.state.extra_links = []
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware)
+    app.include_router(grid_router)  # first: /grid/lookup is the hottest route
     app.include_router(system.router)
     app.include_router(sensors.router)
     app.include_router(analytics.router)
@@ -52,6 +53,5 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(features_router)
     app.include_router(queries_router)
     app.include_router(imports.router)
-    app.include_router(grid_router)
     app.state.extra_links.extend(FEATURE_LINKS)
     return app

@@ -10,11 +10,13 @@ building the grid — admin only. Admin may do everything.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, StrictBool, StrictInt
 
@@ -23,16 +25,28 @@ from gis.errors import BadRequest
 from gis.hexgrid import DEFAULT_RES, parse_cell
 from layers.assignments import Change, assign, assignment_of, cells_in_polygon
 from layers.category_departments import clear_override, list_overrides, set_override
-from layers.db import plain_url, raw_connection
+from layers.db import plain_url
 from layers.grid_build import build_from
 from layers.grid_cells import CellFilter, cell_feature, list_cells
 from layers.grid_coverage import coverage
-from layers.grid_lookup import lookup
+from layers.grid_lookup import lookup, open_lookup_pool
 from layers.grid_weights import parse_weight
 from layers.territories import TerritoryRequest, plan_territories
 from spatial_api.auth import Principal, require_role
 
-router = APIRouter(tags=["grid"])
+
+@asynccontextmanager
+async def lookup_pool(app: FastAPI) -> AsyncIterator[None]:
+    """A dedicated asyncpg pool for /grid/lookup, for the life of the process."""
+    url = plain_url(app.state.engine.url.render_as_string(hide_password=False))
+    app.state.grid_lookup_pool = await open_lookup_pool(url)
+    try:
+        yield
+    finally:
+        await app.state.grid_lookup_pool.close()
+
+
+router = APIRouter(tags=["grid"], lifespan=lookup_pool)
 
 READERS = require_role("app", "inspector", "editor", "dispatcher")
 HISTORY_READERS = require_role("inspector", "editor", "dispatcher")
@@ -74,8 +88,7 @@ async def grid_lookup(
     """The cell (hex string), its resolution, district, inspector, supervisor area and, for
     a category, the department that handles it there. 404 when the point is outside the
     grid; 400 for a bad lon/lat or an unknown category."""
-    async with request.app.state.engine.connect() as conn, raw_connection(conn) as raw:
-        answer = await lookup(raw, lon, lat, category)
+    answer = await lookup(request.app.state.grid_lookup_pool, lon, lat, category)
     return json_response(answer)
 
 
