@@ -36,10 +36,9 @@ def ewkb_hex_geometries(geoms: np.ndarray) -> list[str]:
     return shapely.to_wkb(with_srid, hex=True, include_srid=True).tolist()
 
 
-def h3_texts(lon: np.ndarray, lat: np.ndarray, res: int) -> tuple[np.ndarray, list[str]]:
-    """The H3 cell (int64) of every lon/lat point, and its COPY text."""
-    cells = latlng_cells(lon, lat, res)
-    return cells, list(map(str, cells.tolist()))
+def h3_texts(lon: np.ndarray, lat: np.ndarray, res: int) -> list[str]:
+    """The COPY text of the H3 cell (bigint) of every lon/lat point."""
+    return list(map(str, latlng_cells(lon, lat, res).tolist()))
 
 
 def bbox(lon: np.ndarray, lat: np.ndarray, geoms: np.ndarray | None) -> tuple[float, ...] | None:

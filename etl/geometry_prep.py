@@ -35,7 +35,6 @@ MAKE_MULTI = {
     LINESTRING: shapely.multilinestrings,
     POLYGON: shapely.multipolygons,
 }
-SINGLE_OF_DIMENSION = {0: POINT, 1: LINESTRING, 2: POLYGON}
 
 
 @dataclass
@@ -57,6 +56,17 @@ class PreparedGeometry:
     def is_points(self) -> bool:
         """Whether the rows are plain points held as coordinates only."""
         return self.geoms is None
+
+    def rows(self, order: np.ndarray) -> PreparedGeometry:
+        """Only the rows ``order`` names, in that order (all kept)."""
+        return PreparedGeometry(
+            keep=np.ones(len(order), dtype=bool),
+            lon=self.lon[order],
+            lat=self.lat[order],
+            geoms=None if self.geoms is None else self.geoms[order],
+            repaired=self.repaired,
+            rejected=self.rejected,
+        )
 
 
 class _Sorter:

@@ -68,3 +68,13 @@ def refuse(summary: str, problems: list[Problem], code: str) -> Unprocessable:
     message = f"{summary}; nothing was written:\n{problem_list(problems)}"
     details = [asdict(p) for p in problems[:KEPT_PROBLEMS]]
     return Unprocessable(message, code=code, details=details)
+
+
+def sort_problems(problems: list[Problem]) -> list[Problem]:
+    """Problems in file order ("feature 2" before "feature 10")."""
+
+    def place(problem: Problem) -> tuple[str, int]:
+        kind, _, number = problem.row.rpartition(" ")
+        return kind, int(number) if number.isdigit() else 0
+
+    return sorted(problems, key=place)

@@ -141,7 +141,7 @@ def build_rows(
     lon, lat = geometry.lon, geometry.lat
     if layer.h3_column:
         names.append(layer.h3_column)
-        makers.append(lambda a, b: h3_texts(lon[a:b], lat[a:b], DEFAULT_RES)[1])
+        makers.append(lambda a, b: h3_texts(lon[a:b], lat[a:b], DEFAULT_RES))
     names.append(layer.geometry_column)
     if geometry.is_points:
         makers.append(lambda a, b: ewkb_hex_points(lon[a:b], lat[a:b]))
@@ -167,3 +167,9 @@ def upsert_assignments(
     if "updated_at" in target.columns and "updated_at" not in sets:
         sets["updated_at"] = "now()"
     return sets
+
+
+def kept_on_update(target: TargetTable, plan: FieldPlan) -> set[str]:
+    """Columns an upsert leaves as they are: an asset's code when the importer made it."""
+    made_code = target.layer.table == "assets" and "code" not in plan.typed.values()
+    return {"code"} if made_code else set()

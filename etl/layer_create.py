@@ -53,11 +53,6 @@ class NewLayer:
     layer: Layer
     column_kinds: dict[str, str]
 
-    @property
-    def geometry_sql(self) -> str:
-        """The PostGIS geometry type of the table."""
-        return self.layer.geometry_type
-
 
 def infer_kind(values: np.ndarray, declared: str | None) -> str:
     """The kind of a field: as declared by a typed format, else (CSV) judged by its values."""
@@ -239,9 +234,3 @@ def write_catalog_entry(layer: Layer) -> Path:
     os.replace(draft, path)
     load_catalog.cache_clear()
     return path
-
-
-def remove_catalog_entry(layer_id: str) -> None:
-    """Withdraw a catalog entry written for a layer whose import then failed."""
-    (created_layers_dir() / f"{layer_id}.toml").unlink(missing_ok=True)
-    load_catalog.cache_clear()

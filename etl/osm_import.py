@@ -17,7 +17,7 @@ from etl.osm_presets import Preset
 from etl.source_table import SourceTable
 from gis.errors import Unprocessable
 
-OSM_SUFFIXES = (".osm", ".pbf", ".o5m", ".osc")
+OSM_SUFFIXES = (".osm", ".pbf", ".o5m")
 # what is read from the file, and what reaches Python (node locations are cached first)
 ENTITIES = {
     "point": (osmium.osm.NODE, osmium.osm.NODE),

@@ -13,15 +13,13 @@ import shapely
 
 from gis.errors import BadRequest
 
-# the kinds a source field can have; "object" fields hold JSON values (or JSON text)
-FIELD_KINDS = ("integer", "number", "boolean", "datetime", "date", "string", "object")
-
 
 @dataclass
 class SourceTable:
     """One layer of a source file, as arrays; row i is the i-th feature of the file.
 
-    ``kinds`` says what each field holds (one of FIELD_KINDS; absent: judge by the values);
+    ``kinds`` says what each field holds (integer, number, boolean, datetime, date, string, or
+    object for JSON; absent: judge by the values);
     ``declared_crs`` is the CRS the file states (EPSG code or WKT), ``crs_note`` how it was
     known when the file does not state it.
     """

@@ -9,21 +9,24 @@ whole import, writes included, and rolls it back.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import psycopg
+import pyproj
 
-from etl.copy_writer import write_rows
+from etl.copy_writer import UpsertKey, write_rows
 from etl.csv_source import read_csv
 from etl.feature_rows import bbox, spatial_order
 from etl.field_plan import FieldPlan, plan_fields
 from etl.geometry_prep import PreparedGeometry, prepare_geometry
 from etl.import_options import ImportOptions
 from etl.import_progress import ImportProgress, NoProgress
-from etl.import_report import ImportReport, Problem, refuse
+from etl.import_report import ImportReport, refuse, sort_problems
 from etl.import_rows import (
     build_rows,
+    kept_on_update,
     layer_rules,
     missing_values,
     typed_columns,
@@ -39,6 +42,7 @@ from etl.layer_create import (
 )
 from etl.osm_import import is_osm_file, read_osm
 from etl.osm_presets import get_preset
+from etl.property_types import Coerced
 from etl.source_crs import crs_label, source_crs
 from etl.source_table import SourceTable
 from etl.target_table import TargetTable, describe_target
@@ -95,8 +99,8 @@ def import_file(
                 conn.execute("SET LOCAL TimeZone = 'UTC'")
                 if new:
                     create_table(conn, new)
-                target = describe_target(conn, layer)
-                _import_rows(conn, table, crs, target, options, report, progress, new)
+                run = _Run(conn, describe_target(conn, layer), options, report, progress, new)
+                _write(run, _check(run, table, crs))
                 if options.dry_run:
                     raise psycopg.Rollback()
         except psycopg.OperationalError as exc:
@@ -117,81 +121,82 @@ def _plan_layer(table: SourceTable, path: Path, options: ImportOptions) -> NewLa
     )
 
 
-def _import_rows(
-    conn: psycopg.Connection,
-    table: SourceTable,
-    crs: object,
-    target: TargetTable,
-    options: ImportOptions,
-    report: ImportReport,
-    progress: ImportProgress,
-    new: NewLayer | None,
-) -> None:
-    progress.stage("check", len(table))
+@dataclass
+class _Run:
+    """One import inside its transaction: where it writes, how, and what it reports."""
+
+    conn: psycopg.Connection
+    target: TargetTable
+    options: ImportOptions
+    report: ImportReport
+    progress: ImportProgress
+    new: NewLayer | None
+
+
+@dataclass
+class _Checked:
+    """Rows that passed every check, in the order they are written."""
+
+    table: SourceTable
+    geometry: PreparedGeometry
+    columns: dict[str, Coerced]
+    plan: FieldPlan
+    key: UpsertKey | None
+
+
+def _check(run: _Run, table: SourceTable, crs: pyproj.CRS) -> _Checked:
+    """Geometries, property types, the layer's rules and keys of every row; a refusal that
+    lists every problem when any row fails."""
+    options, target = run.options, run.target
+    run.progress.stage("check", len(table))
     geometry = prepare_geometry(table, crs, target.geometry_type, options.invalid)
-    report.repaired, report.rejected = geometry.repaired, geometry.rejected
+    run.report.repaired, run.report.rejected = geometry.repaired, geometry.rejected
     if geometry.fatal:
-        raise refuse(
-            f"{len(geometry.fatal)} geometries cannot be imported (--invalid {options.invalid})",
-            _sorted(geometry.fatal),
-            "invalid_geometry",
+        summary = (
+            f"{len(geometry.fatal)} geometries cannot be imported (--invalid {options.invalid})"
         )
+        raise refuse(summary, sort_problems(geometry.fatal), "invalid_geometry")
     order = np.flatnonzero(geometry.keep)
     order = order[spatial_order(geometry.lon[order], geometry.lat[order])]
-    table, geometry = table.take(order), _kept(geometry, order)
+    table, geometry = table.take(order), geometry.rows(order)
     plan = plan_fields(list(table.columns), target, options.key)
     if plan.dropped:
-        report.notes.append(
-            f"fields not kept (layer {target.layer.id!r} has no place for "
-            f"them): {', '.join(plan.dropped)}"
+        run.report.notes.append(
+            f"fields not kept (layer {target.layer.id!r} has no place for them): "
+            f"{', '.join(plan.dropped)}"
         )
     columns, problems = typed_columns(table, target, plan)
-    problems += layer_rules(conn, target, columns, table, geometry, options)
+    problems += layer_rules(run.conn, target, columns, table, geometry, options)
     problems += missing_values(target, columns, table)
     key, key_problems = upsert_key(options, target, columns, plan, table)
     problems += key_problems
     if problems:
-        raise refuse(
-            f"{len(problems)} values do not fit layer {target.layer.id!r}",
-            _sorted(problems),
-            "invalid_properties",
-        )
-    progress.advance(report.read)
-    _write(conn, table, geometry, columns, plan, target, options, report, progress, key, new)
+        summary = f"{len(problems)} values do not fit layer {target.layer.id!r}"
+        raise refuse(summary, sort_problems(problems), "invalid_properties")
+    run.progress.advance(len(table))
+    return _Checked(table, geometry, columns, plan, key)
 
 
-def _write(
-    conn: psycopg.Connection,
-    table: SourceTable,
-    geometry: PreparedGeometry,
-    columns: dict,
-    plan: FieldPlan,
-    target: TargetTable,
-    options: ImportOptions,
-    report: ImportReport,
-    progress: ImportProgress,
-    key: object,
-    new: NewLayer | None,
-) -> None:
-    rows = build_rows(table, geometry, columns, plan, target, options.actor)
+def _write(run: _Run, rows: _Checked) -> None:
+    """COPY the checked rows, build a new layer's indexes, announce the changed extent."""
+    layer, report = run.target.layer, run.report
+    copy_rows = build_rows(
+        rows.table, rows.geometry, rows.columns, rows.plan, run.target, run.options.actor
+    )
     update = None
-    if key is not None:
-        generated = (
-            {"code"}
-            if target.layer.table == "assets" and "code" not in plan.typed.values()
-            else set()
-        )
-        update = upsert_assignments(rows, target, key, generated)
-    progress.stage("write", len(rows))
+    if rows.key is not None:
+        keep = kept_on_update(run.target, rows.plan)
+        update = upsert_assignments(copy_rows, run.target, rows.key, keep)
+    run.progress.stage("write", len(copy_rows))
     counts = write_rows(
-        conn,
-        target.layer.table,
-        rows,
-        options.mode,
-        key,
+        run.conn,
+        layer.table,
+        copy_rows,
+        run.options.mode,
+        rows.key,
         update,
-        target.layer.geometry_column,
-        progress.advance,
+        layer.geometry_column,
+        run.progress.advance,
     )
     report.inserted, report.updated, report.deleted = (
         counts.inserted,
@@ -199,29 +204,9 @@ def _write(
         counts.deleted,
     )
     report.written = counts.inserted + counts.updated
-    if new:
-        progress.stage("index")
-        create_indexes(conn, new)
-    box = bbox(geometry.lon, geometry.lat, geometry.geoms)
-    boxes = None if options.mode == "replace" else [b for b in (box, counts.old_extent) if b]
-    publish_change_sync(conn, target.layer.id, boxes)
-
-
-def _kept(geometry: PreparedGeometry, rows: np.ndarray) -> PreparedGeometry:
-    """The prepared geometry of ``rows`` only, in that order."""
-    return PreparedGeometry(
-        keep=np.ones(len(rows), dtype=bool),
-        lon=geometry.lon[rows],
-        lat=geometry.lat[rows],
-        geoms=None if geometry.geoms is None else geometry.geoms[rows],
-        repaired=geometry.repaired,
-        rejected=geometry.rejected,
-    )
-
-
-def _sorted(problems: list[Problem]) -> list[Problem]:
-    def place(problem: Problem) -> tuple[str, int]:
-        kind, _, number = problem.row.rpartition(" ")
-        return kind, int(number) if number.isdigit() else 0
-
-    return sorted(problems, key=place)
+    if run.new:
+        run.progress.stage("index")
+        create_indexes(run.conn, run.new)
+    box = bbox(rows.geometry.lon, rows.geometry.lat, rows.geometry.geoms)
+    boxes = None if run.options.mode == "replace" else [b for b in (box, counts.old_extent) if b]
+    publish_change_sync(run.conn, layer.id, boxes)
