@@ -11,10 +11,14 @@ import orjson
 import psycopg
 import pytest
 import shapely
+from typer.testing import CliRunner
 
 from etl.import_options import ImportOptions
+from etl.import_report import ImportReport
 from etl.vector_import import import_file
 from gis.errors import BadRequest, Conflict, Unprocessable
+from layers.settings import storage_settings
+from spatial_api.cli import app
 from tests.test_import_helpers import fresh_database, lamp_fields, lonlat_points, scalar, write_file
 
 N = 40
@@ -172,20 +176,29 @@ def test_assets_without_codes_get_the_next_serials_of_their_division(
     assert codes == ["4403050115000041", "4403050115000042", "4403050115000043", "4403050115000044"]
 
 
-def test_districts_become_multipolygons_with_their_division_codes(url: str, tmp_path: Path) -> None:
-    west = shapely.box(113.9, 22.5, 114.0, 22.6)
-    east = shapely.MultiPolygon(
-        [shapely.box(114.0, 22.5, 114.1, 22.6), shapely.box(114.2, 22.5, 114.3, 22.6)]
-    )
-    fields = {
-        "adcode": np.array(["440305", "440304"], dtype=object),
-        "NAME": np.array(["南山区", "福田区"], dtype=object),
-    }
-    path = write_file(tmp_path / "districts.gpkg", np.array([west, east]), fields, 4326)
-    options = ImportOptions(layer="districts", field_map={"adcode": "code", "NAME": "name"})
+WEST = shapely.box(113.9, 22.5, 114.0, 22.6)
+EAST = shapely.MultiPolygon(
+    [shapely.box(114.0, 22.5, 114.1, 22.6), shapely.box(114.2, 22.5, 114.3, 22.6)]
+)
+DISTRICT_FIELDS = {
+    "adcode": np.array(["440305", "440304"], dtype=object),
+    "NAME": np.array(["南山区", "福田区"], dtype=object),
+}
+DISTRICT_OPTIONS = ImportOptions(layer="districts", field_map={"adcode": "code", "NAME": "name"})
 
-    report = import_file(url, path, options)
 
+@pytest.fixture(scope="module")
+def districts(url: str, tmp_path_factory: pytest.TempPathFactory) -> ImportReport:
+    """Nanshan (one part) and Futian (two parts) imported from a GeoPackage."""
+    folder = tmp_path_factory.mktemp("districts")
+    path = write_file(folder / "districts.gpkg", np.array([WEST, EAST]), DISTRICT_FIELDS, 4326)
+    return import_file(url, path, DISTRICT_OPTIONS)
+
+
+def test_districts_become_multipolygons_with_their_division_codes(
+    url: str, tmp_path: Path, districts: ImportReport
+) -> None:
+    report = districts
     assert report.written == 2
     with psycopg.connect(url) as conn:
         rows = conn.execute(
@@ -194,9 +207,32 @@ def test_districts_become_multipolygons_with_their_division_codes(url: str, tmp_
         ).fetchall()
     assert rows[0][:4] == ("440304", "福田区", "MULTIPOLYGON", 2)
     assert rows[1][:4] == ("440305", "南山区", "MULTIPOLYGON", 1)
-    assert rows[1][4] == pytest.approx(west.area)
-    bad = {**fields, "adcode": np.array(["4403", "440306"], dtype=object)}
+    assert rows[1][4] == pytest.approx(WEST.area)
+    bad = {**DISTRICT_FIELDS, "adcode": np.array(["4403", "440306"], dtype=object)}
     before = scalar(url, "SELECT count(*) FROM districts")
     with pytest.raises(Unprocessable, match="feature 1: code '4403' is not a 6-digit"):
-        import_file(url, write_file(tmp_path / "bad.gpkg", np.array([west, east]), bad), options)
+        path = write_file(tmp_path / "bad.gpkg", np.array([WEST, EAST]), bad)
+        import_file(url, path, DISTRICT_OPTIONS)
     assert scalar(url, "SELECT count(*) FROM districts") == before
+
+
+def test_imported_districts_feed_grid_build(
+    url: str, districts: ImportReport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CITYHEX_DATABASE_URL", url)
+    storage_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["grid", "build", "--districts", "--res", "8"])
+    finally:
+        monkeypatch.delenv("CITYHEX_DATABASE_URL")
+        storage_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    with psycopg.connect(url) as conn:
+        rows = dict(
+            conn.execute(
+                "SELECT d.code, count(*) FROM grid_cells g "
+                "JOIN districts d ON d.id = g.district_id GROUP BY d.code"
+            ).fetchall()
+        )
+    assert set(rows) == {"440304", "440305"}
+    assert rows["440304"] > rows["440305"] > 0  # Futian has two parts, Nanshan one
