@@ -120,11 +120,14 @@ def _check_lonlat(
 ) -> None:
     bad = ~(np.isfinite(lon) & np.isfinite(lat)) | (np.abs(lon) > 180) | (np.abs(lat) > 90)
     bad_rows = np.unique(rows[bad])
-    sorter.unusable(
-        bad_rows,
-        f"coordinates do not transform from {crs.name} to lon/lat "
-        "(outside the CRS's area? is --src-crs right?)",
-    )
+    if crs.is_geographic:
+        reason = f"coordinates are not longitudes/latitudes in {crs.name} (is --src-crs right?)"
+    else:
+        reason = (
+            f"coordinates do not transform from {crs.name} to lon/lat (outside the "
+            "CRS's area? is --src-crs right?)"
+        )
+    sorter.unusable(bad_rows, reason)
 
 
 def _check_coordinates(geoms: np.ndarray, sorter: _Sorter, crs: pyproj.CRS) -> None:

@@ -3,6 +3,7 @@ away; bad files are a 4xx JSON error and write nothing."""
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,3 +131,21 @@ def test_dry_run_answers_200_and_writes_nothing(
     )
     assert response.status_code == 200 and response.json()["written"] == 3
     assert scalar(url, COUNT) == before
+
+
+def test_a_zipped_shapefile_with_prj(url: str, client: TestClient, tmp_path: Path) -> None:
+    lon, lat = lonlat_points(5, seed=26)
+    shp = write_file(
+        tmp_path / "zipped.shp", shapely.points(lon, lat), lamp_fields(5, 501), epsg=32650
+    )
+    archive = tmp_path / "lamps.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for suffix in (".shp", ".shx", ".dbf", ".prj"):
+            z.write(shp.with_suffix(suffix), shp.with_suffix(suffix).name)
+    response = client.post(
+        "/collections/assets/import", files=upload(archive), headers=key(url, "admin")
+    )
+    assert response.status_code == 201, response.text
+    assert "32650" in response.json()["crs"]
+    x = scalar(url, "SELECT ST_X(geom) FROM assets WHERE code = '4403040117000501'")
+    assert abs(x - lon[0]) < 1e-7

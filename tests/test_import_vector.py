@@ -236,3 +236,40 @@ def test_imported_districts_feed_grid_build(
         )
     assert set(rows) == {"440304", "440305"}
     assert rows["440304"] > rows["440305"] > 0  # Futian has two parts, Nanshan one
+
+
+def test_extra_properties_keep_their_json_types(url: str, tmp_path: Path) -> None:
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [114.05, 22.54]},
+            "properties": {
+                "code": f"440304011700098{i}",
+                "kind": "street_lamp",
+                "spec": {"watts": 150 + i, "led": True},
+                "lumens": 12000 + i,
+                "ratio": 0.5 + i,
+                "smart": i == 1,
+                "note": None if i else "first",
+            },
+        }
+        for i in range(2)
+    ]
+    path = tmp_path / "nested.geojson"
+    path.write_text(orjson.dumps({"type": "FeatureCollection", "features": features}).decode())
+    import_file(url, path, ImportOptions(layer="assets"))
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT properties FROM assets WHERE code IN "
+            "('4403040117000980', '4403040117000981') ORDER BY code"
+        ).fetchall()
+    assert [r[0] for r in rows] == [
+        {
+            "spec": {"watts": 150, "led": True},
+            "lumens": 12000,
+            "ratio": 0.5,
+            "smart": False,
+            "note": "first",
+        },
+        {"spec": {"watts": 151, "led": True}, "lumens": 12001, "ratio": 1.5, "smart": True},
+    ]
