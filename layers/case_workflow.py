@@ -32,10 +32,9 @@ STATES = (
     "parked",
 )
 INITIAL = "reported"
-HANDLED = frozenset({"resolved", "verified", "closed"})
-"""States in which the department's work is done."""
-CLOCK_STOPPED = HANDLED | {"cancelled", "parked"}
-"""States in which the deadline no longer runs (a case here is never overdue)."""
+CLOCK_STOPPED = frozenset({"closed", "cancelled", "parked"})
+"""States in which the deadline no longer runs: a case in any other state is overdue once its
+deadline has passed (as the ``overdue`` attribute of the incident tiles has it)."""
 OPEN = frozenset(STATES) - {"closed", "cancelled"}
 """States of a case that is still on the books (parked cases stay open: 挂账)."""
 REPORT_ROLES = frozenset({"anonymous", "app", "inspector", DEPARTMENT, "dispatcher", "admin"})

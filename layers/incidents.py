@@ -162,7 +162,7 @@ class Incident:
 
     @property
     def overdue(self) -> bool:
-        """Whether the deadline has passed while the department's work is not done."""
+        """Whether the deadline has passed and the case is not closed, cancelled or parked."""
         return (
             self.deadline is not None
             and self.status not in wf.CLOCK_STOPPED

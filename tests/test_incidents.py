@@ -374,3 +374,23 @@ def test_text_postgres_cannot_store_is_400(city: City, method: str, url: str, bo
     assert r.status_code == 400, r.text
     r = city.client.get("/incidents", params={"category": "01\x0002"}, headers=headers)
     assert r.status_code == 400
+
+
+def test_overdue_until_closed_cancelled_or_parked(city: City) -> None:
+    key = city.key("app")
+    case = post(city, key, category="0106", lon=114.047, lat=22.543)
+    expected = {"reported": True, "in_progress": True, "resolved": True, "verified": True,
+                "closed": False, "cancelled": False, "parked": False}  # fmt: skip
+    with psycopg.connect(city.url, autocommit=True) as conn:
+        for status, overdue in expected.items():
+            conn.execute(
+                "UPDATE incidents SET status = %s, deadline = now() - interval '1 minute' "
+                "WHERE id = %s",
+                (status, case["id"]),
+            )
+            body = city.client.get(f"/incidents/{case['id']}", headers=key).json()
+            assert body["overdue"] is overdue, status
+            listed = city.client.get(
+                "/incidents", params={"category": "0106", "overdue": "true"}, headers=key
+            ).json()["items"]
+            assert (case["id"] in [i["id"] for i in listed]) is overdue, status
