@@ -15,7 +15,9 @@ import psycopg
 from psycopg import errors as pg
 from psycopg.copy import QueuedLibpqWriter
 
+from etl.import_history import record_deletions, update_recording_history
 from gis.errors import CityHexError, Conflict, Unprocessable
+from layers.catalog import Layer
 
 CHUNK_ROWS = 50_000
 STAGE = "cityhex_import_stage"
@@ -92,19 +94,20 @@ def copy_into(
 
 def write_rows(
     conn: psycopg.Connection,
-    table: str,
+    layer: Layer,
     rows: RowsToWrite,
     mode: str,
+    actor: str,
     key: UpsertKey | None = None,
     update: dict[str, str] | None = None,
-    geometry: str = "geom",
     progress: Progress | None = None,
 ) -> WriteCounts:
-    """Write ``rows`` into ``table`` by ``mode``; ``update`` maps the columns an upsert sets
-    to their SQL expressions over the staging row ``s`` and the current row ``t``."""
-    counts = WriteCounts()
+    """Write ``rows`` into ``layer``'s table by ``mode``; ``update`` maps the columns an upsert
+    sets to their SQL expressions over the staging row ``s`` and the current row ``t``.
+    Updated and deleted features get history rows by ``actor``."""
+    counts, table = WriteCounts(), layer.table
     if mode == "replace":
-        counts.deleted = _delete_all(conn, table)
+        counts.deleted = _delete_all(conn, layer, actor)
     if mode != "upsert":
         counts.inserted = copy_into(conn, table, rows, progress)
         return counts
@@ -115,13 +118,11 @@ def write_rows(
     )
     copy_into(conn, STAGE, rows, progress)
     conn.execute(f"ANALYZE {STAGE}")
-    counts.old_extent = matched_extent(conn, table, geometry, key)
+    counts.old_extent = matched_extent(conn, table, layer.geometry_column, key)
     match = f"{key.sql('t')} = {key.sql('s')}"
     assignments = ", ".join(f"{col} = {expr}" for col, expr in update.items())
     with _refusals(rows):
-        counts.updated = conn.execute(
-            f"UPDATE {table} t SET {assignments} FROM {STAGE} s WHERE {match}"
-        ).rowcount
+        counts.updated = update_recording_history(conn, layer, STAGE, assignments, match, actor)
         counts.inserted = conn.execute(
             f"INSERT INTO {table} ({names}) SELECT {names} FROM {STAGE} s "
             f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {match})"
@@ -142,9 +143,11 @@ def matched_extent(
     return None if row is None or row[0] is None else tuple(row)  # type: ignore[return-value]
 
 
-def _delete_all(conn: psycopg.Connection, table: str) -> int:
+def _delete_all(conn: psycopg.Connection, layer: Layer, actor: str) -> int:
+    table = layer.table
     try:
         with conn.transaction():
+            record_deletions(conn, layer, actor)
             return conn.execute(f"DELETE FROM {table}").rowcount
     except pg.ForeignKeyViolation as exc:
         raise Conflict(

@@ -190,12 +190,12 @@ def _write(run: _Run, rows: _Checked) -> None:
     run.progress.stage("write", len(copy_rows))
     counts = write_rows(
         run.conn,
-        layer.table,
+        layer,
         copy_rows,
         run.options.mode,
+        run.options.actor,
         rows.key,
         update,
-        layer.geometry_column,
         run.progress.advance,
     )
     report.inserted, report.updated, report.deleted = (

@@ -77,6 +77,19 @@ def test_shapefile_parts_with_options(url: str, client: TestClient, tmp_path: Pa
     assert response.status_code == 201, response.text
     assert response.json()["inserted"] == 4
     assert scalar(url, "SELECT kind FROM assets WHERE code = '4403040117000101'") == "street_lamp"
+    again = client.post(
+        "/collections/assets/import",
+        files=upload(*parts),
+        data={"src_crs": "EPSG:4326", "map": "TYPE=kind", "mode": "upsert", "key": "code"},
+        headers=key(url, "admin"),
+    )
+    assert again.json()["updated"] == 4
+    feature = scalar(url, "SELECT id FROM assets WHERE code = '4403040117000101'")
+    history = client.get(
+        f"/collections/assets/items/{feature}/history", headers=key(url, "editor")
+    ).json()
+    ops = [(v["op"], v["actor"]) for v in history["versions"]]
+    assert ops == [("update", "admin:api-admin")]
 
 
 @pytest.mark.parametrize(("role", "status"), [(None, 401), ("editor", 403), ("app", 403)])

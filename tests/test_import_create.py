@@ -165,6 +165,12 @@ def test_append_and_replace_into_the_new_layer(url: str, tmp_path: Path) -> None
     assert (replaced.deleted, replaced.written) == (N + 5, 5)
     assert scalar(url, "SELECT count(*) FROM trees") == 5
     assert notice == {"layer": "trees", "bboxes": None}
+    deleted = scalar(
+        url,
+        "SELECT count(*) FROM feature_history WHERE layer = 'trees' AND "
+        "op = 'delete' AND before->'properties' ? 'species'",
+    )
+    assert deleted == N + 5
 
 
 def test_polygons_make_a_multipolygon_layer(url: str, tmp_path: Path) -> None:

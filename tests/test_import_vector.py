@@ -103,6 +103,14 @@ def test_upsert_updates_matching_codes_and_inserts_the_rest(url: str, tmp_path: 
     assert updated[5]["pole"] == "P-5"  # extra properties merged, not replaced
     assert abs(updated[1] - (lon[0] + 0.001)) < 1e-9
     assert rows["4403040117000515"][6] == 1
+    with psycopg.connect(url) as conn:
+        history = conn.execute(
+            "SELECT h.version, h.op, h.before->'properties'->>'name', "
+            "h.after->'properties'->>'name', h.actor FROM feature_history h "
+            "JOIN assets a ON h.layer = 'assets' AND h.feature_id = a.id::text "
+            "WHERE a.code = '4403040117000506'"
+        ).fetchall()
+    assert history == [(2, "update", "lamp 5", "renamed 0", "import")]
 
 
 def test_append_of_an_existing_code_is_refused_whole(url: str, tmp_path: Path) -> None:
