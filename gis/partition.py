@@ -41,6 +41,9 @@ from gis.errors import Unprocessable
 FREE = -1
 METIS_SCALE = 10_000_000
 MAX_SWEEPS = 500
+MAX_KICKS = 40
+METIS_STARTS = ((True, 0), (True, 1), (True, 2), (False, 0), (False, 1), (False, 2))
+"""(contiguous, seed) of the METIS starts, tried in turn until one reaches the goal."""
 EPSILON_SHARE = 1e-3
 """Every cell weighs at least this share of the mean cell weight, so zero-weight cells move."""
 
@@ -140,14 +143,15 @@ def partition(
     current: Sequence[int] | None = None,
     keep_current: bool = False,
     tolerance: float = 1.10,
-    seed: int = 0,
 ) -> Partition:
     """Split ``cells`` into ``n_parts`` connected territories of near-equal total weight.
 
     ``current`` gives each cell's present territory (0..n_parts-1, or -1 for none): the
     result's territories are numbered to match it as far as possible, and with
     ``keep_current`` the split starts from it and moves as few cells as the balance needs.
-    The refinement aims at half of ``tolerance``'s margin (1.05 for 1.10).
+    The refinement aims at half of ``tolerance``'s margin (1.05 for 1.10); when a start
+    cannot get there (a few very heavy cells next to each other), the next METIS start is
+    tried, and the best result kept.
     """
     w = _checked_weights(cells, weights, n_parts)
     cur = _checked_current(current, len(w), n_parts)
@@ -156,18 +160,58 @@ def partition(
     comp = components(graph)
     counts = allot_parts(n_parts, comp, work)
     goal = 1 + (tolerance - 1) / 2
-    keep = keep_current and bool((cur >= 0).any())
-    if keep:
+    candidates: list[np.ndarray] = []
+    if keep_current and (cur >= 0).any():
         labels, part_piece = _start_from_current(comp, counts, cur, n_parts)
-    else:
-        labels, part_piece = _start_from_metis(graph, comp, counts, work, seed)
+        candidates.append(_finish(graph, work, comp, labels, part_piece, goal, True))
+        if _balance(candidates[0], w, n_parts) <= tolerance:
+            return _result(graph, w, candidates[0], cur, n_parts)
+    for contiguous, seed in METIS_STARTS:
+        labels, part_piece = _start_from_metis(graph, comp, counts, work, seed, contiguous)
+        labels = _finish(graph, work, comp, labels, part_piece, goal, False)
+        candidates.append(_match_names(labels, cur, n_parts) if current is not None else labels)
+        if _balance(candidates[-1], w, n_parts) <= goal:
+            break
+    return _result(graph, w, _best(candidates, w, cur, n_parts, tolerance), cur, n_parts)
+
+
+def _finish(
+    graph: CellGraph,
+    work: np.ndarray,
+    comp: np.ndarray,
+    labels: np.ndarray,
+    part_piece: dict[int, int],
+    goal: float,
+    only_from_heavy: bool,
+) -> np.ndarray:
+    """A start made whole: stray pieces regrown, empty parts seeded, balance refined."""
+    n_parts = len(part_piece)
     _free_stray_pieces(graph, work, labels, n_parts)
     _seed_empty_parts(graph, work, labels, comp, part_piece)
     _free_stray_pieces(graph, work, labels, n_parts)
     _grow(graph, work, labels, n_parts)
-    _refine(graph, work, labels, n_parts, goal, only_from_heavy=keep)
-    if not keep and current is not None:
-        labels = _match_names(labels, cur, n_parts)
+    _refine(graph, work, labels, n_parts, goal, only_from_heavy)
+    return labels
+
+
+def _balance(labels: np.ndarray, w: np.ndarray, n_parts: int) -> float:
+    part_weights = np.bincount(labels, w, n_parts)
+    return float(part_weights.max() / part_weights.mean())
+
+
+def _best(
+    candidates: list[np.ndarray], w: np.ndarray, cur: np.ndarray, n_parts: int, tolerance: float
+) -> np.ndarray:
+    """The candidate within ``tolerance`` that moves fewest cells, else the best balanced."""
+    within = [c for c in candidates if _balance(c, w, n_parts) <= tolerance]
+    if within:
+        return min(within, key=lambda c: int((c != cur).sum()))
+    return min(candidates, key=lambda c: _balance(c, w, n_parts))
+
+
+def _result(
+    graph: CellGraph, w: np.ndarray, labels: np.ndarray, cur: np.ndarray, n_parts: int
+) -> Partition:
     part_weights = np.bincount(labels, w, n_parts)
     connected = all(is_connected(graph, np.flatnonzero(labels == p)) for p in range(n_parts))
     return Partition(
@@ -208,7 +252,12 @@ def _checked_current(current: Sequence[int] | None, n: int, n_parts: int) -> np.
 
 
 def _start_from_metis(
-    graph: CellGraph, comp: np.ndarray, counts: np.ndarray, work: np.ndarray, seed: int
+    graph: CellGraph,
+    comp: np.ndarray,
+    counts: np.ndarray,
+    work: np.ndarray,
+    seed: int,
+    contiguous: bool,
 ) -> tuple[np.ndarray, dict[int, int]]:
     """METIS k-way split of each connected piece into its allotted number of parts."""
     labels = np.empty(len(work), dtype=np.int64)
@@ -220,17 +269,19 @@ def _start_from_metis(
         if k == 1:
             labels[idx] = base
         else:
-            labels[idx] = base + _metis(graph, idx, work[idx], k, seed)
+            labels[idx] = base + _metis(graph, idx, work[idx], k, seed, contiguous)
         base += k
     return labels, part_piece
 
 
-def _metis(graph: CellGraph, idx: np.ndarray, work: np.ndarray, k: int, seed: int) -> np.ndarray:
+def _metis(
+    graph: CellGraph, idx: np.ndarray, work: np.ndarray, k: int, seed: int, contiguous: bool
+) -> np.ndarray:
     local = {int(g): i for i, g in enumerate(idx)}
     sub = [[local[j] for j in graph.neighbours[g]] for g in idx.tolist()]
     xadj, adjncy = CellGraph(idx, sub).csr()
     vweights = np.maximum(1, np.rint(work / work.sum() * METIS_SCALE)).astype(np.int64)
-    options = pymetis.Options(seed=seed, ufactor=20, contig=1)
+    options = pymetis.Options(seed=seed, ufactor=20, contig=int(contiguous))
     _, parts = pymetis.part_graph(
         k, pymetis.CSRAdjacency(xadj, adjncy), vweights=vweights, options=options
     )
@@ -381,6 +432,64 @@ def _refine(
     goal: float,
     only_from_heavy: bool,
 ) -> None:
+    """Diffuse weight from heavier to lighter parts; when the heaviest part is stuck (its
+    boundary cells all too heavy to move), kick one of them to its lightest neighbouring
+    part and diffuse again, keeping the kick only if the heaviest part got lighter."""
+    xadj, adjncy = graph.csr()
+    edges = (np.repeat(np.arange(len(labels)), np.diff(xadj)), adjncy)
+    _diffuse(graph, work, labels, n_parts, goal, only_from_heavy, edges)
+    tried: set[int] = set()
+    for _ in range(MAX_KICKS):
+        part_weight = np.bincount(labels, work, n_parts)
+        if part_weight.max() <= goal * part_weight.mean():
+            break
+        kick = _kick(graph, work, labels, part_weight, tried)
+        if kick is None:
+            break
+        before = labels.copy()
+        tried.add(kick[0])
+        labels[kick[0]] = kick[1]
+        _diffuse(graph, work, labels, n_parts, goal, only_from_heavy, edges)
+        if np.bincount(labels, work, n_parts).max() >= part_weight.max():
+            labels[:] = before
+
+
+def _kick(
+    graph: CellGraph,
+    work: np.ndarray,
+    labels: np.ndarray,
+    part_weight: np.ndarray,
+    tried: set[int],
+) -> tuple[int, int] | None:
+    """The boundary cell of the heaviest part, and the lightest part next to it, whose move
+    leaves the heavier of the two lightest (the donor staying connected), if any."""
+    heavy = int(np.argmax(part_weight))
+    members = np.flatnonzero(labels == heavy).tolist()
+    if len(members) <= 1:
+        return None
+    best: tuple[float, int, int] | None = None
+    for c in members:
+        others = {int(labels[j]) for j in graph.neighbours[c]} - {heavy}
+        if not others or c in tried:
+            continue
+        q = min(others, key=part_weight.__getitem__)
+        score = max(part_weight[heavy] - work[c], part_weight[q] + work[c])
+        if (best is None or score < best[0]) and _keeps_donor_connected(
+            graph.neighbours, labels, c, heavy
+        ):
+            best = (score, c, q)
+    return None if best is None else (best[1], best[2])
+
+
+def _diffuse(
+    graph: CellGraph,
+    work: np.ndarray,
+    labels: np.ndarray,
+    n_parts: int,
+    goal: float,
+    only_from_heavy: bool,
+    edges: tuple[np.ndarray, np.ndarray],
+) -> None:
     """Move boundary cells from heavier to lighter neighbouring parts, keeping every donor
     connected, until every part is within ``goal`` of the mean (above and below) or no move
     helps. ``only_from_heavy`` moves a cell only out of a part above the goal or into one
@@ -397,13 +506,12 @@ def _refine(
     def unbalanced() -> bool:
         return max(part_weight) > high or min(part_weight) < low
 
-    xadj, adjncy = graph.csr()
-    src = np.repeat(np.arange(len(labels)), np.diff(xadj))
+    src, dst = edges
     for _ in range(MAX_SWEEPS):
         if not unbalanced():
             break
         moved = 0
-        boundary = np.unique(src[labels[src] != labels[adjncy]]).tolist()
+        boundary = np.unique(src[labels[src] != labels[dst]]).tolist()
         queue = deque(sorted(boundary, key=lambda c: -part_weight[lab[c]]))
         while queue:
             c = queue.popleft()

@@ -141,3 +141,14 @@ def test_random_blobs_split_connected_and_balanced(
     weights = rng.uniform(1.0, 3.0, len(cells))
     result = partition(cells, weights, n)
     check(cells, weights, result.labels, n, 1.10)
+
+
+@pytest.mark.parametrize("hot_cells", [3, 4, 7])
+def test_a_cluster_of_very_heavy_cells_is_split_up(hot_cells: int) -> None:
+    cells = city_cells(9)
+    weights = np.ones(len(cells))
+    hot = h3.latlng_to_cell(22.53, 114.0, 9)
+    cluster = [h3.str_to_int(c) for c in h3.grid_disk(hot, 1)][:hot_cells]
+    weights[np.isin(cells, cluster)] = 0.5 * len(cells) / 20
+    result = partition(cells, weights, 20)
+    check(cells, weights, result.labels, 20, 1.10)
