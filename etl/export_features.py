@@ -16,12 +16,12 @@ import orjson
 import pyogrio
 import shapely
 
+from etl.etl_connection import job_connection
 from etl.source_crs import named_crs, wgs84_transformer
 from etl.target_table import COLUMNS_SQL
 from gis.errors import BadRequest
 from gis.hexgrid import to_hex
 from layers.catalog import Layer, load_catalog
-from layers.db import connect_sync
 
 DRIVERS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".fgb": "FlatGeobuf"}
 GEOMETRY_TYPES = {"geometry": "Unknown"}
@@ -39,7 +39,7 @@ def export_features(url: str, layer_id: str, output: Path, crs: str = "EPSG:4326
         )
     target = named_crs(crs)
     layer = load_catalog().get(layer_id)
-    with connect_sync(url) as conn:
+    with job_connection(url) as conn:
         present = {r[0] for r in conn.execute(COLUMNS_SQL, (layer.table,)).fetchall()}
         names = [p for p in layer.properties if p in present and p != layer.id_column]
         extra = layer.extra_properties_column if layer.extra_properties_column in present else None

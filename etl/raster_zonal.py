@@ -24,10 +24,10 @@ import rasterio
 from rasterio.errors import RasterioError
 from rasterio.windows import Window, from_bounds
 
+from etl.etl_connection import job_connection
 from gis.errors import BadRequest, Unprocessable
 from gis.hexgrid import latlng_cells
 from layers.changes import publish_change_sync
-from layers.db import connect_sync
 
 STATS = ("sum", "mean", "max")
 PROPERTY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -100,7 +100,7 @@ def zonal_stats(url: str, path: Path, stat: str, prop: str, band: int = 1) -> Zo
         raise BadRequest(f"--as {prop!r}: use letters, digits and '_'", code="invalid_property")
     if not Path(path).exists():
         raise BadRequest(f"no such file: {path}", code="missing_file")
-    with connect_sync(url) as conn, conn.transaction():
+    with job_connection(url) as conn, conn.transaction():
         grid = _grid(conn)
         try:
             with rasterio.open(path) as raster:

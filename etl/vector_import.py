@@ -18,6 +18,7 @@ import pyproj
 
 from etl.copy_writer import UpsertKey, write_rows
 from etl.csv_source import read_csv
+from etl.etl_connection import job_connection
 from etl.feature_rows import bbox, spatial_order
 from etl.field_plan import FieldPlan, plan_fields
 from etl.geometry_prep import PreparedGeometry, prepare_geometry
@@ -50,7 +51,6 @@ from etl.vector_source import read_vector
 from gis.errors import BadRequest, Unprocessable
 from layers.catalog import load_catalog
 from layers.changes import publish_change_sync
-from layers.db import connect_sync
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 
@@ -93,20 +93,14 @@ def import_file(
     report.crs = table.crs_note if table.crs_note and not options.src_crs else crs_label(crs)
     new = _plan_layer(table, path, options)
     layer = new.layer if new else load_catalog().get(options.layer)
-    with connect_sync(url) as conn:
-        try:
-            with conn.transaction():
-                conn.execute("SET LOCAL TimeZone = 'UTC'")
-                if new:
-                    create_table(conn, new)
-                run = _Run(conn, describe_target(conn, layer), options, report, progress, new)
-                _write(run, _check(run, table, crs))
-                if options.dry_run:
-                    raise psycopg.Rollback()
-        except psycopg.OperationalError as exc:
-            raise Unprocessable(
-                f"the database failed during the import: {exc}", code="database_error"
-            ) from exc
+    with job_connection(url) as conn, conn.transaction():
+        conn.execute("SET LOCAL TimeZone = 'UTC'")
+        if new:
+            create_table(conn, new)
+        run = _Run(conn, describe_target(conn, layer), options, report, progress, new)
+        _write(run, _check(run, table, crs))
+        if options.dry_run:
+            raise psycopg.Rollback()
     if new and not options.dry_run:
         report.notes.append(f"new layer {layer.id!r} published: {write_catalog_entry(layer)}")
     report.seconds = time.perf_counter() - started
