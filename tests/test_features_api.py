@@ -459,17 +459,24 @@ def test_roles_from_the_catalog(api: TestClient, keys: dict) -> None:
     )
 
 
-def test_point_layer_refuses_a_polygon(api: TestClient, keys: dict) -> None:
+def test_layer_refuses_a_geometry_of_another_type(api: TestClient, keys: dict) -> None:
     body = {
         "type": "Feature",
-        "geometry": {
-            "type": "Polygon",
-            "coordinates": [[[114, 22.5], [114.01, 22.5], [114.01, 22.51], [114, 22.5]]],
-        },
-        "properties": {"code": "S-2", "kind": "pm25"},
+        "geometry": {"type": "Point", "coordinates": [114.0, 22.5]},
+        "properties": {"code": "440399", "name": "a point is no district"},
+    }
+    r = api.post("/collections/districts/items", json=body, headers=keys["admin"])
+    assert r.status_code == 422 and "Point" in r.json()["message"], r.text
+
+
+def test_sensors_change_only_through_the_sensor_registry(api: TestClient, keys: dict) -> None:
+    body = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [114.0, 22.5]},
+        "properties": {"code": "S-2", "kind": "noise"},
     }
     r = api.post("/collections/sensors/items", json=body, headers=keys["admin"])
-    assert r.status_code == 422 and "Point" in r.json()["message"]
+    assert r.status_code == 403 and "not editable" in r.json()["message"]
 
 
 def _create(api: TestClient, keys: dict, code: str, **props: Any) -> tuple[str, str]:

@@ -13,9 +13,12 @@ url = config.get_main_option("sqlalchemy.url") or database_url()
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
-    """Leave PostGIS's own tables and the readings partitions out of autogenerate."""
-    ours = name != "spatial_ref_sys" and not (name or "").startswith("readings_")
-    return type_ != "table" or ours
+    """Compare only the tables models.py declares.
+
+    PostGIS's own tables, the readings partitions and the tables that later migrations
+    create without a model (sensor_alarms, hotspot_cells, ...) are left out of autogenerate.
+    """
+    return type_ != "table" or not (reflected and compare_to is None)
 
 
 def run_migrations() -> None:
