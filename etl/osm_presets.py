@@ -33,10 +33,11 @@ class Preset:
     classify: Callable[[Tags], AssetClass | None]
 
 
-# (key, value) → (kind, class code); the first match in this order wins
+# (key, value) → (kind, class code); the first match in this order wins. Lamps, hydrants
+# and manhole covers take the kinds and codes the demo city uses (etl.demo_assets).
 STREET_FURNITURE = (
-    ("highway", "street_lamp", "street_lamp", "0117"),
-    ("emergency", "fire_hydrant", "fire_hydrant", "0115"),
+    ("highway", "street_lamp", "lamp", "0220"),
+    ("emergency", "fire_hydrant", "hydrant", "0114"),
     ("amenity", "bench", "bench", "0407"),
     ("leisure", "picnic_table", "bench", "0407"),
     ("amenity", "waste_basket", "waste_basket", "0304"),

@@ -24,8 +24,8 @@ from spatial_api.cli import app
 from tests.test_import_helpers import fresh_database, scalar
 
 FURNITURE = {  # node id: (tags, expected kind, expected class code)
-    1: ({"highway": "street_lamp"}, "street_lamp", "0117"),
-    2: ({"emergency": "fire_hydrant", "name": "H-2"}, "fire_hydrant", "0115"),
+    1: ({"highway": "street_lamp"}, "lamp", "0220"),
+    2: ({"emergency": "fire_hydrant", "name": "H-2"}, "hydrant", "0114"),
     3: ({"amenity": "bench"}, "bench", "0407"),
     4: ({"amenity": "waste_basket"}, "waste_basket", "0304"),
     5: ({"man_made": "surveillance"}, "surveillance_camera", "0120"),
