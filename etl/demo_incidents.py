@@ -11,6 +11,7 @@ category's department.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from shapely.geometry import Polygon
 from etl.demo_assets import Assets
 from etl.demo_calendar import report_times
 from etl.demo_city import END_S, on_land, to_lonlat, to_metres
-from etl.demo_copy import NO_TIME, ewkb_hex, timestamps
+from etl.demo_copy import ewkb_hex, timestamps
 from etl.demo_grid import Grid
 from etl.demo_people import People
 from etl.demo_sensors import Sensors
@@ -36,6 +37,7 @@ from etl.demo_workflow import (
     transition_steps,
 )
 from gis.hexgrid import latlng_cells
+from layers.working_time import default_calendar
 
 INCIDENT_COUNT = 65_000
 HOTSPOTS = 60
@@ -238,8 +240,7 @@ def build_incidents(
     lc = lifecycles(rng, reported_at, limit_h, END_S)
     summary = case_summary(lc)
     registered = summary["registered_at"]
-    deadline = np.where(registered == NO_TIME, NO_TIME,
-                        registered + np.round(limit_h * 3600).astype(np.int64))  # fmt: skip
+    deadline = working_deadlines(reported_at, limit_h)
     ids = np.arange(first_ids[0], first_ids[0] + n, dtype=np.int64)
     rows = {
         "id": ids,
@@ -285,3 +286,17 @@ def _transitions(
         "at": timestamps(steps["at"]),
         "note": np.array(NOTES, dtype=object)[action],
     }
+
+
+def working_deadlines(reported_s: np.ndarray, limit_h: np.ndarray) -> np.ndarray:
+    """Each case's deadline (Unix seconds): its category's limit in working hours from its
+    report, on the working-day calendar incidents reported through the API use."""
+    add = default_calendar().add_working_hours
+    return np.fromiter(
+        (
+            int(add(datetime.fromtimestamp(s, UTC), h).timestamp())
+            for s, h in zip(reported_s.tolist(), limit_h.tolist(), strict=True)
+        ),
+        dtype=np.int64,
+        count=len(reported_s),
+    )
