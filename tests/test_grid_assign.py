@@ -3,9 +3,12 @@ coverage and workload balance, each checked against SQL or the h3 package."""
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterator
 
 import h3
+import mapbox_vector_tile
 import orjson
 import psycopg
 import pytest
@@ -339,3 +342,38 @@ def test_coverage_by_incidents_and_assets_over_a_period(city: GridCity) -> None:
         r = city.client.get("/grid/coverage", params=params, headers=key)
         assert r.status_code == 400, params
     assert city.client.get("/grid/coverage", headers=city.key("inspector")).status_code == 403
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    """The XYZ tile holding a point."""
+    n = 2**z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+def test_grid_tiles_show_the_new_inspector_after_an_assignment(city: GridCity) -> None:
+    lon, lat = 114.035, 22.525
+    cell = cell_at(lon, lat)
+    x, y = tile_of(lon, lat, 15)
+    key = city.key("app")
+
+    def tile_inspector() -> int | None:
+        r = city.client.get(f"/tiles/grid/15/{x}/{y}.mvt", headers=key)
+        features = mapbox_vector_tile.decode(r.content)["grid"]["features"]
+        found = {f["id"]: f["properties"].get("inspector_id") for f in features}
+        return found[h3.str_to_int(cell)]
+
+    before = tile_inspector()
+    assert tile_inspector() == before
+    target = next(i for i in city.inspectors if i != before)
+    r = city.client.put(
+        f"/grid/cells/{cell}/assignment",
+        json={"inspector_id": target},
+        headers=city.key("dispatcher"),
+    )
+    assert r.status_code == 200
+    deadline = time.monotonic() + 5
+    while tile_inspector() != target:
+        assert time.monotonic() < deadline, "the grid tile still shows the old inspector"
+        time.sleep(0.05)
