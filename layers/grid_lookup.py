@@ -19,11 +19,15 @@ from gis.errors import BadRequest, NotFound
 CATEGORY_LENGTH = 4
 
 LOOKUP = """
+WITH g AS (
+    SELECT h3, res, district_id, inspector_id, supervisor FROM grid_cells
+    WHERE h3 = ANY($1::bigint[]) ORDER BY res DESC LIMIT 1
+)
 SELECT g.h3, g.res, d.code AS district_code, d.name AS district_name,
        u.id AS inspector_id, u.name AS inspector_name, g.supervisor,
        sd.name AS area_name, sv.id AS supervisor_id, sv.name AS supervisor_name,
        dep.id AS department_id, dep.code AS department_code, dep.name AS department_name
-FROM grid_cells g
+FROM g
 LEFT JOIN districts d ON d.id = g.district_id
 LEFT JOIN users u ON u.id = g.inspector_id
 LEFT JOIN districts sd ON sd.code = g.supervisor
@@ -35,9 +39,6 @@ LEFT JOIN LATERAL (
 LEFT JOIN incident_categories c ON c.code = $2
 LEFT JOIN category_departments cd ON cd.category_code = c.code AND cd.district_id = g.district_id
 LEFT JOIN departments dep ON dep.id = COALESCE(cd.department_id, c.department_id)
-WHERE g.h3 = ANY($1::bigint[])
-ORDER BY g.res DESC
-LIMIT 1
 """
 
 CATEGORY_EXISTS = "SELECT 1 FROM incident_categories WHERE code = $1"
