@@ -6,19 +6,25 @@ splits 10^5–10^6 cells in well under a second. networkx was not chosen: its pa
 (Kernighan–Lin bisection, community detection) do not aim at k parts of equal weight.
 
 METIS balances integer weights only within its tolerance and its ``contig`` option is best
-effort, so three steps in plain Python over the cell graph follow and make the guarantees:
+effort, so steps in plain Python over the cell graph follow and make the guarantees:
 
-1. *repair*: each part keeps its largest connected piece; the other pieces are freed and
+1. *repair*: each part keeps its heaviest connected piece; the other pieces are freed and
    regrown into the neighbouring parts, lightest part first (empty parts get a seed cell);
-2. *refine*: boundary cells move from a heavier part to its lightest neighbouring part when
+2. *diffuse*: boundary cells move from a heavier part to its lightest neighbouring part when
    the cell weighs less than the difference and the donor stays connected (the donor's cells
    around the moved cell still touch each other); every move lowers the sum of squared part
-   weights, so the refinement ends;
-3. *check*: every part is tested for connectivity before the result is returned.
+   weights, so it ends;
+3. *kick*: when the heaviest part is stuck (a hot cluster of incidents whose cells are each
+   too heavy to move), its best boundary cell is pushed to the lightest neighbour anyway and
+   diffusion runs again; the kick is kept only if the heaviest part got lighter;
+4. *restart*: if the goal is still missed, the next METIS start (other seed, or without
+   ``contig``) is tried, and the best result kept;
+5. *check*: every part is tested for connectivity; the result says whether all are.
 
-With ``keep_current`` the start is the current assignment instead of METIS, and the
-refinement only moves cells out of parts above the goal, stopping as soon as the goal holds,
-so few cells change hands.
+With ``keep_current`` the start is the current assignment instead of METIS, and diffusion
+only moves cells out of parts above the goal (or into parts below it), stopping as soon as
+the goal holds, so few cells change hands; METIS starts are tried only when that start
+cannot reach the tolerance, and then the result within it that moves fewest cells wins.
 """
 
 from __future__ import annotations
