@@ -1,6 +1,7 @@
 """Read CSV files whose rows carry coordinates (lon/lat or x/y columns) or WKT geometries.
 
-Coordinate columns are found by their usual names (any case) or named by the caller. A CSV
+Coordinate columns are found by their usual names (any case; lon/lat before a WKT column)
+or named by the caller. A CSV
 states no CRS: columns named lon/lng/long/longitude and lat/latitude say the values are
 degrees, taken as EPSG:4326; x/y and WKT columns need ``--src-crs``. Every other field is
 read as text and typed later against the target layer.
@@ -76,11 +77,13 @@ def read_csv(
     columns = {str(n): v for n, v in zip(meta["fields"], fields, strict=True)}
     names = list(columns)
     table = SourceTable(columns=columns, row_kind="line", first_row=2)
-    wkt = find_column(names, wkt_field, WKT_NAMES if not (lon_field or lat_field) else ())
-    if wkt is not None:
-        return _with_wkt(table, wkt)
+    if wkt_field is not None:
+        return _with_wkt(table, find_column(names, wkt_field, ()))
     lon = find_column(names, lon_field, LON_NAMES)
     lat = find_column(names, lat_field, LAT_NAMES)
+    wkt = find_column(names, None, WKT_NAMES)
+    if (lon is None or lat is None) and wkt is not None:
+        return _with_wkt(table, wkt)
     if lon is None or lat is None:
         raise BadRequest(
             f"{path.name}: no coordinate columns found (looked for {'/'.join(LON_NAMES)} and "
