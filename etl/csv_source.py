@@ -1,10 +1,9 @@
 """Read CSV files whose rows carry coordinates (lon/lat or x/y columns) or WKT geometries.
 
 Coordinate columns are found by their usual names (any case; lon/lat before a WKT column)
-or named by the caller. A CSV
-states no CRS: columns named lon/lng/long/longitude and lat/latitude say the values are
-degrees, taken as EPSG:4326; x/y and WKT columns need ``--src-crs``. Every other field is
-read as text and typed later against the target layer.
+or named by the caller. A CSV states no CRS: columns named lon/lng/long/longitude and
+lat/latitude say the values are degrees, taken as EPSG:4326; x/y and WKT columns need
+``--src-crs``. Every other field is read as text and typed later against the target layer.
 """
 
 from __future__ import annotations
