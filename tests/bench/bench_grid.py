@@ -10,7 +10,9 @@ replays 20,000 random points of the grid against /grid/lookup with wrk (keep-ali
 connections, one wrk thread) for 1 and 2 server workers and prints wrk's latency
 percentiles. Last it splits the grid into N territories by each weight (dry runs), applies
 the split by incidents, and checks the stored assignments independently: each territory
-connected through h3 adjacency, and max/mean of incidents per inspector recomputed in SQL.
+connected through h3 adjacency, and max/mean of incidents per inspector recomputed in SQL;
+and compares how many cells change hands for one more inspector with and without
+keep_current.
 """
 
 from __future__ import annotations
@@ -158,6 +160,24 @@ def bench_partition(base: str, auth: str, url: str, n: int) -> None:
         print(
             f"applied N={n} incidents keep_current={keep}: {plan['changed']:,} cells changed "
             f"in {wall:.2f} s; stored: connected {ok}, balance {balance:.3f}"
+        )
+    for keep in (False, True):
+        r = httpx.post(
+            base + "/grid/partition",
+            headers=headers,
+            timeout=600,
+            json={
+                "inspectors": n + 1,
+                "weight": "incidents",
+                "keep_current": keep,
+                "include_cells": False,
+            },
+        )
+        r.raise_for_status()
+        plan = r.json()
+        print(
+            f"dry run N={n + 1} keep_current={keep}: {plan['moved']:,} cells would change "
+            f"hands, balance {plan['balance']:.3f}, split {plan['seconds']:.2f} s"
         )
 
 
