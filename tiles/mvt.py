@@ -43,15 +43,16 @@ def quoted(name: str) -> str:
 
 
 def attribute_sql(name: str, kind: str, alias: str = "f") -> str:
-    """The SQL of one catalog property as an MVT attribute value."""
+    """The SQL of one catalog property as an MVT attribute value. ST_AsMVT writes any other
+    type as its text form: times as ISO text in the session's zone, UTC for tiles
+    (``2026-10-31 08:00:00+00``)."""
     col = f"{alias}.{quoted(name)}"
     return {
-        "datetime": f"to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
         "object": f"{col}::text",
         "integer": f"{col}::bigint",
         "number": f"{col}::float8",
         "boolean": f"{col}::boolean",
-    }.get(kind, f"{col}::text")
+    }.get(kind, col)
 
 
 def geometry_3857(layer: Layer, alias: str = "f") -> str:
@@ -105,12 +106,36 @@ def feature_id(layer: Layer, alias: str = "f") -> str | None:
     return f"{alias}.{quoted(layer.id_column)}::bigint"
 
 
-def features_part(source: Source, z: int, filters: TileFilters, st: Statement) -> str:
-    """A subquery: the source's features in the tile, clipped to the buffer."""
-    layer = source.layer
+def tile_geometry(layer: Layer, z: int, x: int, y: int, st: Statement) -> str:
+    """The SQL of a row's geometry in tile coordinates, clipped to the buffer. Points (which
+    the index filter already keeps inside the buffer) are moved onto the tile grid directly;
+    lines and polygons are simplified to one grid unit, then clipped by ST_AsMVTGeom."""
     geom = geometry_3857(layer)
-    if not layer.is_point:
-        geom = f"ST_Simplify({geom}, {st.param(pixel_size(z))}::float8, true)"
+    if layer.is_point:
+        minx, _, maxx, maxy = tile_bounds(z, x, y)
+        scale = EXTENT / (maxx - minx)
+        shift_x, shift_y, k, flip = (st.param(v) for v in (-minx, -maxy, scale, -scale))
+        return (
+            f"ST_SnapToGrid(ST_TransScale({geom}, {shift_x}::float8, {shift_y}::float8, "
+            f"{k}::float8, {flip}::float8), 1)"
+        )
+    simplified = f"ST_Simplify({geom}, {st.param(pixel_size(z))}::float8, true)"
+    return f"ST_AsMVTGeom({simplified}, {ENVELOPE}, {EXTENT}, {BUFFER}, true)"
+
+
+def point_in_buffer(layer: Layer, z: int, x: int, y: int, st: Statement) -> str:
+    """The exact test that a point lies in the tile widened by the buffer (the index filter
+    compares single-precision boxes, which can reach a metre further)."""
+    g = geometry_3857(layer)
+    minx, miny, maxx, maxy = (st.param(v) for v in tile_bounds(z, x, y, buffer_margin()))
+    return f"ST_X({g}) BETWEEN {minx} AND {maxx} AND ST_Y({g}) BETWEEN {miny} AND {maxy}"
+
+
+def feature_columns(
+    source: Source, z: int, x: int, y: int, filters: TileFilters, st: Statement
+) -> list[str]:
+    """The select list of a source's features: id, attributes, tile geometry."""
+    layer = source.layer
     cols = []
     fid = feature_id(layer)
     if fid:
@@ -120,27 +145,51 @@ def features_part(source: Source, z: int, filters: TileFilters, st: Statement) -
             continue
         if name == "cell" and layer.id_type == "h3":
             cols.append(f'to_hex(f.{quoted(layer.id_column)}) AS "cell"')
-        elif name not in layer.properties:
-            continue
-        else:
+        elif name in layer.properties:
             cols.append(f"{attribute_sql(name, kind)} AS {quoted(name)}")
     derived = derived_attributes(layer)
     cols += [f"{d.sql} AS {quoted(d.name)}" for d in derived if filters.keeps(d.name)]
-    cols.append(f'ST_AsMVTGeom({geom}, {ENVELOPE}, {EXTENT}, {BUFFER}, true) AS "__geom"')
-    conds = [index_filter(layer, MARGIN_ENVELOPE), *row_filters(layer, filters, st)]
-    table = f"{quoted(layer.table)} AS f"
-    mvt = mvt_call(source.name, st, fid is not None)
-    if not derived:
+    cols.append(f'{tile_geometry(layer, z, x, y, st)} AS "__geom"')
+    return cols
+
+
+def features_part(
+    source: Source, z: int, x: int, y: int, filters: TileFilters, st: Statement
+) -> str:
+    """A subquery: the source's features in the tile, clipped to the buffer; or, when the
+    tile holds more than the layer's ``max_features`` of them, its clusters."""
+    layer = source.layer
+    conds = row_filters(layer, filters, st)
+    cols = feature_columns(source, z, x, y, filters, st)
+    exact = [point_in_buffer(layer, z, x, y, st)] if layer.is_point else []
+    found = (
+        f"FROM {quoted(layer.table)} AS f "
+        f"{where([index_filter(layer, MARGIN_ENVELOPE), *exact, *conds])}"
+    )
+    mvt = mvt_call(source.name, st, feature_id(layer) is not None)
+    derived = derived_attributes(layer)
+    limit = layer.max_features
+    if not derived and not limit:
         return (
             f"SELECT {mvt} AS mvt, NULL::timestamptz AS next FROM "
-            f"(SELECT {', '.join(cols)} FROM {table} {where(conds)}) AS t"
+            f"(SELECT {', '.join(cols)} {found}) AS t"
         )
-    changes = ", ".join(d.changes_at for d in derived)
-    return (
-        f"WITH rows AS MATERIALIZED (SELECT {', '.join(cols)}, "
-        f'least({changes}) AS "__next" FROM {table} {where(conds)}) '
+    changes = f"least({', '.join(d.changes_at for d in derived)})" if derived else "NULL"
+    rows = f'SELECT {", ".join(cols)}, {changes}::timestamptz AS "__next" {found}' + (
+        f" LIMIT {limit + 1}" if limit else ""
+    )
+    features = (
         f"SELECT (SELECT {mvt} FROM (SELECT {visible(cols)} FROM rows) AS t) AS mvt, "
         f'(SELECT min("__next") FROM rows) AS next'
+    )
+    if not limit:
+        return f"WITH rows AS MATERIALIZED ({rows}) {features}"
+    clusters = clusters_sql(source, z, x, y, st, conds)
+    return (
+        f"WITH rows AS MATERIALIZED ({rows}), "
+        f"n AS MATERIALIZED (SELECT count(*) AS n FROM rows) "
+        f"{features} WHERE (SELECT n FROM n) <= {limit} UNION ALL "
+        f"SELECT * FROM ({clusters}) AS cp WHERE (SELECT n FROM n) > {limit}"
     )
 
 
@@ -155,11 +204,9 @@ def mvt_call(name: str, st: Statement, with_id: bool) -> str:
     return f"ST_AsMVT(t, {st.param(name)}::text, {EXTENT}, '__geom'{fid})"
 
 
-def clusters_part(
-    source: Source, z: int, x: int, y: int, filters: TileFilters, st: Statement
-) -> str:
-    """A subquery: the source's features inside the tile grouped into cells of
-    ``CLUSTER_CELL`` tile units, one point (the members' mean) with a ``count`` per cell."""
+def clusters_sql(source: Source, z: int, x: int, y: int, st: Statement, conds: list[str]) -> str:
+    """A subquery: the source's features meeting ``conds`` inside the tile grouped into cells
+    of ``CLUSTER_CELL`` tile units, one point (the members' mean) with a ``count`` per cell."""
     layer = source.layer
     g = geometry_3857(layer)
     if layer.is_point:
@@ -168,13 +215,19 @@ def clusters_part(
         cx, cy = f"(ST_XMin({g}) + ST_XMax({g})) / 2", f"(ST_YMin({g}) + ST_YMax({g})) / 2"
     minx, miny, maxx, maxy = (st.param(v) for v in tile_bounds(z, x, y))
     cell = st.param(pixel_size(z) * CLUSTER_CELL)
-    conds = [index_filter(layer, ENVELOPE), *row_filters(layer, filters, st)]
     inside = f"p.cx >= {minx} AND p.cx < {maxx} AND p.cy > {miny} AND p.cy <= {maxy}"
     return (
         f"SELECT {mvt_call(source.name, st, False)} AS mvt, NULL::timestamptz AS next FROM ("
         f'SELECT count(*)::bigint AS "count", ST_AsMVTGeom(ST_SetSRID(ST_MakePoint('
         f'avg(p.cx), avg(p.cy)), 3857), {ENVELOPE}, {EXTENT}, {BUFFER}, true) AS "__geom" '
         f"FROM (SELECT {cx} AS cx, {cy} AS cy FROM {quoted(layer.table)} AS f "
-        f"{where(conds)}) AS p WHERE {inside} "
+        f"{where([index_filter(layer, ENVELOPE), *conds])}) AS p WHERE {inside} "
         f"GROUP BY floor((p.cx - {minx}) / {cell}), floor((p.cy - {miny}) / {cell})) AS t"
     )
+
+
+def clusters_part(
+    source: Source, z: int, x: int, y: int, filters: TileFilters, st: Statement
+) -> str:
+    """A subquery: the source's clusters in the tile."""
+    return clusters_sql(source, z, x, y, st, row_filters(source.layer, filters, st))

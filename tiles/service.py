@@ -21,6 +21,24 @@ from tiles.sources import Source
 from tiles.statement import tile_statement
 
 EMPTY_ETAG = strong_etag(b"")
+SESSION_SETTINGS = {
+    "application_name": "cityhex-tiles",
+    "jit": "off",
+    "max_parallel_workers_per_gather": "0",
+    "TimeZone": "UTC",
+    "DateStyle": "ISO, YMD",
+}
+"""Session settings of tile connections: short queries side by side (no JIT, no parallel
+workers), and times written in UTC as ISO text."""
+
+
+class TileConnection(asyncpg.Connection):
+    """A pooled tile connection: it only ever runs single SELECTs with its startup settings,
+    so the pool hands it back without a reset round trip."""
+
+    def get_reset_query(self) -> str:
+        """No reset query: there is no session state to undo."""
+        return ""
 
 
 class Fetcher(Protocol):
@@ -85,9 +103,9 @@ class TileService:
             plain_url(url),
             min_size=0,
             max_size=settings.pool_size,
+            connection_class=TileConnection,
             server_settings={
-                "application_name": "cityhex-tiles",
-                "jit": "off",
+                **SESSION_SETTINGS,
                 "statement_timeout": str(settings.statement_timeout_ms),
             },
         )

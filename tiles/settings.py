@@ -14,8 +14,9 @@ class TileSettings(BaseSettings):
 
     cache_mb: float = 256.0
     """Size bound of each worker's tile cache; 0 turns the cache off."""
-    pool_size: int = 8
-    """Database connections each worker keeps for tiles."""
+    pool_size: int = 3
+    """Database connections each worker keeps for tiles (tile queries are CPU-bound: a few
+    per worker keep the cores busy without time-slicing every query)."""
     statement_timeout_ms: int = 30_000
     """A tile query running longer than this is cancelled (503)."""
     max_age: int = 0

@@ -20,7 +20,7 @@ def source_part(
     """The subquery of one source at this tile, or None when it is empty at this zoom."""
     mode = source.mode(z)
     if mode is Mode.FEATURES:
-        return features_part(source, z, filters, st)
+        return features_part(source, z, x, y, filters, st)
     if mode is Mode.CLUSTERS:
         return clusters_part(source, z, x, y, filters, st)
     if mode is Mode.HEX:
