@@ -147,3 +147,36 @@ def test_clusters_count_every_point_of_the_tile_once(city: str) -> None:
         assert sum(f["properties"]["count"] for f in feats) == inside > 0
         assert len(feats) < inside
         assert all(f["geometry"]["type"] == "Point" and not f.get("id") for f in feats)
+
+
+def test_a_tile_denser_than_max_features_shows_clusters(city: str) -> None:
+    layer = load_catalog().get("incidents").model_copy(update={"max_features": 100})
+    source = Source("incidents", layer)
+
+    async def build(z: int, x: int, y: int) -> bytes:
+        conn = await asyncpg.connect(city)
+        try:
+            return (await build_tile(conn, [source], z, x, y, TileFilters()))[0]
+        finally:
+            await conn.close()
+
+    def count(z: int, x: int, y: int, margin: float) -> int:
+        with psycopg.connect(city) as conn:
+            return conn.execute(
+                "SELECT count(*) FROM incidents WHERE ST_Intersects(geom_3857, "
+                "ST_MakeEnvelope(%s, %s, %s, %s, 3857))",
+                tile_box(z, x, y, margin),
+            ).fetchone()[0]
+
+    dense = tile_of(*CENTER, 15)
+    assert count(*dense, MARGIN) > 100
+    feats = decode(asyncio.run(build(*dense)))["incidents"]["features"]
+    assert sum(f["properties"]["count"] for f in feats) == count(*dense, 0.0)
+    assert all(not f.get("id") and set(f["properties"]) == {"count"} for f in feats)
+    sparse = next(
+        t
+        for d in range(1, 40)
+        if 0 < count(*(t := tile_of(CENTER[0] + d * 0.001, CENTER[1], 17)), MARGIN) <= 100
+    )
+    feats = decode(asyncio.run(build(*sparse)))["incidents"]["features"]
+    assert len(feats) == count(*sparse, MARGIN) and all(f["id"] for f in feats)
