@@ -14,7 +14,7 @@ import asyncpg
 import h3
 from h3.api import basic_int as h3i
 
-from gis.errors import BadRequest, NotFound
+from gis.errors import BadRequest, NotFound, ServiceUnavailable
 
 CATEGORY_LENGTH = 4
 
@@ -43,6 +43,13 @@ LEFT JOIN departments dep ON dep.id = COALESCE(cd.department_id, c.department_id
 
 CATEGORY_EXISTS = "SELECT 1 FROM incident_categories WHERE code = $1"
 POOL_SIZE = 4
+UNREACHABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+"""What a lookup meets while the database is down or restarting."""
 
 
 async def _keep_session(_: asyncpg.Connection) -> None:
@@ -53,7 +60,7 @@ async def open_lookup_pool(url: str, size: int = POOL_SIZE) -> asyncpg.Pool:
     """A small asyncpg pool for lookups: one round trip per lookup, no ping, no reset."""
     return await asyncpg.create_pool(
         url,
-        min_size=1,
+        min_size=0,
         max_size=size,
         reset=_keep_session,
         server_settings={"application_name": "cityhex-grid-lookup", "jit": "off"},
@@ -98,13 +105,20 @@ async def lookup(
 ) -> dict[str, Any]:
     """The grid cell at (lon, lat) with its district, inspector, supervisor area and, for a
     category, the department that handles it there. BadRequest for a bad point or an
-    unknown category; NotFound when the point is outside the grid."""
+    unknown category; NotFound when the point is outside the grid; ServiceUnavailable while
+    the database cannot be reached."""
     lon, lat = checked_point(lon, lat)
-    row = await conn.fetchrow(LOOKUP, point_cells(lon, lat), category)
-    if category is not None and (row is None or row["department_id"] is None):
-        known = len(category) == CATEGORY_LENGTH and await conn.fetchval(CATEGORY_EXISTS, category)
-        if not known:
-            raise BadRequest(f"unknown incident category {category!r}", code="unknown_category")
+    try:
+        row = await conn.fetchrow(LOOKUP, point_cells(lon, lat), category)
+        unknown = category is not None and (row is None or row["department_id"] is None)
+        if unknown and len(category) == CATEGORY_LENGTH:
+            unknown = not await conn.fetchval(CATEGORY_EXISTS, category)
+    except UNREACHABLE as exc:
+        raise ServiceUnavailable(
+            f"the database cannot be reached: {exc}", code="database_unavailable"
+        ) from exc
+    if unknown:
+        raise BadRequest(f"unknown incident category {category!r}", code="unknown_category")
     if row is None:
         raise NotFound(
             f"the point ({lon}, {lat}) is outside the grid: no grid cell covers it",

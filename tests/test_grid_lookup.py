@@ -4,14 +4,24 @@ for it; outside the grid is 404; bad points and unknown categories are 400."""
 from __future__ import annotations
 
 import random
+import shutil
+import tempfile
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import h3
+import httpx
+import psycopg
 import pytest
 import shapely
 
+from layers.embedded import EmbeddedCluster, free_port
 from layers.grid_build import build_from
+from layers.keys import create_key
+from layers.migrate import migrate
 from tests.grid_city import GridCity, grid_city, hex_polygon
+from tests.support import running_server
 
 WEST, SOUTH, EAST, NORTH = 113.90, 22.50, 114.10, 22.60
 
@@ -199,3 +209,33 @@ def test_category_routing_changes_need_dispatcher(city: GridCity) -> None:
     r = city.client.delete(path, headers=city.key("dispatcher"))
     assert (r.status_code, r.json()["code"]) == (404, "no_override")
     assert city.value("SELECT count(*) FROM category_departments") == 0
+
+
+def test_lookup_is_503_while_the_database_is_down_and_recovers() -> None:
+    home = Path(tempfile.mkdtemp(prefix="cityhex-grid-outage-", dir="/tmp"))
+    home.chmod(0o755)
+    cluster = EmbeddedCluster(home, port=free_port())
+    try:
+        url = cluster.start()
+        migrate(url)
+        build_from(url, shapely.box(114.0, 22.5, 114.02, 22.52), 8, "test")
+        with psycopg.connect(url, autocommit=True) as conn:
+            key = {"Authorization": f"Bearer {create_key(conn, 'app')}"}
+        point = {"lon": 114.01, "lat": 22.51}
+        with running_server(url) as base:
+            assert httpx.get(base + "/grid/lookup", params=point, headers=key).status_code == 200
+            cluster.stop()
+            down = httpx.get(base + "/grid/lookup", params=point, headers=key, timeout=10)
+            assert (down.status_code, down.json()["code"]) == (503, "database_unavailable")
+            cluster.start()
+            deadline = time.monotonic() + 20
+            while (
+                r := httpx.get(base + "/grid/lookup", params=point, headers=key)
+            ).status_code != 200:
+                assert r.status_code == 503, r.text
+                assert time.monotonic() < deadline, "lookups did not recover"
+                time.sleep(0.2)
+            assert r.json()["cell"] == h3.latlng_to_cell(22.51, 114.01, 8)
+    finally:
+        cluster.stop()
+        shutil.rmtree(home, ignore_errors=True)
