@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import h3
+import h3.api.basic_int as h3_int
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -51,10 +52,9 @@ def cell_area_m2(cell: int) -> float:
 
 def latlng_cells(lon: np.ndarray, lat: np.ndarray, res: int = DEFAULT_RES) -> np.ndarray:
     """The cell of every lon/lat point, as int64."""
-    to_cell = h3.latlng_to_cell
-    to_int = h3.str_to_int
+    to_cell = h3_int.latlng_to_cell
     return np.fromiter(
-        (to_int(to_cell(y, x, res)) for x, y in zip(lon.tolist(), lat.tolist(), strict=True)),
+        (to_cell(y, x, res) for x, y in zip(lon.tolist(), lat.tolist(), strict=True)),
         dtype=np.int64,
         count=len(lon),
     )
