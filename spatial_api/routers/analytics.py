@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import h3
-import orjson
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,6 +38,7 @@ from layers.hotspots import LAYER_ID as HOTSPOTS_LAYER
 from layers.hotspots import compute_hotspots, refresh_hotspot_cells
 from spatial_api.auth import ANONYMOUS, Principal, current_principal, require_role
 from spatial_api.deps import get_connection
+from spatial_api.responses import GEOJSON, json_response
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
@@ -103,11 +103,6 @@ async def filters_for(
     return filters
 
 
-def json_response(body: Any, headers: dict[str, str] | None = None) -> Response:
-    """``body`` as JSON."""
-    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
-
-
 def geojson_response(rows: list[dict[str, Any]]) -> Response:
     """Cell rows (each with a hex ``cell``) as a GeoJSON FeatureCollection of cell polygons."""
     features = [
@@ -120,7 +115,7 @@ def geojson_response(rows: list[dict[str, Any]]) -> Response:
         for row in rows
     ]
     body = {"type": "FeatureCollection", "features": features}
-    return Response(orjson.dumps(body), media_type="application/geo+json")
+    return json_response(body, media_type=GEOJSON)
 
 
 def raster_response(heatmap: Heatmap, fmt: str, bbox: BBox, name: str) -> Response:

@@ -20,7 +20,7 @@ from layers.incident_categories import (
 from layers.incidents import Text
 from layers.working_time import delete_calendar_day, list_calendar_days, set_calendar_day
 from spatial_api.auth import Principal, require_role
-from spatial_api.routers.incident_common import json_response
+from spatial_api.responses import json_response
 
 router = APIRouter(tags=["incidents"])
 ADMIN = require_role("admin")

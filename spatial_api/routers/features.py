@@ -31,11 +31,10 @@ from layers.history import list_history, restore_version
 from layers.item_filters import DEFAULT_LIMIT, ItemQuery
 from layers.layer_metadata import layer_extent, queryables
 from spatial_api.auth import ANONYMOUS, Principal, current_principal
+from spatial_api.responses import GEOJSON, JSON, json_response
 
 router = APIRouter(tags=["features"])
 
-GEOJSON = "application/geo+json"
-JSON = "application/json"
 MAX_BODY = 20 * 1024 * 1024
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -110,13 +109,6 @@ ITEM_PARAMS = {
 def base_url(request: Request) -> str:
     """This server's root URL, without a trailing slash."""
     return str(request.base_url).rstrip("/")
-
-
-def json_response(
-    body: Any, status: int = 200, media_type: str = JSON, headers: dict[str, str] | None = None
-) -> Response:
-    """A JSON response serialised with orjson."""
-    return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
 
 
 async def readable_layer(request: Request, layer_id: str) -> tuple[Layer, Principal]:

@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, StrictBool, StrictInt
@@ -33,6 +32,7 @@ from layers.grid_lookup import lookup, open_lookup_pool
 from layers.grid_weights import parse_weight
 from layers.territories import TerritoryRequest, plan_territories
 from spatial_api.auth import Principal, require_role
+from spatial_api.responses import json_response
 
 
 @asynccontextmanager
@@ -64,11 +64,6 @@ WeightName = Annotated[
         "property:NAME (a numeric cell property such as population)"
     ),
 ]
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    """A JSON response rendered with orjson."""
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 def _bbox(text: str | None) -> tuple[float, float, float, float] | None:

@@ -7,7 +7,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import orjson
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -17,6 +16,7 @@ from etl.vector_import import import_file
 from gis.errors import BadRequest
 from layers.db import database_url
 from spatial_api.auth import Principal, require_role
+from spatial_api.responses import json_response
 
 router = APIRouter(tags=["import"])
 MAIN_SUFFIXES = (
@@ -111,8 +111,4 @@ async def import_into_layer(
     with tempfile.TemporaryDirectory(prefix="cityhex-import-") as folder:
         path = await save_uploads(file, Path(folder))
         report = await run_in_threadpool(import_file, url, path, options)
-    return Response(
-        orjson.dumps(report.to_dict()),
-        status_code=200 if dry_run else 201,
-        media_type="application/json",
-    )
+    return json_response(report.to_dict(), 200 if dry_run else 201)

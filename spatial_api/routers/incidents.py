@@ -33,13 +33,9 @@ from layers.incidents import (
 )
 from spatial_api.auth import ANONYMOUS, Principal, current_principal, require_role
 from spatial_api.rate_limit import RateLimiter, public_report_limiter
+from spatial_api.responses import json_response
 from spatial_api.routers import categories, events, open311
-from spatial_api.routers.incident_common import (
-    READERS,
-    actor_of,
-    incident_response,
-    json_response,
-)
+from spatial_api.routers.incident_common import READERS, actor_of, incident_response
 
 router = APIRouter(tags=["incidents"])
 CaseIdPath = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="the case id")]

@@ -23,7 +23,8 @@ from layers.incident_categories import department_names, get_category_record, li
 from layers.incident_lists import IncidentQuery, list_incidents
 from layers.incidents import BIGINT_MAX, Incident, ReportInput, report_incident
 from spatial_api.auth import ANONYMOUS, Principal, current_principal
-from spatial_api.routers.incident_common import actor_of, json_response
+from spatial_api.responses import json_response
+from spatial_api.routers.incident_common import actor_of
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 CLOSED = ("closed", "cancelled")

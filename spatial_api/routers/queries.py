@@ -23,7 +23,8 @@ from layers.spatial_queries import (
     nearest,
     within,
 )
-from spatial_api.routers.features import GEOJSON, JSON, read_body, readable_layer
+from spatial_api.responses import GEOJSON, JSON, json_response
+from spatial_api.routers.features import read_body, readable_layer
 
 router = APIRouter(prefix="/query", tags=["queries"])
 FILTER = Query(None, alias="filter", description="A CQL2 filter on the layer's properties")
@@ -57,7 +58,7 @@ def hits_response(layer_id: str, hits: list[Hit], extra: dict[str, Any]) -> Resp
         "numberReturned": len(hits),
         **extra,
     }
-    return Response(orjson.dumps(body), media_type=GEOJSON)
+    return json_response(body, media_type=GEOJSON)
 
 
 @router.get(

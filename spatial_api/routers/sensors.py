@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,6 +20,7 @@ from layers.sensors import (
 )
 from spatial_api.auth import ANONYMOUS, Principal, require_role
 from spatial_api.deps import get_connection
+from spatial_api.responses import json_response
 
 router = APIRouter(prefix="/sensors", tags=["sensors"])
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -51,11 +51,6 @@ READINGS_BODY = {
         }
     },
 }
-
-
-def json_response(data: Any, status: int = 200) -> Response:
-    """``data`` as a JSON response."""
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
 @router.get("", summary="The sensors, a page at a time")
