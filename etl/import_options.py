@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 from gis.errors import BadRequest
 
@@ -76,3 +76,16 @@ def parse_field_map(pairs: Iterable[str]) -> dict[str, str]:
                 raise BadRequest(f"--map takes field=property, not {item!r}", code="invalid_map")
             mapping[source.strip()] = target.strip()
     return mapping
+
+
+def options_from_input(given: Mapping[str, Any], actor: str) -> ImportOptions:
+    """The options a user asked for, as ``cityhex import`` flags or the import form's fields.
+
+    ``given`` holds the choices under the names of ImportOptions' fields, ``field_map`` as
+    ``field=property`` pairs; other names in it (the file, output switches) are not options
+    and are left out. BadRequest for a bad pair or an inconsistent set of choices.
+    """
+    names = {f.name for f in fields(ImportOptions)} - {"actor"}
+    chosen = {name: value for name, value in given.items() if name in names}
+    chosen["field_map"] = parse_field_map(chosen.get("field_map") or ())
+    return ImportOptions(**chosen, actor=actor)

@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from etl.export_features import export_features
-from etl.import_options import ImportOptions, parse_field_map
+from etl.import_options import options_from_input
 from etl.import_report import ImportReport, problem_list
 from etl.raster_zonal import STATS, zonal_stats
 from etl.vector_import import import_file
@@ -125,26 +125,7 @@ def import_command(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout"),
 ) -> None:
     """Import a vector file into a layer, reprojected to EPSG:4326 and checked row by row."""
-    options = ImportOptions(
-        layer=layer,
-        src_crs=src_crs,
-        mode=mode,
-        key=key,
-        field_map=parse_field_map(field_map),
-        invalid=invalid,
-        dry_run=dry_run,
-        source_layer=source_layer,
-        lon_field=lon_field,
-        lat_field=lat_field,
-        wkt_field=wkt_field,
-        create=create,
-        time_field=time_field,
-        title=title,
-        public=public,
-        osm_preset=osm_preset,
-        division=division,
-        actor="cli:import",
-    )
+    options = options_from_input(locals(), actor="cli:import")  # the flags, by their names
     url = ready_database()
     columns = (
         TextColumn("{task.description:>6}"),

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from etl.import_options import ImportOptions, parse_field_map
+from etl.import_options import options_from_input
 from etl.vector_import import import_file
 from gis.errors import BadRequest
 from layers.db import database_url
@@ -87,26 +87,7 @@ async def import_into_layer(
 ) -> Response:
     """Import the uploaded file into ``layer``; the report (read, written, repaired,
     rejected with reasons, seconds). Bad files are a 4xx and write nothing."""
-    options = ImportOptions(
-        layer=layer,
-        src_crs=src_crs,
-        mode=mode,
-        key=key,
-        field_map=parse_field_map(field_map),
-        invalid=invalid,
-        dry_run=dry_run,
-        source_layer=source_layer,
-        lon_field=lon_field,
-        lat_field=lat_field,
-        wkt_field=wkt_field,
-        create=create,
-        time_field=time_field,
-        title=title,
-        public=public,
-        osm_preset=osm_preset,
-        division=division,
-        actor=principal.actor,
-    )
+    options = options_from_input(locals(), actor=principal.actor)  # the form, by its names
     url = request.app.state.database_url or database_url()
     with tempfile.TemporaryDirectory(prefix="cityhex-import-") as folder:
         path = await save_uploads(file, Path(folder))
