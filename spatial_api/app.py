@@ -49,7 +49,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(sensors.router)
     app.include_router(analytics.router)
     app.include_router(incident_api)
-    app.include_router(tiles.router)
+    tiles.install(app)
     app.include_router(features_router)
     app.include_router(queries_router)
     app.include_router(imports.router)

@@ -108,16 +108,19 @@ def feature_id(layer: Layer, alias: str = "f") -> str | None:
 
 def tile_geometry(layer: Layer, z: int, x: int, y: int, st: Statement) -> str:
     """The SQL of a row's geometry in tile coordinates, clipped to the buffer. Points (which
-    the index filter already keeps inside the buffer) are moved onto the tile grid directly;
+    the row filter already keeps inside the buffer) are moved onto the tile grid directly;
     lines and polygons are simplified to one grid unit, then clipped by ST_AsMVTGeom."""
     geom = geometry_3857(layer)
     if layer.is_point:
         minx, _, maxx, maxy = tile_bounds(z, x, y)
         scale = EXTENT / (maxx - minx)
-        shift_x, shift_y, k, flip = (st.param(v) for v in (-minx, -maxy, scale, -scale))
+        # ST_AsMVT truncates coordinates: half a unit more makes that a rounding
+        half = 0.5 / scale
+        args = (-minx + half, -maxy - half, scale, -scale)
+        shift_x, shift_y, k, flip = (st.param(v) for v in args)
         return (
-            f"ST_SnapToGrid(ST_TransScale({geom}, {shift_x}::float8, {shift_y}::float8, "
-            f"{k}::float8, {flip}::float8), 1)"
+            f"ST_TransScale({geom}, {shift_x}::float8, {shift_y}::float8, "
+            f"{k}::float8, {flip}::float8)"
         )
     simplified = f"ST_Simplify({geom}, {st.param(pixel_size(z))}::float8, true)"
     return f"ST_AsMVTGeom({simplified}, {ENVELOPE}, {EXTENT}, {BUFFER}, true)"

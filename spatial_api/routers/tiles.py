@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gis.errors import Forbidden, Unauthorized
+from gis.errors import CityHexError, Forbidden, Unauthorized
 from gis.tilemath import check_tile
 from layers.catalog import load_catalog
 from layers.db import database_url
 from spatial_api.auth import ANONYMOUS, current_principal
+from spatial_api.errors import error_response
+from spatial_api.metrics import LATENCY, REQUESTS
 from tiles.filters import TileFilters, parse_filters
 from tiles.service import Tile, TileService
 from tiles.settings import tile_settings
@@ -52,20 +58,30 @@ async def authorize(request: Request, sources: list[Source]) -> None:
     raise Forbidden(f"role {principal.role!r} may not read layers {', '.join(denied)}")
 
 
-def tile_response(request: Request, tile: Tile, public: bool) -> Response:
-    """The tile as a response: 304 when the client holds it, 204 when empty, else 200."""
+def tile_answer(
+    tile: Tile, public: bool, if_none_match: str | None
+) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body for a tile: 304 when the client holds it, 204 when empty,
+    else 200."""
     headers = {
         "ETag": tile.etag,
         "Cache-Control": f"{'public' if public else 'private'}, "
         f"max-age={tile_settings().max_age}, must-revalidate",
         "X-Cache": "hit" if tile.hit else "miss",
     }
-    match = request.headers.get("if-none-match")
-    if match and (match.strip() == "*" or tile.etag in (m.strip() for m in match.split(","))):
-        return Response(status_code=304, headers=headers)
+    if if_none_match and (
+        if_none_match.strip() == "*" or tile.etag in (m.strip() for m in if_none_match.split(","))
+    ):
+        return 304, headers, b""
     if not tile.body:
-        return Response(status_code=204, headers=headers)
-    return Response(tile.body, media_type=MVT, headers=headers)
+        return 204, headers, b""
+    return 200, {**headers, "Content-Type": MVT}, tile.body
+
+
+def tile_response(request: Request, tile: Tile, public: bool) -> Response:
+    """The tile as a response."""
+    status, headers, body = tile_answer(tile, public, request.headers.get("if-none-match"))
+    return Response(body, status_code=status, headers=headers)
 
 
 async def serve_tile(
@@ -183,3 +199,90 @@ async def tilejson_document(
     service: TileService = request.app.state.tiles
     doc = await tilejson(service.pool, sources, public_base(request), filters)
     return JSONResponse(doc)
+
+
+TILE_PATHS = (
+    (
+        re.compile(r"^/tiles/([^/]+)/([0-9]{1,2})/([0-9]{1,8})/([0-9]{1,8})\.mvt$"),
+        "/tiles/{layers}/{z}/{x}/{y}.mvt",
+    ),
+    (
+        re.compile(
+            r"^/collections/([^/,]+)/tiles/WebMercatorQuad/([0-9]{1,2})/([0-9]{1,8})/([0-9]{1,8})$"
+        ),
+        "/collections/{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}",
+    ),
+)
+
+
+def readable(scope: Scope, sources: list[Source]) -> bool:
+    """Whether the request may read every source, knowing its key from the key cache only."""
+    if all(s.layer.public for s in sources):
+        return True
+    token = next((v for k, v in scope["headers"] if k == b"authorization"), b"").decode()
+    scheme, _, key = token.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    hit, record = scope["app"].state.key_cache.get(key.strip())
+    return bool(hit and record) and all(s.layer.can_read(record.role) for s in sources)
+
+
+class TileFastPath:
+    """Answers plain tile requests (GET, no query string, a caller allowed to read them)
+    straight from ASGI: cache hits and misses alike skip routing and validation. Anything
+    else, and any request whose path does not check out, goes on to the API's routes,
+    which answer it or say what is wrong."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self.match(scope)
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        sources, z, x, y, route = found
+        service: TileService = scope["app"].state.tiles
+        try:
+            tile = await service.tile(sources, z, x, y, TileFilters())
+        except CityHexError as exc:
+            status, headers, body = (
+                exc.status,
+                {"Content-Type": "application/json"},
+                (error_response(exc.status, exc.code, exc.message).body),
+            )
+        else:
+            inm = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
+            public = all(s.layer.public for s in sources)
+            status, headers, body = tile_answer(tile, public, inm.decode() if inm else None)
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        raw.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+        REQUESTS.labels("GET", route, str(status)).inc()
+        LATENCY.labels("GET", route).observe(time.perf_counter() - start)
+
+    @staticmethod
+    def match(scope: Scope) -> tuple[list[Source], int, int, int, str] | None:
+        """The sources and tile of a plain tile request this path may answer, or None."""
+        if scope["type"] != "http" or scope["method"] != "GET" or scope["query_string"]:
+            return None
+        for pattern, route in TILE_PATHS:
+            m = pattern.match(scope["path"])
+            if m is None:
+                continue
+            z, x, y = int(m[2]), int(m[3]), int(m[4])
+            try:
+                sources = parse_sources(load_catalog(), m[1])
+                check_tile(z, x, y)
+            except CityHexError:
+                return None
+            return (sources, z, x, y, route) if readable(scope, sources) else None
+        return None
+
+
+def install(app: FastAPI) -> None:
+    """Serve tiles from ``app``: the routes, and the fast path in front of them."""
+    app.include_router(router)
+    app.add_middleware(TileFastPath)
