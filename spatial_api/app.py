@@ -11,7 +11,7 @@ from layers.db import create_async_engine
 from spatial_api.auth import new_key_cache
 from spatial_api.errors import install_error_handlers
 from spatial_api.metrics import MetricsMiddleware
-from spatial_api.routers import analytics, imports, sensors, system, tiles
+from spatial_api.routers import analytics, imports, sensors, styles, system, tiles
 from spatial_api.routers.features import LANDING_LINKS as FEATURE_LINKS
 from spatial_api.routers.features import router as features_router
 from spatial_api.routers.grid import router as grid_router
@@ -50,6 +50,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(analytics.router)
     app.include_router(incident_api)
     tiles.install(app)
+    app.include_router(styles.router)
     app.include_router(features_router)
     app.include_router(queries_router)
     app.include_router(imports.router)
