@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -32,8 +30,9 @@ from gis.analytics.kde import kde
 from gis.hexgrid import latlng_cells
 from layers.aggregations import Filters, analysis_layer, cell_counts
 from layers.db import create_async_engine
-from layers.embedded import EmbeddedCluster, free_port
+from layers.embedded import EmbeddedCluster
 from layers.migrate import migrate
+from tests.bench.common import throwaway_cluster
 
 CITY = (113.85, 22.45, 114.35, 22.75)
 FAST_CONF = {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}
@@ -250,10 +249,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--demo", action="store_true", help="also time the demo city (scale 1)")
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="cityhex-bench-analytics-", dir="/tmp"))
-    home.chmod(0o755)
-    cluster = EmbeddedCluster(home, port=free_port())
-    try:
+    with throwaway_cluster("analytics") as (cluster, _home):
         url = cluster.start(extra_conf=FAST_CONF)
         migrate(url)
         t0 = time.perf_counter()
@@ -269,9 +265,6 @@ def main() -> None:
         bench_endpoints(url, max(5, args.repeat // 4), "synthetic 1M")
         if args.demo:
             bench_demo(cluster, args.repeat)
-    finally:
-        cluster.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def bench_demo(cluster: EmbeddedCluster, repeat: int) -> None:

@@ -10,15 +10,15 @@ per second; then stops the cluster and removes its folder.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import tempfile
+import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 from etl.demo import load_demo
-from layers.embedded import EmbeddedCluster, free_port
 from layers.migrate import migrate
+from tests.bench.common import throwaway_cluster
 
 
 def main() -> None:
@@ -26,10 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="cityhex-bench-demo-", dir="/tmp"))
-    os.chmod(home, 0o755)
-    cluster = EmbeddedCluster(home, port=free_port())
-    try:
+    with throwaway_cluster("demo") as (cluster, _home):
         url = cluster.start()
         started = time.perf_counter()
         migrate(url)
@@ -45,9 +42,6 @@ def main() -> None:
             print(f"{table:<22}{rows:>10,}")
         print(f"total: {total_rows:,} rows in {report.seconds:.1f} s"
               f" = {total_rows / report.seconds:,.0f} rows/s")  # fmt: skip
-    finally:
-        cluster.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

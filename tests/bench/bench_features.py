@@ -17,13 +17,10 @@ It prints p50, p99 and mean latency in milliseconds and the mean response size.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from etl.demo import load_demo  # noqa: E402
-from layers.embedded import EmbeddedCluster, free_port  # noqa: E402
+from layers.embedded import free_port  # noqa: E402
+from tests.bench.common import throwaway_cluster  # noqa: E402
 from tests.support import create_database, running_server  # noqa: E402
 
 FAST_CONF = {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}
@@ -151,10 +149,7 @@ def main() -> None:
     parser.add_argument("--tipg", action="store_true", help="also time tipg on the same bboxes")
     args = parser.parse_args()
     rng = random.Random(42)
-    home = Path(tempfile.mkdtemp(prefix="cityhex-bench-features-", dir="/tmp"))
-    os.chmod(home, 0o755)
-    cluster = EmbeddedCluster(home, port=free_port())
-    try:
+    with throwaway_cluster("features") as (cluster, _home):
         admin = cluster.start(extra_conf=FAST_CONF)
         url = create_database(admin, "bench_features")
         started = time.perf_counter()
@@ -193,9 +188,6 @@ def main() -> None:
         print("| request | n | p50 ms | p99 ms | mean ms | mean size |")
         print("|---|---|---|---|---|---|")
         print("\n".join(rows))
-    finally:
-        cluster.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

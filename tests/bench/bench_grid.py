@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,11 +31,9 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from etl.demo import load_demo
-from layers.embedded import EmbeddedCluster, free_port
 from layers.grid_build import build_from
 from layers.keys import create_key
-from layers.migrate import migrate
+from tests.bench.common import load_city, throwaway_cluster
 from tests.grid_city import connected
 from tests.support import running_server
 
@@ -189,15 +185,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=8)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="cityhex-bench-grid-", dir="/tmp"))
-    home.chmod(0o755)
-    cluster = EmbeddedCluster(home, port=free_port())
-    try:
+    with throwaway_cluster("grid") as (cluster, home):
         url = cluster.start()
-        migrate(url)
-        t0 = time.perf_counter()
-        load_demo(url, args.scale, progress=False)
-        print(f"demo city at scale {args.scale:g} loaded in {time.perf_counter() - t0:.1f} s")
+        load_city(url, args.scale)
         report = build_from(url, None, 10, "bench")
         print(
             f"rebuild over districts: {report.cells:,} cells, {len(report.added)} added, "
@@ -211,9 +201,6 @@ def main() -> None:
         bench_lookup(url, auth, home, args.seconds, args.connections)
         with running_server(url, workers=1) as base:
             bench_partition(base, admin, url, args.n)
-    finally:
-        cluster.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
+import sys
 import time
 from pathlib import Path
 
@@ -24,12 +23,14 @@ import pyogrio
 import pyproj
 import shapely
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 from etl.import_options import ImportOptions
 from etl.vector_import import import_file
 from layers.catalog import load_catalog
-from layers.embedded import EmbeddedCluster, free_port
 from layers.migrate import migrate
 from layers.settings import storage_settings
+from tests.bench.common import throwaway_cluster
 
 CENTRE = (114.0579, 22.5431)
 
@@ -110,13 +111,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="cityhex-bench-import-", dir="/tmp"))
-    os.chmod(home, 0o755)
-    os.environ["CITYHEX_HOME"] = str(home)
-    storage_settings.cache_clear()
-    load_catalog.cache_clear()
-    cluster = EmbeddedCluster(home, port=free_port())
-    try:
+    with throwaway_cluster("import") as (cluster, home):
+        os.environ["CITYHEX_HOME"] = str(home)
+        storage_settings.cache_clear()
+        load_catalog.cache_clear()
         made = time.perf_counter()
         files = write_points(home, args.points)
         print(
@@ -152,9 +150,6 @@ def main() -> None:
             seconds, stages = run(url, path, options)
             detail = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
             print(f"{name:<44}{seconds:>9.2f}{args.points / seconds:>12,.0f}   {detail}")
-    finally:
-        cluster.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -34,10 +32,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from etl.demo import load_demo
-from layers.embedded import EmbeddedCluster, free_port
 from layers.keys import create_key
-from layers.migrate import migrate
+from tests.bench.common import throwaway_city
 from tests.support import running_server
 
 KEEP_ALIVE_S = 2.0
@@ -214,15 +210,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=6)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="cityhex-bench-incidents-", dir="/tmp"))
-    home.chmod(0o755)
-    cluster = EmbeddedCluster(home, port=free_port())
-    try:
-        url = cluster.start()
-        migrate(url)
-        t0 = time.perf_counter()
-        load_demo(url, args.scale, progress=False)
-        print(f"demo city at scale {args.scale:g} loaded in {time.perf_counter() - t0:.1f} s")
+    with throwaway_city("incidents", args.scale) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             key = {"Authorization": f"Bearer {create_key(conn, 'app', 'bench')}"}
         plan = targets(url, round(args.rate * args.seconds), args.seed)
@@ -232,9 +220,6 @@ def main() -> None:
             report(shots, elapsed, stored(url, tag), tag)
             wrong = misrouted(shots, asyncio.run(lookups(base, key, shots)))
             print(f"routing           {len(shots) - wrong} of {len(shots)} match /grid/lookup")
-    finally:
-        cluster.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

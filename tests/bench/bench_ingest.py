@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,8 +35,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from layers.embedded import EmbeddedCluster, free_port
 from layers.keys import create_key
+from tests.bench.common import throwaway_cluster
 from tests.mosquitto import Mosquitto, running_broker
 from tests.support import create_database, running_server
 
@@ -259,10 +257,7 @@ def main() -> None:
         "--mqtt-readings", type=int, default=50_000, help="one per message (x5 at 100 each)"
     )
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="cityhex-bench-ingest-", dir="/tmp"))
-    os.chmod(home, 0o755)
-    cluster = EmbeddedCluster(home, port=free_port())
-    try:
+    with throwaway_cluster("ingest") as (cluster, _home):
         url = create_database(cluster.start(), "bench_ingest")
         plan = register_sensors(url)
         bench_http(url, plan, args.batches, args.workers, args.clients)
@@ -271,9 +266,6 @@ def main() -> None:
         bench_mqtt(url, plan, args.mqtt_readings, 1, minute)
         minute += 2 * (args.mqtt_readings // SENSORS)
         bench_mqtt(url, plan, 5 * args.mqtt_readings, 100, minute)
-    finally:
-        cluster.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
