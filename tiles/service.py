@@ -25,11 +25,13 @@ SESSION_SETTINGS = {
     "application_name": "cityhex-tiles",
     "jit": "off",
     "max_parallel_workers_per_gather": "0",
+    "plan_cache_mode": "force_generic_plan",
     "TimeZone": "UTC",
     "DateStyle": "ISO, YMD",
 }
 """Session settings of tile connections: short queries side by side (no JIT, no parallel
-workers), and times written in UTC as ISO text."""
+workers), one plan per statement (no re-planning per tile, and the same row order, so the
+same bytes, for the same data), and times written in UTC as ISO text."""
 
 
 class TileConnection(asyncpg.Connection):

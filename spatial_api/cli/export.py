@@ -5,11 +5,72 @@ A Typer sub-app: each kind of export is one command registered on ``app``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
+from gis.errors import BadRequest
+from spatial_api.cli.common import console, ready_database, reports_errors
 from spatial_api.cli.importer import export_features_command
+from tiles.export import Format, export_tiles, parse_bbox, parse_cells
 
 app = typer.Typer(
     help="Export layers to files: MBTiles/PMTiles tile sets, feature files.", no_args_is_help=True
 )
 app.command("features")(export_features_command)
+
+
+def export_tile_set(
+    fmt: Format,
+    layers: str,
+    bbox: str | None,
+    cells: str | None,
+    minzoom: int,
+    maxzoom: int,
+    output: Path,
+) -> None:
+    """Write the tiles of an area to ``output`` and say what was written."""
+    if (bbox is None) == (cells is None):
+        raise BadRequest("give the area as exactly one of --bbox or --cells", code="invalid_area")
+    area = parse_bbox(bbox) if bbox is not None else parse_cells(cells or "")
+    report = export_tiles(ready_database(), layers, area, minzoom, maxzoom, output, fmt)
+    console.print(
+        f"{report.path}: {report.tiles} tiles ({report.empty} empty skipped), "
+        f"{report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s"
+    )
+
+
+LAYERS = typer.Option(..., "--layers", help="Tile layers, comma separated (e.g. grid,incidents)")
+BBOX = typer.Option(None, "--bbox", help="Area as W,S,E,N in degrees")
+CELLS = typer.Option(None, "--cells", help="Area as H3 cells (hex, comma separated)")
+MINZOOM = typer.Option(12, "--minzoom", help="First zoom")
+MAXZOOM = typer.Option(16, "--maxzoom", help="Last zoom")
+OUTPUT = typer.Option(..., "-o", "--output", help="File to write")
+
+
+@app.command("mbtiles")
+@reports_errors
+def mbtiles_command(
+    layers: str = LAYERS,
+    bbox: str | None = BBOX,
+    cells: str | None = CELLS,
+    minzoom: int = MINZOOM,
+    maxzoom: int = MAXZOOM,
+    output: Path = OUTPUT,
+) -> None:
+    """Write the served tiles of an area (e.g. an inspector's patrol cells) as MBTiles."""
+    export_tile_set("mbtiles", layers, bbox, cells, minzoom, maxzoom, output)
+
+
+@app.command("pmtiles")
+@reports_errors
+def pmtiles_command(
+    layers: str = LAYERS,
+    bbox: str | None = BBOX,
+    cells: str | None = CELLS,
+    minzoom: int = MINZOOM,
+    maxzoom: int = MAXZOOM,
+    output: Path = OUTPUT,
+) -> None:
+    """Write the served tiles of an area (e.g. an inspector's patrol cells) as PMTiles."""
+    export_tile_set("pmtiles", layers, bbox, cells, minzoom, maxzoom, output)
