@@ -4,7 +4,6 @@ pyproj says the coordinates are in lon/lat."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,10 @@ from etl.export_features import export_features
 from etl.import_options import ImportOptions
 from etl.vector_import import import_file
 from gis.errors import BadRequest, NotFound
-from layers.catalog import load_catalog
 from layers.settings import storage_settings
 from spatial_api.cli import app
-from tests.test_import_helpers import fresh_database, lonlat_points, write_file
+from tests.import_support import catalog_of_its_own, database_of_its_own
+from tests.test_import_helpers import lonlat_points, write_file
 
 CRSS = (4326, 3857, 32650)
 FORMATS = (".geojson", ".gpkg", ".fgb")
@@ -30,24 +29,8 @@ CM = 0.01
 GEOD = pyproj.Geod(ellps="WGS84")
 
 
-@pytest.fixture(scope="module")
-def url(admin_url: str) -> str:
-    """A database of this module's own."""
-    return fresh_database(admin_url, "cityhex_etl_export")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def own_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Layers made here are published in a catalog.d of this module's own."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CITYHEX_HOME", str(tmp_path_factory.mktemp("home")))
-        storage_settings.cache_clear()
-        load_catalog.cache_clear()
-        yield
-        storage_settings.cache_clear()
-        load_catalog.cache_clear()
-    storage_settings.cache_clear()
-    load_catalog.cache_clear()
+url = database_of_its_own("cityhex_etl_export")
+own_catalog = catalog_of_its_own()
 
 
 def shapes() -> np.ndarray:

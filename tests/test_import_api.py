@@ -14,15 +14,13 @@ from fastapi.testclient import TestClient
 
 from layers.keys import create_key
 from spatial_api.app import create_app
-from tests.test_import_helpers import fresh_database, lamp_fields, lonlat_points, scalar, write_file
+from tests.import_support import database_of_its_own
+from tests.test_import_helpers import lamp_fields, lonlat_points, scalar, write_file
 
 COUNT = "SELECT count(*) FROM assets"
 
 
-@pytest.fixture(scope="module")
-def url(admin_url: str) -> str:
-    """A database of this module's own."""
-    return fresh_database(admin_url, "cityhex_etl_api")
+url = database_of_its_own("cityhex_etl_api")
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import shapely
 from etl.import_options import ImportOptions
 from etl.vector_import import import_file
 from gis.errors import BadRequest, CityHexError, Unprocessable
+from tests.import_support import database_of_its_own
 from tests.test_import_helpers import (
-    fresh_database,
     lamp_fields,
     lonlat_points,
     scalar,
@@ -26,10 +26,7 @@ BOWTIE = shapely.from_wkt(
 )
 
 
-@pytest.fixture(scope="module")
-def url(admin_url: str) -> str:
-    """A database of this module's own."""
-    return fresh_database(admin_url, "cityhex_etl_bad")
+url = database_of_its_own("cityhex_etl_bad")
 
 
 def shapes_with_a_bowtie(serial: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:

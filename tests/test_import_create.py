@@ -5,7 +5,6 @@ time column; then append, replace and the refusals."""
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,31 +20,15 @@ from etl.vector_import import import_file
 from gis.errors import BadRequest, Conflict
 from layers.catalog import created_layers_dir, load_catalog
 from layers.keys import create_key
-from layers.settings import storage_settings
 from spatial_api.app import create_app
-from tests.test_import_helpers import fresh_database, lonlat_points, scalar, write_file
+from tests.import_support import catalog_of_its_own, database_of_its_own
+from tests.test_import_helpers import lonlat_points, scalar, write_file
 
 N = 30
 
 
-@pytest.fixture(scope="module")
-def url(admin_url: str) -> str:
-    """A database of this module's own."""
-    return fresh_database(admin_url, "cityhex_etl_create")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def own_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Layers made here are published in a catalog.d of this module's own."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CITYHEX_HOME", str(tmp_path_factory.mktemp("home")))
-        storage_settings.cache_clear()
-        load_catalog.cache_clear()
-        yield
-        storage_settings.cache_clear()
-        load_catalog.cache_clear()
-    storage_settings.cache_clear()
-    load_catalog.cache_clear()
+url = database_of_its_own("cityhex_etl_create")
+own_catalog = catalog_of_its_own()
 
 
 def tree_fields(n: int) -> dict[str, np.ndarray]:

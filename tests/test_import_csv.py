@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -16,28 +15,11 @@ from etl.import_options import ImportOptions
 from etl.vector_import import import_file
 from gis.errors import BadRequest, Unprocessable
 from layers.catalog import load_catalog
-from layers.settings import storage_settings
-from tests.test_import_helpers import fresh_database, lonlat_points, scalar
+from tests.import_support import catalog_of_its_own, database_of_its_own
+from tests.test_import_helpers import lonlat_points, scalar
 
-
-@pytest.fixture(scope="module")
-def url(admin_url: str) -> str:
-    """A database of this module's own."""
-    return fresh_database(admin_url, "cityhex_etl_csv")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def own_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Layers made here are published in a catalog.d of this module's own."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CITYHEX_HOME", str(tmp_path_factory.mktemp("home")))
-        storage_settings.cache_clear()
-        load_catalog.cache_clear()
-        yield
-        storage_settings.cache_clear()
-        load_catalog.cache_clear()
-    storage_settings.cache_clear()
-    load_catalog.cache_clear()
+url = database_of_its_own("cityhex_etl_csv")
+own_catalog = catalog_of_its_own()
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:

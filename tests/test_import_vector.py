@@ -19,15 +19,13 @@ from etl.vector_import import import_file
 from gis.errors import BadRequest, Conflict, Unprocessable
 from layers.settings import storage_settings
 from spatial_api.cli import app
-from tests.test_import_helpers import fresh_database, lamp_fields, lonlat_points, scalar, write_file
+from tests.import_support import database_of_its_own
+from tests.test_import_helpers import lamp_fields, lonlat_points, scalar, write_file
 
 N = 40
 
 
-@pytest.fixture(scope="module")
-def url(admin_url: str) -> str:
-    """A database of this module's own."""
-    return fresh_database(admin_url, "cityhex_etl_vector")
+url = database_of_its_own("cityhex_etl_vector")
 
 
 def assets_with_prefix(url: str, prefix: str) -> list[tuple]:

@@ -4,7 +4,6 @@ osmium's own writer, as PBF and as XML."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -21,7 +20,8 @@ from gis.errors import BadRequest, Unprocessable
 from layers.catalog import load_catalog
 from layers.settings import storage_settings
 from spatial_api.cli import app
-from tests.test_import_helpers import fresh_database, scalar
+from tests.import_support import catalog_of_its_own, database_of_its_own
+from tests.test_import_helpers import scalar
 
 FURNITURE = {  # node id: (tags, expected kind, expected class code)
     1: ({"highway": "street_lamp"}, "lamp", "0220"),
@@ -76,24 +76,8 @@ def write_city(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def url(admin_url: str) -> str:
-    """A database of this module's own."""
-    return fresh_database(admin_url, "cityhex_etl_osm")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def own_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Layers made here are published in a catalog.d of this module's own."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CITYHEX_HOME", str(tmp_path_factory.mktemp("home")))
-        storage_settings.cache_clear()
-        load_catalog.cache_clear()
-        yield
-        storage_settings.cache_clear()
-        load_catalog.cache_clear()
-    storage_settings.cache_clear()
-    load_catalog.cache_clear()
+url = database_of_its_own("cityhex_etl_osm")
+own_catalog = catalog_of_its_own()
 
 
 @pytest.fixture(scope="module")
