@@ -388,24 +388,16 @@ async def update_feature(
     """
     if_match = require_if_match(if_match)
     async with engine.begin() as conn:
-        current = await _read(conn, layer, feature_id)
-        if current is None:
-            raise NotFound(f"no feature {feature_id} in {layer.id}", code="feature_not_found")
-        if not if_match_allows(if_match, current.etag):
-            raise _stale(current)
+        current = await _current_if_match(conn, layer, feature_id, if_match)
         keep_geometry = False
         if patch:
             body, keep_geometry = _patched(current, body)
         prep = prepare_write(layer, body, content_crs, repair, keep_geometry)
         params = Params()
         values = _assignments(layer, prep, params, actor, replace=True)
-        where = f"{column(layer, layer.id_column)} = {params.add(feature_id, _id_sql_type(layer))}"
         if layer.version_column:
-            vcol = quote(layer.version_column)
-            values[layer.version_column] = f"t.{vcol} + 1"
-            where += f" AND t.{vcol} = {params.add(current.version, 'integer')}"
-        else:
-            where += f" AND md5({feature_sql(layer, CRS84)}) = {params.add(_md5(current), 'text')}"
+            values[layer.version_column] = f"t.{quote(layer.version_column)} + 1"
+        where = _unchanged_since_read(layer, feature_id, current, params)
         sets = ", ".join(f"{quote(c)} = {v}" for c, v in values.items())
         sql = (
             f"UPDATE {quote(layer.table)} AS t SET {sets} WHERE {where} "
@@ -451,6 +443,32 @@ def _boxes(before: str | None, after: BBox | None) -> list[BBox]:
     return boxes
 
 
+async def _current_if_match(
+    conn: AsyncConnection, layer: Layer, feature_id: Any, if_match: str
+) -> StoredFeature:
+    """The stored feature a conditional write applies to: 404 when there is none, 412 when
+    ``if_match`` is not its current ETag."""
+    current = await _read(conn, layer, feature_id)
+    if current is None:
+        raise NotFound(f"no feature {feature_id} in {layer.id}", code="feature_not_found")
+    if not if_match_allows(if_match, current.etag):
+        raise _stale(current)
+    return current
+
+
+def _unchanged_since_read(
+    layer: Layer, feature_id: Any, current: StoredFeature, params: Params
+) -> str:
+    """The WHERE clause of a conditional write: the feature, still at the version (or, for a
+    layer without a version column, with the content) it had when read as ``current``."""
+    where = f"{column(layer, layer.id_column)} = {params.add(feature_id, _id_sql_type(layer))}"
+    if layer.version_column:
+        where += f" AND t.{quote(layer.version_column)} = {params.add(current.version, 'integer')}"
+    else:
+        where += f" AND md5({feature_sql(layer, CRS84)}) = {params.add(_md5(current), 'text')}"
+    return where
+
+
 def _stale(current: StoredFeature) -> PreconditionFailed:
     return PreconditionFailed(
         "the feature changed since you read it: If-Match does not match its current ETag "
@@ -466,19 +484,9 @@ async def delete_feature(
     """Delete a feature if ``if_match`` is its current ETag; history op 'delete'."""
     if_match = require_if_match(if_match)
     async with engine.begin() as conn:
-        current = await _read(conn, layer, feature_id)
-        if current is None:
-            raise NotFound(f"no feature {feature_id} in {layer.id}", code="feature_not_found")
-        if not if_match_allows(if_match, current.etag):
-            raise _stale(current)
+        current = await _current_if_match(conn, layer, feature_id, if_match)
         params = Params()
-        where = f"{column(layer, layer.id_column)} = {params.add(feature_id, _id_sql_type(layer))}"
-        if layer.version_column:
-            where += (
-                f" AND t.{quote(layer.version_column)} = {params.add(current.version, 'integer')}"
-            )
-        else:
-            where += f" AND md5({feature_sql(layer, CRS84)}) = {params.add(_md5(current), 'text')}"
+        where = _unchanged_since_read(layer, feature_id, current, params)
         sql = f"DELETE FROM {quote(layer.table)} AS t WHERE {where} RETURNING 1"
         if await _execute_write(conn, layer, sql, params) is None:
             raise _stale(current)
