@@ -12,6 +12,7 @@ import psycopg
 import pytest
 import shapely
 
+from layers.catalog import load_catalog
 from layers.changes import publish_change_sync
 from tests.support import running_server
 from tests.tiles_city import app_key, cell, make_city, tile_box, tile_of
@@ -19,6 +20,7 @@ from tiles.cache import CachedTile, TileCache
 from tiles.invalidation import invalidate
 
 MARGIN = 64 / 4096
+CLUSTER_BELOW = load_catalog().get("assets").cluster_below
 NOTICE_SETTLE = 0.3
 """Seconds allowed for a committed change's notice to reach the workers."""
 
@@ -176,6 +178,9 @@ def test_a_write_reaches_every_zoom_in_both_workers_and_spares_the_rest(
         touched = area.contains(shapely.Point(dest)) or area.contains(shapely.Point(old[:2]))
         for _ in range(6):
             r = fetch(server, path)
+            if t[0] < CLUSTER_BELOW:
+                assert cluster_total(r.content) == assets_inside(city, t), path
+                continue
             assert (asset in asset_ids(r.content)) == area.contains(shapely.Point(dest)), path
             assert (r.content != before[path].content) == touched, path
     for path in hex_paths:
@@ -185,6 +190,25 @@ def test_a_write_reaches_every_zoom_in_both_workers_and_spares_the_rest(
             assert got and all(truth[c] == n for c, n in got.items()), path
     for _ in range(10):
         assert fetch(server, far_path).headers["x-cache"] == "hit"
+
+
+def cluster_total(body: bytes) -> int:
+    """The assets a clustered tile counts."""
+    layer = mapbox_vector_tile.decode(body)["assets"]
+    return sum(f["properties"]["count"] for f in layer["features"])
+
+
+def assets_inside(city: str, t: tuple[int, int, int]) -> int:
+    """Assets whose box centre lies in the tile, by SQL."""
+    minx, miny, maxx, maxy = tile_box(*t)
+    centre = "(ST_XMin(geom_3857) + ST_XMax(geom_3857)) / 2"
+    middle = "(ST_YMin(geom_3857) + ST_YMax(geom_3857)) / 2"
+    with psycopg.connect(city) as conn:
+        return conn.execute(
+            f"SELECT count(*) FROM assets WHERE {centre} >= %s AND {centre} < %s "
+            f"AND {middle} > %s AND {middle} <= %s",
+            (minx, maxx, miny, maxy),
+        ).fetchone()[0]
 
 
 def hex_counts(body: bytes) -> dict[int, int]:

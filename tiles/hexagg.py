@@ -24,6 +24,7 @@ from gis.tilemath import (
     mercator_to_lonlat,
     tile_bounds,
 )
+from layers.aggregations import parent_sql
 from tiles.derived import derived_attributes
 from tiles.filters import TileFilters
 from tiles.mvt import ENVELOPE, Statement, geometry_3857, mvt_call, quoted, row_filters, where
@@ -108,11 +109,11 @@ def hex_part(source: Source, z: int, x: int, y: int, filters: TileFilters, st: S
     derived flag (``overdue``) and, with ``count_by``, one count per value."""
     layer = source.layer
     cover = tile_cover(z, x, y)
-    res, cells, wkb = st.param(cover.res), st.param(cover.cells), st.param(cover.wkb)
+    cells, wkb = st.param(cover.cells), st.param(cover.wkb)
     box = ", ".join(st.param(v) for v in cover.bbox)
     h3col = f"f.{quoted(layer.h3_column or '')}"
     derived = derived_attributes(layer)
-    cols = [f"h3_parent({h3col}, {res}::int) AS cell"]
+    cols = [f"{parent_sql(h3col, cover.res, layer.h3_resolution)} AS cell"]
     cols += [f"{d.sql} AS {quoted('d_' + d.name)}" for d in derived]
     cols += [f'{d.changes_at} AS "n_{d.name}"' for d in derived]
     group = f"f.{quoted(layer.count_by)}::text" if layer.count_by else "NULL::text"
