@@ -3,8 +3,10 @@ the layer's MVT bytes and when a clock-derived attribute of its rows next change
 
 Rows are found through the index on the stored EPSG:3857 geometry with ``&&`` against the
 tile envelope widened by the buffer, so a feature outside the tile that reaches into its
-buffer is in the tile; ST_AsMVTGeom clips to that buffer. Lines and polygons are simplified
-to one unit of the tile's grid first.
+buffer is in the tile. Points are then tested exactly against that widened envelope and
+moved onto the tile grid by arithmetic; lines and polygons are simplified to one unit of
+the tile's grid and clipped to the buffer by ST_AsMVTGeom. A tile holding more features
+than the layer's ``max_features``, or of a zoom below its ``cluster_below``, shows clusters.
 """
 
 from __future__ import annotations
@@ -209,7 +211,8 @@ def mvt_call(name: str, st: Statement, with_id: bool) -> str:
 
 def clusters_sql(source: Source, z: int, x: int, y: int, st: Statement, conds: list[str]) -> str:
     """A subquery: the source's features meeting ``conds`` inside the tile grouped into cells
-    of ``CLUSTER_CELL`` tile units, one point (the members' mean) with a ``count`` per cell."""
+    of ``CLUSTER_CELL`` tile units, one point (the members' mean) with a ``count`` per cell.
+    (``OFFSET 0`` keeps the inner select whole, so each row's centre is computed once.)"""
     layer = source.layer
     g = geometry_3857(layer)
     if layer.is_point:
@@ -224,7 +227,7 @@ def clusters_sql(source: Source, z: int, x: int, y: int, st: Statement, conds: l
         f'SELECT count(*)::bigint AS "count", ST_AsMVTGeom(ST_SetSRID(ST_MakePoint('
         f'avg(p.cx), avg(p.cy)), 3857), {ENVELOPE}, {EXTENT}, {BUFFER}, true) AS "__geom" '
         f"FROM (SELECT {cx} AS cx, {cy} AS cy FROM {quoted(layer.table)} AS f "
-        f"{where([index_filter(layer, ENVELOPE), *conds])}) AS p WHERE {inside} "
+        f"{where([index_filter(layer, ENVELOPE), *conds])} OFFSET 0) AS p WHERE {inside} "
         f"GROUP BY floor((p.cx - {minx}) / {cell}), floor((p.cy - {miny}) / {cell})) AS t"
     )
 
