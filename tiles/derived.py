@@ -22,6 +22,8 @@ class Derived:
     sql: str
     changes_at: str
     """SQL: when the value next changes for the row (NULL: not by the clock alone)."""
+    columns: tuple[str, ...]
+    """The row's columns it reads."""
 
 
 def _open(alias: str) -> str:
@@ -36,6 +38,7 @@ def overdue(alias: str = "f") -> Derived:
         name="overdue",
         sql=f"coalesce({deadline} < now() AND {_open(alias)}, false)",
         changes_at=f"CASE WHEN {deadline} >= now() AND {_open(alias)} THEN {deadline} END",
+        columns=("deadline", "status"),
     )
 
 

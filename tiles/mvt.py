@@ -158,11 +158,23 @@ def feature_columns(
     return cols
 
 
+def row_columns(source: Source, filters: TileFilters) -> list[str]:
+    """The table columns a source's feature select list reads (quoted, over ``f``)."""
+    layer = source.layer
+    names = [layer.id_column]
+    names += [n for n in layer.properties if filters.keeps(n)]
+    names += [c for d in derived_attributes(layer) for c in d.columns]
+    names.append(layer.geometry_3857_column or layer.geometry_column)
+    return [f"f.{quoted(n)}" for n in dict.fromkeys(names)]
+
+
 def features_part(
     source: Source, z: int, x: int, y: int, filters: TileFilters, st: Statement
 ) -> str:
     """A subquery: the source's features in the tile, clipped to the buffer; or, when the
-    tile holds more than the layer's ``max_features`` of them, its clusters."""
+    tile holds more than the layer's ``max_features`` of them, its clusters. The rows are
+    first collected raw (at most ``max_features + 1``), and only turned into attributes and
+    tile geometry once they are known to be few enough to show."""
     layer = source.layer
     conds = row_filters(layer, filters, st)
     cols = feature_columns(source, z, x, y, filters, st)
@@ -179,13 +191,16 @@ def features_part(
             f"SELECT {mvt} AS mvt, NULL::timestamptz AS next FROM "
             f"(SELECT {', '.join(cols)} {found}) AS t"
         )
-    changes = f"least({', '.join(d.changes_at for d in derived)})" if derived else "NULL"
-    rows = f'SELECT {", ".join(cols)}, {changes}::timestamptz AS "__next" {found}' + (
+    changes = ", ".join(d.changes_at for d in derived)
+    next_change = (
+        f"(SELECT min(least({changes})) FROM rows AS f)" if derived else "NULL::timestamptz"
+    )
+    rows = f"SELECT {', '.join(row_columns(source, filters))} {found}" + (
         f" LIMIT {limit + 1}" if limit else ""
     )
     features = (
-        f"SELECT (SELECT {mvt} FROM (SELECT {visible(cols)} FROM rows) AS t) AS mvt, "
-        f'(SELECT min("__next") FROM rows) AS next'
+        f"SELECT (SELECT {mvt} FROM (SELECT {', '.join(cols)} FROM rows AS f) AS t) AS mvt, "
+        f"{next_change} AS next"
     )
     if not limit:
         return f"WITH rows AS MATERIALIZED ({rows}) {features}"
@@ -196,11 +211,6 @@ def features_part(
         f"{features} WHERE (SELECT n FROM n) <= {limit} UNION ALL "
         f"SELECT * FROM ({clusters}) AS cp WHERE (SELECT n FROM n) > {limit}"
     )
-
-
-def visible(cols: list[str]) -> str:
-    """The output names of ``cols`` (``expr AS "name"``), to reselect them from a CTE."""
-    return ", ".join(c.rsplit(" AS ", 1)[1] for c in cols)
 
 
 def mvt_call(name: str, st: Statement, with_id: bool) -> str:

@@ -12,7 +12,9 @@
 # 4. z14-16 only (where the issue sets its targets): the kit's tiles.py run with
 #    --zooms 14-16 for tipg and uncached CityHex alternating, the kit's dbtiles.py on the same
 #    tiles, reported by the kit's report.py;
-# 5. CityHex with its cache ON (warmed by three passes), the whole list at c=8 and 32.
+#    and once more for incidents on the z14-16 tiles where tipg's 10,000-feature limit cuts
+#    nothing (so both serve exactly the same rows);
+# 5. CityHex with its cache ON (warmed by eight passes), the whole list at c=8 and 32.
 # Every timing step holds /tmp/cityhex-bench.lock (flock -o: servers never inherit it).
 # Results: $OUT (report-*.md).
 # Knobs: WORKERS=2 (CityHex), TIPG_WORKERS=1 (kit default), RUNS=2, KEEP_RUNNING=0, OUT.
@@ -118,6 +120,31 @@ for layer in assets incidents; do
   done
 done
 "$VENV/bin/python" "$KIT/report.py" "$Z" > "$OUT/report-z14-16.md"
+
+# --- 4b. incidents z14-16 where both serve exactly the same rows: leave out the tiles over
+# tipg's 10,000-feature limit (tipg cuts them, CityHex shows them as clusters)
+SAME=$OUT/incidents-z14-16-same-rows.txt
+awk -F, 'NR > 1 && $1 >= 14 && $8 < 10000 {print $1 "/" $2 "/" $3}' \
+  "$OUT/compare/survey-tipg-incidents.csv" > "$SAME"
+S=$OUT/same-rows.jsonl
+: > "$S"
+for c in 8 32; do
+  for run in $(seq 1 "$RUNS"); do
+    for srv in tipg cityhex-nocache; do
+      if [ "$srv" = tipg ]; then
+        tmpl="http://127.0.0.1:$TIPG_PORT/collections/public.incidents/tiles/WebMercatorQuad/{z}/{x}/{y}"
+        pid=$TIPG_PID
+      else
+        tmpl=${SUT//\{table\}/incidents}; pid=$SUT_PID
+      fi
+      log "same rows $srv incidents c=$c run $run"
+      flock -o "$LOCK" "$VENV/bin/python" "$KIT/tiles.py" run --template "$tmpl" --tiles "$SAME" \
+        -c "$c" --cpu-pid "$pid" --cpu-pid "$PGPID" --label "$srv/incidents/c$c/r$run" \
+        --json-out "$S" > /dev/null
+    done
+  done
+done
+"$VENV/bin/python" "$KIT/report.py" "$S" > "$OUT/report-same-rows.md"
 stop_cityhex
 
 # --- 5. CityHex with a warm cache, the whole list
@@ -126,7 +153,7 @@ W=$OUT/warm-cache.jsonl
 : > "$W"
 for layer in assets incidents; do
   tmpl=${SUT//\{table\}/$layer}
-  for _ in 1 2 3; do  # each worker caches what it serves: warm both
+  for _ in $(seq 1 8); do  # each worker caches what it serves: warm both
     "$VENV/bin/python" "$KIT/tiles.py" run --template "$tmpl" -c 32 > /dev/null
   done
   for c in 8 32; do
@@ -138,7 +165,7 @@ for layer in assets incidents; do
 done
 "$VENV/bin/python" "$KIT/report.py" "$W" > "$OUT/report-warm-cache.md"
 
-for r in all-zooms z14-16 warm-cache; do
+for r in all-zooms z14-16 same-rows warm-cache; do
   echo; echo "# $r"; cat "$OUT/report-$r.md"
 done
 log "results in $OUT"
