@@ -15,21 +15,12 @@ import psycopg
 import shapely
 from pyproj import Transformer
 
+from layers.case_workflow import STATES
 from layers.keys import create_key
 from tests.support import create_database
 
 CENTER = (114.05, 22.55)
-STATUSES = (
-    "reported",
-    "registered",
-    "dispatched",
-    "in_progress",
-    "resolved",
-    "verified",
-    "closed",
-    "cancelled",
-    "parked",
-)
+STATUSES = STATES
 CATEGORIES = ("0101", "0102", "0201", "0301", "0401")
 NOW = datetime.now(UTC)
 R = 6378137.0
