@@ -20,6 +20,7 @@ from etl.property_types import FALSE_WORDS, TRUE_WORDS, parse_datetime
 from etl.source_table import SourceTable
 from gis.errors import BadRequest, Conflict
 from layers.catalog import Layer, created_layers_dir, load_catalog
+from layers.tile_keys import create_index_sql
 
 LAYER_ID = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 RESERVED = ("id", "properties", "version", "h3", "geom", "geom_3857")
@@ -136,6 +137,7 @@ def plan_new_layer(
         table=layer_id,
         geometry_type=geometry_type_of(table),
         geometry_3857_column="geom_3857",
+        tile_key=True,
         h3_column="h3",
         version_column="version",
         time_column=time_column,
@@ -191,10 +193,13 @@ def create_table(conn: psycopg.Connection, new: NewLayer) -> None:
 
 
 def create_indexes(conn: psycopg.Connection, new: NewLayer) -> None:
-    """The GiST indexes of both geometries and the indexes of the H3 and time columns."""
+    """The GiST indexes of both geometries, the tile-key index, and the indexes of the H3
+    and time columns."""
     table = new.layer.table
     conn.execute(f"CREATE INDEX ix_{table}_geom ON {table} USING gist (geom)")
     conn.execute(f"CREATE INDEX ix_{table}_geom_3857 ON {table} USING gist (geom_3857)")
+    points = new.layer.geometry_type.lower() == "point"
+    conn.execute(create_index_sql(table, "geom_3857", points))
     conn.execute(f"CREATE INDEX ix_{table}_h3 ON {table} (h3)")
     if new.layer.time_column:
         column = new.layer.time_column

@@ -133,3 +133,42 @@ def hex_resolution(z: int, finest: int = 15) -> int:
         key=lambda r: abs(math.log(2 * h3.average_hexagon_edge_length(r, unit="m") / target)),
     )
     return min(best, finest)
+
+
+KEY_ZOOM = 24
+"""The zoom of the cells that tile keys number: a tile key is the Morton (Z-order) number of
+the zoom-24 tile holding a point, so every tile of zoom ≤ 24 is one range of keys."""
+
+
+SPREAD_STEPS = (
+    (16, 0x0000FFFF0000FFFF),
+    (8, 0x00FF00FF00FF00FF),
+    (4, 0x0F0F0F0F0F0F0F0F),
+    (2, 0x3333333333333333),
+    (1, 0x5555555555555555),
+)
+"""(shift, mask) steps that move bit i of a 24-bit number to bit 2i: v = (v | v << s) & m."""
+
+
+def spread_bits(v: int) -> int:
+    """``v`` (< 2**24) with a zero bit inserted above each of its bits."""
+    for shift, mask in SPREAD_STEPS:
+        v = (v | (v << shift)) & mask
+    return v
+
+
+def interleave(x: int, y: int) -> int:
+    """The Morton number of column ``x`` and row ``y``: their bits interleaved, x's first."""
+    return spread_bits(x) | (spread_bits(y) << 1)
+
+
+def tile_key_range(z: int, x: int, y: int) -> tuple[int, int]:
+    """The tile keys ``[low, high)`` of the points inside tile ``z/x/y`` (z ≤ ``KEY_ZOOM``)."""
+    shift = 2 * (KEY_ZOOM - z)
+    base = interleave(x, y)
+    return base << shift, (base + 1) << shift
+
+
+def key_shift(z: int) -> int:
+    """How many low bits to drop from a tile key to get the number of its zoom-``z`` tile."""
+    return 2 * (KEY_ZOOM - z)

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gis.errors import NotFound
 from layers.settings import storage_settings
@@ -58,7 +58,11 @@ class Layer(BaseModel):
     cluster_below: int = 0
     """Tiles of zooms below this show a point layer as clusters (a count per cell)."""
     max_features: int = Field(10_000, ge=0)
-    """A tile showing more features than this shows clusters instead (0: no limit)."""
+    """A tile holding more features than this shows clusters instead (0: no limit)."""
+    tile_key: bool = False
+    """Whether the table has the tile-key index on its 3857 geometry (layers.tile_keys), so
+    tiles count and cluster its features by key range. A keyed tile counts the features
+    whose box centre lies inside it against ``max_features``."""
     category_column: str | None = None
     """The column that the ``category`` parameter of tiles matches (a class code)."""
     count_by: str | None = None
@@ -98,6 +102,12 @@ class Layer(BaseModel):
     @classmethod
     def _plain_identifier(cls, value: str | None) -> str | None:
         return _identifier(value)
+
+    @model_validator(mode="after")
+    def _tile_key_needs_3857(self) -> Layer:
+        if self.tile_key and not self.geometry_3857_column:
+            raise ValueError(f"layer {self.id}: tile_key needs geometry_3857_column")
+        return self
 
     @field_validator("properties")
     @classmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import mapbox_vector_tile
 import numpy as np
 import orjson
 import psycopg
@@ -92,14 +93,16 @@ def test_create_makes_a_typed_indexed_published_layer(url: str, tmp_path: Path) 
         ).fetchone()
     assert "gist (geom)" in indexes and "gist (geom_3857)" in indexes
     assert "(h3)" in indexes and "(planted)" in indexes
+    assert "(tile_key(geom_3857)) INCLUDE (geom_3857)" in indexes
     ex, ey = pyproj.Transformer.from_crs(4326, 3857, always_xy=True).transform(lon[0], lat[0])
     assert abs(x - ex) < 0.01 and abs(y - ey) < 0.01 and geom_type == "POINT"
     assert props == {"树种": "榕树"}
     layer = load_catalog().get("trees")
-    assert (layer.title, layer.time_column, layer.geometry_type) == (
+    assert (layer.title, layer.time_column, layer.geometry_type, layer.tile_key) == (
         "Street trees",
         "planted",
         "Point",
+        True,
     )
     assert layer.properties["height__m_"] == "number" and not layer.public
     saved = tomllib.loads((created_layers_dir() / "trees.toml").read_text())
@@ -117,6 +120,11 @@ def test_the_new_layer_is_served_with_its_time_column(url: str) -> None:
             headers=headers,
         )
         anonymous = client.get("/collections/trees/items")
+        tile = client.get("/tiles/trees/0/0/0.mvt", headers=headers)
+    served = mapbox_vector_tile.decode(tile.content)["trees"]["features"]
+    with psycopg.connect(url) as conn:
+        ids = {r[0] for r in conn.execute("SELECT id FROM trees").fetchall()}
+    assert {f["id"] for f in served} == ids and len(ids) == N
     assert everything.status_code == 200, everything.text
     assert len(everything.json()["features"]) == N
     days = [int(f["properties"]["planted"][8:10]) for f in march.json()["features"]]

@@ -123,8 +123,10 @@ def test_hex_layer_follows_filters_and_zoom_range(web: TestClient, city: str) ->
     assert web.get("/tiles/incidents_hex/18/1/1.mvt", headers=key).status_code == 204
 
 
-def test_clusters_count_every_point_of_the_tile_once(city: str) -> None:
-    layer = load_catalog().get("incidents").model_copy(update={"cluster_below": 14})
+@pytest.mark.parametrize("keyed", [True, False], ids=["tile-key", "spatial-index"])
+def test_clusters_count_every_point_of_the_tile_once(city: str, keyed: bool) -> None:
+    layer = load_catalog().get("incidents")
+    layer = layer.model_copy(update={"cluster_below": 14, "tile_key": keyed})
     source = Source("incidents", layer)
 
     async def build(z: int, x: int, y: int) -> bytes:
@@ -139,18 +141,35 @@ def test_clusters_count_every_point_of_the_tile_once(city: str) -> None:
         feats = decode(asyncio.run(build(*t)))["incidents"]["features"]
         minx, miny, maxx, maxy = tile_box(*t)
         with psycopg.connect(city) as conn:
-            inside = conn.execute(
-                "SELECT count(*) FROM incidents WHERE ST_X(geom_3857) >= %s AND ST_X(geom_3857)"
-                " < %s AND ST_Y(geom_3857) > %s AND ST_Y(geom_3857) <= %s",
-                (minx, maxx, miny, maxy),
-            ).fetchone()[0]
-        assert sum(f["properties"]["count"] for f in feats) == inside > 0
-        assert len(feats) < inside
+            pts = np.array(
+                conn.execute(
+                    "SELECT ST_X(geom_3857), ST_Y(geom_3857) FROM incidents WHERE ST_X(geom_3857)"
+                    " >= %s AND ST_X(geom_3857) < %s AND ST_Y(geom_3857) > %s AND "
+                    "ST_Y(geom_3857) <= %s",
+                    (minx, maxx, miny, maxy),
+                ).fetchall()
+            )
+        assert sum(f["properties"]["count"] for f in feats) == len(pts) > len(feats)
         assert all(f["geometry"]["type"] == "Point" and not f.get("id") for f in feats)
+        # one cluster per 16-pixel cell (256 tile units), at its members' mean
+        unit = (maxx - minx) / 4096
+        cells = np.floor((pts - [minx, miny]) / (256 * unit)).astype(int)
+        want = {}
+        for cell in {tuple(c) for c in cells}:
+            members = pts[(cells == cell).all(axis=1)]
+            mx, my = members.mean(axis=0)
+            want[((mx - minx) / unit, (maxy - my) / unit)] = len(members)
+        assert len(feats) == len(want)
+        for f in feats:
+            gx, gy = f["geometry"]["coordinates"]
+            near = [n for (wx, wy), n in want.items() if abs(wx - gx) <= 1 and abs(wy - gy) <= 1]
+            assert near == [f["properties"]["count"]], (gx, gy)
 
 
-def test_a_tile_denser_than_max_features_shows_clusters(city: str) -> None:
-    layer = load_catalog().get("incidents").model_copy(update={"max_features": 100})
+@pytest.mark.parametrize("keyed", [True, False], ids=["tile-key", "spatial-index"])
+def test_a_tile_denser_than_max_features_shows_clusters(city: str, keyed: bool) -> None:
+    layer = load_catalog().get("incidents")
+    layer = layer.model_copy(update={"max_features": 100, "tile_key": keyed})
     source = Source("incidents", layer)
 
     async def build(z: int, x: int, y: int) -> bytes:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from layers.case_workflow import CLOCK_STOPPED
 from layers.catalog import Layer
-
-CLOSED_STATUSES = ("closed", "cancelled", "parked")
-"""Incident statuses that no longer run against a deadline."""
 
 
 @dataclass(frozen=True)
@@ -27,7 +25,7 @@ class Derived:
 
 
 def _open(alias: str) -> str:
-    closed = ", ".join(f"'{s}'" for s in CLOSED_STATUSES)
+    closed = ", ".join(f"'{s}'" for s in sorted(CLOCK_STOPPED))
     return f'{alias}."status" NOT IN ({closed})'
 
 

@@ -7,6 +7,10 @@ buffer is in the tile. Points are then tested exactly against that widened envel
 moved onto the tile grid by arithmetic; lines and polygons are simplified to one unit of
 the tile's grid and clipped to the buffer by ST_AsMVTGeom. A tile holding more features
 than the layer's ``max_features``, or of a zoom below its ``cluster_below``, shows clusters.
+
+Layers with a tile-key index (layers.tile_keys) count a tile's features and cluster them from
+one range of that index, without reading the table: a cluster cell is a tile four zooms
+deeper, so its members share a key prefix.
 """
 
 from __future__ import annotations
@@ -14,7 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gis.tilemath import BUFFER, EXTENT, buffer_margin, pixel_size, tile_bounds
+from gis.tilemath import (
+    BUFFER,
+    EXTENT,
+    KEY_ZOOM,
+    buffer_margin,
+    key_shift,
+    pixel_size,
+    tile_bounds,
+    tile_key_range,
+)
 from layers.catalog import Layer
 from layers.cql import filter_clause
 from tiles.derived import derived_attributes
@@ -23,7 +36,9 @@ from tiles.sources import Source, feature_attributes
 
 ENVELOPE = "ST_TileEnvelope($1, $2, $3)"
 MARGIN_ENVELOPE = f"ST_TileEnvelope($1, $2, $3, margin => {buffer_margin()!r})"
-CLUSTER_CELL = 256
+CLUSTER_ZOOMS = 4
+"""A cluster cell is a tile this many zooms deeper."""
+CLUSTER_CELL = EXTENT >> CLUSTER_ZOOMS
 """Width of a cluster cell in tile units (16 pixels of a 256-pixel tile)."""
 
 
@@ -55,6 +70,11 @@ def attribute_sql(name: str, kind: str, alias: str = "f") -> str:
         "number": f"{col}::float8",
         "boolean": f"{col}::boolean",
     }.get(kind, col)
+
+
+def single_points(layer: Layer) -> bool:
+    """Whether every feature is one point (so ST_X and ST_Y apply)."""
+    return layer.geometry_type.lower() == "point"
 
 
 def geometry_3857(layer: Layer, alias: str = "f") -> str:
@@ -113,7 +133,7 @@ def tile_geometry(layer: Layer, z: int, x: int, y: int, st: Statement) -> str:
     the row filter already keeps inside the buffer) are moved onto the tile grid directly;
     lines and polygons are simplified to one grid unit, then clipped by ST_AsMVTGeom."""
     geom = geometry_3857(layer)
-    if layer.is_point:
+    if single_points(layer):
         minx, _, maxx, maxy = tile_bounds(z, x, y)
         scale = EXTENT / (maxx - minx)
         # ST_AsMVT truncates coordinates: half a unit more makes that a rounding
@@ -168,48 +188,70 @@ def row_columns(source: Source, filters: TileFilters) -> list[str]:
     return [f"f.{quoted(n)}" for n in dict.fromkeys(names)]
 
 
+def keyed(layer: Layer, z: int) -> bool:
+    """Whether tiles of zoom ``z`` count and cluster ``layer``'s rows by tile key: the layer
+    has the key index, and a cluster cell of this zoom is a whole key cell."""
+    return layer.tile_key and z + CLUSTER_ZOOMS <= KEY_ZOOM
+
+
+def key_filter(layer: Layer, z: int, x: int, y: int, st: Statement) -> str:
+    """The condition that a row's tile key lies in tile ``z/x/y`` (one index range)."""
+    low, high = (st.param(v) for v in tile_key_range(z, x, y))
+    key = f"tile_key({geometry_3857(layer)})"
+    return f"{key} >= {low}::bigint AND {key} < {high}::bigint"
+
+
+def features_select(
+    source: Source, rows: str, conds: list[str], cols: list[str], st: Statement
+) -> str:
+    """A subquery: one row ``(mvt, next)`` of the features in ``rows`` (a FROM item aliased
+    ``f``) meeting ``conds``, with the select list ``cols``."""
+    derived = derived_attributes(source.layer)
+    changes = ", ".join(d.changes_at for d in derived)
+    next_change = f"min(least({changes}))" if derived else "NULL::timestamptz"
+    mvt = mvt_call(source.name, st, feature_id(source.layer) is not None)
+    return (
+        f"SELECT {mvt} AS mvt, {next_change} AS next FROM {rows} "
+        f"CROSS JOIN LATERAL (SELECT {', '.join(cols)}) AS t"
+        + (f" {where(conds)}" if conds else "")
+    )
+
+
 def features_part(
     source: Source, z: int, x: int, y: int, filters: TileFilters, st: Statement
 ) -> str:
     """A subquery: the source's features in the tile, clipped to the buffer; or, when the
-    tile holds more than the layer's ``max_features`` of them, its clusters. The rows are
-    first collected raw (at most ``max_features + 1``), and only turned into attributes and
-    tile geometry once they are known to be few enough to show."""
+    tile holds more than the layer's ``max_features`` of them, its clusters. A keyed layer
+    counts the tile's rows in its key index first; any other collects them raw (at most
+    ``max_features + 1``) and counts those. Only the part that the count picks does any
+    work: the other one's rows are gated off before they are read."""
     layer = source.layer
     conds = row_filters(layer, filters, st)
     cols = feature_columns(source, z, x, y, filters, st)
-    exact = [point_in_buffer(layer, z, x, y, st)] if layer.is_point else []
-    found = (
-        f"FROM {quoted(layer.table)} AS f "
-        f"{where([index_filter(layer, MARGIN_ENVELOPE), *exact, *conds])}"
-    )
-    mvt = mvt_call(source.name, st, feature_id(layer) is not None)
-    derived = derived_attributes(layer)
+    exact = [point_in_buffer(layer, z, x, y, st)] if single_points(layer) else []
+    table = f"{quoted(layer.table)} AS f"
+    found = [index_filter(layer, MARGIN_ENVELOPE), *exact, *conds]
     limit = layer.max_features
-    if not derived and not limit:
-        return (
-            f"SELECT {mvt} AS mvt, NULL::timestamptz AS next FROM "
-            f"(SELECT {', '.join(cols)} {found}) AS t"
-        )
-    changes = ", ".join(d.changes_at for d in derived)
-    next_change = (
-        f"(SELECT min(least({changes})) FROM rows AS f)" if derived else "NULL::timestamptz"
-    )
-    rows = f"SELECT {', '.join(row_columns(source, filters))} {found}" + (
-        f" LIMIT {limit + 1}" if limit else ""
-    )
-    features = (
-        f"SELECT (SELECT {mvt} FROM (SELECT {', '.join(cols)} FROM rows AS f) AS t) AS mvt, "
-        f"{next_change} AS next"
-    )
     if not limit:
-        return f"WITH rows AS MATERIALIZED ({rows}) {features}"
-    clusters = clusters_sql(source, z, x, y, st, conds)
+        return features_select(source, table, found, cols, st)
+    if keyed(layer, z):
+        inside = where([key_filter(layer, z, x, y, st), *conds])
+        counted = f"SELECT count(*) AS n FROM (SELECT FROM {table} {inside} LIMIT {limit + 1}) AS k"
+        head = f"WITH n AS MATERIALIZED ({counted}) "
+        rows, rows_conds = table, found
+    else:
+        raw = f"SELECT {', '.join(row_columns(source, filters))} FROM {table} {where(found)}"
+        head = (
+            f"WITH rows AS MATERIALIZED ({raw} LIMIT {limit + 1}), "
+            f"n AS MATERIALIZED (SELECT count(*) AS n FROM rows) "
+        )
+        rows, rows_conds = "rows AS f", []
+    few = f"(SELECT n FROM n) <= {limit}"
+    features = features_select(source, rows, [few, *rows_conds], cols, st)
+    clusters = clusters_sql(source, z, x, y, st, conds, f"(SELECT n FROM n) > {limit}")
     return (
-        f"WITH rows AS MATERIALIZED ({rows}), "
-        f"n AS MATERIALIZED (SELECT count(*) AS n FROM rows) "
-        f"{features} WHERE (SELECT n FROM n) <= {limit} UNION ALL "
-        f"SELECT * FROM ({clusters}) AS cp WHERE (SELECT n FROM n) > {limit}"
+        f"{head}SELECT CASE WHEN {few} THEN fp.mvt ELSE cp.mvt END AS mvt, fp.next "
+        f"FROM ({features}) AS fp, ({clusters}) AS cp"
     )
 
 
@@ -219,26 +261,56 @@ def mvt_call(name: str, st: Statement, with_id: bool) -> str:
     return f"ST_AsMVT(t, {st.param(name)}::text, {EXTENT}, '__geom'{fid})"
 
 
-def clusters_sql(source: Source, z: int, x: int, y: int, st: Statement, conds: list[str]) -> str:
-    """A subquery: the source's features meeting ``conds`` inside the tile grouped into cells
-    of ``CLUSTER_CELL`` tile units, one point (the members' mean) with a ``count`` per cell.
-    (``OFFSET 0`` keeps the inner select whole, so each row's centre is computed once.)"""
-    layer = source.layer
+def centre(layer: Layer) -> tuple[str, str]:
+    """SQL of a row's representative point: the point itself, or its box centre (as the
+    tile key has it)."""
     g = geometry_3857(layer)
-    if layer.is_point:
-        cx, cy = f"ST_X({g})", f"ST_Y({g})"
+    if single_points(layer):
+        return f"ST_X({g})", f"ST_Y({g})"
+    return f"(ST_XMin({g}) + ST_XMax({g})) / 2", f"(ST_YMin({g}) + ST_YMax({g})) / 2"
+
+
+def clusters_sql(
+    source: Source,
+    z: int,
+    x: int,
+    y: int,
+    st: Statement,
+    conds: list[str],
+    gate: str | None = None,
+) -> str:
+    """A subquery: the source's features meeting ``conds`` whose centre is inside the tile,
+    grouped into cells of ``CLUSTER_CELL`` tile units, one point (the members' mean) with a
+    ``count`` per cell; no rows are read unless ``gate`` holds. Keyed layers group by key
+    prefix over one index range; others by the centre's grid cell, found through the
+    spatial index. (``OFFSET 0`` keeps the inner select whole, so each row's centre is
+    computed once.)"""
+    layer = source.layer
+    cx, cy = centre(layer)
+    gates = [gate] if gate else []
+    if keyed(layer, z):
+        shift = st.param(key_shift(z + CLUSTER_ZOOMS))
+        key = f"tile_key({geometry_3857(layer)})"
+        members = (
+            f"SELECT {cx} AS cx, {cy} AS cy, {key} >> {shift} AS cell FROM {quoted(layer.table)} "
+            f"AS f {where([*gates, key_filter(layer, z, x, y, st), *conds])}"
+        )
+        group = "p.cell"
     else:
-        cx, cy = f"(ST_XMin({g}) + ST_XMax({g})) / 2", f"(ST_YMin({g}) + ST_YMax({g})) / 2"
-    minx, miny, maxx, maxy = (st.param(v) for v in tile_bounds(z, x, y))
-    cell = st.param(pixel_size(z) * CLUSTER_CELL)
-    inside = f"p.cx >= {minx} AND p.cx < {maxx} AND p.cy > {miny} AND p.cy <= {maxy}"
+        minx, miny, maxx, maxy = (st.param(v) for v in tile_bounds(z, x, y))
+        size = st.param(pixel_size(z) * CLUSTER_CELL)
+        inside = f"cx >= {minx} AND cx < {maxx} AND cy > {miny} AND cy <= {maxy}"
+        members = (
+            f"SELECT * FROM (SELECT {cx} AS cx, {cy} AS cy FROM {quoted(layer.table)} AS f "
+            f"{where([*gates, index_filter(layer, ENVELOPE), *conds])} OFFSET 0) AS c "
+            f"WHERE {inside}"
+        )
+        group = f"floor((p.cx - {minx}) / {size}), floor((p.cy - {miny}) / {size})"
     return (
         f"SELECT {mvt_call(source.name, st, False)} AS mvt, NULL::timestamptz AS next FROM ("
         f'SELECT count(*)::bigint AS "count", ST_AsMVTGeom(ST_SetSRID(ST_MakePoint('
         f'avg(p.cx), avg(p.cy)), 3857), {ENVELOPE}, {EXTENT}, {BUFFER}, true) AS "__geom" '
-        f"FROM (SELECT {cx} AS cx, {cy} AS cy FROM {quoted(layer.table)} AS f "
-        f"{where([index_filter(layer, ENVELOPE), *conds])} OFFSET 0) AS p WHERE {inside} "
-        f"GROUP BY floor((p.cx - {minx}) / {cell}), floor((p.cy - {miny}) / {cell})) AS t"
+        f"FROM ({members}) AS p GROUP BY {group}) AS t"
     )
 
 

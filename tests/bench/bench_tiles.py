@@ -9,7 +9,8 @@ worst      every tile of every zoom 0-16 over the demo city at scale 1, and ever
              flock /tmp/cityhex-bench.lock .venv/bin/python tests/bench/bench_tiles.py worst
            [--url URL: an existing demo city instead of a throwaway one]
 prepare-kit  give the kit's tables (../shared/bench, database city) the indexed 3857 copy
-           that a CityHex import makes, so the kit catalog (kit_catalog.toml) can serve them.
+           and the tile-key index that a CityHex import makes, so the kit catalog
+           (kit_catalog.toml) can serve them.
              .venv/bin/python tests/bench/bench_tiles.py prepare-kit --url URL
 """
 
@@ -30,6 +31,7 @@ import psycopg  # noqa: E402
 
 from gis.tilemath import tiles_covering  # noqa: E402
 from layers.catalog import load_catalog  # noqa: E402
+from layers.tile_keys import TILE_KEY_FUNCTION, create_index_sql  # noqa: E402
 from tiles.filters import TileFilters  # noqa: E402
 from tiles.service import SESSION_SETTINGS, build_tile  # noqa: E402
 from tiles.sources import parse_sources, source_names  # noqa: E402
@@ -140,8 +142,10 @@ async def worst(url: str, names: list[str]) -> int:
 
 
 def prepare_kit(url: str) -> None:
-    """Add the indexed EPSG:3857 copy to the kit's point tables (idempotent)."""
+    """Add the indexed EPSG:3857 copy and the tile-key index to the kit's point tables
+    (idempotent)."""
     with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(TILE_KEY_FUNCTION)
         for table in KIT_TABLES:
             conn.execute(
                 f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS geom_3857 geometry(Point, 3857) "
@@ -149,8 +153,9 @@ def prepare_kit(url: str) -> None:
             )
             index = f"{table}_geom_3857_idx"
             conn.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {table} USING gist (geom_3857)")
+            conn.execute(create_index_sql(table, "geom_3857", points=True))
             conn.execute(f"VACUUM ANALYZE {table}")
-    print(f"kit tables {', '.join(KIT_TABLES)} have geom_3857 with a GiST index")
+    print(f"kit tables {', '.join(KIT_TABLES)} have geom_3857 with a GiST and a tile-key index")
 
 
 def main() -> int:

@@ -90,8 +90,14 @@ def upgrade() -> None:
                 " SELECT :code, :major, :minor, :major_name, :name, :name_en, :hours, id"
                 " FROM departments WHERE code = :dept"
             ).bindparams(
-                code=code, major=code[:2], minor=code[2:], major_name=major_name, name=name,
-                name_en=name_en, hours=hours, dept=dept,
+                code=code,
+                major=code[:2],
+                minor=code[2:],
+                major_name=major_name,
+                name=name,
+                name_en=name_en,
+                hours=hours,
+                dept=dept,
             )
         )
 
