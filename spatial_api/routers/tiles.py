@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -30,12 +31,35 @@ TILE_RESPONSES: dict[int | str, dict] = {
     204: {"description": "The tile has no features."},
     304: {"description": "The tile still has the ETag given in If-None-Match."},
 }
-FROM = Query(None, alias="from", description="Only rows at or after this time (ISO 8601).")
-TO = Query(None, description="Only rows before this time (ISO 8601).")
-CATEGORY = Query(None, description="Class codes (comma list; two digits = a major class).")
-FILTER = Query(None, description="A CQL2 filter applied to every layer of the tile.")
-FILTER_LANG = Query(None, alias="filter-lang", description="cql2-text (default) or cql2-json.")
-PROPERTIES = Query(None, description="Attributes to keep (comma list).")
+
+
+def filter_query(
+    start: str | None = Query(
+        None, alias="from", description="Only rows at or after this time (ISO 8601)."
+    ),
+    to: str | None = Query(None, description="Only rows before this time (ISO 8601)."),
+    category: str | None = Query(
+        None, description="Class codes (comma list; two digits = a major class)."
+    ),
+    filter: str | None = Query(None, description="A CQL2 filter applied to every layer."),
+    filter_lang: str | None = Query(
+        None, alias="filter-lang", description="cql2-text (default) or cql2-json."
+    ),
+    properties: str | None = Query(None, description="Attributes to keep (comma list)."),
+) -> dict[str, str | None]:
+    """The row filters that every tile route takes, named as tiles.filters.parse_filters
+    names them."""
+    return dict(
+        start=start,
+        end=to,
+        category=category,
+        cql=filter,
+        cql_lang=filter_lang,
+        properties=properties,
+    )
+
+
+FilterQuery = Annotated[dict[str, str | None], Depends(filter_query)]
 
 
 async def open_tile_service(app: FastAPI) -> TileService:
@@ -104,35 +128,11 @@ async def serve_tile(
     summary="A vector tile of one layer or several",
 )
 async def xyz_tile(
-    request: Request,
-    layers: str,
-    z: int,
-    x: int,
-    y: int,
-    start: str | None = FROM,
-    to: str | None = TO,
-    category: str | None = CATEGORY,
-    filter: str | None = FILTER,
-    filter_lang: str | None = FILTER_LANG,
-    properties: str | None = PROPERTIES,
+    request: Request, layers: str, z: int, x: int, y: int, filters: FilterQuery
 ) -> Response:
     """Tile ``z/x/y`` (WebMercatorQuad) holding one MVT layer per name in ``layers``
     (a comma list; ``<layer>_hex`` is a point layer's H3 aggregate)."""
-    return await serve_tile(
-        request,
-        layers,
-        z,
-        x,
-        y,
-        dict(
-            start=start,
-            end=to,
-            category=category,
-            cql=filter,
-            cql_lang=filter_lang,
-            properties=properties,
-        ),
-    )
+    return await serve_tile(request, layers, z, x, y, filters)
 
 
 @router.get(
@@ -142,34 +142,10 @@ async def xyz_tile(
     summary="A vector tile of a collection (OGC API Tiles)",
 )
 async def ogc_tile(
-    request: Request,
-    layer: str,
-    z: int,
-    x: int,
-    y: int,
-    start: str | None = FROM,
-    to: str | None = TO,
-    category: str | None = CATEGORY,
-    filter: str | None = FILTER,
-    filter_lang: str | None = FILTER_LANG,
-    properties: str | None = PROPERTIES,
+    request: Request, layer: str, z: int, x: int, y: int, filters: FilterQuery
 ) -> Response:
     """The same tile as ``/tiles/{layer}/{z}/{x}/{y}.mvt``."""
-    return await serve_tile(
-        request,
-        layer,
-        z,
-        x,
-        y,
-        dict(
-            start=start,
-            end=to,
-            category=category,
-            cql=filter,
-            cql_lang=filter_lang,
-            properties=properties,
-        ),
-    )
+    return await serve_tile(request, layer, z, x, y, filters)
 
 
 def public_base(request: Request) -> str:
@@ -184,20 +160,15 @@ def public_base(request: Request) -> str:
 async def tilejson_document(
     request: Request,
     layers: str,
-    start: str | None = FROM,
-    to: str | None = TO,
-    category: str | None = CATEGORY,
-    filter: str | None = FILTER,
-    filter_lang: str | None = FILTER_LANG,
-    properties: str | None = PROPERTIES,
+    filters: FilterQuery,
 ) -> JSONResponse:
     """The TileJSON of ``layers``: tile URL (carrying the same filters), layers and fields,
     bounds, center, zoom range."""
     sources = parse_sources(load_catalog(), layers)
     await authorize(request, sources)
-    filters = parse_filters(sources, start, to, category, filter, filter_lang, properties)
+    checked = parse_filters(sources, **filters)
     service: TileService = request.app.state.tiles
-    doc = await tilejson(service.pool, sources, public_base(request), filters)
+    doc = await tilejson(service.pool, sources, public_base(request), checked)
     return JSONResponse(doc)
 
 
