@@ -230,12 +230,12 @@ def _toml_value(value: object) -> str:
 
 
 def write_catalog_entry(layer: Layer) -> Path:
-    """Publish ``layer``: write its TOML file in catalog.d and reload the catalog."""
+    """Publish ``layer``: write its TOML file in catalog.d (every process's catalog reads it
+    from its next load on)."""
     folder = created_layers_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{layer.id}.toml"
     draft = path.with_suffix(".toml.tmp")
     draft.write_text(layer_toml(layer), encoding="utf-8")
     os.replace(draft, path)
-    load_catalog.cache_clear()
     return path

@@ -183,12 +183,23 @@ def created_layers_dir() -> Path:
     return storage_settings().home / "catalog.d"
 
 
-@lru_cache
 def load_catalog() -> Catalog:
-    """The built-in catalog, the layers made by imports, and the files in CITYHEX_CATALOG."""
+    """The built-in catalog, the layers made by imports, and the files in CITYHEX_CATALOG.
+    A layer that an import publishes, in this process or any other, is seen from the next
+    call on: the catalog is read again whenever catalog.d changes."""
+    made = created_layers_dir()
+    try:
+        stamp = made.stat().st_mtime_ns
+    except FileNotFoundError:
+        stamp = 0
+    return _read_catalog(made, stamp, os.environ.get("CITYHEX_CATALOG", ""))
+
+
+@lru_cache(maxsize=4)
+def _read_catalog(made: Path, stamp: int, extra: str) -> Catalog:
     layers = read_catalog_file(BUILTIN)
-    for made in sorted(created_layers_dir().glob("*.toml")):
-        layers.update(read_catalog_file(made))
-    for extra in filter(None, os.environ.get("CITYHEX_CATALOG", "").split(":")):
-        layers.update(read_catalog_file(Path(extra)))
+    for entry in sorted(made.glob("*.toml")):
+        layers.update(read_catalog_file(entry))
+    for path in filter(None, extra.split(":")):
+        layers.update(read_catalog_file(Path(path)))
     return Catalog(layers)

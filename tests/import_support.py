@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from layers.catalog import load_catalog
 from layers.settings import storage_settings
 from tests.test_import_helpers import fresh_database
 
@@ -31,7 +30,7 @@ def database_of_its_own(name: str) -> Callable[..., str]:
 
 def catalog_of_its_own() -> Callable[..., Iterator[None]]:
     """A module-scoped autouse fixture: the layers the module makes are published in a
-    catalog.d of its own (a CITYHEX_HOME in a temporary folder), caches cleared around it."""
+    catalog.d of its own (a CITYHEX_HOME in a temporary folder)."""
 
     @pytest.fixture(scope="module", autouse=True)
     def own_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
@@ -39,11 +38,8 @@ def catalog_of_its_own() -> Callable[..., Iterator[None]]:
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("CITYHEX_HOME", str(tmp_path_factory.mktemp("home")))
             storage_settings.cache_clear()
-            load_catalog.cache_clear()
             yield
             storage_settings.cache_clear()
-            load_catalog.cache_clear()
         storage_settings.cache_clear()
-        load_catalog.cache_clear()
 
     return own_catalog

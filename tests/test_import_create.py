@@ -4,9 +4,13 @@ time column; then append, replace and the refusals."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
+import httpx
 import mapbox_vector_tile
 import numpy as np
 import orjson
@@ -23,6 +27,7 @@ from layers.catalog import created_layers_dir, load_catalog
 from layers.keys import create_key
 from spatial_api.app import create_app
 from tests.import_support import catalog_of_its_own, database_of_its_own
+from tests.support import running_server
 from tests.test_import_helpers import lonlat_points, scalar, write_file
 
 N = 30
@@ -130,6 +135,32 @@ def test_the_new_layer_is_served_with_its_time_column(url: str) -> None:
     days = [int(f["properties"]["planted"][8:10]) for f in march.json()["features"]]
     assert sorted(days) == sorted(d for d in (1 + i % 28 for i in range(N)) if d <= 5)
     assert anonymous.status_code == 401
+
+
+def test_a_layer_created_by_another_process_is_served_without_a_restart(
+    url: str, tmp_path: Path
+) -> None:
+    lon, lat = lonlat_points(5, seed=43)
+    path = write_file(tmp_path / "benches.geojson", shapely.points(lon, lat), {})
+    with psycopg.connect(url, autocommit=True) as conn:
+        headers = {"Authorization": f"Bearer {create_key(conn, 'admin', 'bench-admin')}"}
+    assert "benches" not in load_catalog()
+    with running_server(url, workers=2) as base:
+        assert httpx.get(f"{base}/collections/benches", headers=headers).status_code == 404
+        subprocess.run(
+            [sys.executable, "-m", "spatial_api", "import", str(path), "-l", "benches", "--create"],
+            env={**os.environ, "CITYHEX_DATABASE_URL": url},
+            check=True,
+            capture_output=True,
+        )
+        # neither worker made the layer; each one serves it now (fresh connections spread
+        # the requests over both)
+        answers = {
+            httpx.get(f"{base}/collections/benches/items", headers=headers).status_code
+            for _ in range(20)
+        }
+    assert answers == {200}
+    assert load_catalog().get("benches").tile_key
 
 
 def test_append_and_replace_into_the_new_layer(url: str, tmp_path: Path) -> None:

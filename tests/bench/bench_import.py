@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from etl.import_options import ImportOptions
 from etl.vector_import import import_file
-from layers.catalog import load_catalog
 from layers.migrate import migrate
 from layers.settings import storage_settings
 from tests.bench.common import throwaway_cluster
@@ -114,7 +113,6 @@ def main() -> None:
     with throwaway_cluster("import") as (cluster, home):
         os.environ["CITYHEX_HOME"] = str(home)
         storage_settings.cache_clear()
-        load_catalog.cache_clear()
         made = time.perf_counter()
         files = write_points(home, args.points)
         print(
