@@ -25,6 +25,10 @@ DATABASE = "cityhex"
 SUPERUSER = "cityhex"
 OS_USERS = ("postgres", "cityhex")
 WAIT = ("-w", "-t", "60")
+SERVER_ENVIRONMENT = {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=268435456"}
+"""The server's environment: backends keep up to 256 MB of freed memory instead of handing
+it back to the kernel after every statement (glibc's default trims at 128 KB), so a large
+tile does not fault its working memory in again each time (a third of its time otherwise)."""
 
 POSTGIS_HELP = (
     "PostGIS is not installed for PostgreSQL {version} ({control} is missing). Install it:\n"
@@ -156,12 +160,15 @@ class EmbeddedCluster:
         )
         return "cityhex"
 
-    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.install.bindir / args[0]), *args[1:]]
         user = self._os_user()
         if user:
             cmd = ["runuser", "-u", user, "--", *cmd]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd="/")
+        environment = {**os.environ, **env} if env else None
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd="/", env=environment)
         if check and proc.returncode != 0:
             raise ClusterError(f"{args[0]} failed: {proc.stderr.strip() or proc.stdout.strip()}")
         return proc
@@ -265,7 +272,16 @@ class EmbeddedCluster:
                     fh.write("include_if_exists = 'cityhex.local.conf'\n")
         if not self.running():
             self._clear_stale_locks()
-            self._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), *WAIT)
+            self._run(
+                "pg_ctl",
+                "start",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                *WAIT,
+                env=SERVER_ENVIRONMENT,
+            )
         self._ensure_database()
         return self.url()
 

@@ -56,6 +56,14 @@ def test_start_is_idempotent_and_status_reports(home: Path) -> None:
     assert (home / "pg" / f".s.PGSQL.{status['port']}").exists(), "no Unix socket in the folder"
 
 
+def test_backends_keep_their_freed_memory(home: Path) -> None:
+    url = cityhex(home, "db", "url").stdout.strip()
+    with psycopg.connect(url) as conn:
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert b"GLIBC_TUNABLES=glibc.malloc.trim_threshold=268435456" in environ
+
+
 def test_migrate_creates_schema(home: Path) -> None:
     assert cityhex(home, "migrate").returncode == 0
     url = cityhex(home, "db", "url").stdout.strip()
