@@ -17,7 +17,10 @@
 # 5. CityHex with its cache ON (warmed by eight passes), the whole list at c=8 and 32.
 # Every timing step holds /tmp/cityhex-bench.lock (flock -o: servers never inherit it).
 # Results: $OUT (report-*.md).
-# Knobs: WORKERS=2 (CityHex), TIPG_WORKERS=1 (kit default), RUNS=2, KEEP_RUNNING=0, OUT.
+# Knobs: WORKERS=2 (CityHex), TIPG_WORKERS=1 (kit default), RUNS=2, KEEP_RUNNING=0, OUT,
+# DB_TUNED=1: (re)start the kit's cluster with the server environment CityHex's own embedded
+# cluster runs with (layers/embedded.py SERVER_ENVIRONMENT: backends keep freed memory);
+# tipg, CityHex and the database-only anchor all use that same database.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -40,7 +43,14 @@ if ! "$VENV/bin/python" -c "import psycopg, numpy" >/dev/null 2>&1; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$KIT/requirements.txt"
 fi
-URL=$("$KIT/pg.sh" start "$PGDIR" "$PGPORT")
+DB_TUNED=${DB_TUNED:-0}
+if [ "$DB_TUNED" = 1 ]; then
+  "$KIT/pg.sh" stop "$PGDIR" "$PGPORT" > /dev/null 2>&1 || true
+  TUNABLES=$("$PY" -c "from layers.embedded import SERVER_ENVIRONMENT as e; print(e['GLIBC_TUNABLES'])")
+  URL=$(env GLIBC_TUNABLES="$TUNABLES" "$KIT/pg.sh" start "$PGDIR" "$PGPORT")
+else
+  URL=$("$KIT/pg.sh" start "$PGDIR" "$PGPORT")
+fi
 if [ "$(psql "$URL" -XAtc "SELECT count(*) FROM assets" 2>/dev/null || echo 0)" != 300000 ]; then
   log "loading the kit's city"
   flock -o "$LOCK" "$VENV/bin/python" "$KIT/citydata.py" --url "$URL" --scale 1 --json "$OUT/load.json"
