@@ -189,9 +189,15 @@ def row_columns(source: Source, filters: TileFilters) -> list[str]:
 
 
 def keyed(layer: Layer, z: int) -> bool:
-    """Whether tiles of zoom ``z`` count and cluster ``layer``'s rows by tile key: the layer
-    has the key index, and a cluster cell of this zoom is a whole key cell."""
+    """Whether tiles of zoom ``z`` count ``layer``'s rows by tile key: the layer has the key
+    index, and a cluster cell of this zoom is a whole key cell."""
     return layer.tile_key and z + CLUSTER_ZOOMS <= KEY_ZOOM
+
+
+def keyed_clusters(layer: Layer, z: int) -> bool:
+    """Whether tiles of zoom ``z`` also cluster ``layer``'s rows by tile key: only points,
+    whose index carries the point, cluster without reading the table in key order."""
+    return keyed(layer, z) and single_points(layer)
 
 
 def key_filter(layer: Layer, z: int, x: int, y: int, st: Statement) -> str:
@@ -281,14 +287,14 @@ def clusters_sql(
 ) -> str:
     """A subquery: the source's features meeting ``conds`` whose centre is inside the tile,
     grouped into cells of ``CLUSTER_CELL`` tile units, one point (the members' mean) with a
-    ``count`` per cell; no rows are read unless ``gate`` holds. Keyed layers group by key
-    prefix over one index range; others by the centre's grid cell, found through the
+    ``count`` per cell; no rows are read unless ``gate`` holds. Keyed point layers group by
+    key prefix over one index range; others by the centre's grid cell, found through the
     spatial index. (``OFFSET 0`` keeps the inner select whole, so each row's centre is
     computed once.)"""
     layer = source.layer
     cx, cy = centre(layer)
     gates = [gate] if gate else []
-    if keyed(layer, z):
+    if keyed_clusters(layer, z):
         shift = st.param(key_shift(z + CLUSTER_ZOOMS))
         key = f"tile_key({geometry_3857(layer)})"
         members = (
