@@ -137,6 +137,20 @@ def test_the_new_layer_is_served_with_its_time_column(url: str) -> None:
     assert anonymous.status_code == 401
 
 
+def test_a_multipoint_layer_is_served_as_tiles(url: str, tmp_path: Path) -> None:
+    lon, lat = lonlat_points(12, seed=44)
+    groups = shapely.multipoints(np.column_stack([lon, lat]), indices=np.arange(12) // 3)
+    path = write_file(tmp_path / "stops.geojson", groups, {"n": np.arange(4)})
+    import_file(url, path, ImportOptions(layer="stops", create=True, public=True))
+    assert load_catalog().get("stops").geometry_type == "MultiPoint"
+    with TestClient(create_app(url)) as client:
+        tile = client.get("/tiles/stops/0/0/0.mvt")
+    assert tile.status_code == 200, tile.text
+    served = mapbox_vector_tile.decode(tile.content)["stops"]["features"]
+    assert sorted(f["properties"]["n"] for f in served) == [0, 1, 2, 3]
+    assert {f["geometry"]["type"] for f in served} == {"MultiPoint"}
+
+
 def test_a_layer_created_by_another_process_is_served_without_a_restart(
     url: str, tmp_path: Path
 ) -> None:
