@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import orjson
@@ -24,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gis.errors import BadRequest, CityHexError, ServiceUnavailable
+from gis.timezones import time_zone
 from layers.alarms import AlarmOutcome, apply_readings
 from layers.db import raw_connection
 from layers.sensors import SensorRanges, get_sensor, sensor_ranges
@@ -32,7 +34,8 @@ MAX_BATCH = 50_000
 MAX_CLOCK_SKEW = timedelta(minutes=10)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 BUCKETS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
-BUCKET_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+BUCKET_ORIGIN = datetime(2000, 1, 1)
+"""Local midnight of a Saturday: buckets are counted from it on the wall clock."""
 MAX_BUCKETS = 100_000
 MAX_RAW_READINGS = 100_000
 COLUMNS = ("sensor_id", "property", "ts", "value")
@@ -273,9 +276,12 @@ async def series(
     start: datetime | None = None,
     end: datetime | None = None,
     bucket: str | None = None,
+    tz: str = "UTC",
 ) -> dict[str, Any]:
-    """A sensor's readings of one property in [start, end): raw, or per UTC-aligned bucket
-    (5m, 1h, 1d) with min, avg, max and count. Default window: the last day."""
+    """A sensor's readings of one property in [start, end): raw, or per bucket (5m, 1h, 1d)
+    with min, avg, max and count. Buckets follow the wall clock of time zone ``tz`` (a day
+    is a local day) and start in that zone. Default window: the last day."""
+    zone = time_zone(tz)
     sensor = await get_sensor(conn, sensor_ref)
     prop = _property(sensor, prop)
     end = end or datetime.now(UTC)
@@ -290,11 +296,12 @@ async def series(
         "from": start.isoformat(),
         "to": end.isoformat(),
         "bucket": bucket,
+        "tz": zone.key,
     }
     params = {"s": sensor["id"], "p": prop, "start": start, "end": end}
     if bucket is None:
         return head | await _raw_series(conn, params)
-    return head | {"buckets": await _bucket_series(conn, params, bucket)}
+    return head | {"buckets": await _bucket_series(conn, params, bucket, zone)}
 
 
 async def _raw_series(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +317,7 @@ async def _raw_series(conn: AsyncConnection, params: dict[str, Any]) -> dict[str
 
 
 async def _bucket_series(
-    conn: AsyncConnection, params: dict[str, Any], bucket: str
+    conn: AsyncConnection, params: dict[str, Any], bucket: str, zone: ZoneInfo
 ) -> list[dict[str, Any]]:
     step = BUCKETS.get(bucket)
     if step is None:
@@ -322,17 +329,18 @@ async def _bucket_series(
             f"more than {MAX_BUCKETS} buckets: narrow the window or use a larger bucket",
             code="too_many_buckets",
         )
+    local = "date_bin(:step, ts AT TIME ZONE :tz, :origin)"
     rows = await conn.execute(
         text(
-            "SELECT date_bin(:step, ts, :origin), min(value), avg(value), max(value), count(*) "
+            f"SELECT {local} AT TIME ZONE :tz, min(value), avg(value), max(value), count(*) "
             "FROM readings "
             "WHERE sensor_id = :s AND property = :p AND ts >= :start AND ts < :end "
-            "GROUP BY 1 ORDER BY 1"
+            f"GROUP BY {local} ORDER BY 1"
         ),
-        params | {"step": step, "origin": BUCKET_ORIGIN},
+        params | {"step": step, "origin": BUCKET_ORIGIN, "tz": zone.key},
     )
     return [
-        {"start": t.isoformat(), "min": lo, "avg": avg, "max": hi, "count": n}
+        {"start": t.astimezone(zone).isoformat(), "min": lo, "avg": avg, "max": hi, "count": n}
         for t, lo, avg, hi, n in rows
     ]
 

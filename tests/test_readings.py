@@ -3,6 +3,7 @@ buckets checked against numpy, the live values of the sensors layer, and retenti
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -281,7 +282,12 @@ def test_series_buckets_match_numpy(
     assert client.post("/sensors/readings", json=rows, headers=app_key).json()["accepted"] == 4000
     lo, hi = start + timedelta(hours=5, minutes=7), start + timedelta(days=2, hours=20)
     inside = (seconds >= (lo - start).total_seconds()) & (seconds < (hi - start).total_seconds())
-    for bucket, width in (("5m", 300), ("1h", 3600), ("1d", 86400)):
+    # buckets of the local wall clock: a 1d bucket is a local day (offsets fixed in July)
+    zones = (("UTC", 0, "+00:00"), ("Asia/Shanghai", 8 * 3600, "+08:00"))
+    zones += (("Asia/Kolkata", 19800, "+05:30"),)
+    for (tz, offset, suffix), (bucket, width) in itertools.product(
+        zones, (("5m", 300), ("1h", 3600), ("1d", 86400))
+    ):
         r = client.get(
             f"/sensors/{sensors[1]}/readings",
             params={
@@ -289,20 +295,20 @@ def test_series_buckets_match_numpy(
                 "from": lo.isoformat(),
                 "to": hi.isoformat(),
                 "bucket": bucket,
+                "tz": tz,
             },
         )
         assert r.status_code == 200, r.text
         got = r.json()["buckets"]
-        keys = seconds[inside] // width
+        keys = (seconds[inside] + offset) // width
         expected = []
         for key in np.unique(keys):
             v = values[inside][keys == key]
-            expected.append(
-                (start + timedelta(seconds=int(key * width)), v.min(), v.mean(), v.max(), v.size)
-            )
-        assert len(got) == len(expected)
+            first = start + timedelta(seconds=int(key * width - offset))
+            expected.append((first, v.min(), v.mean(), v.max(), v.size))
+        assert len(got) == len(expected), (tz, bucket)
         for g, (t, mn, avg, mx, n) in zip(got, expected, strict=True):
-            assert datetime.fromisoformat(g["start"]) == t
+            assert datetime.fromisoformat(g["start"]) == t and g["start"].endswith(suffix)
             assert (g["min"], g["max"], g["count"]) == (mn, mx, n)
             assert g["avg"] == pytest.approx(avg, rel=1e-12)
     raw = client.get(
@@ -319,6 +325,7 @@ def test_series_buckets_match_numpy(
         ("/sensors/RD-2/readings", {"from": "soon"}, 400),
         ("/sensors/RD-2/readings", {"from": "2026-02-01", "to": "2026-01-01"}, 400),
         ("/sensors/RD-2/readings", {"from": "2000-01-01", "to": "2026-01-01", "bucket": "5m"}, 400),
+        ("/sensors/RD-2/readings", {"bucket": "1d", "tz": "Mars/Olympus"}, 400),
         ("/sensors/NOPE/readings", {}, 404),
     ],
 )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import h3
 from fastapi import APIRouter, Depends, Query
@@ -22,6 +21,7 @@ from gis.analytics.grid import BBox, parse_bbox
 from gis.errors import BadRequest, Forbidden, Unauthorized
 from gis.hexgrid import cell_polygon, parse_cell, to_hex
 from gis.raster import encode_raster
+from gis.timezones import time_zone
 from layers.aggregations import (
     Filters,
     analysis_layer,
@@ -344,7 +344,7 @@ async def timeseries(
     if cell_id is not None and not 5 <= h3.get_resolution(to_hex(cell_id)) <= 11:
         raise BadRequest("cell must be of resolution 5–11", code="invalid_cell")
     filters = await filters_for(conn, readable(layer, principal), start, end, category, bbox)
-    zone = check_tz(tz)
+    zone = time_zone(tz)
     series = await time_series(conn, filters, interval, cell_id, tz)
     return json_response(
         {
@@ -360,14 +360,6 @@ async def timeseries(
             ],
         }
     )
-
-
-def check_tz(tz: str) -> ZoneInfo:
-    """The time zone named ``tz``."""
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise BadRequest(f"unknown time zone {tz!r}", code="invalid_tz") from None
 
 
 @router.get("/timeseries/compare", summary="Counts per cell in two periods: change and ratio")

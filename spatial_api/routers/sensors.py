@@ -132,10 +132,12 @@ async def sensors_series(
     start: str | None = Query(None, alias="from", description="ISO 8601; default: to - 1 day"),
     end: str | None = Query(None, alias="to", description="ISO 8601; default: now"),
     bucket: Literal["5m", "1h", "1d"] | None = Query(None, description="omit for raw"),
+    tz: str = Query("UTC", description="Time zone of the buckets, e.g. Asia/Shanghai"),
     conn: AsyncConnection = Depends(get_connection),
     _: Principal = Depends(require_role(ANONYMOUS)),
 ) -> Response:
-    """Readings of one property in [from, to): raw, or min/avg/max/count per UTC bucket."""
+    """Readings of one property in [from, to): raw, or min/avg/max/count per bucket of the
+    wall clock in ``tz`` (a ``1d`` bucket is a local day)."""
     return json_response(
         await series(
             conn,
@@ -144,6 +146,7 @@ async def sensors_series(
             parse_time(start, "from") if start else None,
             parse_time(end, "to") if end else None,
             bucket,
+            tz,
         )
     )
 
