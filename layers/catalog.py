@@ -61,8 +61,8 @@ class Layer(BaseModel):
     """A tile holding more features than this shows clusters instead (0: no limit)."""
     tile_key: bool = False
     """Whether the table has the tile-key index on its 3857 geometry (layers.tile_keys), so
-    tiles count and cluster its features by key range. A keyed tile counts the features
-    whose box centre lies inside it against ``max_features``."""
+    tiles count its features (and cluster them, for points) by key range. A keyed tile
+    counts the features whose box centre lies inside it against ``max_features``."""
     category_column: str | None = None
     """The column that the ``category`` parameter of tiles matches (a class code)."""
     count_by: str | None = None
