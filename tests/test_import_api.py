@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import psycopg
@@ -12,6 +13,7 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
+from etl.import_options import ImportOptions
 from layers.keys import create_key
 from spatial_api.app import create_app
 from tests.import_support import database_of_its_own
@@ -160,3 +162,12 @@ def test_a_zipped_shapefile_with_prj(url: str, client: TestClient, tmp_path: Pat
     assert "32650" in response.json()["crs"]
     x = scalar(url, "SELECT ST_X(geom) FROM assets WHERE code = '4403040117000501'")
     assert abs(x - lon[0]) < 1e-7
+
+
+def test_the_api_documents_every_import_option(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    body = client.get("/openapi.json").json()["paths"]["/collections/{layer}/import"]["post"]
+    ref = body["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+    documented = set(schemas[ref.rsplit("/", 1)[1]]["properties"])
+    options = {f.name for f in fields(ImportOptions)} - {"layer", "actor", "field_map"}
+    assert documented == options | {"map", "file"}
