@@ -130,14 +130,15 @@ def plan_new_layer(
             continue
         kinds[column] = infer_kind(values, table.kinds.get(name))
     time_column = _time_column(time_field, kinds)
+    geometry_type = geometry_type_of(table)
     layer = Layer(
         id=layer_id,
         title=title or layer_id.replace("_", " ").capitalize(),
         description=f"Imported from {source_name}.",
         table=layer_id,
-        geometry_type=geometry_type_of(table),
+        geometry_type=geometry_type,
         geometry_3857_column="geom_3857",
-        tile_key=True,
+        tile_key=geometry_type == "Point",
         h3_column="h3",
         version_column="version",
         time_column=time_column,
@@ -193,13 +194,13 @@ def create_table(conn: psycopg.Connection, new: NewLayer) -> None:
 
 
 def create_indexes(conn: psycopg.Connection, new: NewLayer) -> None:
-    """The GiST indexes of both geometries, the tile-key index, and the indexes of the H3
-    and time columns."""
+    """The GiST indexes of both geometries, the tile-key index of a point layer, and the
+    indexes of the H3 and time columns."""
     table = new.layer.table
     conn.execute(f"CREATE INDEX ix_{table}_geom ON {table} USING gist (geom)")
     conn.execute(f"CREATE INDEX ix_{table}_geom_3857 ON {table} USING gist (geom_3857)")
-    points = new.layer.geometry_type.lower() == "point"
-    conn.execute(create_index_sql(table, "geom_3857", points))
+    if new.layer.tile_key:
+        conn.execute(create_index_sql(table, "geom_3857"))
     conn.execute(f"CREATE INDEX ix_{table}_h3 ON {table} (h3)")
     if new.layer.time_column:
         column = new.layer.time_column

@@ -60,9 +60,9 @@ class Layer(BaseModel):
     max_features: int = Field(10_000, ge=0)
     """A tile holding more features than this shows clusters instead (0: no limit)."""
     tile_key: bool = False
-    """Whether the table has the tile-key index on its 3857 geometry (layers.tile_keys), so
-    tiles count its features (and cluster them, for points) by key range. A keyed tile
-    counts the features whose box centre lies inside it against ``max_features``."""
+    """Whether the table (of points) has the tile-key index on its 3857 geometry
+    (layers.tile_keys), so tiles count and cluster its points by key range. A keyed tile
+    counts the points inside it against ``max_features``."""
     category_column: str | None = None
     """The column that the ``category`` parameter of tiles matches (a class code)."""
     count_by: str | None = None
@@ -104,9 +104,11 @@ class Layer(BaseModel):
         return _identifier(value)
 
     @model_validator(mode="after")
-    def _tile_key_needs_3857(self) -> Layer:
-        if self.tile_key and not self.geometry_3857_column:
-            raise ValueError(f"layer {self.id}: tile_key needs geometry_3857_column")
+    def _tile_key_needs_3857_points(self) -> Layer:
+        if self.tile_key and not (self.geometry_3857_column and self.geometry_type == "Point"):
+            raise ValueError(
+                f"layer {self.id}: tile_key needs geometry_type Point and geometry_3857_column"
+            )
         return self
 
     @field_validator("properties")

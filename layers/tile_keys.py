@@ -1,8 +1,8 @@
-"""Tile keys: a number per feature that puts every map tile in one range of an index.
+"""Tile keys: a number per point that puts every map tile in one range of an index.
 
-``tile_key(geometry)`` is the Morton number of the zoom-24 Web Mercator tile holding the
-centre of the geometry's box (EPSG:3857). A B-tree on it (with the geometry included for
-point layers) lets a tile count its features and group them into clusters by reading one
+``tile_key(geometry)`` is the Morton number of the zoom-24 Web Mercator tile holding a point
+(EPSG:3857); NULL for an empty point or one outside the Mercator square. A B-tree on it that
+carries the point lets a tile count its points and group them into clusters by reading one
 range of the index, without visiting the table (see tiles.mvt).
 """
 
@@ -11,27 +11,37 @@ from __future__ import annotations
 from gis.tilemath import KEY_ZOOM, ORIGIN, SPREAD_STEPS
 
 _N = 1 << KEY_ZOOM
+POSTGIS_SCHEMA_SQL = (
+    "SELECT quote_ident(n.nspname) FROM pg_extension e "
+    "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'postgis'"
+)
+"""The (quoted) schema PostGIS is installed in."""
 
 
 def _spread(var: str) -> str:
     return "\n".join(f"    {var} := ({var} | ({var} << {s})) & {m};" for s, m in SPREAD_STEPS)
 
 
-TILE_KEY_FUNCTION = f"""
+def tile_key_function_sql(postgis_schema: str) -> str:
+    """The SQL that (re)creates ``tile_key(geometry)``, calling PostGIS in
+    ``postgis_schema`` by name, so the function works under any search_path (autovacuum's,
+    pg_restore's and REINDEX's are empty)."""
+    x, y = f"{postgis_schema}.ST_X(g)", f"{postgis_schema}.ST_Y(g)"
+    return f"""
 CREATE OR REPLACE FUNCTION tile_key(g geometry) RETURNS bigint
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
-    x bigint := least(greatest(floor(
-        ((ST_XMin(g) + ST_XMax(g)) / 2 + {ORIGIN!r}) / {2 * ORIGIN!r} * {_N}), 0), {_N - 1});
-    y bigint := least(greatest(floor(
-        ({ORIGIN!r} - (ST_YMin(g) + ST_YMax(g)) / 2) / {2 * ORIGIN!r} * {_N}), 0), {_N - 1});
+    x bigint := floor(({x} + {ORIGIN!r}) / {2 * ORIGIN!r} * {_N});
+    y bigint := floor(({ORIGIN!r} - {y}) / {2 * ORIGIN!r} * {_N});
 BEGIN
+    IF NOT (x BETWEEN 0 AND {_N - 1} AND y BETWEEN 0 AND {_N - 1}) THEN
+        RETURN NULL;
+    END IF;
 {_spread("x")}
 {_spread("y")}
     RETURN x | (y << 1);
 END $$;
 """
-"""The SQL that (re)creates ``tile_key(geometry)`` for geometries in EPSG:3857."""
 
 
 def index_name(table: str) -> str:
@@ -39,10 +49,10 @@ def index_name(table: str) -> str:
     return f"ix_{table.replace('.', '_')}_tile_key"
 
 
-def create_index_sql(table: str, column: str, points: bool) -> str:
-    """The SQL that indexes ``table`` by the tile key of its 3857 ``column``; point layers
-    carry the geometry in the index too, so clusters are made from the index alone."""
-    include = f" INCLUDE ({column})" if points else ""
+def create_index_sql(table: str, column: str) -> str:
+    """The SQL that indexes the points of ``table`` by the tile key of their 3857 ``column``,
+    carrying the point, so counts and clusters come from the index alone."""
     return (
-        f"CREATE INDEX IF NOT EXISTS {index_name(table)} ON {table} (tile_key({column})){include}"
+        f"CREATE INDEX IF NOT EXISTS {index_name(table)} ON {table} "
+        f"(tile_key({column})) INCLUDE ({column})"
     )

@@ -143,6 +143,7 @@ def test_a_multipoint_layer_is_served_as_tiles(url: str, tmp_path: Path) -> None
     path = write_file(tmp_path / "stops.geojson", groups, {"n": np.arange(4)})
     import_file(url, path, ImportOptions(layer="stops", create=True, public=True))
     assert load_catalog().get("stops").geometry_type == "MultiPoint"
+    assert not load_catalog().get("stops").tile_key
     with TestClient(create_app(url)) as client:
         tile = client.get("/tiles/stops/0/0/0.mvt")
     assert tile.status_code == 200, tile.text

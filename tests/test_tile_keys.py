@@ -1,14 +1,23 @@
-"""tile_key(geometry) puts a geometry in exactly the key range of every tile holding its box
-centre, checked against the slippy-map tile formula."""
+"""tile_key(geometry) puts a point in exactly the key range of every tile holding it, checked
+against the slippy-map tile formula; the function works under any search_path, and tile
+statements work whatever the layer's table is called."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 
+import asyncpg
+import mapbox_vector_tile
 import numpy as np
 import psycopg
+import pytest
 
 from gis.tilemath import tile_key_range
+from layers.catalog import Layer
+from tiles.filters import TileFilters
+from tiles.service import build_tile
+from tiles.sources import Source
 
 ORIGIN = math.pi * 6378137
 
@@ -48,16 +57,60 @@ def test_a_point_key_lies_in_the_range_of_its_tile_and_no_other(conn: psycopg.Co
                 assert not right[0] <= key < right[1] and not below[0] <= key < below[1]
 
 
-def test_a_line_or_polygon_is_keyed_by_its_box_centre(conn: psycopg.Connection) -> None:
-    shapes = {
-        "LINESTRING(12700000 2580000, 12700900 2580100, 12700300 2580800)": (12700450, 2580400),
-        "POLYGON((12710000 2590000, 12712000 2590000, 12710000 2591000, 12710000 2590000))": (
-            12711000,
-            2590500,
-        ),
-    }
-    got = keys(conn, list(shapes))
-    for key, (cx, cy) in zip(got, shapes.values(), strict=True):
-        tx, ty = tile_of_3857(cx, cy, 22)
-        low, high = tile_key_range(22, tx, ty)
-        assert low <= key < high
+def test_an_empty_point_or_one_off_the_map_has_no_key(conn: psycopg.Connection) -> None:
+    beyond = ORIGIN * 1.01
+    wkts = ["POINT EMPTY", f"POINT(0 {beyond!r})", f"POINT({-beyond!r} 0)", "POINT(0 0)"]
+    assert keys(conn, wkts)[:3] == [None, None, None]
+    assert keys(conn, wkts)[3] is not None
+
+
+def test_the_key_index_survives_an_empty_search_path(conn: psycopg.Connection) -> None:
+    # autovacuum, pg_restore and REINDEX run with an empty search_path
+    conn.execute("SET search_path = ''")
+    try:
+        conn.execute("ANALYZE public.incidents")
+        conn.execute("REINDEX INDEX public.ix_incidents_tile_key")
+        conn.execute("SELECT public.tile_key(public.ST_MakePoint(1, 2))")
+    finally:
+        conn.execute("RESET search_path")
+
+
+@pytest.mark.parametrize("table", ["n", "rows"])
+def test_any_table_name_serves_tiles(conn: psycopg.Connection, db_url: str, table: str) -> None:
+    name = f'"{table}"'
+    conn.execute(f"DROP TABLE IF EXISTS {name}")
+    conn.execute(
+        f"CREATE TABLE {name} (id bigint PRIMARY KEY, geom geometry(Point, 4326), "
+        "geom_3857 geometry(Point, 3857))"
+    )
+    conn.execute(
+        f"INSERT INTO {name} SELECT i, ST_MakePoint(i * 0.001, 0), "
+        f"ST_Transform(ST_SetSRID(ST_MakePoint(i * 0.001, 0), 4326), 3857) "
+        "FROM generate_series(1, 50) AS i"
+    )
+    conn.execute(f"CREATE INDEX ON {name} (tile_key(geom_3857)) INCLUDE (geom_3857)")
+    conn.commit()
+    for keyed, limit in ((True, 10), (True, 100), (False, 10), (False, 100)):
+        layer = Layer(
+            id="probe",
+            title="probe",
+            table="probe",
+            geometry_type="Point",
+            geometry_3857_column="geom_3857",
+            tile_key=keyed,
+            max_features=limit,
+        ).model_copy(update={"table": table})
+        body = asyncio.run(tile(db_url, Source("probe", layer), 0, 0, 0))
+        feats = mapbox_vector_tile.decode(body)["probe"]["features"]
+        counts = [f["properties"].get("count", 1) for f in feats]
+        assert sum(counts) == 50, (table, keyed, limit)
+        assert (len(feats) == 50) == (limit == 100)
+
+
+async def tile(url: str, source: Source, z: int, x: int, y: int) -> bytes:
+    """One tile of ``source``, built on a connection of its own."""
+    db = await asyncpg.connect(url)
+    try:
+        return (await build_tile(db, [source], z, x, y, TileFilters()))[0]
+    finally:
+        await db.close()

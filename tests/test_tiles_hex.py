@@ -153,7 +153,9 @@ def test_clusters_count_every_point_of_the_tile_once(city: str, keyed: bool) -> 
         assert all(f["geometry"]["type"] == "Point" and not f.get("id") for f in feats)
         # one cluster per 16-pixel cell (256 tile units), at its members' mean
         unit = (maxx - minx) / 4096
-        cells = np.floor((pts - [minx, miny]) / (256 * unit)).astype(int)
+        # columns from the left, rows from the top (a point on the top edge is in row 0)
+        cells = np.floor(np.column_stack([pts[:, 0] - minx, maxy - pts[:, 1]]) / (256 * unit))
+        cells = cells.astype(int)
         want = {}
         for cell in {tuple(c) for c in cells}:
             members = pts[(cells == cell).all(axis=1)]

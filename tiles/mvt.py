@@ -8,9 +8,9 @@ moved onto the tile grid by arithmetic; lines and polygons are simplified to one
 the tile's grid and clipped to the buffer by ST_AsMVTGeom. A tile holding more features
 than the layer's ``max_features``, or of a zoom below its ``cluster_below``, shows clusters.
 
-Layers with a tile-key index (layers.tile_keys) count a tile's features and cluster them from
-one range of that index, without reading the table: a cluster cell is a tile four zooms
-deeper, so its members share a key prefix.
+Point layers with a tile-key index (layers.tile_keys) count a tile's points and cluster them
+from one range of that index, without reading the table: a cluster cell is a tile four
+zooms deeper, so its members share a key prefix.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ from tiles.sources import Source, feature_attributes
 
 ENVELOPE = "ST_TileEnvelope($1, $2, $3)"
 MARGIN_ENVELOPE = f"ST_TileEnvelope($1, $2, $3, margin => {buffer_margin()!r})"
+ROWS, COUNT = '"tile$rows"', '"tile$count"'
+"""Names of the statement's own CTEs: no catalog table can have them ('$' is not allowed in
+a catalog identifier), so a layer's table is never taken for one."""
 CLUSTER_ZOOMS = 4
 """A cluster cell is a tile this many zooms deeper."""
 CLUSTER_CELL = EXTENT >> CLUSTER_ZOOMS
@@ -189,15 +192,9 @@ def row_columns(source: Source, filters: TileFilters) -> list[str]:
 
 
 def keyed(layer: Layer, z: int) -> bool:
-    """Whether tiles of zoom ``z`` count ``layer``'s rows by tile key: the layer has the key
-    index, and a cluster cell of this zoom is a whole key cell."""
-    return layer.tile_key and z + CLUSTER_ZOOMS <= KEY_ZOOM
-
-
-def keyed_clusters(layer: Layer, z: int) -> bool:
-    """Whether tiles of zoom ``z`` also cluster ``layer``'s rows by tile key: only points,
-    whose index carries the point, cluster without reading the table in key order."""
-    return keyed(layer, z) and single_points(layer)
+    """Whether tiles of zoom ``z`` count and cluster ``layer``'s points by tile key: the
+    layer has the key index, and a cluster cell of this zoom is a whole key cell."""
+    return layer.tile_key and single_points(layer) and z + CLUSTER_ZOOMS <= KEY_ZOOM
 
 
 def key_filter(layer: Layer, z: int, x: int, y: int, st: Statement) -> str:
@@ -243,18 +240,18 @@ def features_part(
     if keyed(layer, z):
         inside = where([key_filter(layer, z, x, y, st), *conds])
         counted = f"SELECT count(*) AS n FROM (SELECT FROM {table} {inside} LIMIT {limit + 1}) AS k"
-        head = f"WITH n AS MATERIALIZED ({counted}) "
+        head = f"WITH {COUNT} AS MATERIALIZED ({counted}) "
         rows, rows_conds = table, found
     else:
         raw = f"SELECT {', '.join(row_columns(source, filters))} FROM {table} {where(found)}"
         head = (
-            f"WITH rows AS MATERIALIZED ({raw} LIMIT {limit + 1}), "
-            f"n AS MATERIALIZED (SELECT count(*) AS n FROM rows) "
+            f"WITH {ROWS} AS MATERIALIZED ({raw} LIMIT {limit + 1}), "
+            f"{COUNT} AS MATERIALIZED (SELECT count(*) AS n FROM {ROWS}) "
         )
-        rows, rows_conds = "rows AS f", []
-    few = f"(SELECT n FROM n) <= {limit}"
+        rows, rows_conds = f"{ROWS} AS f", []
+    few = f"(SELECT n FROM {COUNT}) <= {limit}"
     features = features_select(source, rows, [few, *rows_conds], cols, st)
-    clusters = clusters_sql(source, z, x, y, st, conds, f"(SELECT n FROM n) > {limit}")
+    clusters = clusters_sql(source, z, x, y, st, conds, f"(SELECT n FROM {COUNT}) > {limit}")
     return (
         f"{head}SELECT CASE WHEN {few} THEN fp.mvt ELSE cp.mvt END AS mvt, fp.next "
         f"FROM ({features}) AS fp, ({clusters}) AS cp"
@@ -268,8 +265,7 @@ def mvt_call(name: str, st: Statement, with_id: bool) -> str:
 
 
 def centre(layer: Layer) -> tuple[str, str]:
-    """SQL of a row's representative point: the point itself, or its box centre (as the
-    tile key has it)."""
+    """SQL of a row's representative point: the point itself, or its box centre."""
     g = geometry_3857(layer)
     if single_points(layer):
         return f"ST_X({g})", f"ST_Y({g})"
@@ -287,14 +283,14 @@ def clusters_sql(
 ) -> str:
     """A subquery: the source's features meeting ``conds`` whose centre is inside the tile,
     grouped into cells of ``CLUSTER_CELL`` tile units, one point (the members' mean) with a
-    ``count`` per cell; no rows are read unless ``gate`` holds. Keyed point layers group by
-    key prefix over one index range; others by the centre's grid cell, found through the
-    spatial index. (``OFFSET 0`` keeps the inner select whole, so each row's centre is
-    computed once.)"""
+    ``count`` per cell (columns from the left, rows from the top); no rows are read unless
+    ``gate`` holds. Keyed layers group by key prefix over one index range; others by the
+    centre's grid cell, found through the spatial index. (``OFFSET 0`` keeps the inner
+    select whole, so each row's centre is computed once.)"""
     layer = source.layer
     cx, cy = centre(layer)
     gates = [gate] if gate else []
-    if keyed_clusters(layer, z):
+    if keyed(layer, z):
         shift = st.param(key_shift(z + CLUSTER_ZOOMS))
         key = f"tile_key({geometry_3857(layer)})"
         members = (
@@ -311,7 +307,7 @@ def clusters_sql(
             f"{where([*gates, index_filter(layer, ENVELOPE), *conds])} OFFSET 0) AS c "
             f"WHERE {inside}"
         )
-        group = f"floor((p.cx - {minx}) / {size}), floor((p.cy - {miny}) / {size})"
+        group = f"floor((p.cx - {minx}) / {size}), floor(({maxy} - p.cy) / {size})"
     return (
         f"SELECT {mvt_call(source.name, st, False)} AS mvt, NULL::timestamptz AS next FROM ("
         f'SELECT count(*)::bigint AS "count", ST_AsMVTGeom(ST_SetSRID(ST_MakePoint('

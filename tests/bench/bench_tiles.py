@@ -31,7 +31,11 @@ import psycopg  # noqa: E402
 
 from gis.tilemath import tiles_covering  # noqa: E402
 from layers.catalog import load_catalog  # noqa: E402
-from layers.tile_keys import TILE_KEY_FUNCTION, create_index_sql  # noqa: E402
+from layers.tile_keys import (  # noqa: E402
+    POSTGIS_SCHEMA_SQL,
+    create_index_sql,
+    tile_key_function_sql,
+)
 from tiles.filters import TileFilters  # noqa: E402
 from tiles.service import SESSION_SETTINGS, build_tile  # noqa: E402
 from tiles.sources import parse_sources, source_names  # noqa: E402
@@ -145,7 +149,8 @@ def prepare_kit(url: str) -> None:
     """Add the indexed EPSG:3857 copy and the tile-key index to the kit's point tables
     (idempotent)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(TILE_KEY_FUNCTION)
+        schema = conn.execute(POSTGIS_SCHEMA_SQL).fetchone()[0]
+        conn.execute(tile_key_function_sql(schema))
         for table in KIT_TABLES:
             conn.execute(
                 f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS geom_3857 geometry(Point, 3857) "
@@ -153,7 +158,7 @@ def prepare_kit(url: str) -> None:
             )
             index = f"{table}_geom_3857_idx"
             conn.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {table} USING gist (geom_3857)")
-            conn.execute(create_index_sql(table, "geom_3857", points=True))
+            conn.execute(create_index_sql(table, "geom_3857"))
             conn.execute(f"VACUUM ANALYZE {table}")
     print(f"kit tables {', '.join(KIT_TABLES)} have geom_3857 with a GiST and a tile-key index")
 
