@@ -164,8 +164,7 @@ def interleave(x: int, y: int) -> int:
 
 def tile_key_range(z: int, x: int, y: int) -> tuple[int, int]:
     """The tile keys ``[low, high)`` of the points inside tile ``z/x/y`` (z ≤ ``KEY_ZOOM``)."""
-    shift = 2 * (KEY_ZOOM - z)
-    base = interleave(x, y)
+    shift, base = key_shift(z), interleave(x, y)
     return base << shift, (base + 1) << shift
 
 

@@ -100,18 +100,21 @@ cp "$OUT/compare/report.md" "$OUT/report-all-zooms.md"
 # --- 4. z14-16: tipg and uncached CityHex alternating, and the database alone
 TIPG_PID=$(cat "/tmp/tipg-$TIPG_PORT.pid")
 PGPID=$(head -1 "$PGDIR/postmaster.pid")
+server() {  # $1 = tipg|cityhex-nocache, $2 = layer: sets tmpl (tile URL) and pid (its process)
+  if [ "$1" = tipg ]; then
+    tmpl="http://127.0.0.1:$TIPG_PORT/collections/public.$2/tiles/WebMercatorQuad/{z}/{x}/{y}"
+    pid=$TIPG_PID
+  else
+    tmpl=${SUT//\{table\}/$2}; pid=$SUT_PID
+  fi
+}
 Z=$OUT/z14-16.jsonl
 : > "$Z"
 for layer in assets incidents; do
   for c in 8 32; do
     for run in $(seq 1 "$RUNS"); do
       for srv in tipg cityhex-nocache; do
-        if [ "$srv" = tipg ]; then
-          tmpl="http://127.0.0.1:$TIPG_PORT/collections/public.$layer/tiles/WebMercatorQuad/{z}/{x}/{y}"
-          pid=$TIPG_PID
-        else
-          tmpl=${SUT//\{table\}/$layer}; pid=$SUT_PID
-        fi
+        server "$srv" "$layer"
         warm=(); [ "$run" = 1 ] && warm=(--warm)
         log "z14-16 $srv $layer c=$c run $run"
         flock -o "$LOCK" "$VENV/bin/python" "$KIT/tiles.py" run --template "$tmpl" --zooms 14-16 \
@@ -141,12 +144,7 @@ S=$OUT/same-rows.jsonl
 for c in 8 32; do
   for run in $(seq 1 "$RUNS"); do
     for srv in tipg cityhex-nocache; do
-      if [ "$srv" = tipg ]; then
-        tmpl="http://127.0.0.1:$TIPG_PORT/collections/public.incidents/tiles/WebMercatorQuad/{z}/{x}/{y}"
-        pid=$TIPG_PID
-      else
-        tmpl=${SUT//\{table\}/incidents}; pid=$SUT_PID
-      fi
+      server "$srv" incidents
       log "same rows $srv incidents c=$c run $run"
       flock -o "$LOCK" "$VENV/bin/python" "$KIT/tiles.py" run --template "$tmpl" --tiles "$SAME" \
         -c "$c" --cpu-pid "$pid" --cpu-pid "$PGPID" --label "$srv/incidents/c$c/r$run" \
