@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from layers.db import create_async_engine
+from layers.db.engine import create_async_engine
 from spatial_api.auth import new_key_cache
 from spatial_api.errors import install_error_handlers
 from spatial_api.metrics import MetricsMiddleware

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from fastapi import Depends, Request
 
 from gis.errors import Forbidden, Unauthorized
-from layers.keys import KeyRecord, lookup_key
+from layers.db.keys import KeyRecord, lookup_key
 from spatial_api.settings import api_settings
 
 ANONYMOUS = "anonymous"

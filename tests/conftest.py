@@ -16,9 +16,9 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from layers.embedded import EmbeddedCluster, free_port
-from layers.keys import create_key
-from layers.settings import storage_settings
+from layers.db.embedded import EmbeddedCluster, free_port
+from layers.db.keys import create_key
+from layers.db.settings import storage_settings
 from tests.support import create_database
 
 FAST_CONF = {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}

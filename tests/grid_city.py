@@ -13,7 +13,7 @@ import psycopg
 import shapely
 from fastapi.testclient import TestClient
 
-from layers.keys import create_key
+from layers.db.keys import create_key
 from tests.support import create_database
 
 

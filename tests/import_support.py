@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from layers.settings import storage_settings
+from layers.db.settings import storage_settings
 from tests.test_import_helpers import fresh_database
 
 

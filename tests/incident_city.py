@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from layers.keys import create_key
+from layers.db.keys import create_key
 from tests.support import create_database
 
 CENTRE = (114.05, 22.54)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from layers.embedded import free_port
+from layers.db.embedded import free_port
 
 BINARY = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 import httpx
 import psycopg
 
-from layers.embedded import free_port
-from layers.migrate import migrate
+from layers.db.embedded import free_port
+from layers.db.migrate import migrate
 
 
 def create_database(admin_url: str, name: str, template: str | None = None) -> str:

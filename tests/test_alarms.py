@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from layers.alarms import Levels, next_level, walk
-from layers.db import create_async_engine
-from layers.readings import ingest
+from layers.db.engine import create_async_engine
+from layers.sensors.alarms import Levels, next_level, walk
+from layers.sensors.readings import ingest
 from spatial_api.app import create_app
 from tests.support import create_database
 

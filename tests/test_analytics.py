@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from layers.catalog import load_catalog
-from layers.keys import create_key
+from layers.catalog.registry import load_catalog
+from layers.db.keys import create_key
 from tests.support import create_database
 from tests.test_gistar import direct_gi_star, two_sided
 
@@ -390,7 +390,7 @@ def test_cli_refresh_stores_the_same_cells(db, hot_incidents, monkeypatch) -> No
     import typer
     from typer.testing import CliRunner
 
-    from layers.settings import storage_settings
+    from layers.db.settings import storage_settings
     from spatial_api.cli import analytics
 
     cli = typer.Typer()

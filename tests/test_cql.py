@@ -13,8 +13,8 @@ import pytest
 import shapely
 
 from gis.errors import BadRequest
-from layers.catalog import load_catalog
-from layers.cql import filter_clause
+from layers.catalog.registry import load_catalog
+from layers.features.cql.compile import filter_clause
 from tests.support import create_database
 
 ASSETS = load_catalog().get("assets")

@@ -17,10 +17,10 @@ import orjson
 import psycopg
 import pytest
 
-from etl import demo
-from etl.demo import DemoReport, load_demo
+from etl.demo import loader as demo
+from etl.demo.loader import DemoReport, load_demo
 from gis.errors import BadRequest
-from layers.case_workflow import ACTIONS, REPORT, STATES
+from layers.incidents.workflow import ACTIONS, REPORT, STATES
 from tests.support import create_database
 
 SCALE = 0.05

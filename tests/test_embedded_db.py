@@ -119,7 +119,7 @@ def test_health_follows_the_database_without_restarting_the_server(home: Path) -
 
 
 def test_missing_postgis_message_says_how_to_get_it(tmp_path: Path) -> None:
-    from layers.embedded import ClusterError, PgInstall
+    from layers.db.embedded import ClusterError, PgInstall
 
     install = PgInstall(bindir=tmp_path, sharedir=tmp_path, version="15")
     with pytest.raises(ClusterError) as err:

@@ -10,8 +10,8 @@ import httpx
 import psycopg
 import pytest
 
-from layers.changes import CHANNEL as CHANGES
-from layers.events import CHANNEL as EVENTS
+from layers.catalog.changes import CHANNEL as CHANGES
+from layers.incidents.events import CHANNEL as EVENTS
 from tests.incident_city import City, city_fixture  # noqa: F401
 from tests.support import running_server
 

@@ -14,11 +14,11 @@ import pytest
 import shapely
 from typer.testing import CliRunner
 
-from etl.export_features import export_features
-from etl.import_options import ImportOptions
-from etl.vector_import import import_file
+from etl.exports.features import export_features
+from etl.imports.options import ImportOptions
+from etl.imports.vector import import_file
 from gis.errors import BadRequest, NotFound
-from layers.settings import storage_settings
+from layers.db.settings import storage_settings
 from spatial_api.cli import app
 from tests.import_support import catalog_of_its_own, database_of_its_own
 from tests.test_import_helpers import lonlat_points, write_file

@@ -18,7 +18,7 @@ import shapely
 from fastapi.testclient import TestClient
 from pyproj import Transformer
 
-from layers.keys import create_key
+from layers.db.keys import create_key
 from tests.support import create_database
 
 N_ASSETS = 240

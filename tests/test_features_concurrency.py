@@ -9,7 +9,7 @@ from collections import Counter
 import httpx
 import psycopg
 
-from layers.keys import create_key
+from layers.db.keys import create_key
 from tests.support import create_database, running_server
 
 CLIENTS = 20

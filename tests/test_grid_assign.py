@@ -14,8 +14,8 @@ import psycopg
 import pytest
 import shapely
 
-from layers.changes import CHANNEL
-from layers.grid_build import build_from
+from layers.catalog.changes import CHANNEL
+from layers.grid.build import build_from
 from tests.grid_city import GridCity, grid_city
 
 BOX = (114.00, 22.50, 114.04, 22.53)

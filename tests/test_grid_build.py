@@ -14,7 +14,7 @@ import shapely
 from pyproj import Transformer
 from typer.testing import CliRunner
 
-from layers.settings import storage_settings
+from layers.db.settings import storage_settings
 from spatial_api.cli import app as cli
 from tests.grid_city import GridCity, grid_city, hex_polygon
 

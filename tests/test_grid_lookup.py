@@ -16,10 +16,10 @@ import psycopg
 import pytest
 import shapely
 
-from layers.embedded import EmbeddedCluster, free_port
-from layers.grid_build import build_from
-from layers.keys import create_key
-from layers.migrate import migrate
+from layers.db.embedded import EmbeddedCluster, free_port
+from layers.db.keys import create_key
+from layers.db.migrate import migrate
+from layers.grid.build import build_from
 from tests.grid_city import GridCity, grid_city, hex_polygon
 from tests.support import running_server
 

@@ -10,8 +10,8 @@ import pytest
 import shapely
 from typer.testing import CliRunner
 
-from layers.grid_build import build_from
-from layers.settings import storage_settings
+from layers.db.settings import storage_settings
+from layers.grid.build import build_from
 from spatial_api.cli import app as cli
 from tests.grid_city import GridCity, connected, grid_city
 

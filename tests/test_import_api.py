@@ -13,8 +13,8 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
-from etl.import_options import ImportOptions
-from layers.keys import create_key
+from etl.imports.options import ImportOptions
+from layers.db.keys import create_key
 from spatial_api.app import create_app
 from tests.import_support import database_of_its_own
 from tests.test_import_helpers import lamp_fields, lonlat_points, scalar, write_file

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import shapely
 
-from etl.import_options import ImportOptions
-from etl.vector_import import import_file
+from etl.imports.options import ImportOptions
+from etl.imports.vector import import_file
 from gis.errors import BadRequest, CityHexError, Unprocessable
 from tests.import_support import database_of_its_own
 from tests.test_import_helpers import (

@@ -20,11 +20,11 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
-from etl.import_options import ImportOptions
-from etl.vector_import import import_file
+from etl.imports.options import ImportOptions
+from etl.imports.vector import import_file
 from gis.errors import BadRequest, Conflict
-from layers.catalog import created_layers_dir, load_catalog
-from layers.keys import create_key
+from layers.catalog.registry import created_layers_dir, load_catalog
+from layers.db.keys import create_key
 from spatial_api.app import create_app
 from tests.import_support import catalog_of_its_own, database_of_its_own
 from tests.support import running_server

@@ -11,10 +11,10 @@ import psycopg
 import pyproj
 import pytest
 
-from etl.import_options import ImportOptions
-from etl.vector_import import import_file
+from etl.imports.options import ImportOptions
+from etl.imports.vector import import_file
 from gis.errors import BadRequest, Unprocessable
-from layers.catalog import load_catalog
+from layers.catalog.registry import load_catalog
 from tests.import_support import catalog_of_its_own, database_of_its_own
 from tests.test_import_helpers import lonlat_points, scalar
 

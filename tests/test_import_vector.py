@@ -13,11 +13,11 @@ import pytest
 import shapely
 from typer.testing import CliRunner
 
-from etl.import_options import ImportOptions
-from etl.import_report import ImportReport
-from etl.vector_import import import_file
+from etl.imports.options import ImportOptions
+from etl.imports.report import ImportReport
+from etl.imports.vector import import_file
 from gis.errors import BadRequest, Conflict, Unprocessable
-from layers.settings import storage_settings
+from layers.db.settings import storage_settings
 from spatial_api.cli import app
 from tests.import_support import database_of_its_own
 from tests.test_import_helpers import lamp_fields, lonlat_points, scalar, write_file

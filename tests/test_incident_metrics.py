@@ -16,9 +16,9 @@ import h3
 import psycopg
 import pytest
 
-from layers.db import create_async_engine
-from layers.incidents import Actor, ReportInput, report_incident
-from layers.working_time import deadline_after
+from layers.db.engine import create_async_engine
+from layers.incidents.cases import Actor, ReportInput, report_incident
+from layers.incidents.working_time import deadline_after
 from tests.incident_city import City, city_fixture  # noqa: F401
 
 CST = timezone(timedelta(hours=8))

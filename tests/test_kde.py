@@ -17,7 +17,7 @@ from pyproj import Transformer
 
 from gis.analytics.grid import RasterGrid
 from gis.analytics.kde import kde
-from layers.keys import create_key
+from layers.db.keys import create_key
 from tests.support import create_database
 
 BBOX = (114.00, 22.50, 114.10, 22.60)

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from etl.mqtt_ingest import message_rows, parse_broker, topic_sensor
+from etl.ingest.mqtt import message_rows, parse_broker, topic_sensor
 from gis.errors import BadRequest
 from tests.mosquitto import Mosquitto, running_broker
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from layers.catalog import load_catalog
+from layers.catalog.registry import load_catalog
 from tests.support import create_database, running_server
 
 pytestmark = pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="needs GDAL (gdal-bin)")

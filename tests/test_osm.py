@@ -14,11 +14,11 @@ import shapely
 from osmium.osm.mutable import Node, Relation, Way
 from typer.testing import CliRunner
 
-from etl.import_options import ImportOptions
-from etl.vector_import import import_file
+from etl.imports.options import ImportOptions
+from etl.imports.vector import import_file
 from gis.errors import BadRequest, Unprocessable
-from layers.catalog import load_catalog
-from layers.settings import storage_settings
+from layers.catalog.registry import load_catalog
+from layers.db.settings import storage_settings
 from spatial_api.cli import app
 from tests.import_support import catalog_of_its_own, database_of_its_own
 from tests.test_import_helpers import scalar

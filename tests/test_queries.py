@@ -12,7 +12,7 @@ import shapely
 from fastapi.testclient import TestClient
 from pyproj import Geod
 
-from layers.keys import create_key
+from layers.db.keys import create_key
 from tests.support import create_database
 
 GEOD = Geod(ellps="WGS84")

@@ -15,10 +15,10 @@ import shapely
 from rasterio.transform import Affine
 from typer.testing import CliRunner
 
-from etl.raster_zonal import zonal_stats
+from etl.imports.raster_zonal import zonal_stats
 from gis.errors import BadRequest, Unprocessable
 from gis.hexgrid import cell_area_m2, cell_polygon, cover_cells
-from layers.settings import storage_settings
+from layers.db.settings import storage_settings
 from spatial_api.cli import app
 from tests.test_import_helpers import fresh_database
 

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 import shapely
 
-from layers.catalog import load_catalog
-from layers.changes import publish_change_sync
+from layers.catalog.changes import publish_change_sync
+from layers.catalog.registry import load_catalog
 from tests.support import running_server
 from tests.tiles_city import app_key, cell, make_city, tile_box, tile_of
 from tiles.cache import CachedTile, TileCache

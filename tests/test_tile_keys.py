@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from gis.tilemath import tile_key_range
-from layers.catalog import Layer
+from layers.catalog.registry import Layer
 from tiles.filters import TileFilters
 from tiles.service import build_tile
 from tiles.sources import Source

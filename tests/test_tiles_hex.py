@@ -16,7 +16,7 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
-from layers.catalog import load_catalog
+from layers.catalog.registry import load_catalog
 from tests.tiles_city import CENTER, TO_3857, app_key, make_city, tile_box, tile_of
 from tiles.filters import TileFilters
 from tiles.service import build_tile

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from layers.working_time import WorkCalendar, parse_periods
+from layers.incidents.working_time import WorkCalendar, parse_periods
 from tests.incident_city import City, city_fixture  # noqa: F401
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

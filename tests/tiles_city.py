@@ -15,8 +15,8 @@ import psycopg
 import shapely
 from pyproj import Transformer
 
-from layers.case_workflow import STATES
-from layers.keys import create_key
+from layers.db.keys import create_key
+from layers.incidents.workflow import STATES
 from tests.support import create_database
 
 CENTER = (114.05, 22.55)

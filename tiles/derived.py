@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from layers.case_workflow import CLOCK_STOPPED
-from layers.catalog import Layer
+from layers.catalog.registry import Layer
+from layers.incidents.workflow import CLOCK_STOPPED
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from pmtiles.writer import Writer
 from gis.errors import BadRequest
 from gis.hexgrid import cell_polygon, parse_cell
 from gis.tilemath import MAX_ZOOM, tile_bounds_lonlat, tiles_covering
-from layers.catalog import load_catalog
-from layers.db import plain_url
+from layers.catalog.registry import load_catalog
+from layers.db.engine import plain_url
 from tiles.filters import TileFilters
 from tiles.service import SESSION_SETTINGS, TileConnection, build_tile
 from tiles.sources import Source, parse_sources

@@ -24,7 +24,7 @@ from gis.tilemath import (
     mercator_to_lonlat,
     tile_bounds,
 )
-from layers.aggregations import parent_sql
+from layers.analytics.aggregations import parent_sql
 from tiles.derived import derived_attributes
 from tiles.filters import TileFilters
 from tiles.mvt import ENVELOPE, Statement, geometry_3857, mvt_call, quoted, row_filters, where

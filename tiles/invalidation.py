@@ -21,7 +21,7 @@ import asyncpg
 import h3
 
 from gis.tilemath import BBox, buffer_margin, hex_resolution, mercator_bbox, tile_range
-from layers.changes import CHANNEL, parse_payload
+from layers.catalog.changes import CHANNEL, parse_payload
 from tiles.cache import Key, Region, TileCache
 
 log = logging.getLogger("cityhex.tiles")

@@ -8,7 +8,7 @@ moved onto the tile grid by arithmetic; lines and polygons are simplified to one
 the tile's grid and clipped to the buffer by ST_AsMVTGeom. A tile holding more features
 than the layer's ``max_features``, or of a zoom below its ``cluster_below``, shows clusters.
 
-Point layers with a tile-key index (layers.tile_keys) count a tile's points and cluster them
+Point layers with a tile-key index (layers.db.tile_keys) count a tile's points and cluster them
 from one range of that index, without reading the table: a cluster cell is a tile four
 zooms deeper, so its members share a key prefix.
 """
@@ -28,8 +28,8 @@ from gis.tilemath import (
     tile_bounds,
     tile_key_range,
 )
-from layers.catalog import Layer
-from layers.cql import filter_clause
+from layers.catalog.registry import Layer
+from layers.features.cql.compile import filter_clause
 from tiles.derived import derived_attributes
 from tiles.filters import TileFilters
 from tiles.sources import Source, feature_attributes

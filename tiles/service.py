@@ -12,7 +12,7 @@ import asyncpg
 
 from gis.errors import BadRequest, ServiceUnavailable
 from gis.tilemath import check_tile
-from layers.db import plain_url
+from layers.db.engine import plain_url
 from tiles.cache import CachedTile, Key, TileCache, strong_etag
 from tiles.filters import TileFilters
 from tiles.invalidation import ChangeListener

@@ -13,7 +13,7 @@ from enum import Enum
 
 from gis.errors import BadRequest, NotFound
 from gis.tilemath import MAX_ZOOM, hex_resolution
-from layers.catalog import Catalog, Layer
+from layers.catalog.registry import Catalog, Layer
 from tiles.derived import derived_attributes
 
 HEX_SUFFIX = "_hex"

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 
 import typer
 
-from layers.aggregations import (
+from layers.analytics.aggregations import (
     Filters,
     analysis_layer,
     check_categories_exist,
     parse_categories,
 )
-from layers.db import create_async_engine
-from layers.hotspots import refresh_hotspot_cells
+from layers.analytics.hotspots import refresh_hotspot_cells
+from layers.db.engine import create_async_engine
 from spatial_api.cli.common import console, ready_database, reports_errors
 
 app = typer.Typer(help="Analytics: hotspot maps for the tiles.", no_args_is_help=True)

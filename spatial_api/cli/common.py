@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 
 from gis.errors import CityHexError
-from layers.db import database_url, embedded_cluster
-from layers.settings import storage_settings
+from layers.db.engine import database_url, embedded_cluster
+from layers.db.settings import storage_settings
 
 console = Console(stderr=True)
 P = ParamSpec("P")

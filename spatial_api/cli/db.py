@@ -6,9 +6,9 @@ import json
 
 import typer
 
-from layers.db import embedded_cluster
-from layers.migrate import migrate
-from layers.settings import storage_settings
+from layers.db.engine import embedded_cluster
+from layers.db.migrate import migrate
+from layers.db.settings import storage_settings
 from spatial_api.cli.common import console, ready_database, reports_errors
 
 app = typer.Typer(help="The embedded PostgreSQL + PostGIS cluster.", no_args_is_help=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from etl.demo import load_demo
-from layers.migrate import migrate
+from etl.demo.loader import load_demo
+from layers.db.migrate import migrate
 from spatial_api.cli.common import console, ready_database, reports_errors
 
 

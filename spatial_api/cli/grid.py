@@ -14,10 +14,10 @@ from rich.table import Table
 from gis.boundary import boundary_from_bbox, boundary_from_file
 from gis.errors import BadRequest
 from gis.hexgrid import DEFAULT_RES
-from layers.db import create_async_engine
-from layers.grid_build import build_from
-from layers.grid_weights import parse_weight
-from layers.territories import TerritoryRequest, plan_territories
+from layers.db.engine import create_async_engine
+from layers.grid.build import build_from
+from layers.grid.territories import TerritoryRequest, plan_territories
+from layers.grid.weights import parse_weight
 from spatial_api.cli.common import console, ready_database, reports_errors
 
 app = typer.Typer(help="The H3 city grid and its territories.", no_args_is_help=True)

@@ -17,11 +17,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from etl.export_features import export_features
-from etl.import_options import options_from_input
-from etl.import_report import ImportReport, problem_list
-from etl.raster_zonal import STATS, zonal_stats
-from etl.vector_import import import_file
+from etl.exports.features import export_features
+from etl.imports.options import options_from_input
+from etl.imports.raster_zonal import STATS, zonal_stats
+from etl.imports.report import ImportReport, problem_list
+from etl.imports.vector import import_file
 from spatial_api.cli.common import console, ready_database, reports_errors
 
 raster_app = typer.Typer(help="Raster data onto the grid.", no_args_is_help=True)

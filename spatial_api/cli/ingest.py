@@ -8,8 +8,8 @@ import signal
 
 import typer
 
-from etl.mqtt_ingest import IngestStats, MqttIngest, MqttOptions, parse_broker
-from layers.db import create_async_engine
+from etl.ingest.mqtt import IngestStats, MqttIngest, MqttOptions, parse_broker
+from layers.db.engine import create_async_engine
 from spatial_api.cli.common import console, ready_database, reports_errors
 
 app = typer.Typer(help="Sensor readings from streams.", no_args_is_help=True)

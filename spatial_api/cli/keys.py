@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from layers.db import connect_sync
-from layers.keys import create_key
+from layers.db.engine import connect_sync
+from layers.db.keys import create_key
 from spatial_api.cli.common import console, ready_database, reports_errors
 
 app = typer.Typer(help="API keys.", no_args_is_help=True)

@@ -6,8 +6,8 @@ import asyncio
 
 import typer
 
-from layers.db import create_async_engine
-from layers.readings import parse_age, prune_readings
+from layers.db.engine import create_async_engine
+from layers.sensors.readings import parse_age, prune_readings
 from spatial_api.cli.common import console, ready_database, reports_errors
 
 app = typer.Typer(help="Sensor readings.", no_args_is_help=True)

@@ -8,7 +8,7 @@ import tempfile
 import typer
 import uvicorn
 
-from layers.migrate import migrate
+from layers.db.migrate import migrate
 from spatial_api.cli.common import console, ready_database, reports_errors
 from spatial_api.settings import api_settings
 

@@ -22,7 +22,7 @@ from gis.errors import BadRequest, Forbidden, Unauthorized
 from gis.hexgrid import cell_polygon, parse_cell, to_hex
 from gis.raster import encode_raster
 from gis.timezones import time_zone
-from layers.aggregations import (
+from layers.analytics.aggregations import (
     Filters,
     analysis_layer,
     cell_areas_km2,
@@ -32,10 +32,10 @@ from layers.aggregations import (
     parse_categories,
     time_series,
 )
-from layers.catalog import Layer, load_catalog
-from layers.heatmaps import Heatmap, idw_heatmap, kde_heatmap
-from layers.hotspots import LAYER_ID as HOTSPOTS_LAYER
-from layers.hotspots import compute_hotspots, refresh_hotspot_cells
+from layers.analytics.heatmaps import Heatmap, idw_heatmap, kde_heatmap
+from layers.analytics.hotspots import LAYER_ID as HOTSPOTS_LAYER
+from layers.analytics.hotspots import compute_hotspots, refresh_hotspot_cells
+from layers.catalog.registry import Layer, load_catalog
 from spatial_api.auth import ANONYMOUS, Principal, current_principal, require_role
 from spatial_api.deps import get_connection
 from spatial_api.responses import GEOJSON, json_response

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from layers.incident_categories import (
+from layers.incidents.cases import Text
+from layers.incidents.categories import (
     CategoryChange,
     NewCategory,
     create_category,
@@ -17,8 +18,7 @@ from layers.incident_categories import (
     list_categories,
     update_category,
 )
-from layers.incidents import Text
-from layers.working_time import delete_calendar_day, list_calendar_days, set_calendar_day
+from layers.incidents.working_time import delete_calendar_day, list_calendar_days, set_calendar_day
 from spatial_api.auth import Principal, require_role
 from spatial_api.responses import json_response
 

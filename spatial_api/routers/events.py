@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from gis.errors import BadRequest
-from layers.events import TYPES, Event, EventHub, events_after
-from layers.incidents import BIGINT_MAX
+from layers.incidents.cases import BIGINT_MAX
+from layers.incidents.events import TYPES, Event, EventHub, events_after
 from spatial_api.auth import Principal, require_role
 from spatial_api.routers.incident_common import READERS
 

@@ -1,7 +1,7 @@
 """OGC API - Features over HTTP: Part 1 Core, Part 2 CRS, Part 3 Filtering, Part 4 Create,
 Replace, Update, Delete; plus feature history and restore.
 
-This module only translates HTTP: the repository is layers.features / layers.history.
+This module only translates HTTP: the repository is layers.features (repository, history).
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from fastapi.responses import Response
 
 from gis.crs import CRS84, parse_crs, served_crs_uris, transform_bbox
 from gis.errors import BadRequest, Forbidden, Unauthorized
-from layers.catalog import Layer, load_catalog
-from layers.features import (
+from layers.catalog.metadata import layer_extent, queryables
+from layers.catalog.registry import Layer, load_catalog
+from layers.features.filters import DEFAULT_LIMIT, ItemQuery
+from layers.features.history import list_history, restore_version
+from layers.features.repository import (
     MAX_LIMIT,
     WriteResult,
     create_feature,
@@ -27,9 +30,6 @@ from layers.features import (
     query_features,
     update_feature,
 )
-from layers.history import list_history, restore_version
-from layers.item_filters import DEFAULT_LIMIT, ItemQuery
-from layers.layer_metadata import layer_extent, queryables
 from spatial_api.auth import ANONYMOUS, Principal, current_principal
 from spatial_api.responses import GEOJSON, JSON, json_response
 

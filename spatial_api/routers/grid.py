@@ -22,15 +22,15 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt
 from gis.boundary import boundary_from_bbox, boundary_from_geojson
 from gis.errors import BadRequest
 from gis.hexgrid import DEFAULT_RES, parse_cell
-from layers.assignments import Change, assign, assignment_of, cells_in_polygon
-from layers.category_departments import clear_override, list_overrides, set_override
-from layers.db import plain_url
-from layers.grid_build import build_from
-from layers.grid_cells import CellFilter, cell_feature, list_cells
-from layers.grid_coverage import coverage
-from layers.grid_lookup import lookup, open_lookup_pool
-from layers.grid_weights import parse_weight
-from layers.territories import TerritoryRequest, plan_territories
+from layers.db.engine import plain_url
+from layers.grid.assignments import Change, assign, assignment_of, cells_in_polygon
+from layers.grid.build import build_from
+from layers.grid.cells import CellFilter, cell_feature, list_cells
+from layers.grid.coverage import coverage
+from layers.grid.lookup import lookup, open_lookup_pool
+from layers.grid.territories import TerritoryRequest, plan_territories
+from layers.grid.weights import parse_weight
+from layers.incidents.category_departments import clear_override, list_overrides, set_override
 from spatial_api.auth import Principal, require_role
 from spatial_api.responses import json_response
 

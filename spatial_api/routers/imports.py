@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from etl.import_options import options_from_input
-from etl.vector_import import import_file
+from etl.imports.options import options_from_input
+from etl.imports.vector import import_file
 from gis.errors import BadRequest
-from layers.db import database_url
+from layers.db.engine import database_url
 from spatial_api.auth import Principal, require_role
 from spatial_api.responses import json_response
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.responses import Response
 
-from layers.incidents import Actor, Incident
+from layers.incidents.cases import Actor, Incident
 from spatial_api.auth import Principal
 from spatial_api.responses import json_response
 

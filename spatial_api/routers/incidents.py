@@ -1,7 +1,7 @@
 """Incidents over HTTP: report, read, move through the workflow, list.
 
-The logic lives in ``layers.incidents``, ``layers.incident_transitions`` and
-``layers.incident_lists``; each handler runs one transaction, committed before it answers.
+The logic lives in ``layers.incidents.cases``, ``layers.incidents.transitions`` and
+``layers.incidents.lists``; each handler runs one transaction, committed before it answers.
 """
 
 from __future__ import annotations
@@ -13,16 +13,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 
 from gis.errors import BadRequest
-from layers.incident_lists import IncidentQuery, Page, assignee_me, list_incidents
-from layers.incident_metrics import GroupBy, case_metrics
-from layers.incident_transitions import (
-    TransitionInput,
-    allowed_actions,
-    parse_if_match,
-    transition_history,
-    transition_incident,
-)
-from layers.incidents import (
+from layers.incidents.cases import (
     BIGINT_MAX,
     INT_MAX,
     CaseId,
@@ -30,6 +21,15 @@ from layers.incidents import (
     attach_report,
     get_incident,
     report_incident,
+)
+from layers.incidents.lists import IncidentQuery, Page, assignee_me, list_incidents
+from layers.incidents.metrics import GroupBy, case_metrics
+from layers.incidents.transitions import (
+    TransitionInput,
+    allowed_actions,
+    parse_if_match,
+    transition_history,
+    transition_incident,
 )
 from spatial_api.auth import ANONYMOUS, Principal, current_principal, require_role
 from spatial_api.rate_limit import RateLimiter, public_report_limiter

@@ -18,10 +18,10 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from gis.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from layers import case_workflow as wf
-from layers.incident_categories import department_names, get_category_record, list_categories
-from layers.incident_lists import IncidentQuery, list_incidents
-from layers.incidents import BIGINT_MAX, Incident, ReportInput, report_incident
+from layers.incidents import workflow as wf
+from layers.incidents.cases import BIGINT_MAX, Incident, ReportInput, report_incident
+from layers.incidents.categories import department_names, get_category_record, list_categories
+from layers.incidents.lists import IncidentQuery, list_incidents
 from spatial_api.auth import ANONYMOUS, Principal, current_principal
 from spatial_api.responses import json_response
 from spatial_api.routers.incident_common import actor_of

@@ -1,6 +1,6 @@
 """Spatial queries over HTTP: nearest, within a radius, intersecting a shape.
 
-This module only translates HTTP: the queries are layers.spatial_queries.
+This module only translates HTTP: the queries are layers.features.spatial_queries.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from gis.crs import parse_crs
 from gis.errors import BadRequest
-from layers.spatial_queries import (
+from layers.features.spatial_queries import (
     MAX_K,
     MAX_NEAREST_M,
     MAX_RADIUS_M,

@@ -7,9 +7,16 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from layers.alarms import alarm_history
-from layers.readings import MAX_BATCH, PayloadTooLarge, ingest, parse_batch, parse_time, series
-from layers.sensors import (
+from layers.sensors.alarms import alarm_history
+from layers.sensors.readings import (
+    MAX_BATCH,
+    PayloadTooLarge,
+    ingest,
+    parse_batch,
+    parse_time,
+    series,
+)
+from layers.sensors.registry import (
     SensorIn,
     SensorPatch,
     create_sensor,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from layers.health import database_versions
+from layers.db.health import database_versions
 from spatial_api.errors import error_response
 from spatial_api.metrics import render_metrics
 from spatial_api.settings import api_settings

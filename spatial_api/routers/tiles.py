@@ -12,8 +12,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gis.errors import CityHexError, Forbidden, Unauthorized
 from gis.tilemath import check_tile
-from layers.catalog import load_catalog
-from layers.db import database_url
+from layers.catalog.registry import load_catalog
+from layers.db.engine import database_url
 from spatial_api.auth import ANONYMOUS, current_principal
 from spatial_api.errors import error_response
 from spatial_api.metrics import LATENCY, REQUESTS

@@ -1,7 +1,7 @@
 """Benchmark of the analytics: H3 aggregation, Gi* hotspots, KDE and the four endpoints.
 
 Run: ``flock /tmp/cityhex-bench.lock .venv/bin/python tests/bench/bench_analytics.py``
-(``--demo`` adds the endpoint timings on the demo city at scale 1, when etl.demo exists).
+(``--demo`` adds the endpoint timings on the demo city at scale 1, when etl.demo.loader exists).
 
 It makes a throwaway PostGIS cluster in /tmp, loads 1,000,000 synthetic incidents with COPY,
 and prints medians (p50) and p99 of repeated runs.
@@ -28,10 +28,10 @@ from gis.analytics.gistar import gi_star
 from gis.analytics.grid import RasterGrid
 from gis.analytics.kde import kde
 from gis.hexgrid import latlng_cells
-from layers.aggregations import Filters, analysis_layer, cell_counts
-from layers.db import create_async_engine
-from layers.embedded import EmbeddedCluster
-from layers.migrate import migrate
+from layers.analytics.aggregations import Filters, analysis_layer, cell_counts
+from layers.db.embedded import EmbeddedCluster
+from layers.db.engine import create_async_engine
+from layers.db.migrate import migrate
 from tests.bench.common import throwaway_cluster
 
 CITY = (113.85, 22.45, 114.35, 22.75)
@@ -152,7 +152,7 @@ def load_grid(url: str) -> None:
 
 
 async def bench_aggregation(url: str, repeat: int) -> None:
-    """1,000,000 incidents to res 8 (and 9, 10) through layers.aggregations.cell_counts."""
+    """1,000,000 incidents to res 8 (and 9, 10) through aggregations.cell_counts."""
     engine = create_async_engine(url, pool_size=2)
     filters = Filters(analysis_layer("incidents"))
     async with engine.connect() as conn:
@@ -193,7 +193,7 @@ def bench_endpoints(url: str, repeat: int, label: str) -> None:
     """The four endpoints over HTTP against a real `cityhex serve` process."""
     import httpx
 
-    from layers.keys import create_key
+    from layers.db.keys import create_key
     from tests.support import running_server
 
     with psycopg.connect(url, autocommit=True) as conn:
@@ -268,8 +268,8 @@ def main() -> None:
 
 
 def bench_demo(cluster: EmbeddedCluster, repeat: int) -> None:
-    """The endpoints on the demo city at scale 1 (etl.demo.load_demo)."""
-    from etl.demo import load_demo
+    """The endpoints on the demo city at scale 1 (etl.demo.loader.load_demo)."""
+    from etl.demo.loader import load_demo
 
     with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
         conn.execute("CREATE DATABASE demo")

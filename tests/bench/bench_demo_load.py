@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from etl.demo import load_demo
-from layers.migrate import migrate
+from etl.demo.loader import load_demo
+from layers.db.migrate import migrate
 from tests.bench.common import throwaway_cluster
 
 

@@ -4,7 +4,7 @@ Run: ``flock /tmp/cityhex-bench.lock .venv/bin/python tests/bench/bench_features
 (``--scale S`` for another demo size, ``--tipg`` to time the peer server tipg on the same
 bboxes in the same run, through ../shared/bench/peer_tipg.sh).
 
-It makes a throwaway PostGIS cluster in /tmp, loads the demo city (etl.demo.load_demo),
+It makes a throwaway PostGIS cluster in /tmp, loads the demo city (etl.demo.loader.load_demo),
 starts ``cityhex serve`` (one worker) and times, one request at a time after a warm-up:
 
 * ``GET /collections/assets/items?bbox=…&limit=1000`` on bboxes that each hold 1,000–1,100
@@ -30,8 +30,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from etl.demo import load_demo  # noqa: E402
-from layers.embedded import free_port  # noqa: E402
+from etl.demo.loader import load_demo  # noqa: E402
+from layers.db.embedded import free_port  # noqa: E402
 from tests.bench.common import throwaway_cluster  # noqa: E402
 from tests.support import create_database, running_server  # noqa: E402
 

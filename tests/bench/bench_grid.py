@@ -4,7 +4,7 @@
 Run: ``flock /tmp/cityhex-bench.lock .venv/bin/python tests/bench/bench_grid.py``
 (``--scale 1 --n 20 --seconds 15 --connections 8`` by default).
 
-It makes a throwaway PostGIS cluster in /tmp, loads the demo city (etl.demo.load_demo),
+It makes a throwaway PostGIS cluster in /tmp, loads the demo city (etl.demo.loader.load_demo),
 rebuilds the grid over the districts (every cell should stay, with its assignment), then
 replays 20,000 random points of the grid against /grid/lookup with wrk (keep-alive, 8
 connections, one wrk thread) for 1 and 2 server workers and prints wrk's latency
@@ -31,8 +31,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from layers.grid_build import build_from
-from layers.keys import create_key
+from layers.db.keys import create_key
+from layers.grid.build import build_from
 from tests.bench.common import load_city, throwaway_cluster
 from tests.grid_city import connected
 from tests.support import running_server

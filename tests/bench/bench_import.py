@@ -25,10 +25,10 @@ import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from etl.import_options import ImportOptions
-from etl.vector_import import import_file
-from layers.migrate import migrate
-from layers.settings import storage_settings
+from etl.imports.options import ImportOptions
+from etl.imports.vector import import_file
+from layers.db.migrate import migrate
+from layers.db.settings import storage_settings
 from tests.bench.common import throwaway_cluster
 
 CENTRE = (114.0579, 22.5431)

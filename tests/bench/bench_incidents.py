@@ -3,7 +3,7 @@
 Run: ``flock /tmp/cityhex-bench.lock .venv/bin/python tests/bench/bench_incidents.py``
 (``--rate 200 --seconds 30 --workers 2 --scale 0.25`` by default).
 
-It makes a throwaway PostGIS cluster in /tmp, loads the demo city (etl.demo.load_demo),
+It makes a throwaway PostGIS cluster in /tmp, loads the demo city (etl.demo.loader.load_demo),
 starts the server, and sends POST /incidents at a fixed rate (open loop: each request leaves
 at its own time whatever the others do), each with a unique description, at random points of
 the city's grid in random categories. Then it checks that every request was answered 201,
@@ -32,7 +32,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from layers.keys import create_key
+from layers.db.keys import create_key
 from tests.bench.common import throwaway_city
 from tests.support import running_server
 

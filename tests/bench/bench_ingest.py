@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from layers.keys import create_key
+from layers.db.keys import create_key
 from tests.bench.common import throwaway_cluster
 from tests.mosquitto import Mosquitto, running_broker
 from tests.support import create_database, running_server

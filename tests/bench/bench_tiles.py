@@ -30,8 +30,8 @@ import asyncpg  # noqa: E402
 import psycopg  # noqa: E402
 
 from gis.tilemath import tiles_covering  # noqa: E402
-from layers.catalog import load_catalog  # noqa: E402
-from layers.tile_keys import (  # noqa: E402
+from layers.catalog.registry import load_catalog  # noqa: E402
+from layers.db.tile_keys import (  # noqa: E402
     POSTGIS_SCHEMA_SQL,
     create_index_sql,
     tile_key_function_sql,

@@ -46,7 +46,7 @@ fi
 DB_TUNED=${DB_TUNED:-0}
 if [ "$DB_TUNED" = 1 ]; then
   "$KIT/pg.sh" stop "$PGDIR" "$PGPORT" > /dev/null 2>&1 || true
-  TUNABLES=$("$PY" -c "from layers.embedded import SERVER_ENVIRONMENT as e; print(e['GLIBC_TUNABLES'])")
+  TUNABLES=$("$PY" -c "from layers.db.embedded import SERVER_ENVIRONMENT as e; print(e['GLIBC_TUNABLES'])")
   URL=$(env GLIBC_TUNABLES="$TUNABLES" "$KIT/pg.sh" start "$PGDIR" "$PGPORT")
 else
   URL=$("$KIT/pg.sh" start "$PGDIR" "$PGPORT")
@@ -60,7 +60,7 @@ fi
 "$PY" "$ROOT/tests/bench/bench_tiles.py" prepare-kit --url "$URL"
 
 # --- CityHex server helpers
-PORT=$("$PY" -c "from layers.embedded import free_port; print(free_port())")
+PORT=$("$PY" -c "from layers.db.embedded import free_port; print(free_port())")
 SUT_PID=""
 start_cityhex() {  # $1 = cache MB
   CITYHEX_DATABASE_URL=$URL CITYHEX_CATALOG=$ROOT/tests/bench/kit_catalog.toml \

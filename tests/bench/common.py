@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from etl.demo import load_demo
-from layers.embedded import EmbeddedCluster, free_port
-from layers.migrate import migrate
+from etl.demo.loader import load_demo
+from layers.db.embedded import EmbeddedCluster, free_port
+from layers.db.migrate import migrate
 
 
 @contextmanager

@@ -1,0 +1,1 @@
+"""The deterministic demo city (Shenzhen): layout, streets, people, assets, sensors and cases."""

@@ -1,0 +1,1 @@
+"""Feature exports to files (GeoPackage, GeoJSON, CSV, ...) in any CRS."""

@@ -1,0 +1,1 @@
+"""Streaming ingest: sensor readings from MQTT."""

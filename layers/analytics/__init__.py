@@ -1,0 +1,1 @@
+"""Analytics on the layers: H3 aggregations, heatmaps (KDE, IDW) and hotspots (Gi*)."""

@@ -1,0 +1,87 @@
+"""Heat rasters of layers: kernel density of a point layer, IDW of sensor readings.
+
+Both are computed on a grid of square cells in the local UTM zone covering a lon/lat bbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gis.analytics.grid import BBox, RasterGrid
+from gis.analytics.idw import idw
+from gis.analytics.kde import KERNEL_SIGMAS, check_bandwidth, kde
+from gis.errors import BadRequest, Unprocessable
+from layers.analytics.aggregations import Filters, expand_bbox, point_coordinates, readings_near
+
+MAX_NEIGHBORS = 64
+MAX_WINDOW = timedelta(days=31)
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """A raster on ``grid`` and how many points or sites went into it."""
+
+    grid: RasterGrid
+    values: np.ndarray
+    inputs: int
+
+
+async def kde_heatmap(
+    conn: AsyncConnection, filters: Filters, bbox: BBox, cell_m: float, bandwidth_m: float
+) -> Heatmap:
+    """The kernel density (per km²) of the filtered rows over ``bbox``, counting the rows
+    within the kernel's reach outside it."""
+    grid = RasterGrid.covering(bbox, cell_m)
+    check_bandwidth(bandwidth_m, cell_m)
+    reach = KERNEL_SIGMAS * bandwidth_m + 2 * cell_m
+    lon, lat = await point_coordinates(conn, replace(filters, bbox=expand_bbox(bbox, reach)))
+
+    def compute() -> np.ndarray:
+        x, y = grid.project(lon, lat)
+        return kde(x, y, grid, bandwidth_m)
+
+    return Heatmap(grid, await asyncio.to_thread(compute), len(lon))
+
+
+def check_idw_options(power: float, neighbors: int, window: timedelta) -> None:
+    """BadRequest unless power is 0.5–5, neighbors 1–64 and the window 1 s – 31 days."""
+    if not 0.5 <= power <= 5:
+        raise BadRequest("power must be 0.5–5", code="invalid_power")
+    if not 1 <= neighbors <= MAX_NEIGHBORS:
+        raise BadRequest(f"neighbors must be 1–{MAX_NEIGHBORS}", code="invalid_neighbors")
+    if not timedelta(seconds=1) <= window <= MAX_WINDOW:
+        raise BadRequest("window must be between 1 second and 31 days", code="invalid_window")
+
+
+async def idw_heatmap(
+    conn: AsyncConnection,
+    prop: str,
+    at: datetime,
+    window: timedelta,
+    bbox: BBox,
+    cell_m: float,
+    power: float = 2.0,
+    neighbors: int = 12,
+) -> Heatmap:
+    """IDW of ``prop`` over ``bbox`` from each sensor's reading nearest to ``at`` within
+    ``window`` either side."""
+    check_idw_options(power, neighbors, window)
+    grid = RasterGrid.covering(bbox, cell_m)
+    sites = await readings_near(conn, prop, at, window)
+    if len(sites.values) == 0:
+        raise Unprocessable(
+            f"no sensor has a reading of {prop!r} within {window} of {at.isoformat()}",
+            code="no_readings",
+        )
+
+    def compute() -> np.ndarray:
+        sx, sy = grid.project(sites.lon, sites.lat)
+        qx, qy = grid.centres()
+        return idw(sx, sy, sites.values, qx, qy, power, neighbors).astype(np.float32)
+
+    return Heatmap(grid, await asyncio.to_thread(compute), len(sites.values))

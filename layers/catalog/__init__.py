@@ -1,0 +1,1 @@
+"""The layer catalog, layer metadata and change notices."""

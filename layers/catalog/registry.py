@@ -1,0 +1,207 @@
+"""The layer catalog: one description of every published layer, read by tiles, Features
+and spatial queries alike.
+
+The built-in catalog is ``layers/catalog.toml``; files named in ``CITYHEX_CATALOG``
+(separated by ':') add or replace layers, so any PostGIS table can be published.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from gis.errors import NotFound
+from layers.db.settings import storage_settings
+
+BUILTIN = Path(__file__).with_name("catalog.toml")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+PropertyType = Literal["string", "integer", "number", "boolean", "datetime", "object"]
+
+
+def _identifier(value: str | None) -> str | None:
+    if value is not None and not IDENTIFIER.match(value):
+        raise ValueError(f"{value!r} is not a plain SQL identifier")
+    return value
+
+
+class Layer(BaseModel):
+    """One published layer: where its rows live, what it exposes, who may read and edit it."""
+
+    id: str
+    title: str
+    description: str = ""
+    table: str
+    id_column: str = "id"
+    id_type: Literal["integer", "string", "h3"] = "integer"
+    geometry_column: str = "geom"
+    geometry_3857_column: str | None = None
+    geometry_type: str = "Geometry"
+    srid: int = 4326
+    h3_column: str | None = None
+    version_column: str | None = None
+    time_column: str | None = None
+    extra_properties_column: str | None = None
+    properties: dict[str, PropertyType] = Field(default_factory=dict)
+    required: list[str] = Field(default_factory=list)
+    public: bool = True
+    read_by: list[str] = Field(default_factory=list)
+    editable_by: list[str] = Field(default_factory=list)
+    minzoom: int = 0
+    maxzoom: int = 22
+    style: str | None = None
+    cluster_below: int = 0
+    """Tiles of zooms below this show a point layer as clusters (a count per cell)."""
+    max_features: int = Field(10_000, ge=0)
+    """A tile holding more features than this shows clusters instead (0: no limit)."""
+    tile_key: bool = False
+    """Whether the table (of points) has the tile-key index on its 3857 geometry
+    (layers.db.tile_keys), so tiles count and cluster its points by key range. A keyed tile
+    counts the points inside it against ``max_features``."""
+    category_column: str | None = None
+    """The column that the ``category`` parameter of tiles matches (a class code)."""
+    count_by: str | None = None
+    """The column whose values the ``<layer>_hex`` aggregate also counts one by one."""
+    editable: bool = True
+    """Whether features may be written through the API at all (by editable_by and admin)."""
+    updated_at_column: str | None = None
+    """A column set to the time of every write."""
+    updated_by_column: str | None = None
+    """A column set to the writer of every write."""
+    readonly: list[str] = Field(default_factory=list)
+    """Properties that clients see but never write (besides version, updated_* and h3)."""
+    h3_resolution: int = Field(10, ge=0, le=15)
+    """The resolution of the cell computed on write into ``h3_column``."""
+    patterns: dict[str, str] = Field(default_factory=dict)
+    """Regular expressions that string properties must match on write."""
+    enums: dict[str, list[str]] = Field(default_factory=dict)
+    """The allowed values of string properties."""
+    rules: list[str] = Field(default_factory=list)
+    """Named domain rules checked on write (see layers.features.rules)."""
+
+    @field_validator(
+        "id",
+        "table",
+        "id_column",
+        "geometry_column",
+        "geometry_3857_column",
+        "h3_column",
+        "version_column",
+        "time_column",
+        "extra_properties_column",
+        "category_column",
+        "count_by",
+        "updated_at_column",
+        "updated_by_column",
+    )
+    @classmethod
+    def _plain_identifier(cls, value: str | None) -> str | None:
+        return _identifier(value)
+
+    @model_validator(mode="after")
+    def _tile_key_needs_3857_points(self) -> Layer:
+        if self.tile_key and not (self.geometry_3857_column and self.geometry_type == "Point"):
+            raise ValueError(
+                f"layer {self.id}: tile_key needs geometry_type Point and geometry_3857_column"
+            )
+        return self
+
+    @field_validator("properties")
+    @classmethod
+    def _plain_property_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            _identifier(name)
+        return value
+
+    @property
+    def is_point(self) -> bool:
+        """Whether every feature is a (multi)point."""
+        return self.geometry_type.lower() in ("point", "multipoint")
+
+    def can_read(self, role: str) -> bool:
+        """Whether ``role`` may read this layer."""
+        return self.public or role == "admin" or role in self.read_by or role in self.editable_by
+
+    def can_edit(self, role: str) -> bool:
+        """Whether ``role`` may create, change or delete features."""
+        return self.editable and (role == "admin" or role in self.editable_by)
+
+    @property
+    def managed_columns(self) -> list[str]:
+        """Columns the server sets on write: id, version, updated_*, h3, 3857 copy."""
+        names = [
+            self.id_column,
+            self.version_column,
+            self.updated_at_column,
+            self.updated_by_column,
+            self.h3_column,
+            self.geometry_3857_column,
+        ]
+        return [n for n in names if n]
+
+    @property
+    def writable_properties(self) -> dict[str, PropertyType]:
+        """The catalog properties a client may write, with their types."""
+        skip = set(self.managed_columns) | set(self.readonly)
+        return {k: v for k, v in self.properties.items() if k not in skip}
+
+
+class Catalog:
+    """The layers by id."""
+
+    def __init__(self, layers: dict[str, Layer]) -> None:
+        self.layers = layers
+
+    def get(self, layer_id: str) -> Layer:
+        """The layer ``layer_id``; NotFound naming the known layers otherwise."""
+        try:
+            return self.layers[layer_id]
+        except KeyError:
+            known = ", ".join(sorted(self.layers))
+            raise NotFound(
+                f"no layer {layer_id!r}; known layers: {known}", code="unknown_layer"
+            ) from None
+
+    def __iter__(self):
+        return iter(self.layers.values())
+
+    def __contains__(self, layer_id: str) -> bool:
+        return layer_id in self.layers
+
+
+def read_catalog_file(path: Path) -> dict[str, Layer]:
+    """The layers described in one TOML file."""
+    data = tomllib.loads(Path(path).read_text())
+    return {name: Layer(id=name, **spec) for name, spec in data.get("layers", {}).items()}
+
+
+def created_layers_dir() -> Path:
+    """Where ``cityhex import --create`` writes the catalog entry of each layer it makes."""
+    return storage_settings().home / "catalog.d"
+
+
+def load_catalog() -> Catalog:
+    """The built-in catalog, the layers made by imports, and the files in CITYHEX_CATALOG.
+    A layer that an import publishes, in this process or any other, is seen from the next
+    call on: the catalog is read again whenever catalog.d changes."""
+    made = created_layers_dir()
+    try:
+        stamp = made.stat().st_mtime_ns
+    except FileNotFoundError:
+        stamp = 0
+    return _read_catalog(made, stamp, os.environ.get("CITYHEX_CATALOG", ""))
+
+
+@lru_cache(maxsize=4)
+def _read_catalog(made: Path, stamp: int, extra: str) -> Catalog:
+    layers = read_catalog_file(BUILTIN)
+    for entry in sorted(made.glob("*.toml")):
+        layers.update(read_catalog_file(entry))
+    for path in filter(None, extra.split(":")):
+        layers.update(read_catalog_file(Path(path)))
+    return Catalog(layers)

@@ -1,0 +1,1 @@
+"""Storage plumbing: engine, embedded cluster, migrations, models, API keys, health."""

@@ -1,0 +1,1 @@
+"""OGC API Features: repository, history, rules, input, SQL, filters, spatial queries."""

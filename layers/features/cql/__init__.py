@@ -1,0 +1,1 @@
+"""CQL2 (text and JSON): parsing and compiling to SQL."""

@@ -1,0 +1,1 @@
+"""The H3 grid: cells, lookup, responsibility, assignments, balanced territories."""

@@ -1,0 +1,1 @@
+"""Cases: reports and routing, the workflow, working time, categories, lists, metrics, events."""

@@ -1,0 +1,1 @@
+"""Sensors: the registry, readings and alarms."""
