@@ -13,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from layers.catalog.identifiers import column, quote
 from layers.catalog.registry import Layer
-from layers.features.sql import column, quote
 
 log = logging.getLogger("cityhex")
 EXTENT_TTL_S = 300.0

@@ -10,10 +10,11 @@ from typing import Any
 
 from gis.crs import CRS, CRS84
 from gis.errors import BadRequest
+from layers.catalog.identifiers import column
 from layers.catalog.registry import Layer
 from layers.features.cql.compile import compile_filter
 from layers.features.cql.parse import parse_filter
-from layers.features.sql import Params, bbox_sql, column
+from layers.features.sql import Params, bbox_sql
 
 DEFAULT_LIMIT = 10
 

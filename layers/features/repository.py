@@ -32,10 +32,11 @@ from gis.errors import (
 from gis.hexgrid import parse_cell
 from gis.validation import Repair
 from layers.catalog.changes import BBox, publish_change
+from layers.catalog.identifiers import column, quote
 from layers.catalog.registry import Layer
 from layers.features.filters import ItemQuery, check_property_names, where_sql
 from layers.features.input import PreparedWrite, prepare_write
-from layers.features.sql import Params, column, feature_sql, quote
+from layers.features.sql import Params, feature_sql
 
 MAX_LIMIT = 10_000
 

@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gis.crs import CRS, CRS84, to_xy, transform_to_xy
 from gis.errors import BadRequest, Unprocessable
 from gis.validation import check_range, check_valid, parse_geometry
+from layers.catalog.identifiers import column, quote
 from layers.catalog.registry import Layer
 from layers.features.cql.compile import compile_filter
 from layers.features.cql.parse import parse_filter
-from layers.features.sql import Params, column, feature_sql, quote
+from layers.features.sql import Params, feature_sql
 
 MAX_K = 1_000
 MAX_RADIUS_M = 50_000.0

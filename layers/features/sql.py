@@ -11,16 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from gis.crs import CRS, CRS84
+from layers.catalog.identifiers import column
 from layers.catalog.registry import Layer
 
 GEOGRAPHIC_DIGITS = 8
 PROJECTED_DIGITS = 3
 MAX_JSONB_PAIRS = 50
-
-
-def quote(name: str) -> str:
-    """A validated identifier, quoted (``schema.table`` → ``"schema"."table"``)."""
-    return ".".join(f'"{part}"' for part in name.split("."))
 
 
 class Params:
@@ -35,11 +31,6 @@ class Params:
         name = f"{self.prefix}{len(self.values) + 1}"
         self.values[name] = value
         return f"CAST(:{name} AS {sql_type})" if sql_type else f":{name}"
-
-
-def column(layer: Layer, name: str, alias: str = "t") -> str:
-    """A column of the layer's table under ``alias``."""
-    return f"{alias}.{quote(name)}"
 
 
 def id_json_sql(layer: Layer, alias: str = "t") -> str:
