@@ -48,6 +48,7 @@ run: install postgis
 test: install postgis test-tools
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q -d "$$(mktemp -d)"
 	$(BIN)/python -m pytest
 
 lint: install
