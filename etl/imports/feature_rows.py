@@ -8,6 +8,7 @@ import shapely
 
 from etl.copytext.fields import number_texts
 from gis.hexgrid import latlng_cells
+from gis.tilemath import interleave
 
 
 def h3_texts(lon: np.ndarray, lat: np.ndarray, res: int) -> list[str]:
@@ -25,15 +26,6 @@ def bbox(lon: np.ndarray, lat: np.ndarray, geoms: np.ndarray | None) -> tuple[fl
     return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
 
 
-def _spread_bits(v: np.ndarray) -> np.ndarray:
-    """The 16 low bits of ``v`` moved to the even bit positions of a uint32."""
-    v = v.astype(np.uint32) & 0xFFFF
-    v = (v | (v << 8)) & 0x00FF00FF
-    v = (v | (v << 4)) & 0x0F0F0F0F
-    v = (v | (v << 2)) & 0x33333333
-    return (v | (v << 1)) & 0x55555555
-
-
 def spatial_order(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """An order of the points along a Z curve over their extent: rows written in this order
     sit near their neighbours in the table, which makes index upkeep and tile reads cheaper."""
@@ -42,6 +34,5 @@ def spatial_order(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     scale = []
     for v in (lon, lat):
         span = float(v.max() - v.min()) or 1.0
-        scale.append(((v - v.min()) / span * 0xFFFF).astype(np.uint32))
-    key = _spread_bits(scale[0]) | (_spread_bits(scale[1]) << 1)
-    return np.argsort(key, kind="stable")
+        scale.append(((v - v.min()) / span * 0xFFFF).astype(np.uint64))
+    return np.argsort(interleave(scale[0], scale[1]), kind="stable")
