@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import TypeVar
 
 import h3
+import numpy as np
 
 from gis.errors import BadRequest
 
@@ -150,14 +152,18 @@ SPREAD_STEPS = (
 """(shift, mask) steps that move bit i of a 24-bit number to bit 2i: v = (v | v << s) & m."""
 
 
-def spread_bits(v: int) -> int:
+Bits = TypeVar("Bits", int, np.ndarray)
+"""A whole number, or a uint64 array of them (spread and interleaved element by element)."""
+
+
+def spread_bits(v: Bits) -> Bits:
     """``v`` (< 2**24) with a zero bit inserted above each of its bits."""
     for shift, mask in SPREAD_STEPS:
         v = (v | (v << shift)) & mask
     return v
 
 
-def interleave(x: int, y: int) -> int:
+def interleave(x: Bits, y: Bits) -> Bits:
     """The Morton number of column ``x`` and row ``y``: their bits interleaved, x's first."""
     return spread_bits(x) | (spread_bits(y) << 1)
 

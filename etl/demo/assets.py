@@ -14,8 +14,9 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon
 
+from etl.copytext.ewkb import ewkb_hex
+from etl.copytext.fields import json_texts, timestamp_texts
 from etl.demo.city import DAY_S, END_S, M_PER_DEG_LAT, M_PER_DEG_LON, ORIGIN, on_land, to_lonlat
-from etl.demo.copy_text import ewkb_hex, json_texts, timestamps
 from etl.demo.grid import Grid
 from etl.demo.streets import Streets, along_streets, block_centres, street_points
 from gis.errors import BadRequest
@@ -226,7 +227,7 @@ def build_assets(
         ),
         "properties": json_texts(_properties(rng, kind, geoms)),
         "version": np.ones(n, dtype=np.int64),
-        "updated_at": timestamps(END_S - rng.integers(30 * DAY_S, 720 * DAY_S, n)),
+        "updated_at": timestamp_texts(END_S - rng.integers(30 * DAY_S, 720 * DAY_S, n)),
         "updated_by": ["demo"] * n,
         "h3": cells,
         "geom": ewkb_hex(geoms),

@@ -15,8 +15,8 @@ from h3.api import numpy_int as h3n
 from scipy.cluster.vq import kmeans2
 from shapely.geometry import MultiPolygon
 
+from etl.copytext.ewkb import ewkb_hex, ewkb_hex_rings
 from etl.demo.city import to_metres
-from etl.demo.copy_text import ewkb_hex, ring_polygons_ewkb_hex
 from gis.hexgrid import DEFAULT_RES, cell_polygon, cover_cells
 
 CELLS_PER_INSPECTOR = 700
@@ -64,7 +64,7 @@ def cell_polygons_hex(cells: np.ndarray) -> list[str]:
     rings = _hexagon_rings(cells)
     if rings is None:
         return ewkb_hex(cell_polygons(cells))
-    return ring_polygons_ewkb_hex(rings)
+    return ewkb_hex_rings(rings)
 
 
 def cell_areas(cells: np.ndarray) -> np.ndarray:

@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import shapely
 from shapely.geometry import Polygon
 
+from etl.copytext.ewkb import ewkb_hex_points
+from etl.copytext.fields import timestamp_texts
 from etl.demo.assets import Assets
 from etl.demo.calendar import report_times
 from etl.demo.city import END_S, on_land, to_lonlat, to_metres
-from etl.demo.copy_text import ewkb_hex, timestamps
 from etl.demo.grid import Grid
 from etl.demo.people import People
 from etl.demo.sensors import Sensors
@@ -255,16 +255,16 @@ def build_incidents(
         "department_id": department,
         "district_id": district_ids[district],
         "h3": cells,
-        "reported_at": timestamps(reported_at),
-        "registered_at": timestamps(registered),
-        "dispatched_at": timestamps(summary["dispatched_at"]),
-        "resolved_at": timestamps(summary["resolved_at"]),
-        "closed_at": timestamps(summary["closed_at"]),
-        "deadline": timestamps(deadline),
+        "reported_at": timestamp_texts(reported_at),
+        "registered_at": timestamp_texts(registered),
+        "dispatched_at": timestamp_texts(summary["dispatched_at"]),
+        "resolved_at": timestamp_texts(summary["resolved_at"]),
+        "closed_at": timestamp_texts(summary["closed_at"]),
+        "deadline": timestamp_texts(deadline),
         "rework_count": summary["rework_count"],
         "version": lc.length,
-        "updated_at": timestamps(summary["updated_at"]),
-        "geom": ewkb_hex(shapely.points(lon, lat)),
+        "updated_at": timestamp_texts(summary["updated_at"]),
+        "geom": ewkb_hex_points(lon, lat),
     }
     return Incidents(rows, _transitions(lc, actors, ids, first_ids[1]))
 
@@ -283,7 +283,7 @@ def _transitions(
         "from_status": status[np.where(previous < 0, len(TO_STATUS), previous)],
         "to_status": status[action],
         "actor": actors[steps["case"], ACTOR_OF_ACTION[action]],
-        "at": timestamps(steps["at"]),
+        "at": timestamp_texts(steps["at"]),
         "note": np.array(NOTES, dtype=object)[action],
     }
 

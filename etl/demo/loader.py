@@ -19,9 +19,12 @@ import psycopg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from etl.copytext.ewkb import ewkb_hex
+from etl.copytext.fields import timestamp_texts
+from etl.copytext.writer import copy_columns
 from etl.demo.assets import build_assets
+from etl.demo.bulk_checks import drop_checks
 from etl.demo.city import CITY_TZ, DISTRICTS, phase_rng
-from etl.demo.copy_text import copy_rows, drop_checks, ewkb_hex, timestamps
 from etl.demo.incidents import Categories, build_incidents
 from etl.demo.layout import Layout, city_layout
 from etl.demo.people import People, build_people
@@ -128,12 +131,12 @@ def _write_grid(
         "from_inspector_id": [None] * n,
         "to_inspector_id": inspector,
         "actor": ["demo"] * n,
-        "at": timestamps(np.full(n, int(ASSIGNED_AT.timestamp()))),
+        "at": timestamp_texts(np.full(n, int(ASSIGNED_AT.timestamp()))),
         "note": ["initial assignment (demo city)"] * n,
     }
     return {
-        "grid_cells": copy_rows(conn, "grid_cells", cells),
-        "grid_assignments": copy_rows(conn, "grid_assignments", assignments),
+        "grid_cells": copy_columns(conn, "grid_cells", cells),
+        "grid_assignments": copy_columns(conn, "grid_assignments", assignments),
     }
 
 
@@ -149,7 +152,7 @@ def _load(conn: psycopg.Connection, scale: float, phases: _Phases) -> dict[str, 
         land_shape, streets, grid = layout.land, layout.streets, layout.grid
     with phases.phase("districts"):
         district_ids = np.arange(first["districts"], first["districts"] + len(DISTRICTS))
-        rows["districts"] = copy_rows(conn, "districts", {
+        rows["districts"] = copy_columns(conn, "districts", {
             "id": district_ids,
             "code": [d.code for d in DISTRICTS],
             "name": [d.name for d in DISTRICTS],
@@ -160,28 +163,28 @@ def _load(conn: psycopg.Connection, scale: float, phases: _Phases) -> dict[str, 
         people = build_people(
             phase_rng(3), grid.block_district, district_ids, departments, first["users"]
         )
-        rows["users"] = copy_rows(conn, "users", people.rows)
+        rows["users"] = copy_columns(conn, "users", people.rows)
         rows |= _write_grid(conn, layout, people, district_ids)
     with phases.phase("assets"):
         codes = [d.code for d in DISTRICTS]
         assets = build_assets(
             phase_rng(4), streets, land_shape, grid, codes, departments, first["assets"], scale
         )
-        rows["assets"] = copy_rows(conn, "assets", assets.rows)
+        rows["assets"] = copy_columns(conn, "assets", assets.rows)
     with phases.phase("sensors"):
         sensors = build_sensors(phase_rng(5), assets, streets, land_shape, first["sensors"], scale)
-        rows["sensors"] = copy_rows(conn, "sensors", sensors.rows)
+        rows["sensors"] = copy_columns(conn, "sensors", sensors.rows)
     with phases.phase("readings"):
         for ts in (sensors.readings["ts"][0], sensors.readings["ts"][-1]):
             conn.execute("SELECT readings_ensure_partition(%s::timestamptz::date)", (ts,))
-        rows["readings"] = copy_rows(conn, "readings", sensors.readings)
+        rows["readings"] = copy_columns(conn, "readings", sensors.readings)
     with phases.phase("incidents"):
         incidents = build_incidents(
             phase_rng(6), categories, streets, land_shape, grid, people, district_ids, assets,
             sensors, (first["incidents"], first["incident_transitions"]), scale,
         )  # fmt: skip
-        rows["incidents"] = copy_rows(conn, "incidents", incidents.rows)
-        rows["incident_transitions"] = copy_rows(
+        rows["incidents"] = copy_columns(conn, "incidents", incidents.rows)
+        rows["incident_transitions"] = copy_columns(
             conn, "incident_transitions", incidents.transitions
         )
     with phases.phase("indexes"):

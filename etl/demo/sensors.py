@@ -13,13 +13,13 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import shapely
 from scipy.signal import lfilter
 from shapely.geometry import Polygon
 
+from etl.copytext.ewkb import ewkb_hex_points
+from etl.copytext.fields import json_texts, timestamp_texts
 from etl.demo.assets import Assets
 from etl.demo.city import CITY_TZ
-from etl.demo.copy_text import ewkb_hex, json_texts, timestamps
 from etl.demo.streets import Streets, street_points
 from gis.hexgrid import latlng_cells
 
@@ -186,7 +186,7 @@ def build_sensors(
 ) -> Sensors:
     """About ``SENSOR_COUNT * scale`` sensors with hourly readings over October 2026."""
     start = int(READINGS_START.timestamp())
-    ts_text = timestamps(start + 3600 * np.arange(HOURS, dtype=np.int64))
+    ts_text = timestamp_texts(start + 3600 * np.arange(HOURS, dtype=np.int64))
     last_ts = datetime.fromtimestamp(start + 3600 * (HOURS - 1), CITY_TZ).isoformat()
     sensors: dict[str, list[Any]] = {k: [] for k in ("id", "code", "kind", "name", "measures",
                                                       "thresholds", "asset_code", "latest",
@@ -232,7 +232,7 @@ def build_sensors(
         "thresholds": json_texts(sensors["thresholds"]),
         "latest": json_texts(sensors["latest"]),
         "h3": latlng_cells(lon, lat),
-        "geom": ewkb_hex(shapely.points(lon, lat)),
+        "geom": ewkb_hex_points(lon, lat),
     }
     readings["sensor_id"] = np.concatenate(readings["sensor_id"])
     readings["value"] = np.concatenate(readings["value"])

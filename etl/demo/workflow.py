@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from etl.demo.copy_text import NO_TIME
+from etl.copytext.fields import NO_TIME
 
 # The action names and states of layers.incidents.workflow.
 ACTIONS = ("report", "register", "dispatch", "accept", "resolve", "verify", "close", "rework",

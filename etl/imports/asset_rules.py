@@ -33,7 +33,7 @@ GROUP BY p.prefix
 CODE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('cityhex.asset_codes'))"
 
 
-def text_column(values: list[str | None] | np.ndarray) -> Coerced:
+def string_column(values: list[str | None] | np.ndarray) -> Coerced:
     """A string column from values (None for missing)."""
     array = np.empty(len(values), dtype=object)
     array[:] = values
@@ -51,8 +51,8 @@ def apply_asset_rules(
     """Fill codes, class codes and states the rules can give; the problems of every row
     that breaks a rule (codes, class codes, kinds, states)."""
     n = len(table)
-    code = columns.get("code") or text_column([None] * n)
-    klass = columns.get("class_code") or text_column([None] * n)
+    code = columns.get("code") or string_column([None] * n)
+    klass = columns.get("class_code") or string_column([None] * n)
     problems: list[Problem] = []
     codes, classes = code.values.copy(), klass.values.copy()
     derive = np.flatnonzero(klass.null & ~code.null)
@@ -64,8 +64,8 @@ def apply_asset_rules(
             divisions = _divisions(conn, lon[missing], lat[missing], division, table, missing)
             codes[missing] = new_codes(conn, divisions, classes[missing].astype(str))
     problems += _code_problems(codes, classes, table)
-    columns["code"] = text_column(codes)
-    columns["class_code"] = text_column(classes)
+    columns["code"] = string_column(codes)
+    columns["class_code"] = string_column(classes)
     problems += _state_problems(columns, table)
     return problems
 
@@ -114,7 +114,7 @@ def _state_problems(columns: dict[str, Coerced], table: SourceTable) -> list[Pro
         return []
     values = state.values.copy()
     values[state.null] = "intact"
-    columns["state"] = text_column(values)
+    columns["state"] = string_column(values)
     allowed = ", ".join(ASSET_STATES)
     wrong = np.flatnonzero(~np.isin(values, np.array(ASSET_STATES, dtype=object)))
     return [

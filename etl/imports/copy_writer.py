@@ -8,23 +8,19 @@ naming the source row, so the caller's transaction rolls back and nothing is wri
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import errors as pg
-from psycopg.copy import QueuedLibpqWriter
 
+from etl.copytext.writer import FieldMaker, Progress, copy_fields
 from etl.imports.history import record_deletions, update_recording_history
 from gis.errors import CityHexError, Conflict, Unprocessable
 from layers.catalog.registry import Layer
 
-CHUNK_ROWS = 50_000
 STAGE = "cityhex_import_stage"
 COPY_LINE = re.compile(r"COPY \S+, line (\d+)")
-Progress = Callable[[int], None]
-# the COPY text fields of rows start..stop of one column
-FieldMaker = Callable[[int, int], list[str]]
 
 
 @dataclass(frozen=True)
@@ -66,30 +62,12 @@ class WriteCounts:
     old_extent: tuple[float, float, float, float] | None = None
 
 
-def copy_chunks(rows: RowsToWrite, progress: Progress | None) -> Iterator[str]:
-    """The COPY text of ``rows``, CHUNK_ROWS rows at a time."""
-    total = len(rows)
-    for start in range(0, total, CHUNK_ROWS):
-        stop = min(start + CHUNK_ROWS, total)
-        parts = [make(start, stop) for make in rows.makers]
-        yield "\n".join(map("\t".join, zip(*parts, strict=True))) + "\n"
-        if progress:
-            progress(stop - start)
-
-
 def copy_into(
     conn: psycopg.Connection, table: str, rows: RowsToWrite, progress: Progress | None
 ) -> int:
     """COPY ``rows`` into ``table``; the number of rows."""
-    sql = f"COPY {table} ({', '.join(rows.columns)}) FROM STDIN"
-    with (
-        _refusals(rows),
-        conn.cursor() as cur,
-        cur.copy(sql, writer=QueuedLibpqWriter(cur)) as copy,
-    ):
-        for chunk in copy_chunks(rows, progress):
-            copy.write(chunk)
-    return len(rows)
+    with _refusals(rows):
+        return copy_fields(conn, table, rows.columns, rows.makers, len(rows), progress)
 
 
 def write_rows(

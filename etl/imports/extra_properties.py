@@ -6,20 +6,20 @@ from __future__ import annotations
 import numpy as np
 import orjson
 
+from etl.copytext.fields import number_texts
 from etl.imports.property_types import is_null, json_value_text
 
 
-def json_texts(values: np.ndarray, kind: str | None) -> list[str | None]:
+def json_values(values: np.ndarray, kind: str | None) -> list[str | None]:
     """The JSON text of every value of one field (None where the value is missing)."""
     null = is_null(values)
     if values.dtype.kind == "b":
         out: list[str | None] = ["true" if v else "false" for v in values.tolist()]
     elif values.dtype.kind in "iu":
-        out = list(map(str, values.tolist()))
+        out = number_texts(values)
     elif values.dtype.kind == "f":
         integral = kind == "integer" and bool(np.all(np.where(null, 0, values) % 1 == 0))
-        shown = np.where(null, 0, values).astype(np.int64) if integral else values
-        out = list(map(str if integral else repr, shown.tolist()))
+        out = number_texts(np.where(null, 0, values).astype(np.int64) if integral else values)
     elif values.dtype.kind == "M":
         out = [orjson.dumps(t).decode() for t in np.datetime_as_string(values).tolist()]
     else:
@@ -37,7 +37,7 @@ def extra_objects(columns: dict[str, np.ndarray], kinds: dict[str, str]) -> list
     pairs = []
     for name, values in columns.items():
         key = orjson.dumps(name).decode() + ":"
-        pairs.append([None if t is None else key + t for t in json_texts(values, kinds.get(name))])
+        pairs.append([None if t is None else key + t for t in json_values(values, kinds.get(name))])
     return [
         "{" + ",".join(p for p in row if p is not None) + "}" for row in zip(*pairs, strict=True)
     ]

@@ -15,12 +15,10 @@ from typing import Any
 import numpy as np
 import orjson
 
+from etl.copytext.fields import json_text, text_column, with_nulls
 from etl.imports.report import Problem
 from etl.imports.source_table import SourceTable
 
-NULL = "\\N"
-ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-SPECIAL = ("\\", "\t", "\n", "\r")
 TRUE_WORDS = {"true", "t", "yes", "y", "1"}
 FALSE_WORDS = {"false", "f", "no", "n", "0"}
 INT_BITS = {"smallint": 16, "integer": 32, "bigint": 64}
@@ -73,27 +71,8 @@ class Coerced:
 
     def texts_of(self, start: int, stop: int) -> list[str]:
         """The COPY text fields of rows ``start`` to ``stop``."""
-        values = self.values[start:stop]
-        if self.kind == "boolean":
-            out = ["t" if v else "f" for v in values.tolist()]
-        elif self.kind == "number":
-            out = list(map(repr, values.tolist()))
-        elif values.dtype.kind in "iu":
-            out = list(map(str, values.tolist()))
-        else:
-            texts = values.tolist()
-            out = escape_texts([v or "" for v in texts] if None in texts else texts)
-        for i in np.flatnonzero(self.null[start:stop]).tolist():
-            out[i] = NULL
-        return out
-
-
-def escape_texts(texts: list[str]) -> list[str]:
-    """Texts escaped for COPY's text format (backslash, tab, newline, carriage return)."""
-    joined = "".join(texts)
-    if not any(ch in joined for ch in SPECIAL):
-        return texts
-    return [t.translate(ESCAPES) for t in texts]
+        fields = text_column(self.values[start:stop])
+        return with_nulls(fields, np.flatnonzero(self.null[start:stop]).tolist())
 
 
 def is_null(values: np.ndarray) -> np.ndarray:
@@ -292,10 +271,10 @@ def json_value_text(value: Any, parse_text: bool = False) -> str:
     """The JSON text of one value; with ``parse_text`` a string holding JSON is taken as it."""
     if parse_text and isinstance(value, str):
         try:
-            return orjson.dumps(orjson.loads(value)).decode()
+            return json_text(orjson.loads(value))
         except orjson.JSONDecodeError:
             pass
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    return json_text(value)
 
 
 CONVERTERS: dict[str, Callable[[np.ndarray, np.ndarray], tuple[Coerced, Bad]]] = {

@@ -7,15 +7,18 @@ from __future__ import annotations
 import numpy as np
 import psycopg
 
+from etl.copytext.ewkb import ewkb_hex, ewkb_hex_points
+from etl.copytext.fields import escape_texts
+from etl.copytext.writer import FieldMaker
 from etl.imports.asset_rules import apply_asset_rules
-from etl.imports.copy_writer import FieldMaker, RowsToWrite, UpsertKey
+from etl.imports.copy_writer import RowsToWrite, UpsertKey
 from etl.imports.district_rules import district_problems
 from etl.imports.extra_properties import extra_objects
-from etl.imports.feature_rows import ewkb_hex_geometries, ewkb_hex_points, h3_texts
+from etl.imports.feature_rows import h3_texts
 from etl.imports.field_plan import FieldPlan
 from etl.imports.geometry_prep import PreparedGeometry
 from etl.imports.options import ImportOptions
-from etl.imports.property_types import Coerced, coerce, escape_texts
+from etl.imports.property_types import Coerced, coerce
 from etl.imports.report import Problem
 from etl.imports.source_table import SourceTable
 from etl.imports.target_table import TargetTable
@@ -147,7 +150,7 @@ def build_rows(
         makers.append(lambda a, b: ewkb_hex_points(lon[a:b], lat[a:b]))
     else:
         geoms = geometry.geoms
-        makers.append(lambda a, b: ewkb_hex_geometries(geoms[a:b]))
+        makers.append(lambda a, b: ewkb_hex(geoms[a:b]))
     return RowsToWrite(names, makers, len(table), table.label)
 
 

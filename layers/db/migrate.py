@@ -20,5 +20,5 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def migrate(url: str | None = None) -> None:
-    """Bring the database to the newest schema (every head)."""
-    command.upgrade(alembic_config(url), "heads")
+    """Bring the database to the newest schema (the one head of the migration chain)."""
+    command.upgrade(alembic_config(url), "head")

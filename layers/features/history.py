@@ -4,12 +4,13 @@ restoring a version (a deleted feature comes back under its old id).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gis.crs import CRS, CRS84
@@ -53,18 +54,24 @@ class Version:
         }
 
 
+async def _history_rows(
+    engine: AsyncEngine, layer: Layer, feature_id: Any, sql: str, **params: Any
+) -> Sequence[Row[Any]]:
+    """The rows ``sql`` selects from the history of one feature (``:layer``, ``:fid``)."""
+    async with engine.connect() as conn:
+        result = await conn.execute(
+            text(sql), {"layer": layer.id, "fid": str(feature_id), **params}
+        )
+        return result.all()
+
+
 async def list_history(engine: AsyncEngine, layer: Layer, feature_id: Any) -> list[Version]:
     """Every recorded version of a feature, oldest first; 404 when it has none."""
     sql = (
         "SELECT version, op, actor, at, before::text, after::text FROM feature_history "
         "WHERE layer = :layer AND feature_id = :fid ORDER BY version LIMIT :n"
     )
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                text(sql), {"layer": layer.id, "fid": str(feature_id), "n": MAX_VERSIONS}
-            )
-        ).all()
+    rows = await _history_rows(engine, layer, feature_id, sql, n=MAX_VERSIONS)
     if not rows:
         raise NotFound(
             f"feature {feature_id} of {layer.id} has no history", code="feature_not_found"
@@ -87,17 +94,12 @@ async def _state_of(
         "SELECT op, before::text, after::text FROM feature_history "
         "WHERE layer = :layer AND feature_id = :fid AND version = :version"
     )
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(sql), {"layer": layer.id, "fid": str(feature_id), "version": version}
-            )
-        ).first()
-    if row is None:
+    rows = await _history_rows(engine, layer, feature_id, sql, version=version)
+    if not rows:
         raise NotFound(
             f"feature {feature_id} of {layer.id} has no version {version}", code="version_not_found"
         )
-    op, before, after = row
+    op, before, after = rows[0]
     state = _json(after if op != "delete" else before)
     if state is None:
         raise NotFound(

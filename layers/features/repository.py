@@ -307,6 +307,16 @@ def database_error(exc: DBAPIError, layer: Layer) -> Exception:
     return exc
 
 
+def _insert_sql(layer: Layer, values: dict[str, str], crs: CRS) -> str:
+    """The INSERT of one feature, ``values`` mapping its columns to SQL, returning the row
+    as every write returns it."""
+    cols = ", ".join(quote(c) for c in values)
+    return (
+        f"INSERT INTO {quote(layer.table)} AS t ({cols}) VALUES ({', '.join(values.values())})"
+        f" RETURNING {_returning(layer, crs)}"
+    )
+
+
 async def _execute_write(conn: AsyncConnection, layer: Layer, sql: str, params: Params) -> Any:
     try:
         return (await conn.execute(text(sql), params.values)).first()
@@ -334,11 +344,7 @@ async def create_feature(
         if not isinstance(body.get("id"), str) or not body["id"]:
             raise Unprocessable("features of this layer need a string id", code="invalid_id")
         values[layer.id_column] = params.add(body["id"], "text")
-    cols = ", ".join(quote(c) for c in values)
-    sql = (
-        f"INSERT INTO {quote(layer.table)} AS t ({cols}) VALUES ({', '.join(values.values())})"
-        f" RETURNING {_returning(layer, crs)}"
-    )
+    sql = _insert_sql(layer, values, crs)
     async with engine.begin() as conn:
         feature_id, version, after, output = await _execute_write(conn, layer, sql, params)
         history_version = version or await next_history_version(conn, layer, feature_id)
@@ -516,12 +522,7 @@ async def insert_with_id(
     values[layer.id_column] = params.add(feature_id, _id_sql_type(layer))
     if layer.version_column:
         values[layer.version_column] = params.add(version, "integer")
-    cols = ", ".join(quote(c) for c in values)
-    sql = (
-        f"INSERT INTO {quote(layer.table)} AS t ({cols}) VALUES ({', '.join(values.values())})"
-        f" RETURNING {_returning(layer, crs)}"
-    )
-    _, _, after, output = await _execute_write(conn, layer, sql, params)
+    _, _, after, output = await _execute_write(conn, layer, _insert_sql(layer, values, crs), params)
     return after, output
 
 
