@@ -83,33 +83,3 @@ def test_bad_periods_are_refused(bad: str) -> None:
 def test_naive_start_is_refused() -> None:
     with pytest.raises(ValueError):
         CAL.add_working_hours(datetime(2025, 9, 22, 10), 1)
-
-
-def test_calendar_api(city: City) -> None:
-    admin = city.key("admin")
-    r = city.client.put(
-        "/incidents/calendar/2026-02-17", json={"working": False, "name": "春节"}, headers=admin
-    )
-    assert r.status_code == 200 and r.json() == {
-        "day": "2026-02-17",
-        "working": False,
-        "name": "春节",
-    }
-    days = city.client.get("/incidents/calendar", params={"start": "2026-02-01"}).json()["days"]
-    assert {"day": "2026-02-17", "working": False, "name": "春节"} in days
-    assert (
-        city.client.put(
-            "/incidents/calendar/2026-02-18",
-            json={"working": False},
-            headers=city.key("dispatcher"),
-        ).status_code
-        == 403
-    )
-    assert (
-        city.client.put(
-            "/incidents/calendar/2026-02-30", json={"working": False}, headers=admin
-        ).status_code
-        == 400
-    )
-    assert city.client.delete("/incidents/calendar/2026-02-17", headers=admin).status_code == 204
-    assert city.client.delete("/incidents/calendar/2026-02-17", headers=admin).status_code == 404

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from styles import style_names
 from tests.tiles_city import app_key, make_city
 
-VALIDATOR = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "gl-style-validate"
+VALIDATOR = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "gl-style-validate"
 BASE = "https://maps.city.example"
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "maps.city.example"}
 

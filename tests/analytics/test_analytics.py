@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from layers.catalog.registry import load_catalog
 from layers.db.keys import create_key
 from tests.support import create_database
-from tests.test_gistar import direct_gi_star, two_sided
+from tests.unit.test_gistar import direct_gi_star, two_sided
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 CODES = ["0101", "0102", "0402", "0504"]

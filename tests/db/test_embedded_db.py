@@ -116,14 +116,3 @@ def test_health_follows_the_database_without_restarting_the_server(home: Path) -
         while (code := httpx.get(base + "/healthz", timeout=10).status_code) != 200:
             assert time.monotonic() < deadline, f"still {code} after the database came back"
             time.sleep(0.2)
-
-
-def test_missing_postgis_message_says_how_to_get_it(tmp_path: Path) -> None:
-    from layers.db.embedded import ClusterError, PgInstall
-
-    install = PgInstall(bindir=tmp_path, sharedir=tmp_path, version="15")
-    with pytest.raises(ClusterError) as err:
-        install.require_postgis()
-    assert "apt-get install postgresql-15-postgis-3" in err.value.message
-    assert "brew install postgis" in err.value.message
-    assert "docker" in err.value.message
