@@ -3,7 +3,6 @@ roles and bad input. Expected values come from the h3 package and plain Python c
 
 from __future__ import annotations
 
-import io
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -15,9 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from layers.catalog.registry import load_catalog
-from layers.db.keys import create_key
-from tests.support import create_database
-from tests.unit.test_gistar import direct_gi_star, two_sided
+from tests.helpers import copy_incidents, direct_gi_star, make_key, two_sided
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 CODES = ["0101", "0102", "0402", "0504"]
@@ -26,24 +23,9 @@ GRID_PARENT = h3.latlng_to_cell(22.60, 114.10, 7)
 
 
 @pytest.fixture(scope="module")
-def db(admin_url: str) -> str:
+def db(new_database) -> str:
     """A database of its own, so other developers' rows never change the expected counts."""
-    return create_database(admin_url, "cityhex_analytics")
-
-
-def copy_incidents(url: str, rows: list[tuple[str, datetime, float, float]]) -> None:
-    """COPY incidents (category, reported_at, lon, lat) with their res-10 cell from h3."""
-    buf = io.StringIO()
-    for code, ts, lon, lat in rows:
-        cell = h3.str_to_int(h3.latlng_to_cell(lat, lon, 10))
-        buf.write(f"{code}\treported\t{ts.isoformat()}\t{cell}\tSRID=4326;POINT({lon} {lat})\n")
-    with (
-        psycopg.connect(url, autocommit=True) as conn,
-        conn.cursor().copy(
-            "COPY incidents (category_code, status, reported_at, h3, geom) FROM STDIN"
-        ) as copy,
-    ):
-        copy.write(buf.getvalue())
+    return new_database("cityhex_analytics")
 
 
 @pytest.fixture(scope="module")
@@ -100,21 +82,11 @@ def hot_incidents(db: str, grid: list[str]) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def http(db: str):
-    """The app on the analytics database, in process."""
-    from spatial_api.app import create_app
-
-    with TestClient(create_app(db)) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def auth(db: str):
     """``auth(role)``: an Authorization header for a new key with ``role``."""
 
     def make(role: str) -> dict[str, str]:
-        with psycopg.connect(db, autocommit=True) as conn:
-            return {"Authorization": f"Bearer {create_key(conn, role, f'analytics-{role}')}"}
+        return make_key(db, role, name=f"analytics-{role}")
 
     return make
 

@@ -3,17 +3,15 @@ of each sensor's reading nearest to ``at`` within the window."""
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import psycopg
 import pytest
 import rasterio
-from fastapi.testclient import TestClient
 from pyproj import Transformer
 
-from tests.support import create_database
+from tests.helpers import formula
 
 AT = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
 BBOX = (114.00, 22.50, 114.04, 22.54)
@@ -28,22 +26,10 @@ SENSORS = [
 USED = {"s1": 12.0, "s2": 40.0, "s3": 25.0, "s4": 5.0}
 
 
-def formula(x: float, y: float, sites: list[tuple[float, float, float]], power: float) -> float:
-    """sum(v_i / d_i^p) / sum(1 / d_i^p), or v_i at a site."""
-    num = den = 0.0
-    for sx, sy, v in sites:
-        d = math.hypot(x - sx, y - sy)
-        if d == 0:
-            return v
-        num += v / d**power
-        den += 1 / d**power
-    return num / den
-
-
 @pytest.fixture(scope="module")
-def db(admin_url: str) -> str:
+def db(new_database) -> str:
     """A database of its own with five sensors and their pm25 readings."""
-    url = create_database(admin_url, "cityhex_analytics_idw")
+    url = new_database("cityhex_analytics_idw")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT readings_ensure_partition(%s)", (AT.date(),))
         for i, (code, lon, lat, readings) in enumerate(SENSORS, start=1):
@@ -58,15 +44,6 @@ def db(admin_url: str) -> str:
                     (i, AT + timedelta(minutes=minutes), value),
                 )
     return url
-
-
-@pytest.fixture(scope="module")
-def http(db: str):
-    """The app on the IDW database, in process."""
-    from spatial_api.app import create_app
-
-    with TestClient(create_app(db)) as client:
-        yield client
 
 
 def idw_params(**extra: object) -> dict[str, object]:

@@ -3,31 +3,29 @@ the kernel's mass and peak, and the PNG overlay."""
 
 from __future__ import annotations
 
-import io
 import random
+from datetime import UTC, datetime
 
 import h3
 import numpy as np
-import psycopg
 import pytest
 import rasterio
-from fastapi.testclient import TestClient
 from pyproj import Transformer
 
-from layers.db.keys import create_key
-from tests.support import create_database
+from tests.helpers import copy_incidents, make_key
 
 BBOX = (114.00, 22.50, 114.10, 22.60)
 DENSE = (114.07, 22.57)
 SPARSE = (114.02, 22.53)
 DECOY = (114.04, 22.58)
+LOADED = datetime(2025, 5, 1, tzinfo=UTC)
 UTM_50N = 32650  # 114.05° E lies in UTM zone floor((114.05 + 180) / 6) + 1 = 50, north
 
 
 @pytest.fixture(scope="module")
-def db(admin_url: str) -> str:
+def db(new_database) -> str:
     """A database of its own with the planted pattern."""
-    url = create_database(admin_url, "cityhex_analytics_kde")
+    url = new_database("cityhex_analytics_kde")
     rng = random.Random(4)
     rows = [("0101", rng.gauss(DENSE[0], 0.001), rng.gauss(DENSE[1], 0.001)) for _ in range(400)]
     rows += [("0101", rng.gauss(SPARSE[0], 0.003), rng.gauss(SPARSE[1], 0.003)) for _ in range(150)]
@@ -37,34 +35,14 @@ def db(admin_url: str) -> str:
     rows += [
         ("0102", rng.gauss(DECOY[0], 0.0005), rng.gauss(DECOY[1], 0.0005)) for _ in range(2000)
     ]
-    buf = io.StringIO()
-    for code, lon, lat in rows:
-        cell = h3.str_to_int(h3.latlng_to_cell(lat, lon, 10))
-        buf.write(f"{code}\treported\t2025-05-01T00:00:00Z\t{cell}\tSRID=4326;POINT({lon} {lat})\n")
-    with (
-        psycopg.connect(url, autocommit=True) as conn,
-        conn.cursor().copy(
-            "COPY incidents (category_code, status, reported_at, h3, geom) FROM STDIN"
-        ) as copy,
-    ):
-        copy.write(buf.getvalue())
+    copy_incidents(url, [(code, LOADED, lon, lat) for code, lon, lat in rows])
     return url
-
-
-@pytest.fixture(scope="module")
-def http(db: str):
-    """The app on the KDE database, in process."""
-    from spatial_api.app import create_app
-
-    with TestClient(create_app(db)) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
 def headers(db: str) -> dict[str, str]:
     """An app key's Authorization header."""
-    with psycopg.connect(db, autocommit=True) as conn:
-        return {"Authorization": f"Bearer {create_key(conn, 'app', 'kde')}"}
+    return make_key(db, "app", name="kde")
 
 
 def kde_params(**extra: object) -> dict[str, object]:

@@ -16,7 +16,9 @@ import httpx
 import psycopg
 import pytest
 
-from tests.support import running_server
+from tests.helpers import running_server
+
+pytestmark = pytest.mark.subprocess
 
 
 def cityhex(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

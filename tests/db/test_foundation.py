@@ -117,7 +117,7 @@ def test_errors_are_json(client: TestClient) -> None:
     assert res.status_code == 405 and res.json()["code"] == "method_not_allowed"
 
 
-def test_roles(client: TestClient, api_key) -> None:
+def test_roles(client: TestClient, key) -> None:
     app = client.app
 
     @app.get("/_test/dispatch")
@@ -131,20 +131,20 @@ def test_roles(client: TestClient, api_key) -> None:
         assert res.status_code == 401 and "unknown" in res.json()["message"]
         res = client.get("/_test/dispatch", headers={"Authorization": "Basic abc"})
         assert res.status_code == 401
-        res = client.get("/_test/dispatch", headers=api_key("inspector"))
+        res = client.get("/_test/dispatch", headers=key("inspector"))
         assert res.status_code == 403 and res.json()["code"] == "forbidden"
-        assert client.get("/_test/dispatch", headers=api_key("dispatcher")).json() == {
+        assert client.get("/_test/dispatch", headers=key("dispatcher")).json() == {
             "role": "dispatcher"
         }
-        assert client.get("/_test/dispatch", headers=api_key("admin")).status_code == 200
+        assert client.get("/_test/dispatch", headers=key("admin")).status_code == 200
     finally:
         app.router.routes = [
             r for r in app.router.routes if getattr(r, "path", "") != "/_test/dispatch"
         ]
 
 
-def test_keys_stored_hashed(conn: psycopg.Connection, api_key) -> None:
-    token = api_key("app")["Authorization"].split()[1]
+def test_keys_stored_hashed(conn: psycopg.Connection, key) -> None:
+    token = key("app")["Authorization"].split()[1]
     stored = [r[0] for r in conn.execute("SELECT key_hash FROM api_keys").fetchall()]
     assert token not in stored
     assert all(len(h) == 64 for h in stored)

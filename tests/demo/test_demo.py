@@ -21,7 +21,6 @@ from etl.demo import loader as demo
 from etl.demo.loader import DemoReport, load_demo
 from gis.errors import BadRequest
 from layers.incidents.workflow import ACTIONS, REPORT, STATES
-from tests.support import create_database
 
 SCALE = 0.05
 LOADED = ("districts", "users", "grid_cells", "grid_assignments", "assets", "sensors",
@@ -30,9 +29,9 @@ OCT_HOURS = 31 * 24
 
 
 @pytest.fixture(scope="module")
-def loaded(admin_url: str) -> tuple[str, DemoReport]:
+def loaded(new_database) -> tuple[str, DemoReport]:
     """A fresh database with the demo city at scale 0.05, and the load's report."""
-    url = create_database(admin_url, "demo_test")
+    url = new_database("demo_test")
     return url, load_demo(url, SCALE, progress=False)
 
 
@@ -425,9 +424,9 @@ def fingerprint(conn: psycopg.Connection) -> dict[str, object]:
 
 
 def test_same_seed_same_city_and_schema_restored(
-    admin_url: str, loaded: tuple[str, DemoReport], db: psycopg.Connection
+    new_database, loaded: tuple[str, DemoReport], db: psycopg.Connection
 ) -> None:
-    url = create_database(admin_url, "demo_test_twin")
+    url = new_database("demo_test_twin")
     with psycopg.connect(url, autocommit=True) as twin:
         fresh = schema_of(twin)
         load_demo(url, SCALE, progress=False)
@@ -442,6 +441,7 @@ def test_loading_twice_does_nothing(loaded: tuple[str, DemoReport], db: psycopg.
     assert {t: scalar(db, f"SELECT count(*) FROM {t}") for t in LOADED} == before
 
 
+@pytest.mark.subprocess
 def test_cli_says_the_demo_is_there(loaded: tuple[str, DemoReport]) -> None:
     env = {**os.environ, "CITYHEX_DATABASE_URL": loaded[0]}
     proc = subprocess.run(
@@ -459,10 +459,8 @@ def test_new_rows_get_fresh_ids_after_the_load(db: psycopg.Connection) -> None:
         assert last == scalar(db, f"SELECT max(id) FROM {table}"), table
 
 
-def test_a_failed_load_leaves_nothing_behind(
-    admin_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url = create_database(admin_url, "demo_test_failed")
+def test_a_failed_load_leaves_nothing_behind(new_database, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = new_database("demo_test_failed")
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("generator failed")

@@ -15,7 +15,6 @@ import shapely
 from gis.errors import BadRequest
 from layers.catalog.registry import load_catalog
 from layers.features.cql.compile import filter_clause
-from tests.support import create_database
 
 ASSETS = load_catalog().get("assets")
 KINDS = ["street_lamp", "manhole", "hydrant", "bench", "Lamp post"]
@@ -58,8 +57,8 @@ ROWS = _rows()
 
 
 @pytest.fixture(scope="module")
-def cql_db(admin_url: str) -> Iterator[str]:
-    url = create_database(admin_url, "cityhex_cql")
+def cql_db(new_database) -> Iterator[str]:
+    url = new_database("cityhex_cql")
     with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO assets (id, code, class_code, kind, name, state, owner_department_id,"

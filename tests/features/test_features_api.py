@@ -18,8 +18,7 @@ import shapely
 from fastapi.testclient import TestClient
 from pyproj import Transformer
 
-from layers.db.keys import create_key
-from tests.support import create_database
+from tests.helpers import make_key
 
 N_ASSETS = 240
 R = 6378137.0
@@ -46,8 +45,8 @@ def _assets() -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def fdb(admin_url: str) -> str:
-    url = create_database(admin_url, "cityhex_features_api")
+def fdb(new_database) -> str:
+    url = new_database("cityhex_features_api")
     with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO assets (code, class_code, kind, properties, updated_at, geom) VALUES "
@@ -71,11 +70,7 @@ def api(fdb: str) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def keys(fdb: str) -> dict[str, dict[str, str]]:
-    with psycopg.connect(fdb, autocommit=True) as conn:
-        return {
-            role: {"Authorization": f"Bearer {create_key(conn, role, f't-{role}')}"}
-            for role in ("app", "editor", "admin")
-        }
+    return {role: make_key(fdb, role, name=f"t-{role}") for role in ("app", "editor", "admin")}
 
 
 def sql(url: str, query: str, *params: Any) -> Any:

@@ -8,15 +8,19 @@ from collections import Counter
 
 import httpx
 import psycopg
+import pytest
 
 from layers.db.keys import create_key
-from tests.support import create_database, running_server
+from tests.helpers import running_server
 
 CLIENTS = 20
 
 
-def test_twenty_patches_with_one_etag_make_one_version(admin_url: str) -> None:
-    url = create_database(admin_url, "cityhex_features_race")
+pytestmark = pytest.mark.subprocess
+
+
+def test_twenty_patches_with_one_etag_make_one_version(new_database) -> None:
+    url = new_database("cityhex_features_race")
     with psycopg.connect(url, autocommit=True) as conn:
         token = create_key(conn, "editor", "racer")
         fid = conn.execute(

@@ -13,15 +13,18 @@ import psycopg
 import pytest
 
 from layers.catalog.registry import load_catalog
-from tests.support import create_database, running_server
+from tests.helpers import running_server
 
-pytestmark = pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="needs GDAL (gdal-bin)")
+pytestmark = [
+    pytest.mark.ogrinfo,
+    pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="needs GDAL (gdal-bin)"),
+]
 N_ASSETS = 1_234
 
 
 @pytest.fixture(scope="module")
-def server(admin_url: str) -> Iterator[tuple[str, str]]:
-    url = create_database(admin_url, "cityhex_ogr")
+def server(new_database) -> Iterator[tuple[str, str]]:
+    url = new_database("cityhex_ogr")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO assets (code, class_code, kind, properties, geom) "

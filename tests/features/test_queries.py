@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from pyproj import Geod
 
 from layers.db.keys import create_key
-from tests.support import create_database
 
 GEOD = Geod(ellps="WGS84")
 rng = random.Random(5)
@@ -29,8 +28,8 @@ def _code(i: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def qdb(admin_url: str) -> str:
-    url = create_database(admin_url, "cityhex_queries")
+def qdb(new_database) -> str:
+    url = new_database("cityhex_queries")
     rows = [
         (_code(i), f"01{1 + i % 5:02d}", ["lamp", "manhole"][i % 2], x, y)
         for i, (x, y) in enumerate([*POINTS, *NORTH, EAST])

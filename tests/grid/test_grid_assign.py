@@ -16,14 +16,14 @@ import shapely
 
 from layers.catalog.changes import CHANNEL
 from layers.grid.build import build_from
-from tests.grid_city import GridCity, grid_city
+from tests.helpers import GridCity
 
 BOX = (114.00, 22.50, 114.04, 22.53)
 
 
 @pytest.fixture(scope="module")
-def city(admin_url: str) -> Iterator[GridCity]:
-    with grid_city(admin_url, "cityhex_grid_assign") as c:
+def city(grid_city) -> Iterator[GridCity]:
+    with grid_city("cityhex_grid_assign") as c:
         c.district = c.add_district("440303", "Luohu", shapely.box(113.9, 22.4, 114.2, 22.7))
         c.inspectors = c.add_users(3)
         c.supervisor = c.add_users(1, "supervisor", c.district)[0]

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from layers.db.settings import storage_settings
 from spatial_api.cli import app as cli
-from tests.grid_city import GridCity, grid_city, hex_polygon
+from tests.helpers import GridCity, hex_polygon
 
 PROJECTED = "EPSG:4547"  # CGCS2000 / 3-degree Gauss-Kruger CM 114E
 TO_PROJECTED = Transformer.from_crs("EPSG:4326", PROJECTED, always_xy=True)
@@ -53,8 +53,8 @@ def lonlat(shape: shapely.Geometry) -> shapely.Geometry:
 
 
 @pytest.fixture(scope="module")
-def city(admin_url: str) -> Iterator[GridCity]:
-    with grid_city(admin_url, "cityhex_grid_build") as c:
+def city(grid_city) -> Iterator[GridCity]:
+    with grid_city("cityhex_grid_build") as c:
         west = shapely.Polygon(
             [(113.99, 22.49), (114.035, 22.49), (114.025, 22.56), (113.99, 22.56)]
         )

@@ -20,15 +20,14 @@ from layers.db.embedded import EmbeddedCluster, free_port
 from layers.db.keys import create_key
 from layers.db.migrate import migrate
 from layers.grid.build import build_from
-from tests.grid_city import GridCity, grid_city, hex_polygon
-from tests.support import running_server
+from tests.helpers import GridCity, hex_polygon, running_server
 
 WEST, SOUTH, EAST, NORTH = 113.90, 22.50, 114.10, 22.60
 
 
 @pytest.fixture(scope="module")
-def city(admin_url: str) -> Iterator[GridCity]:
-    with grid_city(admin_url, "cityhex_grid_lookup") as c:
+def city(grid_city) -> Iterator[GridCity]:
+    with grid_city("cityhex_grid_lookup") as c:
         west = c.add_district("440301", "West", shapely.box(113.8, 22.4, 114.0, 22.7))
         east = c.add_district("440302", "East", shapely.box(114.0, 22.4, 114.2, 22.7))
         c.add_users(1, "supervisor", west)
@@ -68,8 +67,8 @@ def test_lookup_equals_h3_for_10000_random_points(city: GridCity) -> None:
         assert body["district"]["code"] == expected_district(cell)
 
 
-def test_lookup_at_res_10(admin_url: str) -> None:
-    with grid_city(admin_url, "cityhex_grid_lookup10") as c:
+def test_lookup_at_res_10(grid_city) -> None:
+    with grid_city("cityhex_grid_lookup10") as c:
         build_from(c.url, shapely.box(114.0, 22.5, 114.02, 22.52), 10, "test")
         rng = random.Random(9)
         key = c.key("inspector")
@@ -211,6 +210,7 @@ def test_category_routing_changes_need_dispatcher(city: GridCity) -> None:
     assert city.value("SELECT count(*) FROM category_departments") == 0
 
 
+@pytest.mark.subprocess
 def test_lookup_is_503_while_the_database_is_down_and_recovers() -> None:
     home = Path(tempfile.mkdtemp(prefix="cityhex-grid-outage-", dir="/tmp"))
     home.chmod(0o755)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from layers.db.settings import storage_settings
 from layers.grid.build import build_from
 from spatial_api.cli import app as cli
-from tests.grid_city import GridCity, connected, grid_city
+from tests.helpers import GridCity, connected
 
 POPULATION = "property:population"
 
@@ -37,8 +37,8 @@ def concave_city() -> shapely.Polygon:
 
 
 @pytest.fixture(scope="module")
-def city(admin_url: str) -> Iterator[GridCity]:
-    with grid_city(admin_url, "cityhex_grid_partition") as c:
+def city(grid_city) -> Iterator[GridCity]:
+    with grid_city("cityhex_grid_partition") as c:
         c.add_district("440304", "Futian", shapely.box(113.9, 22.4, 114.2, 22.7))
         c.existing = c.add_users(5)
         build_from(c.url, concave_city(), 9, "test")

@@ -20,17 +20,13 @@ from etl.imports.vector import import_file
 from gis.errors import BadRequest, NotFound
 from layers.db.settings import storage_settings
 from spatial_api.cli import app
-from tests.import_support import catalog_of_its_own, database_of_its_own
-from tests.test_import_helpers import lonlat_points, write_file
+from tests.helpers import lonlat_points, write_file
 
 CRSS = (4326, 3857, 32650)
 FORMATS = (".geojson", ".gpkg", ".fgb")
 CM = 0.01
 GEOD = pyproj.Geod(ellps="WGS84")
-
-
-url = database_of_its_own("cityhex_etl_export")
-own_catalog = catalog_of_its_own()
+pytestmark = pytest.mark.usefixtures("own_catalog")
 
 
 def shapes() -> np.ndarray:

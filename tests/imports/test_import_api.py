@@ -8,21 +8,15 @@ from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
 
-import psycopg
 import pytest
 import shapely
 from fastapi.testclient import TestClient
 
 from etl.imports.options import ImportOptions
-from layers.db.keys import create_key
 from spatial_api.app import create_app
-from tests.import_support import database_of_its_own
-from tests.test_import_helpers import lamp_fields, lonlat_points, scalar, write_file
+from tests.helpers import lamp_fields, lonlat_points, make_key, scalar, write_file
 
 COUNT = "SELECT count(*) FROM assets"
-
-
-url = database_of_its_own("cityhex_etl_api")
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +28,7 @@ def client(url: str) -> Iterator[TestClient]:
 
 def key(url: str, role: str) -> dict[str, str]:
     """The Authorization header of a new key with ``role``."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        return {"Authorization": f"Bearer {create_key(conn, role, f'api-{role}')}"}
+    return make_key(url, role, name=f"api-{role}")
 
 
 def upload(*paths: Path) -> list[tuple[str, tuple[str, bytes]]]:

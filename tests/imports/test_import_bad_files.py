@@ -12,8 +12,7 @@ import shapely
 from etl.imports.options import ImportOptions
 from etl.imports.vector import import_file
 from gis.errors import BadRequest, CityHexError, Unprocessable
-from tests.import_support import database_of_its_own
-from tests.test_import_helpers import (
+from tests.helpers import (
     lamp_fields,
     lonlat_points,
     scalar,
@@ -24,9 +23,6 @@ COUNT = "SELECT count(*) FROM assets"
 BOWTIE = shapely.from_wkt(
     "POLYGON ((114.00 22.50, 114.01 22.51, 114.01 22.50, 114.00 22.51, 114.00 22.50))"
 )
-
-
-url = database_of_its_own("cityhex_etl_bad")
 
 
 def shapes_with_a_bowtie(serial: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -26,15 +26,10 @@ from gis.errors import BadRequest, Conflict
 from layers.catalog.registry import created_layers_dir, load_catalog
 from layers.db.keys import create_key
 from spatial_api.app import create_app
-from tests.import_support import catalog_of_its_own, database_of_its_own
-from tests.support import running_server
-from tests.test_import_helpers import lonlat_points, scalar, write_file
+from tests.helpers import lonlat_points, running_server, scalar, write_file
 
 N = 30
-
-
-url = database_of_its_own("cityhex_etl_create")
-own_catalog = catalog_of_its_own()
+pytestmark = pytest.mark.usefixtures("own_catalog")
 
 
 def tree_fields(n: int) -> dict[str, np.ndarray]:
@@ -152,6 +147,7 @@ def test_a_multipoint_layer_is_served_as_tiles(url: str, tmp_path: Path) -> None
     assert {f["geometry"]["type"] for f in served} == {"MultiPoint"}
 
 
+@pytest.mark.subprocess
 def test_a_layer_created_by_another_process_is_served_without_a_restart(
     url: str, tmp_path: Path
 ) -> None:

@@ -15,11 +15,9 @@ from etl.imports.options import ImportOptions
 from etl.imports.vector import import_file
 from gis.errors import BadRequest, Unprocessable
 from layers.catalog.registry import load_catalog
-from tests.import_support import catalog_of_its_own, database_of_its_own
-from tests.test_import_helpers import lonlat_points, scalar
+from tests.helpers import lonlat_points, scalar
 
-url = database_of_its_own("cityhex_etl_csv")
-own_catalog = catalog_of_its_own()
+pytestmark = pytest.mark.usefixtures("own_catalog")
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:

@@ -19,13 +19,9 @@ from etl.imports.vector import import_file
 from gis.errors import BadRequest, Conflict, Unprocessable
 from layers.db.settings import storage_settings
 from spatial_api.cli import app
-from tests.import_support import database_of_its_own
-from tests.test_import_helpers import lamp_fields, lonlat_points, scalar, write_file
+from tests.helpers import lamp_fields, lonlat_points, scalar, write_file
 
 N = 40
-
-
-url = database_of_its_own("cityhex_etl_vector")
 
 
 def assets_with_prefix(url: str, prefix: str) -> list[tuple]:

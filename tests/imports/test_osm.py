@@ -20,8 +20,7 @@ from gis.errors import BadRequest, Unprocessable
 from layers.catalog.registry import load_catalog
 from layers.db.settings import storage_settings
 from spatial_api.cli import app
-from tests.import_support import catalog_of_its_own, database_of_its_own
-from tests.test_import_helpers import scalar
+from tests.helpers import scalar
 
 FURNITURE = {  # node id: (tags, expected kind, expected class code)
     1: ({"highway": "street_lamp"}, "lamp", "0220"),
@@ -76,8 +75,7 @@ def write_city(path: Path) -> Path:
     return path
 
 
-url = database_of_its_own("cityhex_etl_osm")
-own_catalog = catalog_of_its_own()
+pytestmark = pytest.mark.usefixtures("own_catalog")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from gis.errors import BadRequest, Unprocessable
 from gis.hexgrid import cell_area_m2, cell_polygon, cover_cells
 from layers.db.settings import storage_settings
 from spatial_api.cli import app
-from tests.test_import_helpers import fresh_database
 
 UTM = 32650
 ORIGIN = (196_000.0, 2_498_000.0)  # UTM 50N easting/northing near Futian, Shenzhen
@@ -28,9 +27,9 @@ PIXEL = 25.0
 
 
 @pytest.fixture(scope="module")
-def url(admin_url: str) -> str:
+def url(new_database) -> str:
     """A database with a res-10 grid over a box that holds every test raster."""
-    url = fresh_database(admin_url, "cityhex_etl_raster")
+    url = new_database("cityhex_etl_raster")
     to_lonlat = pyproj.Transformer.from_crs(UTM, 4326, always_xy=True)
     west, north = to_lonlat.transform(ORIGIN[0] - 3000, ORIGIN[1] + 3000)
     east, south = to_lonlat.transform(ORIGIN[0] + 5000, ORIGIN[1] - 5000)

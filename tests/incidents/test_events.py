@@ -12,8 +12,7 @@ import pytest
 
 from layers.catalog.changes import CHANNEL as CHANGES
 from layers.incidents.events import CHANNEL as EVENTS
-from tests.incident_city import City, city_fixture  # noqa: F401
-from tests.support import running_server
+from tests.helpers import City, running_server
 
 POINT = {"lon": 114.0447, "lat": 22.5366}
 
@@ -94,6 +93,7 @@ def read_events(base: str, headers: dict, count: int, out: list, ready: threadin
             message[field] = value.strip()
 
 
+@pytest.mark.subprocess
 def test_sse_stream_and_replay_after_last_event_id(city: City) -> None:
     key, dispatcher = city.key("app"), city.key("dispatcher")
     with running_server(city.url) as base:

@@ -19,7 +19,7 @@ import pytest
 from layers.db.engine import create_async_engine
 from layers.incidents.cases import Actor, ReportInput, report_incident
 from layers.incidents.working_time import deadline_after
-from tests.incident_city import City, city_fixture  # noqa: F401
+from tests.helpers import City
 
 CST = timezone(timedelta(hours=8))
 START = datetime(2025, 3, 1, tzinfo=CST)

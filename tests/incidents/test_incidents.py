@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from pyproj import Geod, Transformer
 
-from tests.incident_city import City, city_fixture, district_of, expected_inspector  # noqa: F401
+from tests.helpers import City, district_of, expected_inspector
 
 
 def test_report_is_routed_by_cell_and_category(city: City) -> None:

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from pyproj import Geod
 
-from tests.incident_city import City, city_fixture, expected_inspector  # noqa: F401
+from tests.helpers import City, expected_inspector
 
 CATEGORY = "0303"
 GEOD = Geod(ellps="WGS84")

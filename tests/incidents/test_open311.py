@@ -5,7 +5,7 @@ from __future__ import annotations
 import h3
 import psycopg
 
-from tests.incident_city import City, city_fixture, expected_inspector  # noqa: F401
+from tests.helpers import City, expected_inspector
 
 V2 = "/open311/v2"
 

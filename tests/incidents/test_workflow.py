@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.incident_city import City, city_fixture  # noqa: F401
+from tests.helpers import City
 
 D, V, S = "dispatcher", "inspector", "editor"  # V verifies; editor keys are department staff
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.incident_city import City, city_fixture  # noqa: F401
+from tests.helpers import City
 
 
 def test_calendar_api(city: City) -> None:

@@ -4,7 +4,6 @@ flapping suppressed; incidents routed like any report and linked to sensor and a
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from fastapi.testclient import TestClient
 from layers.db.engine import create_async_engine
 from layers.sensors.readings import ingest
 from spatial_api.app import create_app
-from tests.support import create_database
+from tests.helpers import tile_of
 
 LON, LAT = 114.0312, 22.5368
 ASSET = "4403040602000001"
@@ -27,9 +26,9 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def city(admin_url: str) -> Iterator[str]:
+def city(new_database) -> Iterator[str]:
     """A database with one inspector, the cells around the test point, an asset."""
-    url = create_database(admin_url, "cityhex_alarms")
+    url = new_database("cityhex_alarms")
     centre = h3.latlng_to_cell(LAT, LON, 10)
     with psycopg.connect(url, autocommit=True) as conn:
         inspector = conn.execute(
@@ -232,13 +231,6 @@ def test_alarm_of_a_kind_without_category_is_recorded_without_incident(city: str
             "SELECT note FROM sensor_alarms WHERE sensor_id = %s", (sensor_id,)
         ).fetchone()[0]
     assert "no incident category" in note
-
-
-def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, int]:
-    n = 2**z
-    x = int((lon + 180) / 360 * n)
-    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-    return z, x, y
 
 
 def sensor_in_tile(web: TestClient, code: str, z: int, x: int, y: int) -> dict:

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from tests.mosquitto import Mosquitto, running_broker
+from tests.helpers import Mosquitto, running_broker
 
 SENSORS = [f"MQ-{i}" for i in range(5)]
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
@@ -118,6 +118,7 @@ def reading(i: int) -> tuple[str, dict]:
     }
 
 
+@pytest.mark.mosquitto
 def test_restarts_lose_no_acknowledged_reading(db_url: str, sensor_ids: dict[str, int]) -> None:
     n = 3000
     with running_broker() as broker:

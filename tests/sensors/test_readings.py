@@ -15,8 +15,6 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support import create_database
-
 T0 = datetime(2026, 10, 30, 22, 0, tzinfo=UTC)
 URL = "/sensors/readings"
 
@@ -33,13 +31,13 @@ def sensor(code: str, kind: str = "noise") -> dict:
 
 
 @pytest.fixture(scope="module")
-def app_key(api_key) -> dict[str, str]:
-    return api_key("app")
+def app_key(key) -> dict[str, str]:
+    return key("app")
 
 
 @pytest.fixture(scope="module")
-def sensors(client: TestClient, api_key) -> list[int]:
-    admin = api_key("admin")
+def sensors(client: TestClient, key) -> list[int]:
+    admin = key("admin")
     ids = []
     for code in ("RD-1", "RD-2", "RD-3"):
         r = client.post("/sensors", json=sensor(code), headers=admin)
@@ -179,12 +177,10 @@ def test_malformed_batches_are_4xx(
     assert r.status_code == status and r.json()["code"] == code
 
 
-def test_ingest_roles(client: TestClient, api_key) -> None:
+def test_ingest_roles(client: TestClient, key) -> None:
     assert client.post("/sensors/readings", json=[]).status_code == 401
-    assert (
-        client.post("/sensors/readings", json=[], headers=api_key("inspector")).status_code == 403
-    )
-    assert client.post("/sensors/readings", json=[], headers=api_key("admin")).status_code == 200
+    assert client.post("/sensors/readings", json=[], headers=key("inspector")).status_code == 403
+    assert client.post("/sensors/readings", json=[], headers=key("admin")).status_code == 200
 
 
 def test_database_failure_writes_nothing(
@@ -334,8 +330,9 @@ def test_series_bad_requests(client: TestClient, path: str, params: dict, status
     assert r.status_code == status and r.json()["status"] == status
 
 
-def test_prune_drops_whole_old_partitions(admin_url: str) -> None:
-    url = create_database(admin_url, "cityhex_prune")
+@pytest.mark.subprocess
+def test_prune_drops_whole_old_partitions(new_database) -> None:
+    url = new_database("cityhex_prune")
     now = datetime.now(UTC)
     months = [now - timedelta(days=d) for d in (560, 470, 420, 380, 30, 0)]
     with psycopg.connect(url, autocommit=True) as conn:

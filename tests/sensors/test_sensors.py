@@ -21,8 +21,8 @@ AIR = {
 
 
 @pytest.fixture(scope="module")
-def admin(api_key) -> dict[str, str]:
-    return api_key("admin")
+def admin(key) -> dict[str, str]:
+    return key("admin")
 
 
 def test_create_read_list_update_delete(
@@ -111,11 +111,11 @@ def test_unknown_asset_and_bad_patch(client: TestClient, admin: dict[str, str]) 
     assert client.patch("/sensors/REG-NONE", json={"name": "x"}, headers=admin).status_code == 404
 
 
-def test_roles(client: TestClient, api_key) -> None:
+def test_roles(client: TestClient, key) -> None:
     body = {**AIR, "code": "REG-ROLE"}
     assert client.post("/sensors", json=body).status_code == 401
-    assert client.post("/sensors", json=body, headers=api_key("app")).status_code == 403
-    assert client.delete("/sensors/1", headers=api_key("editor")).status_code == 403
+    assert client.post("/sensors", json=body, headers=key("app")).status_code == 403
+    assert client.delete("/sensors/1", headers=key("editor")).status_code == 403
     assert client.get("/sensors").status_code == 200
 
 

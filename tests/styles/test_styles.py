@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from styles import style_names
-from tests.tiles_city import app_key, make_city
+from tests.helpers import make_key
 
 VALIDATOR = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "gl-style-validate"
 BASE = "https://maps.city.example"
@@ -20,13 +20,13 @@ FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "maps.city.exampl
 
 
 @pytest.fixture(scope="module")
-def web(admin_url: str) -> Iterator[tuple[TestClient, dict]]:
+def web(tiles_city) -> Iterator[tuple[TestClient, dict]]:
     """The app on the tile test city, and an app key."""
     from spatial_api.app import create_app
 
-    url = make_city(admin_url, "tiles_styles_city")
+    url = tiles_city("tiles_styles_city")
     with TestClient(create_app(url)) as client:
-        yield client, app_key(url)
+        yield client, make_key(url, "app")
 
 
 def test_the_list_names_every_style(web: tuple[TestClient, dict]) -> None:
@@ -37,6 +37,7 @@ def test_the_list_names_every_style(web: tuple[TestClient, dict]) -> None:
     assert all(s["url"] == f"{BASE}/styles/{s['name']}.json" and s["title"] for s in listed)
 
 
+@pytest.mark.style_validator
 @pytest.mark.parametrize("name", style_names())
 def test_served_style_is_valid_and_uses_this_servers_tiles(
     web: tuple[TestClient, dict], name: str, tmp_path: Path

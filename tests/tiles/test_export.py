@@ -8,7 +8,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import h3
@@ -18,24 +17,14 @@ from fastapi.testclient import TestClient
 from pmtiles.reader import MmapSource, Reader, all_tiles
 from pyproj import Transformer
 
-from tests.tiles_city import CENTER, app_key, make_city, tile_box, tile_of
+from tests.helpers import CENTER, make_key, tile_box, tile_of
 
 LAYERS = "grid,assets,incidents"
 MINZOOM, MAXZOOM = 13, 16
 TO_3857 = Transformer.from_crs(4326, 3857, always_xy=True)
 
 
-@pytest.fixture(scope="module")
-def city(admin_url: str) -> str:
-    return make_city(admin_url, "tiles_export_city")
-
-
-@pytest.fixture(scope="module")
-def web(city: str) -> Iterator[TestClient]:
-    from spatial_api.app import create_app
-
-    with TestClient(create_app(city)) as client:
-        yield client
+pytestmark = pytest.mark.subprocess
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +97,7 @@ def test_export_holds_the_served_tiles_of_the_patrol_area(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     tiles = read(out)
-    key = app_key(city)
+    key = make_key(city, "app")
     served = {}
     for z, x, y in patrol_tiles(patrol):
         r = web.get(f"/tiles/{LAYERS}/{z}/{x}/{y}.mvt", headers=key)
@@ -119,6 +108,7 @@ def test_export_holds_the_served_tiles_of_the_patrol_area(
     assert all(tiles[t] == served[t] for t in served)
 
 
+@pytest.mark.ogrinfo
 def test_gdal_opens_the_mbtiles_file(city: str, patrol: list[str], tmp_path: Path) -> None:
     out = tmp_path / "patrol.mbtiles"
     done = cityhex(

@@ -14,8 +14,7 @@ import shapely
 
 from layers.catalog.changes import publish_change_sync
 from layers.catalog.registry import load_catalog
-from tests.support import running_server
-from tests.tiles_city import app_key, cell, make_city, tile_box, tile_of
+from tests.helpers import cell, make_key, running_server, tile_box, tile_of
 
 MARGIN = 64 / 4096
 CLUSTER_BELOW = load_catalog().get("assets").cluster_below
@@ -23,9 +22,7 @@ NOTICE_SETTLE = 0.3
 """Seconds allowed for a committed change's notice to reach the workers."""
 
 
-@pytest.fixture(scope="module")
-def city(admin_url: str) -> str:
-    return make_city(admin_url, "tiles_cache_city")
+pytestmark = pytest.mark.subprocess
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +163,7 @@ def _lonlat_box(z: int, x: int, y: int) -> tuple[float, float, float, float]:
 
 
 def test_an_incident_transition_refreshes_its_tiles_and_hex_counts(server: str, city: str) -> None:
-    key = app_key(city)
+    key = make_key(city, "app")
     with psycopg.connect(city) as conn:
         incident, lon, lat = conn.execute(
             "SELECT id, ST_X(geom), ST_Y(geom) FROM incidents WHERE status = 'reported' "

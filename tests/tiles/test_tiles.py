@@ -3,7 +3,6 @@ tiles in one round trip; errors as 4xx JSON; ETag, 304 and cache status."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 
 import mapbox_vector_tile
@@ -14,7 +13,7 @@ import shapely
 from fastapi.testclient import TestClient
 from shapely import wkb
 
-from tests.tiles_city import CENTER, TO_3857, app_key, make_city, tile_box, tile_of
+from tests.helpers import CENTER, TO_3857, make_key, tile_box, tile_of
 
 EXTENT = 4096
 MARGIN = 64 / 4096
@@ -22,24 +21,9 @@ ZOOMS = (13, 14, 15, 16, 17)
 
 
 @pytest.fixture(scope="module")
-def city(admin_url: str) -> str:
-    """URL of the tile test city."""
-    return make_city(admin_url, "tiles_city")
-
-
-@pytest.fixture(scope="module")
-def web(city: str) -> Iterator[TestClient]:
-    """The app on the tile test city."""
-    from spatial_api.app import create_app
-
-    with TestClient(create_app(city)) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def reader(city: str) -> dict[str, str]:
     """An app key (reads the non-public incident layer)."""
-    return app_key(city)
+    return make_key(city, "app")
 
 
 def decode(body: bytes) -> dict:

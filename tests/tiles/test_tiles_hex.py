@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
-from collections.abc import Iterator
 
 import asyncpg
 import h3
@@ -17,27 +16,12 @@ import shapely
 from fastapi.testclient import TestClient
 
 from layers.catalog.registry import load_catalog
-from tests.tiles_city import CENTER, TO_3857, app_key, make_city, tile_box, tile_of
+from tests.helpers import CENTER, TO_3857, make_key, tile_box, tile_of
 from tiles.filters import TileFilters
 from tiles.service import build_tile
 from tiles.sources import Source
 
 MARGIN = 64 / 4096
-
-
-@pytest.fixture(scope="module")
-def city(admin_url: str) -> str:
-    """URL of the tile test city."""
-    return make_city(admin_url, "tiles_hex_city")
-
-
-@pytest.fixture(scope="module")
-def web(city: str) -> Iterator[TestClient]:
-    """The app on the tile test city."""
-    from spatial_api.app import create_app
-
-    with TestClient(create_app(city)) as client:
-        yield client
 
 
 def decode(body: bytes) -> dict:
@@ -75,7 +59,9 @@ def test_hex_cells_and_counts_match_the_h3_package(web: TestClient, city: str, z
     t = tile_of(*CENTER, z)
     area = shapely.box(*tile_box(*t, MARGIN))
     expected = {c for c in count if ring_3857(c).intersects(area)}
-    body = web.get(f"/tiles/incidents_hex/{t[0]}/{t[1]}/{t[2]}.mvt", headers=app_key(city)).content
+    body = web.get(
+        f"/tiles/incidents_hex/{t[0]}/{t[1]}/{t[2]}.mvt", headers=make_key(city, "app")
+    ).content
     feats = decode(body)["incidents_hex"]["features"]
     got = {f["properties"]["cell"]: f for f in feats}
     assert set(got) == expected and len(expected) > 3
@@ -106,7 +92,7 @@ def test_hex_polygons_are_the_h3_boundaries_within_a_pixel(web: TestClient, city
 
 
 def test_hex_layer_follows_filters_and_zoom_range(web: TestClient, city: str) -> None:
-    key = app_key(city)
+    key = make_key(city, "app")
     t = tile_of(*CENTER, 12)
     path = f"/tiles/incidents_hex/{t[0]}/{t[1]}/{t[2]}.mvt"
     every = decode(web.get(path, headers=key).content)["incidents_hex"]["features"]

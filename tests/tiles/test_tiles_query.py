@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import mapbox_vector_tile
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.tiles_city import CENTER, app_key, make_city, tile_box, tile_of
+from tests.helpers import CENTER, make_key, tile_box, tile_of
 
 MARGIN = 64 / 4096
-
-
-@pytest.fixture(scope="module")
-def city(admin_url: str) -> str:
-    """URL of the tile test city."""
-    return make_city(admin_url, "tiles_query_city")
-
-
-@pytest.fixture(scope="module")
-def web(city: str) -> Iterator[TestClient]:
-    """The app on the tile test city."""
-    from spatial_api.app import create_app
-
-    with TestClient(create_app(city)) as client:
-        yield client
 
 
 def ids(web: TestClient, path: str, layer: str, headers: dict | None = None) -> set[int]:
@@ -91,7 +74,7 @@ def near_edge(city: str, table: str, z: int, x: int, y: int) -> set:
 def test_incident_filters_select_the_rows_sql_selects(
     web: TestClient, city: str, query: str, where: str, args: tuple
 ) -> None:
-    key = app_key(city)
+    key = make_key(city, "app")
     t = tile_of(*CENTER, 14)
     got = ids(web, f"/tiles/incidents/{t[0]}/{t[1]}/{t[2]}.mvt?{query}", "incidents", key)
     got -= near_edge(city, "incidents", *t)
@@ -103,7 +86,7 @@ def test_incident_filters_select_the_rows_sql_selects(
 def test_filters_apply_to_every_layer_of_a_composite_tile(web: TestClient, city: str) -> None:
     t = tile_of(*CENTER, 14)
     path = f"/tiles/assets,incidents/{t[0]}/{t[1]}/{t[2]}.mvt?category=0101"
-    body = web.get(path, headers=app_key(city)).content
+    body = web.get(path, headers=make_key(city, "app")).content
     tile = mapbox_vector_tile.decode(body)
     for layer, table, where in (
         ("assets", "assets", "class_code = '0101'"),
@@ -134,7 +117,7 @@ def test_bad_filters_are_400_and_touch_nothing(
     web: TestClient, city: str, query: str, word: str
 ) -> None:
     t = tile_of(*CENTER, 14)
-    r = web.get(f"/tiles/incidents/{t[0]}/{t[1]}/{t[2]}.mvt?{query}", headers=app_key(city))
+    r = web.get(f"/tiles/incidents/{t[0]}/{t[1]}/{t[2]}.mvt?{query}", headers=make_key(city, "app"))
     assert r.status_code == 400, r.text
     assert r.json()["code"] and word.lower() in r.text.lower()
     with psycopg.connect(city) as conn:

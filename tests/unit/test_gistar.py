@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 
 import h3
@@ -11,6 +10,7 @@ import pytest
 
 from gis.analytics.gistar import gi_star
 from gis.errors import Unprocessable
+from tests.helpers import direct_gi_star, two_sided
 
 CENTRE = h3.latlng_to_cell(22.54, 114.05, 9)
 
@@ -24,34 +24,6 @@ def hand_made_grid() -> tuple[list[str], list[float]]:
         d = h3.grid_distance(CENTRE, c)
         values.append({0: 40.0, 1: 25.0}.get(d, float(rng.randint(0, 6))))
     return cells, values
-
-
-def direct_gi_star(cells: list[str], values: list[float], k: int) -> list[float]:
-    """Gi* of every cell, straight from Getis & Ord (1995) with binary weights, self included:
-
-    G*_i = (sum_j w_ij x_j - X * sum_j w_ij) / (S * sqrt((n sum_j w_ij^2 - (sum_j w_ij)^2) / (n-1)))
-    with X the mean and S = sqrt(sum_j x_j^2 / n - X^2).
-    """
-    n = len(cells)
-    mean = sum(values) / n
-    s = math.sqrt(sum(v * v for v in values) / n - mean * mean)
-    out = []
-    for ci in cells:
-        sum_wx = sum_w = sum_w2 = 0.0
-        for cj, xj in zip(cells, values, strict=True):
-            w = 1.0 if h3.grid_distance(ci, cj) <= k else 0.0
-            sum_wx += w * xj
-            sum_w += w
-            sum_w2 += w * w
-        num = sum_wx - mean * sum_w
-        den = s * math.sqrt((n * sum_w2 - sum_w * sum_w) / (n - 1))
-        out.append(num / den)
-    return out
-
-
-def two_sided(z: float) -> float:
-    """P(|Z| >= |z|) for a standard normal Z."""
-    return math.erfc(abs(z) / math.sqrt(2))
 
 
 def expected_class(z: float, p: float) -> int:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gis.analytics.idw import idw
-from tests.analytics.test_idw import formula
+from tests.helpers import formula
 
 
 def test_idw_is_exact_at_each_site() -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from gis.errors import Unprocessable
 from gis.hexgrid import cover_cells
 from gis.partition import partition
-from tests.grid_city import connected
+from tests.helpers import connected
 
 
 def city_cells(res: int) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shapely
 
-from tests.tiles_city import tile_box, tile_of
+from tests.helpers import tile_box, tile_of
 from tiles.cache import CachedTile, TileCache
 from tiles.invalidation import invalidate
 

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from layers.incidents.working_time import WorkCalendar, parse_periods
-from tests.incident_city import City, city_fixture  # noqa: F401
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PERIODS = parse_periods("09:00-12:00,13:00-18:00")
