@@ -194,7 +194,7 @@ def bench_endpoints(url: str, repeat: int, label: str) -> None:
     import httpx
 
     from layers.db.keys import create_key
-    from tests.support import running_server
+    from tests.helpers import running_server
 
     with psycopg.connect(url, autocommit=True) as conn:
         token = create_key(conn, "dispatcher", "bench")

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from etl.demo.loader import load_demo  # noqa: E402
 from layers.db.embedded import free_port  # noqa: E402
 from tests.bench.common import throwaway_cluster  # noqa: E402
-from tests.support import create_database, running_server  # noqa: E402
+from tests.helpers import create_database, running_server  # noqa: E402
 
 FAST_CONF = {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}
 TARGET = (1_000, 1_100)

@@ -34,8 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from layers.db.keys import create_key
 from layers.grid.build import build_from
 from tests.bench.common import load_city, throwaway_cluster
-from tests.grid_city import connected
-from tests.support import running_server
+from tests.helpers import connected, running_server
 
 WRK_SCRIPT = """
 local paths = {}

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from layers.db.keys import create_key
 from tests.bench.common import throwaway_city
-from tests.support import running_server
+from tests.helpers import running_server
 
 KEEP_ALIVE_S = 2.0
 

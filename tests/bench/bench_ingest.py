@@ -37,8 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from layers.db.keys import create_key
 from tests.bench.common import throwaway_cluster
-from tests.mosquitto import Mosquitto, running_broker
-from tests.support import create_database, running_server
+from tests.helpers import Mosquitto, create_database, running_broker, running_server
 
 SENSORS = 500
 BATCH = 50_000

@@ -1,0 +1,189 @@
+"""H3 aggregate layers and point clusters, checked against the h3 package and plain SQL."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+
+import asyncpg
+import h3
+import mapbox_vector_tile
+import numpy as np
+import psycopg
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+
+from layers.catalog.registry import load_catalog
+from tests.helpers import CENTER, TO_3857, make_key, tile_box, tile_of
+from tiles.filters import TileFilters
+from tiles.service import build_tile
+from tiles.sources import Source
+
+MARGIN = 64 / 4096
+
+
+def decode(body: bytes) -> dict:
+    return mapbox_vector_tile.decode(body, default_options={"y_coord_down": True})
+
+
+def ring_3857(cell: str) -> shapely.Polygon:
+    ring = [TO_3857.transform(lng, lat) for lat, lng in h3.cell_to_boundary(cell)]
+    return shapely.Polygon(ring)
+
+
+def edge_res(z: int) -> int:
+    """The resolution whose hexagons are closest to 40 pixels of a 256-pixel tile."""
+    target = 40 * 2 * math.pi * 6378137 / 2**z / 256
+    return min(
+        range(16),
+        key=lambda r: abs(math.log(2 * h3.average_hexagon_edge_length(r) * 1000 / target)),
+    )
+
+
+@pytest.mark.parametrize("z", [10, 12, 13, 14, 15])
+def test_hex_cells_and_counts_match_the_h3_package(web: TestClient, city: str, z: int) -> None:
+    with psycopg.connect(city) as conn:
+        data = conn.execute(
+            "SELECT ST_X(geom), ST_Y(geom), status, deadline < now() AND status NOT IN "
+            "('closed', 'cancelled', 'parked') FROM incidents"
+        ).fetchall()
+    res = edge_res(z)
+    count, overdue, by_status = Counter(), Counter(), Counter()
+    for lon, lat, status, late in data:
+        parent = h3.cell_to_parent(h3.latlng_to_cell(lat, lon, 10), res)
+        count[parent] += 1
+        overdue[parent] += bool(late)
+        by_status[(parent, status)] += 1
+    t = tile_of(*CENTER, z)
+    area = shapely.box(*tile_box(*t, MARGIN))
+    expected = {c for c in count if ring_3857(c).intersects(area)}
+    body = web.get(
+        f"/tiles/incidents_hex/{t[0]}/{t[1]}/{t[2]}.mvt", headers=make_key(city, "app")
+    ).content
+    feats = decode(body)["incidents_hex"]["features"]
+    got = {f["properties"]["cell"]: f for f in feats}
+    assert set(got) == expected and len(expected) > 3
+    for cell, f in got.items():
+        p = f["properties"]
+        assert f["id"] == h3.str_to_int(cell) and h3.get_resolution(cell) == res
+        assert p["count"] == count[cell] and p["overdue"] == overdue[cell]
+        statuses = {k.removeprefix("status_"): v for k, v in p.items() if k.startswith("status_")}
+        assert statuses == {s: n for (c, s), n in by_status.items() if c == cell}
+
+
+def test_hex_polygons_are_the_h3_boundaries_within_a_pixel(web: TestClient, city: str) -> None:
+    t = tile_of(*CENTER, 13)
+    minx, _, maxx, maxy = tile_box(*t)
+    unit = (maxx - minx) / 4096
+    body = web.get(f"/tiles/assets_hex/{t[0]}/{t[1]}/{t[2]}.mvt").content
+    inner = shapely.box(*tile_box(*t))
+    whole = 0
+    for f in decode(body)["assets_hex"]["features"]:
+        truth = ring_3857(f["properties"]["cell"])
+        if not inner.contains(truth):
+            continue
+        whole += 1
+        pts = np.array(f["geometry"]["coordinates"][0], dtype=float)
+        got = shapely.Polygon(np.column_stack([minx + pts[:, 0] * unit, maxy - pts[:, 1] * unit]))
+        assert got.hausdorff_distance(truth) <= unit
+    assert whole > 3
+
+
+def test_hex_layer_follows_filters_and_zoom_range(web: TestClient, city: str) -> None:
+    key = make_key(city, "app")
+    t = tile_of(*CENTER, 12)
+    path = f"/tiles/incidents_hex/{t[0]}/{t[1]}/{t[2]}.mvt"
+    every = decode(web.get(path, headers=key).content)["incidents_hex"]["features"]
+    some = decode(web.get(path + "?category=0101&from=2026-01-01", headers=key).content)
+    with psycopg.connect(city) as conn:
+        total, picked = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE category_code = '0101' AND reported_at >= "
+            "'2026-01-01') FROM incidents WHERE h3_parent(h3, %s) = ANY(%s)",
+            (edge_res(12), [h3.str_to_int(f["properties"]["cell"]) for f in every]),
+        ).fetchone()
+    assert sum(f["properties"]["count"] for f in every) == total
+    assert sum(f["properties"]["count"] for f in some["incidents_hex"]["features"]) == picked
+    assert 0 < picked < total
+    assert web.get("/tiles/incidents_hex/18/1/1.mvt", headers=key).status_code == 204
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["tile-key", "spatial-index"])
+def test_clusters_count_every_point_of_the_tile_once(city: str, keyed: bool) -> None:
+    layer = load_catalog().get("incidents")
+    layer = layer.model_copy(update={"cluster_below": 14, "tile_key": keyed})
+    source = Source("incidents", layer)
+
+    async def build(z: int, x: int, y: int) -> bytes:
+        conn = await asyncpg.connect(city)
+        try:
+            return (await build_tile(conn, [source], z, x, y, TileFilters()))[0]
+        finally:
+            await conn.close()
+
+    for z in (11, 13):
+        t = tile_of(*CENTER, z)
+        feats = decode(asyncio.run(build(*t)))["incidents"]["features"]
+        minx, miny, maxx, maxy = tile_box(*t)
+        with psycopg.connect(city) as conn:
+            pts = np.array(
+                conn.execute(
+                    "SELECT ST_X(geom_3857), ST_Y(geom_3857) FROM incidents WHERE ST_X(geom_3857)"
+                    " >= %s AND ST_X(geom_3857) < %s AND ST_Y(geom_3857) > %s AND "
+                    "ST_Y(geom_3857) <= %s",
+                    (minx, maxx, miny, maxy),
+                ).fetchall()
+            )
+        assert sum(f["properties"]["count"] for f in feats) == len(pts) > len(feats)
+        assert all(f["geometry"]["type"] == "Point" and not f.get("id") for f in feats)
+        # one cluster per 16-pixel cell (256 tile units), at its members' mean
+        unit = (maxx - minx) / 4096
+        # columns from the left, rows from the top (a point on the top edge is in row 0)
+        cells = np.floor(np.column_stack([pts[:, 0] - minx, maxy - pts[:, 1]]) / (256 * unit))
+        cells = cells.astype(int)
+        want = {}
+        for cell in {tuple(c) for c in cells}:
+            members = pts[(cells == cell).all(axis=1)]
+            mx, my = members.mean(axis=0)
+            want[((mx - minx) / unit, (maxy - my) / unit)] = len(members)
+        assert len(feats) == len(want)
+        for f in feats:
+            gx, gy = f["geometry"]["coordinates"]
+            near = [n for (wx, wy), n in want.items() if abs(wx - gx) <= 1 and abs(wy - gy) <= 1]
+            assert near == [f["properties"]["count"]], (gx, gy)
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["tile-key", "spatial-index"])
+def test_a_tile_denser_than_max_features_shows_clusters(city: str, keyed: bool) -> None:
+    layer = load_catalog().get("incidents")
+    layer = layer.model_copy(update={"max_features": 100, "tile_key": keyed})
+    source = Source("incidents", layer)
+
+    async def build(z: int, x: int, y: int) -> bytes:
+        conn = await asyncpg.connect(city)
+        try:
+            return (await build_tile(conn, [source], z, x, y, TileFilters()))[0]
+        finally:
+            await conn.close()
+
+    def count(z: int, x: int, y: int, margin: float) -> int:
+        with psycopg.connect(city) as conn:
+            return conn.execute(
+                "SELECT count(*) FROM incidents WHERE ST_Intersects(geom_3857, "
+                "ST_MakeEnvelope(%s, %s, %s, %s, 3857))",
+                tile_box(z, x, y, margin),
+            ).fetchone()[0]
+
+    dense = tile_of(*CENTER, 15)
+    assert count(*dense, MARGIN) > 100
+    feats = decode(asyncio.run(build(*dense)))["incidents"]["features"]
+    assert sum(f["properties"]["count"] for f in feats) == count(*dense, 0.0)
+    assert all(not f.get("id") and set(f["properties"]) == {"count"} for f in feats)
+    sparse = next(
+        t
+        for d in range(1, 40)
+        if 0 < count(*(t := tile_of(CENTER[0] + d * 0.001, CENTER[1], 17)), MARGIN) <= 100
+    )
+    feats = decode(asyncio.run(build(*sparse)))["incidents"]["features"]
+    assert len(feats) == count(*sparse, MARGIN) and all(f["id"] for f in feats)
