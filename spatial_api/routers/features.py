@@ -15,7 +15,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
 from gis.crs import CRS84, parse_crs, served_crs_uris, transform_bbox
-from gis.errors import BadRequest, Forbidden, Unauthorized
+from gis.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 from layers.catalog.metadata import layer_extent, queryables
 from layers.catalog.registry import Layer, load_catalog
 from layers.features.filters import DEFAULT_LIMIT, ItemQuery
@@ -244,9 +244,7 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> Any:
     """The request's JSON body; 400/413 when it is not JSON or too large."""
     raw = await request.body()
     if len(raw) > limit:
-        raise BadRequest(
-            f"the body is larger than {limit} bytes", code="payload_too_large", status=413
-        )
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -7,15 +7,9 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gis.errors import PayloadTooLarge
 from layers.sensors.alarms import alarm_history
-from layers.sensors.readings import (
-    MAX_BATCH,
-    PayloadTooLarge,
-    ingest,
-    parse_batch,
-    parse_time,
-    series,
-)
+from layers.sensors.readings import MAX_BATCH, ingest, parse_batch, parse_time, series
 from layers.sensors.registry import (
     SensorIn,
     SensorPatch,

@@ -15,7 +15,7 @@ from gis.tilemath import check_tile
 from layers.catalog.registry import load_catalog
 from layers.db.engine import database_url
 from spatial_api.auth import ANONYMOUS, current_principal
-from spatial_api.errors import error_response
+from spatial_api.errors import error_response, http_status
 from spatial_api.metrics import LATENCY, REQUESTS
 from tiles.filters import TileFilters, parse_filters
 from tiles.service import Tile, TileService
@@ -218,11 +218,9 @@ class TileFastPath:
         try:
             tile = await service.tile(sources, z, x, y, TileFilters())
         except CityHexError as exc:
-            status, headers, body = (
-                exc.status,
-                {"Content-Type": "application/json"},
-                (error_response(exc.status, exc.code, exc.message).body),
-            )
+            status = http_status(exc)
+            headers = {"Content-Type": "application/json"}
+            body = error_response(status, exc.code, exc.message).body
         else:
             inm = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
             public = all(s.layer.public for s in sources)
