@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import h3
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,8 +36,8 @@ from layers.analytics.heatmaps import Heatmap, idw_heatmap, kde_heatmap
 from layers.analytics.hotspots import LAYER_ID as HOTSPOTS_LAYER
 from layers.analytics.hotspots import compute_hotspots, refresh_hotspot_cells
 from layers.catalog.registry import Layer, load_catalog
-from spatial_api.auth import ANONYMOUS, Principal, current_principal, require_role
-from spatial_api.deps import get_connection
+from spatial_api.auth import ANONYMOUS, Principal
+from spatial_api.deps import Caller, Connection, Dispatcher
 from spatial_api.responses import GEOJSON, json_response
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
@@ -134,6 +134,8 @@ def raster_response(heatmap: Heatmap, fmt: str, bbox: BBox, name: str) -> Respon
 @router.get("/h3", summary="Counts or densities of a point layer per H3 cell")
 async def h3_aggregate(
     layer: LayerId,
+    principal: Caller,
+    conn: Connection,
     res: Res = 8,
     start: From = None,
     end: To = None,
@@ -143,8 +145,6 @@ async def h3_aggregate(
         Literal["count", "density"], Query(description="count, or density per km² of true area")
     ] = "count",
     format: CellFormat = "json",
-    principal: Principal = Depends(current_principal),
-    conn: AsyncConnection = Depends(get_connection),
 ) -> Response:
     """Rows per cell at ``res`` (5–11) over the period and categories, as JSON or GeoJSON.
 
@@ -181,6 +181,8 @@ Fdr = Annotated[bool, Query(description="Benjamini–Hochberg false-discovery-ra
 @router.get("/hotspots", summary="Getis-Ord Gi* hotspots and coldspots on H3 cells")
 async def hotspots(
     layer: LayerId,
+    principal: Caller,
+    conn: Connection,
     res: Res = 9,
     k: HotspotK = 1,
     start: From = None,
@@ -190,8 +192,6 @@ async def hotspots(
     fdr: Fdr = False,
     significant_only: Annotated[bool, Query(description="List only significant cells")] = False,
     format: CellFormat = "json",
-    principal: Principal = Depends(current_principal),
-    conn: AsyncConnection = Depends(get_connection),
 ) -> Response:
     """Gi* z-score, two-sided p-value and class of every study-area cell.
 
@@ -238,6 +238,8 @@ async def hotspots(
 )
 async def refresh_hotspots(
     layer: LayerId,
+    principal: Dispatcher,
+    conn: Connection,
     res: Res = 9,
     k: HotspotK = 1,
     start: From = None,
@@ -245,8 +247,6 @@ async def refresh_hotspots(
     category: Category = None,
     bbox: OptionalBBox = None,
     fdr: Fdr = False,
-    principal: Principal = Depends(require_role("dispatcher")),
-    conn: AsyncConnection = Depends(get_connection),
 ) -> Response:
     """Recompute Gi* and replace the layer's rows of ``hotspot_cells`` (significant cells
     only), which the catalog publishes as the ``hotspots`` layer. Roles: dispatcher, admin.
@@ -265,6 +265,8 @@ async def refresh_hotspots(
 async def kde_raster(
     layer: LayerId,
     bbox: BBoxText,
+    principal: Caller,
+    conn: Connection,
     cell_m: CellM = 50.0,
     bandwidth_m: Annotated[
         float, Query(gt=0, description="Gaussian kernel bandwidth (sigma) in metres")
@@ -273,8 +275,6 @@ async def kde_raster(
     end: To = None,
     category: Category = None,
     format: RasterFormat = "tif",
-    principal: Principal = Depends(current_principal),
-    conn: AsyncConnection = Depends(get_connection),
 ) -> Response:
     """Points per km² on square ``cell_m`` cells in the local UTM zone covering ``bbox``.
 
@@ -295,6 +295,8 @@ async def kde_raster(
     responses={200: {"content": {"image/tiff": {}, "image/png": {}}}},
 )
 async def idw_raster(
+    principal: Caller,
+    conn: Connection,
     property: Annotated[str, Query(description="The measured property, e.g. pm25")],
     bbox: BBoxText,
     at: Annotated[datetime | None, Query(description="The moment mapped (default: now)")] = None,
@@ -305,8 +307,6 @@ async def idw_raster(
     power: Annotated[float, Query(ge=0.5, le=5, description="Distance exponent")] = 2.0,
     neighbors: Annotated[int, Query(ge=1, le=64, description="Nearest sensors used")] = 12,
     format: RasterFormat = "tif",
-    principal: Principal = Depends(current_principal),
-    conn: AsyncConnection = Depends(get_connection),
 ) -> Response:
     """IDW of each sensor's reading nearest to ``at`` (within the window) at every cell centre.
 
@@ -324,6 +324,8 @@ async def idw_raster(
 @router.get("/timeseries", summary="Counts per hour, day or week in a cell or a bbox")
 async def timeseries(
     layer: LayerId,
+    principal: Caller,
+    conn: Connection,
     interval: Annotated[Literal["hour", "day", "week"], Query(description="Bucket length")],
     cell: Annotated[str | None, Query(description="An H3 cell (hex), res 5–11")] = None,
     bbox: OptionalBBox = None,
@@ -331,8 +333,6 @@ async def timeseries(
     end: To = None,
     category: Category = None,
     tz: Annotated[str, Query(description="Time zone of the buckets, e.g. Asia/Shanghai")] = "UTC",
-    principal: Principal = Depends(current_principal),
-    conn: AsyncConnection = Depends(get_connection),
 ) -> Response:
     """Zero-filled counts per bucket from ``from`` (default: 90 buckets before ``to``) to
     ``to`` (default: now), in one cell or a bbox (or the whole layer). At most 10,000 buckets.
@@ -365,6 +365,8 @@ async def timeseries(
 @router.get("/timeseries/compare", summary="Counts per cell in two periods: change and ratio")
 async def compare(
     layer: LayerId,
+    principal: Caller,
+    conn: Connection,
     a_from: Annotated[datetime, Query(description="Start of period a")],
     a_to: Annotated[datetime, Query(description="End of period a (exclusive)")],
     b_from: Annotated[datetime, Query(description="Start of period b")],
@@ -373,8 +375,6 @@ async def compare(
     category: Category = None,
     bbox: OptionalBBox = None,
     format: CellFormat = "json",
-    principal: Principal = Depends(current_principal),
-    conn: AsyncConnection = Depends(get_connection),
 ) -> Response:
     """Per cell with rows in either period: count_a, count_b, change (b − a), ratio (b / a,
     null when a is 0) and rate_ratio (the ratio of counts per day, for periods of unequal

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -15,7 +15,7 @@ from etl.imports.options import options_from_input
 from etl.imports.vector import import_file
 from gis.errors import BadRequest
 from layers.db.engine import database_url
-from spatial_api.auth import Principal, require_role
+from spatial_api.deps import Admin, DatabaseUrl
 from spatial_api.responses import json_response
 
 router = APIRouter(tags=["import"])
@@ -62,8 +62,9 @@ async def save_uploads(uploads: list[UploadFile], folder: Path) -> Path:
     responses={201: {"description": "The import report"}, 422: {"description": "Bad file"}},
 )
 async def import_into_layer(
-    request: Request,
     layer: str,
+    principal: Admin,
+    database: DatabaseUrl,
     file: list[UploadFile] = File(
         ..., description="The file (a Shapefile: .shp with .shx, .dbf and .prj, or one .zip)"
     ),
@@ -83,12 +84,11 @@ async def import_into_layer(
     public: bool = Form(False),
     osm_preset: str | None = Form(None),
     division: str | None = Form(None),
-    principal: Principal = Depends(require_role()),
 ) -> Response:
     """Import the uploaded file into ``layer``; the report (read, written, repaired,
     rejected with reasons, seconds). Bad files are a 4xx and write nothing."""
     options = options_from_input(locals(), actor=principal.actor)  # the form, by its names
-    url = request.app.state.database_url or database_url()
+    url = database or database_url()
     with tempfile.TemporaryDirectory(prefix="cityhex-import-") as folder:
         path = await save_uploads(file, Path(folder))
         report = await run_in_threadpool(import_file, url, path, options)

@@ -10,9 +10,6 @@ from layers.incidents.cases import Actor, Incident
 from spatial_api.auth import Principal
 from spatial_api.responses import json_response
 
-READERS = ("app", "inspector", "editor", "dispatcher")
-"""Roles that read cases (admin always may)."""
-
 
 def actor_of(principal: Principal) -> Actor:
     """The workflow's view of the caller."""

@@ -22,7 +22,8 @@ from layers.incidents import workflow as wf
 from layers.incidents.cases import BIGINT_MAX, Incident, ReportInput, report_incident
 from layers.incidents.categories import department_names, get_category_record, list_categories
 from layers.incidents.lists import IncidentQuery, list_incidents
-from spatial_api.auth import ANONYMOUS, Principal, current_principal
+from spatial_api.auth import ANONYMOUS, Authorization, Principal, principal_from
+from spatial_api.deps import Caller, Engine
 from spatial_api.responses import json_response
 from spatial_api.routers.incident_common import actor_of
 
@@ -86,9 +87,9 @@ async def discovery(request: Request) -> Response:
 
 
 @both("/services")
-async def services(request: Request) -> Response:
+async def services(engine: Engine) -> Response:
     """The services: one per incident category."""
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         records = await list_categories(conn)
     return json_response(
         [
@@ -109,9 +110,9 @@ async def services(request: Request) -> Response:
 
 
 @router.get("/services/{code}.json", summary="A service definition: its attributes")
-async def service_definition(code: str, request: Request) -> Response:
+async def service_definition(code: str, engine: Engine) -> Response:
     """The attributes a request for ``code`` may carry."""
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         record = await get_category_record(conn, code)
     return json_response({"service_code": record.code, "attributes": [ASSET_ATTRIBUTE]})
 
@@ -190,7 +191,8 @@ def request_query(
 
 @both("/requests")
 async def requests(
-    request: Request,
+    caller: Caller,
+    engine: Engine,
     service_request_id: str | None = None,
     service_code: str | None = None,
     start_date: str | None = None,
@@ -198,36 +200,33 @@ async def requests(
     status: str | None = Query(None, description="open, closed"),
 ) -> Response:
     """Service requests, newest first (at most 1000; the last 90 days unless dates are given)."""
-    principal = await current_principal(request)
     query = request_query(service_request_id, service_code, start_date, end_date, status)
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         page = await list_incidents(conn, query)
         departments = await department_names(conn)
-    exact = principal.role != ANONYMOUS
+    exact = caller.role != ANONYMOUS
     return json_response([as_request(i, departments, exact) for i in page.items])
 
 
 @router.get("/requests/{request_id}.json", summary="One service request")
 async def one_request(
-    request_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], request: Request
+    request_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], caller: Caller, engine: Engine
 ) -> Response:
     """The request ``request_id`` as a one-element list (as GeoReport v2 has it)."""
-    principal = await current_principal(request)
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         page = await list_incidents(conn, IncidentQuery(ids=[request_id], limit=1))
         departments = await department_names(conn)
     if not page.items:
         raise NotFound(f"no service request {request_id}", code="unknown_request")
-    return json_response([as_request(page.items[0], departments, principal.role != ANONYMOUS)])
+    return json_response([as_request(page.items[0], departments, caller.role != ANONYMOUS)])
 
 
-async def poster(request: Request, fields: dict[str, Any]) -> Principal:
+async def poster(request: Request, authorization: str | None, fields: dict[str, Any]) -> Principal:
     """The caller of a POST: the Bearer key, or the GeoReport ``api_key`` field."""
     api_key = fields.get("api_key")
-    if api_key and "authorization" not in request.headers:
-        headers = [*request.scope["headers"], (b"authorization", f"Bearer {api_key}".encode())]
-        request = Request({**request.scope, "headers": headers})
-    principal = await current_principal(request)
+    if api_key and authorization is None:
+        authorization = f"Bearer {api_key}"
+    principal = await principal_from(request, authorization)
     if principal.role == ANONYMOUS:
         raise Unauthorized(
             "posting service requests needs an app key (api_key or Authorization: Bearer)",
@@ -275,12 +274,12 @@ def report_of(fields: dict[str, Any]) -> ReportInput:
 
 
 @router.post("/requests.json", status_code=201, summary="Post a service request (app key)")
-async def post_request(request: Request) -> Response:
+async def post_request(request: Request, authorization: Authorization, engine: Engine) -> Response:
     """201 with ``[{service_request_id, service_notice, account_id}]``."""
     fields = await post_fields(request)
-    principal = await poster(request, fields)
+    principal = await poster(request, authorization, fields)
     data = report_of(fields)
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         incident = await report_incident(conn, data, actor_of(principal))
     notice = f"expected by {incident.deadline.isoformat()}" if incident.deadline else None
     return json_response(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncConnection
+from fastapi import APIRouter, Query, Request, Response
 
 from gis.errors import PayloadTooLarge
 from layers.sensors.alarms import alarm_history
@@ -19,8 +18,7 @@ from layers.sensors.registry import (
     list_sensors,
     update_sensor,
 )
-from spatial_api.auth import ANONYMOUS, Principal, require_role
-from spatial_api.deps import get_connection
+from spatial_api.deps import Admin, App, Caller, Connection, Engine, Reader
 from spatial_api.responses import json_response
 
 router = APIRouter(prefix="/sensors", tags=["sensors"])
@@ -56,12 +54,12 @@ READINGS_BODY = {
 
 @router.get("", summary="The sensors, a page at a time")
 async def sensors_list(
+    conn: Connection,
+    _: Caller,
     kind: str | None = Query(None, description="only sensors of this kind"),
     alarm_state: Literal["normal", "warning", "alarm"] | None = Query(None),
     limit: int = Query(100, ge=1, le=10_000),
     offset: int = Query(0, ge=0),
-    conn: AsyncConnection = Depends(get_connection),
-    _: Principal = Depends(require_role(ANONYMOUS)),
 ) -> Response:
     """Sensors by id with their measures, thresholds, latest values and alarm state."""
     return json_response(await list_sensors(conn, kind, alarm_state, limit, offset))
@@ -70,8 +68,8 @@ async def sensors_list(
 @router.post("", status_code=201, summary="Register a sensor (admin)")
 async def sensors_create(
     body: SensorIn,
-    conn: AsyncConnection = Depends(get_connection),
-    _: Principal = Depends(require_role("admin")),
+    conn: Connection,
+    _: Admin,
 ) -> Response:
     """Register a sensor: code, kind, location, measures, thresholds, linked asset."""
     return json_response(await create_sensor(conn, body.model_dump()), 201)
@@ -82,23 +80,21 @@ async def sensors_create(
     summary="Ingest a batch of readings (idempotent)",
     openapi_extra={"requestBody": READINGS_BODY},
 )
-async def readings_ingest(
-    request: Request, _: Principal = Depends(require_role("app"))
-) -> Response:
+async def readings_ingest(request: Request, engine: Engine, _: App) -> Response:
     """Store the valid readings of a batch once each; report accepted, duplicate and
     rejected rows (with the reason for each) and the alarms raised."""
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body exceeds {MAX_BODY_BYTES} bytes")
-    report = await ingest(request.app.state.engine, parse_batch(body))
+    report = await ingest(engine, parse_batch(body))
     return json_response(report.to_dict())
 
 
 @router.get("/{sensor}", summary="One sensor (by id or code)")
 async def sensors_get(
     sensor: str,
-    conn: AsyncConnection = Depends(get_connection),
-    _: Principal = Depends(require_role(ANONYMOUS)),
+    conn: Connection,
+    _: Caller,
 ) -> Response:
     """The sensor with its latest values and alarm state."""
     return json_response(await get_sensor(conn, sensor))
@@ -108,8 +104,8 @@ async def sensors_get(
 async def sensors_update(
     sensor: str,
     body: SensorPatch,
-    conn: AsyncConnection = Depends(get_connection),
-    _: Principal = Depends(require_role("admin")),
+    conn: Connection,
+    _: Admin,
 ) -> Response:
     """Replace the given fields (measures and thresholds each as a whole)."""
     return json_response(await update_sensor(conn, sensor, body.model_dump(exclude_unset=True)))
@@ -118,8 +114,8 @@ async def sensors_update(
 @router.delete("/{sensor}", status_code=204, summary="Remove a sensor (admin)")
 async def sensors_delete(
     sensor: str,
-    conn: AsyncConnection = Depends(get_connection),
-    _: Principal = Depends(require_role("admin")),
+    conn: Connection,
+    _: Admin,
 ) -> Response:
     """Remove the sensor, its readings and its alarm history."""
     await delete_sensor(conn, sensor)
@@ -129,13 +125,13 @@ async def sensors_delete(
 @router.get("/{sensor}/readings", summary="A sensor's readings, raw or in time buckets")
 async def sensors_series(
     sensor: str,
+    conn: Connection,
+    _: Caller,
     property: str | None = Query(None, description="required when the sensor measures several"),
     start: str | None = Query(None, alias="from", description="ISO 8601; default: to - 1 day"),
     end: str | None = Query(None, alias="to", description="ISO 8601; default: now"),
     bucket: Literal["5m", "1h", "1d"] | None = Query(None, description="omit for raw"),
     tz: str = Query("UTC", description="Time zone of the buckets, e.g. Asia/Shanghai"),
-    conn: AsyncConnection = Depends(get_connection),
-    _: Principal = Depends(require_role(ANONYMOUS)),
 ) -> Response:
     """Readings of one property in [from, to): raw, or min/avg/max/count per bucket of the
     wall clock in ``tz`` (a ``1d`` bucket is a local day)."""
@@ -155,9 +151,9 @@ async def sensors_series(
 @router.get("/{sensor}/alarms", summary="A sensor's alarm history")
 async def sensors_alarms(
     sensor: str,
+    conn: Connection,
+    _: Reader,
     limit: int = Query(100, ge=1, le=10_000),
-    conn: AsyncConnection = Depends(get_connection),
-    _: Principal = Depends(require_role("app", "inspector", "editor", "dispatcher")),
 ) -> Response:
     """Every level change (newest first): the reading that caused it and its incident."""
     return json_response(await alarm_history(conn, sensor, limit))

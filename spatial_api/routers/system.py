@@ -6,8 +6,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from layers.db.health import database_versions
+from spatial_api.deps import Engine
 from spatial_api.errors import error_response
 from spatial_api.metrics import render_metrics
+from spatial_api.routers.features import LANDING_LINKS as FEATURE_LINKS
 from spatial_api.settings import api_settings
 
 router = APIRouter(tags=["system"])
@@ -34,17 +36,15 @@ async def landing(request: Request) -> dict[str, object]:
         "title": "CityHex",
         "description": "Spatial operations server: H3 city grid, vector tiles, OGC API "
         "Features, incidents, sensors and analytics on PostGIS.",
-        "links": link_list(request, LINKS + request.app.state.extra_links),
+        "links": link_list(request, LINKS + FEATURE_LINKS),
     }
 
 
 @router.get("/healthz", summary="Health: whether the database answers")
-async def healthz(request: Request) -> Response:
+async def healthz(engine: Engine) -> Response:
     """200 with the database versions when the database answers, else 503."""
     try:
-        versions = await database_versions(
-            request.app.state.engine, api_settings().health_timeout_seconds
-        )
+        versions = await database_versions(engine, api_settings().health_timeout_seconds)
     except Exception as exc:  # any failure to reach the database is "unhealthy"
         return error_response(503, "database_unavailable", f"the database does not answer: {exc}")
     return JSONResponse({"status": "ok", "database": versions})
