@@ -33,7 +33,20 @@ from layers.features.repository import (
 )
 from spatial_api.auth import Principal
 from spatial_api.deps import Caller, EditableLayer, Engine, HistoryLayer, ReadableLayer
-from spatial_api.responses import GEOJSON, JSON, json_response
+from spatial_api.responses import (
+    GEOJSON,
+    JSON,
+    SCHEMA_JSON,
+    SchemaJSONResponse,
+    json_response,
+)
+from spatial_api.schemas.features import (
+    Collection,
+    Collections,
+    Conformance,
+    FeatureHistory,
+    Queryables,
+)
 
 router = APIRouter(tags=["features"])
 
@@ -244,14 +257,23 @@ def write_response(
 # --------------------------------------------------------------------------- discovery
 
 
-@router.get("/conformance", summary="The conformance classes this server implements")
-async def conformance() -> Response:
+@router.get(
+    "/conformance",
+    summary="The conformance classes this server implements",
+    response_model=Conformance,
+)
+async def conformance() -> dict[str, list[str]]:
     """The OGC conformance classes implemented, exactly."""
-    return json_response({"conformsTo": CONFORMANCE})
+    return {"conformsTo": CONFORMANCE}
 
 
-@router.get("/collections", summary="Every layer the caller may read, as a collection")
-async def collections(request: Request, caller: Caller, engine: Engine) -> Response:
+@router.get(
+    "/collections",
+    summary="Every layer the caller may read, as a collection",
+    response_model=Collections,
+    response_model_exclude_unset=True,
+)
+async def collections(request: Request, caller: Caller, engine: Engine) -> dict[str, Any]:
     """The readable layers, with their extents and links."""
     found = []
     for layer in load_catalog():
@@ -265,25 +287,32 @@ async def collections(request: Request, caller: Caller, engine: Engine) -> Respo
             "title": "The collections",
         }
     ]
-    return json_response({"collections": found, "links": links, "crs": served_crs_uris()})
+    return {"collections": found, "links": links, "crs": served_crs_uris()}
 
 
-@router.get("/collections/{layer_id}", summary="One layer as a collection")
-async def collection(request: Request, layer: ReadableLayer, engine: Engine) -> Response:
+@router.get(
+    "/collections/{layer_id}",
+    summary="One layer as a collection",
+    response_model=Collection,
+    response_model_exclude_unset=True,
+)
+async def collection(request: Request, layer: ReadableLayer, engine: Engine) -> dict[str, Any]:
     """The layer's description, extent and links."""
     extent = await layer_extent(engine, layer)
-    return json_response(collection_json(request, layer, extent))
+    return collection_json(request, layer, extent)
 
 
 @router.get(
     "/collections/{layer_id}/queryables",
     summary="What the layer's features can be filtered by (JSON Schema)",
+    response_class=SchemaJSONResponse,
+    responses={200: {"model": Queryables}},
 )
 async def collection_queryables(request: Request, layer: ReadableLayer, engine: Engine) -> Response:
     """The queryables: catalog properties and the free-form keys found in the data."""
     schema = await queryables(engine, layer)
     schema = {"$id": f"{base_url(request)}/collections/{layer.id}/queryables", **schema}
-    return json_response(schema, media_type="application/schema+json")
+    return json_response(schema, media_type=SCHEMA_JSON)
 
 
 # --------------------------------------------------------------------------- items
@@ -500,14 +529,13 @@ async def delete_item(
 @router.get(
     "/collections/{layer_id}/items/{feature_id}/history",
     summary="Every version of a feature: operation, who, when, before and after",
+    response_model=FeatureHistory,
 )
-async def history(layer: HistoryLayer, engine: Engine, feature_id: str) -> Response:
+async def history(layer: HistoryLayer, engine: Engine, feature_id: str) -> dict[str, Any]:
     """The feature's versions, oldest first (needs an API key: it names who edited)."""
     fid = parse_feature_id(layer, feature_id)
     versions = await list_history(engine, layer, fid)
-    return json_response(
-        {"layer": layer.id, "id": fid, "versions": [v.as_json() for v in versions]}
-    )
+    return {"layer": layer.id, "id": fid, "versions": [v.as_json() for v in versions]}
 
 
 @router.post(

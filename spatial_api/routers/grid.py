@@ -33,6 +33,18 @@ from layers.grid.weights import parse_weight
 from layers.incidents.category_departments import clear_override, list_overrides, set_override
 from spatial_api.deps import Admin, Dispatcher, Engine, GridLookupPool, HistoryReader, Reader
 from spatial_api.responses import json_response
+from spatial_api.schemas.grid import (
+    Assignment,
+    BuildReport,
+    BulkAssignment,
+    CategoryRoute,
+    CategoryRouting,
+    CellPage,
+    Coverage,
+    GridLookup,
+    PartitionPlan,
+    Reassignment,
+)
 
 
 @asynccontextmanager
@@ -65,7 +77,12 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return boundary_from_bbox(text).bounds if text else None
 
 
-@router.get("/grid/lookup", summary="The grid cell at a point and who answers for it")
+@router.get(
+    "/grid/lookup",
+    summary="The grid cell at a point and who answers for it",
+    response_class=Response,
+    responses={200: {"model": GridLookup}},  # hot path: answered with orjson, unvalidated
+)
 async def grid_lookup(
     pool: GridLookupPool,
     _: Reader,
@@ -82,7 +99,7 @@ async def grid_lookup(
     return json_response(answer)
 
 
-@router.get("/grid/cells", summary="Grid cells, filtered and paged")
+@router.get("/grid/cells", summary="Grid cells, filtered and paged", response_model=CellPage)
 async def grid_cells(
     engine: Engine,
     _: Reader,
@@ -93,11 +110,11 @@ async def grid_cells(
     bbox: Annotated[str | None, Query(description="W,S,E,N in lon/lat")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> Response:
+) -> dict[str, Any]:
     """One page of cells in cell order with the total that match."""
     where = CellFilter(district, inspector_id, supervisor, unassigned, _bbox(bbox))
     async with engine.connect() as conn:
-        return json_response(await list_cells(conn, where, limit, offset))
+        return await list_cells(conn, where, limit, offset)
 
 
 @router.get("/grid/cells/{cell}", summary="One grid cell as a GeoJSON Feature")
@@ -109,18 +126,22 @@ async def grid_cell(cell: str, engine: Engine, _: Reader) -> Response:
         return json_response(await cell_feature(conn, h3cell))
 
 
-@router.get("/grid/cells/{cell}/assignment", summary="A cell's assignment and its history")
+@router.get(
+    "/grid/cells/{cell}/assignment",
+    summary="A cell's assignment and its history",
+    response_model=Assignment,
+)
 async def get_assignment(
     cell: str,
     engine: Engine,
     _: HistoryReader,
     limit: Annotated[int, Query(ge=1, le=1000, description="History entries")] = 100,
-) -> Response:
+) -> dict[str, Any]:
     """The cell's inspector and supervisor area, and its changes (who, when, from, to),
     newest first."""
     h3cell = parse_cell(cell)
     async with engine.connect() as conn:
-        return json_response(await assignment_of(conn, h3cell, limit))
+        return await assignment_of(conn, h3cell, limit)
 
 
 class AssignmentBody(BaseModel):
@@ -145,10 +166,14 @@ class AssignmentBody(BaseModel):
         )
 
 
-@router.put("/grid/cells/{cell}/assignment", summary="Assign a cell")
+@router.put(
+    "/grid/cells/{cell}/assignment",
+    summary="Assign a cell",
+    response_model=Reassignment,
+)
 async def put_assignment(
     cell: str, body: AssignmentBody, engine: Engine, principal: Dispatcher
-) -> Response:
+) -> dict[str, Any]:
     """Set the cell's inspector and/or supervisor area; the change goes into the history
     and the grid tiles refresh. Answers the cell's assignment after the change."""
     h3cell = parse_cell(cell)
@@ -156,7 +181,7 @@ async def put_assignment(
         await assignment_of(conn, h3cell, 1)
         result = await assign(conn, [h3cell], body.change(), principal.actor)
         current = await assignment_of(conn, h3cell)
-    return json_response({**current, "changed": bool(result.changed)})
+    return {**current, "changed": bool(result.changed)}
 
 
 class BulkAssignmentBody(AssignmentBody):
@@ -168,10 +193,14 @@ class BulkAssignmentBody(AssignmentBody):
     src_crs: str | None = None
 
 
-@router.post("/grid/assignments", summary="Assign many cells: a list or a polygon")
+@router.post(
+    "/grid/assignments",
+    summary="Assign many cells: a list or a polygon",
+    response_model=BulkAssignment,
+)
 async def bulk_assignment(
     body: BulkAssignmentBody, engine: Engine, principal: Dispatcher
-) -> Response:
+) -> dict[str, Any]:
     """Give every listed cell (or every cell centred in the polygon) the inspector and/or
     supervisor area; one history entry per changed cell. 422 names cells not in the grid."""
     if (body.cells is None) == (body.polygon is None):
@@ -184,10 +213,15 @@ async def bulk_assignment(
             else await cells_in_polygon(conn, area)
         )
         result = await assign(conn, cells, body.change(), principal.actor)
-    return json_response(result.as_json())
+    return result.as_json()
 
 
-@router.get("/grid/coverage", summary="Cells covered, unassigned cells, workload balance")
+@router.get(
+    "/grid/coverage",
+    summary="Cells covered, unassigned cells, workload balance",
+    response_model=Coverage,
+    response_model_exclude_unset=True,
+)
 async def grid_coverage(
     engine: Engine,
     _: Dispatcher,
@@ -195,12 +229,12 @@ async def grid_coverage(
     since: From = None,
     until: To = None,
     limit: Annotated[int, Query(ge=0, le=100_000, description="Unassigned cells listed")] = 1000,
-) -> Response:
+) -> dict[str, Any]:
     """Total and unassigned cells (listed), each inspector's cells and workload, and the
     balance (max/mean of the workloads)."""
     measure = parse_weight(weight, since, until)
     async with engine.connect() as conn:
-        return json_response(await coverage(conn, measure, limit))
+        return await coverage(conn, measure, limit)
 
 
 class PartitionBody(BaseModel):
@@ -230,15 +264,22 @@ class PartitionBody(BaseModel):
         )
 
 
-@router.post("/grid/partition", summary="Balanced connected territories for the inspectors")
-async def grid_partition(body: PartitionBody, engine: Engine, principal: Dispatcher) -> Response:
+@router.post(
+    "/grid/partition",
+    summary="Balanced connected territories for the inspectors",
+    response_model=PartitionPlan,
+    response_model_exclude_unset=True,
+)
+async def grid_partition(
+    body: PartitionBody, engine: Engine, principal: Dispatcher
+) -> dict[str, Any]:
     """Split the grid into one connected territory per inspector with balanced workload.
     A dry run (default) returns the plan with each territory's cells; ``"apply": true``
     writes it, each change in the history."""
     territory_request = body.request()
     async with engine.begin() as conn:
         plan = await plan_territories(conn, territory_request, principal.actor)
-    return json_response(plan)
+    return plan
 
 
 class BuildBody(BaseModel):
@@ -254,8 +295,8 @@ class BuildBody(BaseModel):
     res: int = Field(DEFAULT_RES, ge=0, le=15)
 
 
-@router.post("/grid/build", summary="Build or rebuild the grid (admin)")
-async def grid_build(body: BuildBody, engine: Engine, principal: Admin) -> Response:
+@router.post("/grid/build", summary="Build or rebuild the grid (admin)", response_model=BuildReport)
+async def grid_build(body: BuildBody, engine: Engine, principal: Admin) -> dict[str, Any]:
     """Cover the boundary with cells at ``res``, keeping the assignments of cells that
     stay; reports the cells added and dropped."""
     sources = [body.boundary is not None, body.bbox is not None, body.districts]
@@ -267,14 +308,18 @@ async def grid_build(body: BuildBody, engine: Engine, principal: Admin) -> Respo
         area = boundary_from_bbox(body.bbox) if body.bbox else None
     url = plain_url(engine.url.render_as_string(hide_password=False))
     report = await asyncio.to_thread(build_from, url, area, body.res, principal.actor)
-    return json_response(report.as_json())
+    return report.as_json()
 
 
-@router.get("/grid/category-departments", summary="Per-district departments of categories")
-async def category_departments(engine: Engine, _: Reader) -> Response:
+@router.get(
+    "/grid/category-departments",
+    summary="Per-district departments of categories",
+    response_model=list[CategoryRoute],
+)
+async def category_departments(engine: Engine, _: Reader) -> list[dict[str, Any]]:
     """Every district that routes a category to a department other than the category's."""
     async with engine.connect() as conn:
-        return json_response(await list_overrides(conn))
+        return await list_overrides(conn)
 
 
 class DepartmentBody(BaseModel):
@@ -288,14 +333,15 @@ class DepartmentBody(BaseModel):
 @router.put(
     "/grid/category-departments/{category}/{district}",
     summary="Route a category to a department in one district",
+    response_model=CategoryRouting,
 )
 async def put_category_department(
     category: str, district: str, body: DepartmentBody, engine: Engine, principal: Dispatcher
-) -> Response:
+) -> dict[str, Any]:
     """From now on the department handles the category in the district."""
     async with engine.begin() as conn:
         department = await set_override(conn, category, district, body.department, principal.actor)
-    return json_response({"category": category, "district": district, "department": department})
+    return {"category": category, "district": district, "department": department}
 
 
 @router.delete(

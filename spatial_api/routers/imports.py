@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
@@ -16,7 +17,7 @@ from etl.imports.vector import import_file
 from gis.errors import BadRequest
 from layers.db.engine import database_url
 from spatial_api.deps import Admin, DatabaseUrl
-from spatial_api.responses import json_response
+from spatial_api.schemas.imports import ImportReport
 
 router = APIRouter(tags=["import"])
 MAIN_SUFFIXES = (
@@ -59,10 +60,16 @@ async def save_uploads(uploads: list[UploadFile], folder: Path) -> Path:
 @router.post(
     "/collections/{layer}/import",
     summary="Import a vector file into a layer (admin)",
-    responses={201: {"description": "The import report"}, 422: {"description": "Bad file"}},
+    responses={
+        200: {"model": ImportReport, "description": "The report of a dry run (nothing kept)"},
+        422: {"description": "Bad file"},
+    },
+    status_code=201,
+    response_model=ImportReport,
 )
 async def import_into_layer(
     layer: str,
+    response: Response,
     principal: Admin,
     database: DatabaseUrl,
     file: list[UploadFile] = File(
@@ -84,7 +91,7 @@ async def import_into_layer(
     public: bool = Form(False),
     osm_preset: str | None = Form(None),
     division: str | None = Form(None),
-) -> Response:
+) -> dict[str, Any]:
     """Import the uploaded file into ``layer``; the report (read, written, repaired,
     rejected with reasons, seconds). Bad files are a 4xx and write nothing."""
     options = options_from_input(locals(), actor=principal.actor)  # the form, by its names
@@ -92,4 +99,6 @@ async def import_into_layer(
     with tempfile.TemporaryDirectory(prefix="cityhex-import-") as folder:
         path = await save_uploads(file, Path(folder))
         report = await run_in_threadpool(import_file, url, path, options)
-    return json_response(report.to_dict(), 200 if dry_run else 201)
+    if dry_run:
+        response.status_code = 200
+    return report.to_dict()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from gis.errors import Forbidden, Unauthorized
 from gis.tilemath import check_tile
@@ -15,6 +15,7 @@ from layers.catalog.registry import load_catalog
 from layers.db.engine import database_url
 from spatial_api.auth import ANONYMOUS, CallerLookup
 from spatial_api.deps import LazyCaller, Tiles
+from spatial_api.schemas.system import TileJSON
 from tiles.filters import TileFilters, parse_filters
 from tiles.service import Tile, TileService
 from tiles.settings import tile_settings
@@ -183,18 +184,21 @@ def public_base(request: Request) -> str:
     return f"{proto}://{host}{request.scope.get('root_path', '')}"
 
 
-@router.get("/tiles/{layers}/tilejson.json", summary="TileJSON 3.0.0 of one layer or several")
+@router.get(
+    "/tiles/{layers}/tilejson.json",
+    summary="TileJSON 3.0.0 of one layer or several",
+    response_model=TileJSON,
+)
 async def tilejson_document(
     request: Request,
     caller: LazyCaller,
     service: Tiles,
     layers: str,
     filters: FilterQuery,
-) -> JSONResponse:
+) -> dict[str, Any]:
     """The TileJSON of ``layers``: tile URL (carrying the same filters), layers and fields,
     bounds, center, zoom range."""
     sources = parse_sources(load_catalog(), layers)
     await authorize(caller, sources)
     checked = parse_filters(sources, **filters)
-    doc = await tilejson(service.pool, sources, public_base(request), checked)
-    return JSONResponse(doc)
+    return await tilejson(service.pool, sources, public_base(request), checked)
