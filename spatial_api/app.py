@@ -11,23 +11,17 @@ from layers.db.engine import create_async_engine
 from spatial_api.auth import new_key_cache
 from spatial_api.errors import install_error_handlers
 from spatial_api.metrics import MetricsMiddleware
-from spatial_api.routers import analytics, imports, sensors, styles, system, tiles
-from spatial_api.routers.features import LANDING_LINKS as FEATURE_LINKS
-from spatial_api.routers.features import router as features_router
-from spatial_api.routers.grid import router as grid_router
-from spatial_api.routers.incidents import api as incident_api
-from spatial_api.routers.queries import router as queries_router
+from spatial_api.routers import ROUTERS
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the database pool for the life of the process."""
+    """Open the database pool for the life of the process (routers open their own
+    services, such as the tile service, inside it)."""
     app.state.engine = create_async_engine(app.state.database_url)
-    app.state.tiles = await tiles.open_tile_service(app)
     try:
         yield
     finally:
-        await app.state.tiles.close()
         await app.state.engine.dispose()
 
 
@@ -41,18 +35,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
     )
     app.state.database_url = database_url
     app.state.key_cache = new_key_cache()
-    app.state.extra_links = []
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware)
-    app.include_router(grid_router)  # first: /grid/lookup is the hottest route
-    app.include_router(system.router)
-    app.include_router(sensors.router)
-    app.include_router(analytics.router)
-    app.include_router(incident_api)
-    tiles.install(app)
-    app.include_router(styles.router)
-    app.include_router(features_router)
-    app.include_router(queries_router)
-    app.include_router(imports.router)
-    app.state.extra_links.extend(FEATURE_LINKS)
+    for router in ROUTERS:
+        app.include_router(router)
     return app

@@ -7,9 +7,12 @@ role is not allowed is 403. The admin role is allowed everywhere.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 
 from gis.errors import Forbidden, Unauthorized
 from layers.db.keys import KeyRecord, lookup_key
@@ -56,11 +59,32 @@ class KeyCache:
         self._entries[token] = (time.monotonic() + self.ttl, record)
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if not header:
+class BearerKey(HTTPBearer):
+    """``Authorization: Bearer <key>``, the security scheme OpenAPI declares for every route
+    that depends on the caller. Resolves to the header as sent (None without one): the
+    caller is looked up only when a route needs it, and a malformed header is refused
+    there, with the same 401 as an unknown key."""
+
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+        return request.headers.get("authorization")
+
+
+BEARER = BearerKey(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An API key (`cityhex keys create --role ROLE`); without one the caller is "
+    "anonymous.",
+)
+Authorization = Annotated[str | None, Depends(BEARER)]
+"""The request's Authorization header, declared as the bearer security scheme."""
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header (None without a header); 401
+    when the header is not of that form."""
+    if not authorization:
         return None
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(
             "the Authorization header must be 'Bearer <key>'",
@@ -69,9 +93,10 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-async def current_principal(request: Request) -> Principal:
-    """The caller, from the Bearer key (anonymous without one)."""
-    token = _bearer(request)
+async def principal_from(request: Request, authorization: str | None) -> Principal:
+    """The caller an Authorization header names (anonymous without one); 401 for a
+    malformed header or an unknown key. Keys are read through the application's key cache."""
+    token = bearer_token(authorization)
     if token is None:
         return Principal(role=ANONYMOUS)
     cache: KeyCache = request.app.state.key_cache
@@ -87,11 +112,34 @@ async def current_principal(request: Request) -> Principal:
     )
 
 
-def require_role(*roles: str):
+async def current_principal(request: Request, authorization: Authorization) -> Principal:
+    """The caller, from the Bearer key (anonymous without one)."""
+    return await principal_from(request, authorization)
+
+
+@dataclass(frozen=True)
+class CallerLookup:
+    """The caller, looked up only when asked: for routes that need no key for public
+    layers, so a request for those never meets the key check."""
+
+    request: Request
+    authorization: str | None
+
+    async def __call__(self) -> Principal:
+        """The caller (see principal_from)."""
+        return await principal_from(self.request, self.authorization)
+
+
+async def caller_lookup(request: Request, authorization: Authorization) -> CallerLookup:
+    """The request's caller, to be looked up when needed."""
+    return CallerLookup(request, authorization)
+
+
+def require_role(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets through only the given roles (and admin)."""
     allowed = frozenset(roles) | {"admin"}
 
-    async def check(principal: Principal = Depends(current_principal)) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role in allowed or ANONYMOUS in allowed:
             return principal
         if principal.role == ANONYMOUS:

@@ -1,19 +1,172 @@
-"""Request dependencies shared by every router: the engine and a connection."""
+"""The request dependencies routers take: who is calling, the database, the services of the
+process, and the layer a request addresses.
+
+Routers declare these as parameters (``caller: Caller``, ``engine: Engine``, ...) and never
+reach into ``request.app.state`` nor read the Authorization header themselves; every route
+that depends on the caller thereby declares the bearer security scheme in OpenAPI.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import Request
+import asyncpg
+from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gis.errors import Forbidden, Unauthorized
+from layers.catalog.registry import Layer, load_catalog
+from layers.incidents.events import EventHub
+from spatial_api.auth import (
+    ANONYMOUS,
+    CallerLookup,
+    Principal,
+    caller_lookup,
+    current_principal,
+    require_role,
+)
+from spatial_api.rate_limit import RateLimiter, public_report_limiter
+from tiles.service import TileService
 
-def get_engine(request: Request) -> AsyncEngine:
+STAFF = ("app", "inspector", "editor", "dispatcher")
+"""The roles that read the grid and cases (admin always may)."""
+
+Caller = Annotated[Principal, Depends(current_principal)]
+"""Whoever calls, anonymous included; 401 for a malformed header or an unknown key."""
+LazyCaller = Annotated[CallerLookup, Depends(caller_lookup)]
+"""The caller, looked up only when the route asks (public layers need no key)."""
+Reader = Annotated[Principal, Depends(require_role(*STAFF))]
+"""An app, inspector, editor, dispatcher or admin key."""
+HistoryReader = Annotated[Principal, Depends(require_role("inspector", "editor", "dispatcher"))]
+"""An inspector, editor, dispatcher or admin key."""
+Dispatcher = Annotated[Principal, Depends(require_role("dispatcher"))]
+"""A dispatcher or admin key."""
+App = Annotated[Principal, Depends(require_role("app"))]
+"""An app or admin key."""
+Admin = Annotated[Principal, Depends(require_role())]
+"""An admin key."""
+
+
+async def get_engine(request: Request) -> AsyncEngine:
     """The process's async engine."""
     return request.app.state.engine
 
 
 async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A pooled connection for the request, in a transaction committed on success."""
+    """A pooled connection for the handler, in a transaction committed before it answers."""
     async with request.app.state.engine.begin() as conn:
         yield conn
+
+
+async def get_tile_service(request: Request) -> TileService:
+    """The process's tile service."""
+    return request.app.state.tiles
+
+
+async def get_grid_lookup_pool(request: Request) -> asyncpg.Pool:
+    """The asyncpg pool that serves /grid/lookup."""
+    return request.app.state.grid_lookup_pool
+
+
+async def get_report_limiter(request: Request) -> RateLimiter:
+    """The process's limiter of anonymous incident reports (made on first use)."""
+    state = request.app.state
+    if not hasattr(state, "public_report_limiter"):
+        state.public_report_limiter = public_report_limiter()
+    return state.public_report_limiter
+
+
+async def get_incident_events(request: Request) -> EventHub:
+    """The process's hub of incident events (made on first use)."""
+    state = request.app.state
+    if not hasattr(state, "incident_events"):
+        state.incident_events = EventHub(state.engine)
+    return state.incident_events
+
+
+async def get_database_url(request: Request) -> str | None:
+    """The database URL the application was made for (None: the configured one)."""
+    return request.app.state.database_url
+
+
+Engine = Annotated[AsyncEngine, Depends(get_engine)]
+Connection = Annotated[AsyncConnection, Depends(get_connection, scope="function")]
+Tiles = Annotated[TileService, Depends(get_tile_service)]
+GridLookupPool = Annotated[asyncpg.Pool, Depends(get_grid_lookup_pool)]
+ReportLimiter = Annotated[RateLimiter, Depends(get_report_limiter)]
+IncidentEvents = Annotated[EventHub, Depends(get_incident_events)]
+DatabaseUrl = Annotated[str | None, Depends(get_database_url)]
+
+
+def readable(layer: Layer, caller: Principal) -> Layer:
+    """``layer`` if the caller may read it; 401 (anonymous) or 403 otherwise."""
+    if not layer.can_read(caller.role):
+        if caller.role == ANONYMOUS:
+            raise Unauthorized(
+                f"layer {layer.id} needs an API key", headers={"WWW-Authenticate": "Bearer"}
+            )
+        raise Forbidden(f"role {caller.role!r} may not read layer {layer.id}")
+    return layer
+
+
+async def path_layer(layer_id: str) -> Layer:
+    """The catalog layer of the path's ``layer_id``; 404 when there is none."""
+    return load_catalog().get(layer_id)
+
+
+async def queried_layer(layer: Annotated[str, Query(description="The layer id")]) -> Layer:
+    """The catalog layer of the ``layer`` query parameter; 404 when there is none."""
+    return load_catalog().get(layer)
+
+
+async def readable_path_layer(
+    layer: Annotated[Layer, Depends(path_layer)], caller: Caller
+) -> Layer:
+    """The path's layer, checked readable by the caller (404 before 401/403)."""
+    return readable(layer, caller)
+
+
+async def readable_queried_layer(
+    layer: Annotated[Layer, Depends(queried_layer)], caller: Caller
+) -> Layer:
+    """The ``layer`` parameter's layer, checked readable by the caller."""
+    return readable(layer, caller)
+
+
+ReadableLayer = Annotated[Layer, Depends(readable_path_layer)]
+"""The layer of the path's ``layer_id``, checked readable by the caller."""
+QueriedLayer = Annotated[Layer, Depends(readable_queried_layer)]
+"""The layer of the ``layer`` query parameter, checked readable by the caller."""
+
+
+async def editable_layer(layer: ReadableLayer, caller: Caller) -> Layer:
+    """The path's layer if the caller may also write its features; 401/403 otherwise."""
+    if layer.can_edit(caller.role):
+        return layer
+    if not layer.editable:
+        raise Forbidden(
+            f"layer {layer.id} is not editable through the Features API", code="layer_not_editable"
+        )
+    allowed = ", ".join(["admin", *layer.editable_by])
+    if caller.role == ANONYMOUS:
+        raise Unauthorized(
+            f"editing {layer.id} needs an API key with one of the roles {allowed}",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    raise Forbidden(f"role {caller.role!r} may not edit layer {layer.id}; allowed: {allowed}")
+
+
+async def history_layer(layer: ReadableLayer, caller: Caller) -> Layer:
+    """The path's layer when the caller has a key: feature history names who edited."""
+    if caller.role == ANONYMOUS:
+        raise Unauthorized(
+            "feature history needs an API key", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return layer
+
+
+EditableLayer = Annotated[Layer, Depends(editable_layer)]
+"""The layer of the path's ``layer_id``, checked writable by the caller."""
+HistoryLayer = Annotated[Layer, Depends(history_layer)]
+"""The layer of the path's ``layer_id``, readable by the caller, who has a key."""

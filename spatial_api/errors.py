@@ -1,4 +1,8 @@
-"""Every error leaves the server as JSON: ``{status, code, message}``."""
+"""Every error leaves the server as JSON: ``{status, code, message}``.
+
+The domain errors (``gis.errors``) say what kind of failure happened; this module says which
+HTTP status each kind is.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,38 @@ from fastapi.responses import Response
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gis.errors import CityHexError
+from gis.errors import (
+    BadRequest,
+    CityHexError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    PreconditionRequired,
+    ServiceUnavailable,
+    Unauthorized,
+    Unprocessable,
+)
+from spatial_api.rate_limit import TooManyRequests
 
 log = logging.getLogger("cityhex")
+
+HTTP_STATUS: dict[type[CityHexError], int] = {
+    BadRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    PreconditionFailed: 412,
+    PayloadTooLarge: 413,
+    Unprocessable: 422,
+    PreconditionRequired: 428,
+    TooManyRequests: 429,
+    ServiceUnavailable: 503,
+}
+"""The HTTP status of each kind of domain error (a subclass answers as its nearest listed
+ancestor; a plain CityHexError is a 400)."""
 
 HTTP_CODES = {
     400: "bad_request",
@@ -31,6 +64,19 @@ HTTP_CODES = {
     428: "precondition_required",
     429: "too_many_requests",
 }
+
+
+def http_status(exc: CityHexError) -> int:
+    """The HTTP status that answers ``exc``."""
+    for kind in type(exc).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    return 400
+
+
+def cityhex_error_response(exc: CityHexError) -> Response:
+    """The JSON error response of a domain error."""
+    return error_response(http_status(exc), exc.code, exc.message, exc.details, exc.headers)
 
 
 def error_response(
@@ -69,7 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(CityHexError)
     async def _cityhex(_: Request, exc: CityHexError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+        return cityhex_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:

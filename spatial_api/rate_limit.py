@@ -26,7 +26,6 @@ class RateSettings(BaseSettings):
 class TooManyRequests(CityHexError):
     """The caller exceeded its rate."""
 
-    status = 429
     code = "too_many_requests"
 
 

@@ -9,6 +9,13 @@ from fastapi.responses import Response
 
 JSON = "application/json"
 GEOJSON = "application/geo+json"
+SCHEMA_JSON = "application/schema+json"
+
+
+class SchemaJSONResponse(Response):
+    """A JSON Schema document (its media type, for OpenAPI)."""
+
+    media_type = SCHEMA_JSON
 
 
 def json_response(

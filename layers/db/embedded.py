@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from gis.errors import CityHexError
+from gis.errors import ServiceUnavailable
 
 DATABASE = "cityhex"
 SUPERUSER = "cityhex"
@@ -48,10 +48,9 @@ POSTGRES_HELP = (
 )
 
 
-class ClusterError(CityHexError):
+class ClusterError(ServiceUnavailable):
     """The embedded cluster could not be made, started or reached."""
 
-    status = 503
     code = "embedded_database"
 
 

@@ -24,7 +24,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gis.errors import BadRequest, CityHexError, ServiceUnavailable
+from gis.errors import BadRequest, PayloadTooLarge, ServiceUnavailable
 from gis.timezones import time_zone
 from layers.db.engine import raw_connection
 from layers.sensors.alarms import AlarmOutcome, apply_readings
@@ -52,13 +52,6 @@ MOVE = (
     "SELECT sensor_id, property, ts, value FROM readings_stage "
     "ORDER BY sensor_id, property, ts ON CONFLICT DO NOTHING"
 )
-
-
-class PayloadTooLarge(CityHexError):
-    """The batch has more rows than one request may carry."""
-
-    status = 413
-    code = "payload_too_large"
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,43 @@
-"""HTTP routers: each translates HTTP to calls into the package that owns the logic."""
+"""HTTP routers: each translates HTTP to calls into the package that owns the logic.
+
+``ROUTERS`` is every router of the application, in matching order; ``create_app`` includes
+them in this order and nothing else registers a route.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from spatial_api.routers import (
+    analytics,
+    categories,
+    events,
+    features,
+    grid,
+    imports,
+    incidents,
+    open311,
+    queries,
+    sensors,
+    styles,
+    system,
+    tile_fast_path,
+    tiles,
+)
+
+ROUTERS: list[APIRouter] = [
+    tile_fast_path.router,  # first: plain tile requests skip routing (one cheap check for others)
+    grid.router,  # next: /grid/lookup is the hottest route
+    system.router,
+    sensors.router,
+    analytics.router,
+    categories.router,  # before incidents: /incidents/categories before /incidents/{id}
+    incidents.router,
+    open311.router,
+    events.router,
+    tiles.router,
+    styles.router,
+    features.router,
+    queries.router,
+    imports.router,
+]

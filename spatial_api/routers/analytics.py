@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import h3
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,11 +36,21 @@ from layers.analytics.heatmaps import Heatmap, idw_heatmap, kde_heatmap
 from layers.analytics.hotspots import LAYER_ID as HOTSPOTS_LAYER
 from layers.analytics.hotspots import compute_hotspots, refresh_hotspot_cells
 from layers.catalog.registry import Layer, load_catalog
-from spatial_api.auth import ANONYMOUS, Principal, current_principal, require_role
-from spatial_api.deps import get_connection
+from spatial_api.auth import ANONYMOUS, Principal
+from spatial_api.deps import Caller, Connection, Dispatcher
 from spatial_api.responses import GEOJSON, json_response
+from spatial_api.schemas.analytics import (
+    H3Aggregate,
+    HotspotRefresh,
+    Hotspots,
+    PeriodComparison,
+    TimeSeries,
+)
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
+GEOJSON_TOO: dict[int | str, dict[str, Any]] = {
+    200: {"content": {GEOJSON: {}}, "description": "JSON, or GeoJSON with format=geojson"}
+}
 
 LayerId = Annotated[str, Query(description="A point layer of the catalog, e.g. incidents")]
 Res = Annotated[int, Query(ge=5, le=11, description="H3 resolution, 5–11")]
@@ -131,9 +141,17 @@ def raster_response(heatmap: Heatmap, fmt: str, bbox: BBox, name: str) -> Respon
     return Response(data, media_type=media_type, headers=headers)
 
 
-@router.get("/h3", summary="Counts or densities of a point layer per H3 cell")
+@router.get(
+    "/h3",
+    summary="Counts or densities of a point layer per H3 cell",
+    response_model=H3Aggregate,
+    response_model_exclude_unset=True,
+    responses=GEOJSON_TOO,
+)
 async def h3_aggregate(
     layer: LayerId,
+    principal: Caller,
+    conn: Connection,
     res: Res = 8,
     start: From = None,
     end: To = None,
@@ -143,9 +161,7 @@ async def h3_aggregate(
         Literal["count", "density"], Query(description="count, or density per km² of true area")
     ] = "count",
     format: CellFormat = "json",
-    principal: Principal = Depends(current_principal),
-    conn: AsyncConnection = Depends(get_connection),
-) -> Response:
+) -> dict[str, Any] | Response:
     """Rows per cell at ``res`` (5–11) over the period and categories, as JSON or GeoJSON.
 
     Counts come from the stored res-10 cell rolled up in SQL (res 11 from the points);
@@ -163,24 +179,29 @@ async def h3_aggregate(
             row["density"] = row["count"] / float(area)
     if format == "geojson":
         return geojson_response(rows)
-    return json_response(
-        {
-            "layer": layer,
-            "res": res,
-            "metric": metric,
-            "total": int(counts.sum()),
-            "cells": rows,
-        }
-    )
+    return {
+        "layer": layer,
+        "res": res,
+        "metric": metric,
+        "total": int(counts.sum()),
+        "cells": rows,
+    }
 
 
 HotspotK = Annotated[int, Query(ge=1, le=5, description="k-ring radius of the weights, 1–5")]
 Fdr = Annotated[bool, Query(description="Benjamini–Hochberg false-discovery-rate correction")]
 
 
-@router.get("/hotspots", summary="Getis-Ord Gi* hotspots and coldspots on H3 cells")
+@router.get(
+    "/hotspots",
+    summary="Getis-Ord Gi* hotspots and coldspots on H3 cells",
+    response_model=Hotspots,
+    responses=GEOJSON_TOO,
+)
 async def hotspots(
     layer: LayerId,
+    principal: Caller,
+    conn: Connection,
     res: Res = 9,
     k: HotspotK = 1,
     start: From = None,
@@ -190,9 +211,7 @@ async def hotspots(
     fdr: Fdr = False,
     significant_only: Annotated[bool, Query(description="List only significant cells")] = False,
     format: CellFormat = "json",
-    principal: Principal = Depends(current_principal),
-    conn: AsyncConnection = Depends(get_connection),
-) -> Response:
+) -> dict[str, Any] | Response:
     """Gi* z-score, two-sided p-value and class of every study-area cell.
 
     Weights are binary over the k-ring (the cell itself included); the study area is the
@@ -218,26 +237,27 @@ async def hotspots(
     if format == "geojson":
         return geojson_response(rows)
     summary = {label: int((r.classes == b).sum()) for b, label in CLASS_LABELS.items()}
-    return json_response(
-        {
-            "layer": layer,
-            "res": res,
-            "k": k,
-            "fdr": fdr,
-            "study_area": found.study_area,
-            "n_cells": len(r.cells),
-            "summary": summary,
-            "cells": rows,
-        }
-    )
+    return {
+        "layer": layer,
+        "res": res,
+        "k": k,
+        "fdr": fdr,
+        "study_area": found.study_area,
+        "n_cells": len(r.cells),
+        "summary": summary,
+        "cells": rows,
+    }
 
 
 @router.post(
     "/hotspots/refresh",
     summary="Store a layer's hotspot cells for the map (the 'hotspots' tile layer)",
+    response_model=HotspotRefresh,
 )
 async def refresh_hotspots(
     layer: LayerId,
+    principal: Dispatcher,
+    conn: Connection,
     res: Res = 9,
     k: HotspotK = 1,
     start: From = None,
@@ -245,15 +265,13 @@ async def refresh_hotspots(
     category: Category = None,
     bbox: OptionalBBox = None,
     fdr: Fdr = False,
-    principal: Principal = Depends(require_role("dispatcher")),
-    conn: AsyncConnection = Depends(get_connection),
-) -> Response:
+) -> dict[str, Any]:
     """Recompute Gi* and replace the layer's rows of ``hotspot_cells`` (significant cells
     only), which the catalog publishes as the ``hotspots`` layer. Roles: dispatcher, admin.
     """
     filters = await filters_for(conn, readable(layer, principal), start, end, category, bbox)
     stored = await refresh_hotspot_cells(conn, filters, res, k, fdr)
-    return json_response({"layer": layer, "catalog_layer": HOTSPOTS_LAYER, "stored": stored})
+    return {"layer": layer, "catalog_layer": HOTSPOTS_LAYER, "stored": stored}
 
 
 @router.get(
@@ -265,6 +283,8 @@ async def refresh_hotspots(
 async def kde_raster(
     layer: LayerId,
     bbox: BBoxText,
+    principal: Caller,
+    conn: Connection,
     cell_m: CellM = 50.0,
     bandwidth_m: Annotated[
         float, Query(gt=0, description="Gaussian kernel bandwidth (sigma) in metres")
@@ -273,8 +293,6 @@ async def kde_raster(
     end: To = None,
     category: Category = None,
     format: RasterFormat = "tif",
-    principal: Principal = Depends(current_principal),
-    conn: AsyncConnection = Depends(get_connection),
 ) -> Response:
     """Points per km² on square ``cell_m`` cells in the local UTM zone covering ``bbox``.
 
@@ -295,6 +313,8 @@ async def kde_raster(
     responses={200: {"content": {"image/tiff": {}, "image/png": {}}}},
 )
 async def idw_raster(
+    principal: Caller,
+    conn: Connection,
     property: Annotated[str, Query(description="The measured property, e.g. pm25")],
     bbox: BBoxText,
     at: Annotated[datetime | None, Query(description="The moment mapped (default: now)")] = None,
@@ -305,8 +325,6 @@ async def idw_raster(
     power: Annotated[float, Query(ge=0.5, le=5, description="Distance exponent")] = 2.0,
     neighbors: Annotated[int, Query(ge=1, le=64, description="Nearest sensors used")] = 12,
     format: RasterFormat = "tif",
-    principal: Principal = Depends(current_principal),
-    conn: AsyncConnection = Depends(get_connection),
 ) -> Response:
     """IDW of each sensor's reading nearest to ``at`` (within the window) at every cell centre.
 
@@ -321,9 +339,15 @@ async def idw_raster(
     return raster_response(heatmap, format, area, f"{property}-idw")
 
 
-@router.get("/timeseries", summary="Counts per hour, day or week in a cell or a bbox")
+@router.get(
+    "/timeseries",
+    summary="Counts per hour, day or week in a cell or a bbox",
+    response_model=TimeSeries,
+)
 async def timeseries(
     layer: LayerId,
+    principal: Caller,
+    conn: Connection,
     interval: Annotated[Literal["hour", "day", "week"], Query(description="Bucket length")],
     cell: Annotated[str | None, Query(description="An H3 cell (hex), res 5–11")] = None,
     bbox: OptionalBBox = None,
@@ -331,9 +355,7 @@ async def timeseries(
     end: To = None,
     category: Category = None,
     tz: Annotated[str, Query(description="Time zone of the buckets, e.g. Asia/Shanghai")] = "UTC",
-    principal: Principal = Depends(current_principal),
-    conn: AsyncConnection = Depends(get_connection),
-) -> Response:
+) -> dict[str, Any]:
     """Zero-filled counts per bucket from ``from`` (default: 90 buckets before ``to``) to
     ``to`` (default: now), in one cell or a bbox (or the whole layer). At most 10,000 buckets.
     Roles: any that may read the layer.
@@ -346,25 +368,30 @@ async def timeseries(
     filters = await filters_for(conn, readable(layer, principal), start, end, category, bbox)
     zone = time_zone(tz)
     series = await time_series(conn, filters, interval, cell_id, tz)
-    return json_response(
-        {
-            "layer": layer,
-            "interval": interval,
-            "tz": tz,
-            "cell": cell,
-            "bbox": bbox,
-            "total": sum(series.counts),
-            "buckets": [
-                {"start": s.astimezone(zone).isoformat(), "count": n}
-                for s, n in zip(series.starts, series.counts, strict=True)
-            ],
-        }
-    )
+    return {
+        "layer": layer,
+        "interval": interval,
+        "tz": tz,
+        "cell": cell,
+        "bbox": bbox,
+        "total": sum(series.counts),
+        "buckets": [
+            {"start": s.astimezone(zone).isoformat(), "count": n}
+            for s, n in zip(series.starts, series.counts, strict=True)
+        ],
+    }
 
 
-@router.get("/timeseries/compare", summary="Counts per cell in two periods: change and ratio")
+@router.get(
+    "/timeseries/compare",
+    summary="Counts per cell in two periods: change and ratio",
+    response_model=PeriodComparison,
+    responses=GEOJSON_TOO,
+)
 async def compare(
     layer: LayerId,
+    principal: Caller,
+    conn: Connection,
     a_from: Annotated[datetime, Query(description="Start of period a")],
     a_to: Annotated[datetime, Query(description="End of period a (exclusive)")],
     b_from: Annotated[datetime, Query(description="Start of period b")],
@@ -373,9 +400,7 @@ async def compare(
     category: Category = None,
     bbox: OptionalBBox = None,
     format: CellFormat = "json",
-    principal: Principal = Depends(current_principal),
-    conn: AsyncConnection = Depends(get_connection),
-) -> Response:
+) -> dict[str, Any] | Response:
     """Per cell with rows in either period: count_a, count_b, change (b − a), ratio (b / a,
     null when a is 0) and rate_ratio (the ratio of counts per day, for periods of unequal
     length). Roles: any that may read the layer.
@@ -398,14 +423,12 @@ async def compare(
     ]
     if format == "geojson":
         return geojson_response(rows)
-    return json_response(
-        {
-            "layer": layer,
-            "res": res,
-            "a": {"from": filters_a.start.isoformat(), "to": filters_a.end.isoformat()},
-            "b": {"from": filters_b.start.isoformat(), "to": filters_b.end.isoformat()},
-            "total_a": int(found.count_a.sum()),
-            "total_b": int(found.count_b.sum()),
-            "cells": rows,
-        }
-    )
+    return {
+        "layer": layer,
+        "res": res,
+        "a": {"from": filters_a.start.isoformat(), "to": filters_a.end.isoformat()},
+        "b": {"from": filters_b.start.isoformat(), "to": filters_b.end.isoformat()},
+        "total_a": int(found.count_a.sum()),
+        "total_b": int(found.count_b.sum()),
+        "cells": rows,
+    }

@@ -9,24 +9,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from gis.errors import BadRequest
 from layers.incidents.cases import BIGINT_MAX
 from layers.incidents.events import TYPES, Event, EventHub, events_after
-from spatial_api.auth import Principal, require_role
-from spatial_api.routers.incident_common import READERS
+from spatial_api.deps import Engine, IncidentEvents, Reader
 
 router = APIRouter(tags=["events"])
-
-
-def hub(request: Request) -> EventHub:
-    """The process's event hub (made on first use)."""
-    state = request.app.state
-    if not hasattr(state, "incident_events"):
-        state.incident_events = EventHub(state.engine)
-    return state.incident_events
 
 
 def wanted_types(types: str | None) -> frozenset[str]:
@@ -53,17 +45,17 @@ def last_event_id(value: str | None) -> int | None:
 
 
 async def stream(
-    request: Request, kinds: frozenset[str], after: int | None
+    hub: EventHub, engine: AsyncEngine, kinds: frozenset[str], after: int | None
 ) -> AsyncIterator[ServerSentEvent]:
     """The missed events after ``after``, a ``: live`` comment, then every new event."""
 
     def message(event: Event) -> ServerSentEvent:
         return ServerSentEvent(data=event.data, event=event.type, id=str(event.id))
 
-    async with hub(request).subscribe() as queue:
+    async with hub.subscribe() as queue:
         replayed: set[int] = set()
         if after is not None:
-            async with request.app.state.engine.connect() as conn:
+            async with engine.connect() as conn:
                 for event in await events_after(conn, after):
                     replayed.add(event.id)
                     if event.type in kinds:
@@ -76,11 +68,12 @@ async def stream(
 
 @router.get("/events", summary="Live incident events (server-sent events)")
 async def events(
-    request: Request,
+    hub: IncidentEvents,
+    engine: Engine,
+    _: Reader,
     types: str | None = Query(None, description="comma list: incident.created, ..."),
     last_event: str | None = Header(None, alias="Last-Event-ID"),
-    _: Principal = Depends(require_role(*READERS)),
 ) -> EventSourceResponse:
     """A text/event-stream of incident events; each data is the event as JSON."""
     kinds = wanted_types(types)
-    return EventSourceResponse(stream(request, kinds, last_event_id(last_event)), ping=15)
+    return EventSourceResponse(stream(hub, engine, kinds, last_event_id(last_event)), ping=15)

@@ -13,9 +13,10 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gis.crs import CRS84, parse_crs, served_crs_uris, transform_bbox
-from gis.errors import BadRequest, Forbidden, Unauthorized
+from gis.errors import BadRequest, PayloadTooLarge
 from layers.catalog.metadata import layer_extent, queryables
 from layers.catalog.registry import Layer, load_catalog
 from layers.features.filters import DEFAULT_LIMIT, ItemQuery
@@ -30,8 +31,22 @@ from layers.features.repository import (
     query_features,
     update_feature,
 )
-from spatial_api.auth import ANONYMOUS, Principal, current_principal
-from spatial_api.responses import GEOJSON, JSON, json_response
+from spatial_api.auth import Principal
+from spatial_api.deps import Caller, EditableLayer, Engine, HistoryLayer, ReadableLayer
+from spatial_api.responses import (
+    GEOJSON,
+    JSON,
+    SCHEMA_JSON,
+    SchemaJSONResponse,
+    json_response,
+)
+from spatial_api.schemas.features import (
+    Collection,
+    Collections,
+    Conformance,
+    FeatureHistory,
+    Queryables,
+)
 
 router = APIRouter(tags=["features"])
 
@@ -109,39 +124,6 @@ ITEM_PARAMS = {
 def base_url(request: Request) -> str:
     """This server's root URL, without a trailing slash."""
     return str(request.base_url).rstrip("/")
-
-
-async def readable_layer(request: Request, layer_id: str) -> tuple[Layer, Principal]:
-    """The layer if the caller may read it; 404/401/403 otherwise."""
-    layer = load_catalog().get(layer_id)
-    principal = await current_principal(request)
-    if not layer.can_read(principal.role):
-        if principal.role == ANONYMOUS:
-            raise Unauthorized(
-                f"layer {layer.id} needs an API key", headers={"WWW-Authenticate": "Bearer"}
-            )
-        raise Forbidden(f"role {principal.role!r} may not read layer {layer.id}")
-    return layer, principal
-
-
-def require_editor(layer: Layer, principal: Principal) -> None:
-    """401/403 unless the caller may write features of ``layer``."""
-    if layer.can_edit(principal.role):
-        return
-    if not layer.editable:
-        raise Forbidden(
-            f"layer {layer.id} is not editable through the Features API", code="layer_not_editable"
-        )
-    if principal.role == ANONYMOUS:
-        raise Unauthorized(
-            f"editing {layer.id} needs an API key with one of the roles "
-            f"{', '.join(['admin', *layer.editable_by])}",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    raise Forbidden(
-        f"role {principal.role!r} may not edit layer {layer.id}; allowed: "
-        f"{', '.join(['admin', *layer.editable_by])}"
-    )
 
 
 def collection_json(request: Request, layer: Layer, extent: list[float] | None) -> dict:
@@ -244,9 +226,7 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> Any:
     """The request's JSON body; 400/413 when it is not JSON or too large."""
     raw = await request.body()
     if len(raw) > limit:
-        raise BadRequest(
-            f"the body is larger than {limit} bytes", code="payload_too_large", status=413
-        )
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -277,20 +257,27 @@ def write_response(
 # --------------------------------------------------------------------------- discovery
 
 
-@router.get("/conformance", summary="The conformance classes this server implements")
-async def conformance() -> Response:
+@router.get(
+    "/conformance",
+    summary="The conformance classes this server implements",
+    response_model=Conformance,
+)
+async def conformance() -> dict[str, list[str]]:
     """The OGC conformance classes implemented, exactly."""
-    return json_response({"conformsTo": CONFORMANCE})
+    return {"conformsTo": CONFORMANCE}
 
 
-@router.get("/collections", summary="Every layer the caller may read, as a collection")
-async def collections(request: Request) -> Response:
+@router.get(
+    "/collections",
+    summary="Every layer the caller may read, as a collection",
+    response_model=Collections,
+    response_model_exclude_unset=True,
+)
+async def collections(request: Request, caller: Caller, engine: Engine) -> dict[str, Any]:
     """The readable layers, with their extents and links."""
-    principal = await current_principal(request)
-    engine = request.app.state.engine
     found = []
     for layer in load_catalog():
-        if layer.can_read(principal.role):
+        if layer.can_read(caller.role):
             found.append(collection_json(request, layer, await layer_extent(engine, layer)))
     links = [
         {
@@ -300,27 +287,32 @@ async def collections(request: Request) -> Response:
             "title": "The collections",
         }
     ]
-    return json_response({"collections": found, "links": links, "crs": served_crs_uris()})
+    return {"collections": found, "links": links, "crs": served_crs_uris()}
 
 
-@router.get("/collections/{layer_id}", summary="One layer as a collection")
-async def collection(request: Request, layer_id: str) -> Response:
+@router.get(
+    "/collections/{layer_id}",
+    summary="One layer as a collection",
+    response_model=Collection,
+    response_model_exclude_unset=True,
+)
+async def collection(request: Request, layer: ReadableLayer, engine: Engine) -> dict[str, Any]:
     """The layer's description, extent and links."""
-    layer, _ = await readable_layer(request, layer_id)
-    extent = await layer_extent(request.app.state.engine, layer)
-    return json_response(collection_json(request, layer, extent))
+    extent = await layer_extent(engine, layer)
+    return collection_json(request, layer, extent)
 
 
 @router.get(
     "/collections/{layer_id}/queryables",
     summary="What the layer's features can be filtered by (JSON Schema)",
+    response_class=SchemaJSONResponse,
+    responses={200: {"model": Queryables}},
 )
-async def collection_queryables(request: Request, layer_id: str) -> Response:
+async def collection_queryables(request: Request, layer: ReadableLayer, engine: Engine) -> Response:
     """The queryables: catalog properties and the free-form keys found in the data."""
-    layer, _ = await readable_layer(request, layer_id)
-    schema = await queryables(request.app.state.engine, layer)
+    schema = await queryables(engine, layer)
     schema = {"$id": f"{base_url(request)}/collections/{layer.id}/queryables", **schema}
-    return json_response(schema, media_type="application/schema+json")
+    return json_response(schema, media_type=SCHEMA_JSON)
 
 
 # --------------------------------------------------------------------------- items
@@ -333,7 +325,8 @@ async def collection_queryables(request: Request, layer_id: str) -> Response:
 )
 async def items(
     request: Request,
-    layer_id: str,
+    layer: ReadableLayer,
+    engine: Engine,
     bbox: str | None = Query(None, description="minx,miny,maxx,maxy (in bbox-crs)"),
     bbox_crs: str | None = Query(None, alias="bbox-crs"),
     limit: int = Query(DEFAULT_LIMIT, ge=1, description=f"Page size; at most {MAX_LIMIT}"),
@@ -346,7 +339,6 @@ async def items(
     crs: str | None = Query(None, description="The CRS of the response geometries"),
 ) -> Response:
     """Features matching bbox, datetime, filter and property=value parameters, paged."""
-    layer, _ = await readable_layer(request, layer_id)
     equals = {k: v for k, v in request.query_params.items() if k not in ITEM_PARAMS}
     unknown = [
         k
@@ -370,7 +362,7 @@ async def items(
         offset=offset,
         crs=out_crs,
     )
-    page = await query_features(request.app.state.engine, layer, query)
+    page = await query_features(engine, layer, query)
     rest = {
         "numberMatched": page.number_matched,
         "numberReturned": page.number_returned,
@@ -399,18 +391,18 @@ async def items(
 )
 async def create_item(
     request: Request,
-    layer_id: str,
+    layer: EditableLayer,
+    caller: Caller,
+    engine: Engine,
     repair: bool = Query(False, description="Repair invalid geometry"),
 ) -> Response:
     """Insert the GeoJSON Feature in the body."""
-    layer, principal = await readable_layer(request, layer_id)
-    require_editor(layer, principal)
     body_crs = content_crs(request)
     result = await create_feature(
-        request.app.state.engine,
+        engine,
         layer,
         await read_body(request),
-        principal.actor,
+        caller.actor,
         content_crs=body_crs,
         crs=body_crs,
         repair=repair,
@@ -424,14 +416,15 @@ async def create_item(
     summary="One feature, with its ETag",
 )
 async def item(
-    request: Request, layer_id: str, feature_id: str, crs: str | None = Query(None)
+    request: Request,
+    layer: ReadableLayer,
+    engine: Engine,
+    feature_id: str,
+    crs: str | None = Query(None),
 ) -> Response:
     """The feature, in ``crs`` (default CRS84)."""
-    layer, _ = await readable_layer(request, layer_id)
     out_crs = parse_crs(crs)
-    found = await get_feature(
-        request.app.state.engine, layer, parse_feature_id(layer, feature_id), out_crs
-    )
+    found = await get_feature(engine, layer, parse_feature_id(layer, feature_id), out_crs)
     base = f"{base_url(request)}/collections/{layer.id}"
     links = [
         {"rel": "self", "type": GEOJSON, "href": f"{base}/items/{feature_id}"},
@@ -445,22 +438,23 @@ async def item(
 
 async def _update(
     request: Request,
-    layer_id: str,
+    layer: Layer,
+    caller: Principal,
+    engine: AsyncEngine,
     feature_id: str,
     if_match: str | None,
     patch: bool,
     repair: bool,
 ) -> Response:
-    layer, principal = await readable_layer(request, layer_id)
-    require_editor(layer, principal)
+    """Replace or merge-patch the feature with the body; the written feature."""
     body_crs = content_crs(request)
     result = await update_feature(
-        request.app.state.engine,
+        engine,
         layer,
         parse_feature_id(layer, feature_id),
         await read_body(request),
         if_match,
-        principal.actor,
+        caller.actor,
         patch=patch,
         content_crs=body_crs,
         crs=body_crs,
@@ -477,13 +471,17 @@ async def _update(
 )
 async def replace_item(
     request: Request,
-    layer_id: str,
+    layer: EditableLayer,
+    caller: Caller,
+    engine: Engine,
     feature_id: str,
     repair: bool = Query(False),
     if_match: str | None = IF_MATCH,
 ) -> Response:
     """Replace the feature with the body if If-Match holds its current ETag."""
-    return await _update(request, layer_id, feature_id, if_match, patch=False, repair=repair)
+    return await _update(
+        request, layer, caller, engine, feature_id, if_match, patch=False, repair=repair
+    )
 
 
 @router.patch(
@@ -494,13 +492,17 @@ async def replace_item(
 )
 async def patch_item(
     request: Request,
-    layer_id: str,
+    layer: EditableLayer,
+    caller: Caller,
+    engine: Engine,
     feature_id: str,
     repair: bool = Query(False),
     if_match: str | None = IF_MATCH,
 ) -> Response:
     """Apply a JSON merge patch (RFC 7396) if If-Match holds the current ETag."""
-    return await _update(request, layer_id, feature_id, if_match, patch=True, repair=repair)
+    return await _update(
+        request, layer, caller, engine, feature_id, if_match, patch=True, repair=repair
+    )
 
 
 @router.delete(
@@ -510,18 +512,14 @@ async def patch_item(
     summary="Delete a feature (If-Match required)",
 )
 async def delete_item(
-    request: Request, layer_id: str, feature_id: str, if_match: str | None = IF_MATCH
+    layer: EditableLayer,
+    caller: Caller,
+    engine: Engine,
+    feature_id: str,
+    if_match: str | None = IF_MATCH,
 ) -> Response:
     """Delete the feature if If-Match holds its current ETag; its history keeps it."""
-    layer, principal = await readable_layer(request, layer_id)
-    require_editor(layer, principal)
-    await delete_feature(
-        request.app.state.engine,
-        layer,
-        parse_feature_id(layer, feature_id),
-        if_match,
-        principal.actor,
-    )
+    await delete_feature(engine, layer, parse_feature_id(layer, feature_id), if_match, caller.actor)
     return Response(status_code=204)
 
 
@@ -531,19 +529,13 @@ async def delete_item(
 @router.get(
     "/collections/{layer_id}/items/{feature_id}/history",
     summary="Every version of a feature: operation, who, when, before and after",
+    response_model=FeatureHistory,
 )
-async def history(request: Request, layer_id: str, feature_id: str) -> Response:
+async def history(layer: HistoryLayer, engine: Engine, feature_id: str) -> dict[str, Any]:
     """The feature's versions, oldest first (needs an API key: it names who edited)."""
-    layer, principal = await readable_layer(request, layer_id)
-    if principal.role == ANONYMOUS:
-        raise Unauthorized(
-            "feature history needs an API key", headers={"WWW-Authenticate": "Bearer"}
-        )
     fid = parse_feature_id(layer, feature_id)
-    versions = await list_history(request.app.state.engine, layer, fid)
-    return json_response(
-        {"layer": layer.id, "id": fid, "versions": [v.as_json() for v in versions]}
-    )
+    versions = await list_history(engine, layer, fid)
+    return {"layer": layer.id, "id": fid, "versions": [v.as_json() for v in versions]}
 
 
 @router.post(
@@ -553,24 +545,17 @@ async def history(request: Request, layer_id: str, feature_id: str) -> Response:
 )
 async def restore(
     request: Request,
-    layer_id: str,
+    layer: EditableLayer,
+    caller: Caller,
+    engine: Engine,
     feature_id: str,
     version: int,
     if_match: str | None = IF_MATCH,
 ) -> Response:
     """Bring the feature back as it was at ``version``: 201 when it had been deleted, else
     200 (a replace, which needs If-Match)."""
-    layer, principal = await readable_layer(request, layer_id)
-    require_editor(layer, principal)
     fid = parse_feature_id(layer, feature_id)
-    result = await restore_version(
-        request.app.state.engine,
-        layer,
-        fid,
-        version,
-        if_match,
-        principal.actor,
-    )
+    result = await restore_version(engine, layer, fid, version, if_match, caller.actor)
     return write_response(
         request, layer, result, CRS84.header, status=201 if result.created else 200
     )

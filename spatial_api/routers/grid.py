@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, StrictBool, StrictInt
 
@@ -31,8 +31,20 @@ from layers.grid.lookup import lookup, open_lookup_pool
 from layers.grid.territories import TerritoryRequest, plan_territories
 from layers.grid.weights import parse_weight
 from layers.incidents.category_departments import clear_override, list_overrides, set_override
-from spatial_api.auth import Principal, require_role
+from spatial_api.deps import Admin, Dispatcher, Engine, GridLookupPool, HistoryReader, Reader
 from spatial_api.responses import json_response
+from spatial_api.schemas.grid import (
+    Assignment,
+    BuildReport,
+    BulkAssignment,
+    CategoryRoute,
+    CategoryRouting,
+    CellPage,
+    Coverage,
+    GridLookup,
+    PartitionPlan,
+    Reassignment,
+)
 
 
 @asynccontextmanager
@@ -47,11 +59,6 @@ async def lookup_pool(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(tags=["grid"], lifespan=lookup_pool)
-
-READERS = require_role("app", "inspector", "editor", "dispatcher")
-HISTORY_READERS = require_role("inspector", "editor", "dispatcher")
-DISPATCHERS = require_role("dispatcher")
-ADMINS = require_role()
 
 From = Annotated[
     datetime | None, Query(alias="from", description="Start (inclusive) of the period, ISO 8601")
@@ -70,26 +77,32 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return boundary_from_bbox(text).bounds if text else None
 
 
-@router.get("/grid/lookup", summary="The grid cell at a point and who answers for it")
+@router.get(
+    "/grid/lookup",
+    summary="The grid cell at a point and who answers for it",
+    response_class=Response,
+    responses={200: {"model": GridLookup}},  # hot path: answered with orjson, unvalidated
+)
 async def grid_lookup(
-    request: Request,
+    pool: GridLookupPool,
+    _: Reader,
     lon: Annotated[float, Query(description="Longitude (EPSG:4326)")],
     lat: Annotated[float, Query(description="Latitude (EPSG:4326)")],
     category: Annotated[
         str | None, Query(description="A 4-digit incident category: adds its department")
     ] = None,
-    _: Principal = Depends(READERS),
 ) -> Response:
     """The cell (hex string), its resolution, district, inspector, supervisor area and, for
     a category, the department that handles it there. 404 when the point is outside the
     grid; 400 for a bad lon/lat or an unknown category."""
-    answer = await lookup(request.app.state.grid_lookup_pool, lon, lat, category)
+    answer = await lookup(pool, lon, lat, category)
     return json_response(answer)
 
 
-@router.get("/grid/cells", summary="Grid cells, filtered and paged")
+@router.get("/grid/cells", summary="Grid cells, filtered and paged", response_model=CellPage)
 async def grid_cells(
-    request: Request,
+    engine: Engine,
+    _: Reader,
     district: Annotated[str | None, Query(description="District code")] = None,
     inspector_id: Annotated[int | None, Query(description="Inspector (user id)")] = None,
     supervisor: Annotated[str | None, Query(description="Supervisor area")] = None,
@@ -97,35 +110,38 @@ async def grid_cells(
     bbox: Annotated[str | None, Query(description="W,S,E,N in lon/lat")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-    _: Principal = Depends(READERS),
-) -> Response:
+) -> dict[str, Any]:
     """One page of cells in cell order with the total that match."""
     where = CellFilter(district, inspector_id, supervisor, unassigned, _bbox(bbox))
-    async with request.app.state.engine.connect() as conn:
-        return json_response(await list_cells(conn, where, limit, offset))
+    async with engine.connect() as conn:
+        return await list_cells(conn, where, limit, offset)
 
 
 @router.get("/grid/cells/{cell}", summary="One grid cell as a GeoJSON Feature")
-async def grid_cell(request: Request, cell: str, _: Principal = Depends(READERS)) -> Response:
+async def grid_cell(cell: str, engine: Engine, _: Reader) -> Response:
     """The cell's polygon, district, inspector, supervisor area, area and properties; 400
     for a malformed cell, 404 for a cell not in the grid."""
     h3cell = parse_cell(cell)
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         return json_response(await cell_feature(conn, h3cell))
 
 
-@router.get("/grid/cells/{cell}/assignment", summary="A cell's assignment and its history")
+@router.get(
+    "/grid/cells/{cell}/assignment",
+    summary="A cell's assignment and its history",
+    response_model=Assignment,
+)
 async def get_assignment(
-    request: Request,
     cell: str,
+    engine: Engine,
+    _: HistoryReader,
     limit: Annotated[int, Query(ge=1, le=1000, description="History entries")] = 100,
-    _: Principal = Depends(HISTORY_READERS),
-) -> Response:
+) -> dict[str, Any]:
     """The cell's inspector and supervisor area, and its changes (who, when, from, to),
     newest first."""
     h3cell = parse_cell(cell)
-    async with request.app.state.engine.connect() as conn:
-        return json_response(await assignment_of(conn, h3cell, limit))
+    async with engine.connect() as conn:
+        return await assignment_of(conn, h3cell, limit)
 
 
 class AssignmentBody(BaseModel):
@@ -150,21 +166,22 @@ class AssignmentBody(BaseModel):
         )
 
 
-@router.put("/grid/cells/{cell}/assignment", summary="Assign a cell")
+@router.put(
+    "/grid/cells/{cell}/assignment",
+    summary="Assign a cell",
+    response_model=Reassignment,
+)
 async def put_assignment(
-    request: Request,
-    cell: str,
-    body: AssignmentBody,
-    principal: Principal = Depends(DISPATCHERS),
-) -> Response:
+    cell: str, body: AssignmentBody, engine: Engine, principal: Dispatcher
+) -> dict[str, Any]:
     """Set the cell's inspector and/or supervisor area; the change goes into the history
     and the grid tiles refresh. Answers the cell's assignment after the change."""
     h3cell = parse_cell(cell)
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         await assignment_of(conn, h3cell, 1)
         result = await assign(conn, [h3cell], body.change(), principal.actor)
         current = await assignment_of(conn, h3cell)
-    return json_response({**current, "changed": bool(result.changed)})
+    return {**current, "changed": bool(result.changed)}
 
 
 class BulkAssignmentBody(AssignmentBody):
@@ -176,39 +193,48 @@ class BulkAssignmentBody(AssignmentBody):
     src_crs: str | None = None
 
 
-@router.post("/grid/assignments", summary="Assign many cells: a list or a polygon")
+@router.post(
+    "/grid/assignments",
+    summary="Assign many cells: a list or a polygon",
+    response_model=BulkAssignment,
+)
 async def bulk_assignment(
-    request: Request, body: BulkAssignmentBody, principal: Principal = Depends(DISPATCHERS)
-) -> Response:
+    body: BulkAssignmentBody, engine: Engine, principal: Dispatcher
+) -> dict[str, Any]:
     """Give every listed cell (or every cell centred in the polygon) the inspector and/or
     supervisor area; one history entry per changed cell. 422 names cells not in the grid."""
     if (body.cells is None) == (body.polygon is None):
         raise BadRequest("give either cells or polygon", code="invalid_selection")
     area = boundary_from_geojson(body.polygon, body.src_crs) if body.polygon else None
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         cells = (
             [parse_cell(c) for c in body.cells or []]
             if area is None
             else await cells_in_polygon(conn, area)
         )
         result = await assign(conn, cells, body.change(), principal.actor)
-    return json_response(result.as_json())
+    return result.as_json()
 
 
-@router.get("/grid/coverage", summary="Cells covered, unassigned cells, workload balance")
+@router.get(
+    "/grid/coverage",
+    summary="Cells covered, unassigned cells, workload balance",
+    response_model=Coverage,
+    response_model_exclude_unset=True,
+)
 async def grid_coverage(
-    request: Request,
+    engine: Engine,
+    _: Dispatcher,
     weight: WeightName = "cells",
     since: From = None,
     until: To = None,
     limit: Annotated[int, Query(ge=0, le=100_000, description="Unassigned cells listed")] = 1000,
-    _: Principal = Depends(DISPATCHERS),
-) -> Response:
+) -> dict[str, Any]:
     """Total and unassigned cells (listed), each inspector's cells and workload, and the
     balance (max/mean of the workloads)."""
     measure = parse_weight(weight, since, until)
-    async with request.app.state.engine.connect() as conn:
-        return json_response(await coverage(conn, measure, limit))
+    async with engine.connect() as conn:
+        return await coverage(conn, measure, limit)
 
 
 class PartitionBody(BaseModel):
@@ -238,17 +264,22 @@ class PartitionBody(BaseModel):
         )
 
 
-@router.post("/grid/partition", summary="Balanced connected territories for the inspectors")
+@router.post(
+    "/grid/partition",
+    summary="Balanced connected territories for the inspectors",
+    response_model=PartitionPlan,
+    response_model_exclude_unset=True,
+)
 async def grid_partition(
-    request: Request, body: PartitionBody, principal: Principal = Depends(DISPATCHERS)
-) -> Response:
+    body: PartitionBody, engine: Engine, principal: Dispatcher
+) -> dict[str, Any]:
     """Split the grid into one connected territory per inspector with balanced workload.
     A dry run (default) returns the plan with each territory's cells; ``"apply": true``
     writes it, each change in the history."""
     territory_request = body.request()
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         plan = await plan_territories(conn, territory_request, principal.actor)
-    return json_response(plan)
+    return plan
 
 
 class BuildBody(BaseModel):
@@ -264,10 +295,8 @@ class BuildBody(BaseModel):
     res: int = Field(DEFAULT_RES, ge=0, le=15)
 
 
-@router.post("/grid/build", summary="Build or rebuild the grid (admin)")
-async def grid_build(
-    request: Request, body: BuildBody, principal: Principal = Depends(ADMINS)
-) -> Response:
+@router.post("/grid/build", summary="Build or rebuild the grid (admin)", response_model=BuildReport)
+async def grid_build(body: BuildBody, engine: Engine, principal: Admin) -> dict[str, Any]:
     """Cover the boundary with cells at ``res``, keeping the assignments of cells that
     stay; reports the cells added and dropped."""
     sources = [body.boundary is not None, body.bbox is not None, body.districts]
@@ -277,16 +306,20 @@ async def grid_build(
         area = boundary_from_geojson(body.boundary, body.src_crs)
     else:
         area = boundary_from_bbox(body.bbox) if body.bbox else None
-    url = plain_url(request.app.state.engine.url.render_as_string(hide_password=False))
+    url = plain_url(engine.url.render_as_string(hide_password=False))
     report = await asyncio.to_thread(build_from, url, area, body.res, principal.actor)
-    return json_response(report.as_json())
+    return report.as_json()
 
 
-@router.get("/grid/category-departments", summary="Per-district departments of categories")
-async def category_departments(request: Request, _: Principal = Depends(READERS)) -> Response:
+@router.get(
+    "/grid/category-departments",
+    summary="Per-district departments of categories",
+    response_model=list[CategoryRoute],
+)
+async def category_departments(engine: Engine, _: Reader) -> list[dict[str, Any]]:
     """Every district that routes a category to a department other than the category's."""
-    async with request.app.state.engine.connect() as conn:
-        return json_response(await list_overrides(conn))
+    async with engine.connect() as conn:
+        return await list_overrides(conn)
 
 
 class DepartmentBody(BaseModel):
@@ -300,18 +333,15 @@ class DepartmentBody(BaseModel):
 @router.put(
     "/grid/category-departments/{category}/{district}",
     summary="Route a category to a department in one district",
+    response_model=CategoryRouting,
 )
 async def put_category_department(
-    request: Request,
-    category: str,
-    district: str,
-    body: DepartmentBody,
-    principal: Principal = Depends(DISPATCHERS),
-) -> Response:
+    category: str, district: str, body: DepartmentBody, engine: Engine, principal: Dispatcher
+) -> dict[str, Any]:
     """From now on the department handles the category in the district."""
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         department = await set_override(conn, category, district, body.department, principal.actor)
-    return json_response({"category": category, "district": district, "department": department})
+    return {"category": category, "district": district, "department": department}
 
 
 @router.delete(
@@ -320,9 +350,9 @@ async def put_category_department(
     summary="Route a category in a district back to the category's own department",
 )
 async def delete_category_department(
-    request: Request, category: str, district: str, _: Principal = Depends(DISPATCHERS)
+    category: str, district: str, engine: Engine, _: Dispatcher
 ) -> Response:
     """The district no longer has a department of its own for the category."""
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         await clear_override(conn, category, district)
     return Response(status_code=204)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -15,8 +16,8 @@ from etl.imports.options import options_from_input
 from etl.imports.vector import import_file
 from gis.errors import BadRequest
 from layers.db.engine import database_url
-from spatial_api.auth import Principal, require_role
-from spatial_api.responses import json_response
+from spatial_api.deps import Admin, DatabaseUrl
+from spatial_api.schemas.imports import ImportReport
 
 router = APIRouter(tags=["import"])
 MAIN_SUFFIXES = (
@@ -59,11 +60,18 @@ async def save_uploads(uploads: list[UploadFile], folder: Path) -> Path:
 @router.post(
     "/collections/{layer}/import",
     summary="Import a vector file into a layer (admin)",
-    responses={201: {"description": "The import report"}, 422: {"description": "Bad file"}},
+    responses={
+        200: {"model": ImportReport, "description": "The report of a dry run (nothing kept)"},
+        422: {"description": "Bad file"},
+    },
+    status_code=201,
+    response_model=ImportReport,
 )
 async def import_into_layer(
-    request: Request,
     layer: str,
+    response: Response,
+    principal: Admin,
+    database: DatabaseUrl,
     file: list[UploadFile] = File(
         ..., description="The file (a Shapefile: .shp with .shx, .dbf and .prj, or one .zip)"
     ),
@@ -83,13 +91,14 @@ async def import_into_layer(
     public: bool = Form(False),
     osm_preset: str | None = Form(None),
     division: str | None = Form(None),
-    principal: Principal = Depends(require_role()),
-) -> Response:
+) -> dict[str, Any]:
     """Import the uploaded file into ``layer``; the report (read, written, repaired,
     rejected with reasons, seconds). Bad files are a 4xx and write nothing."""
     options = options_from_input(locals(), actor=principal.actor)  # the form, by its names
-    url = request.app.state.database_url or database_url()
+    url = database or database_url()
     with tempfile.TemporaryDirectory(prefix="cityhex-import-") as folder:
         path = await save_uploads(file, Path(folder))
         report = await run_in_threadpool(import_file, url, path, options)
-    return json_response(report.to_dict(), 200 if dry_run else 201)
+    if dry_run:
+        response.status_code = 200
+    return report.to_dict()

@@ -8,10 +8,6 @@ from fastapi.responses import Response
 
 from layers.incidents.cases import Actor, Incident
 from spatial_api.auth import Principal
-from spatial_api.responses import json_response
-
-READERS = ("app", "inspector", "editor", "dispatcher")
-"""Roles that read cases (admin always may)."""
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -19,10 +15,10 @@ def actor_of(principal: Principal) -> Actor:
     return Actor(role=principal.role, name=principal.actor, user_id=principal.inspector_id)
 
 
-def incident_response(incident: Incident, status: int = 200, **extra: Any) -> Response:
-    """The case as JSON with its version as ETag."""
-    return json_response(
-        {**incident.as_dict(), **extra},
-        status,
-        headers={"ETag": f'"{incident.version}"', "Location": f"/incidents/{incident.id}"},
-    )
+def case_body(response: Response, incident: Incident, status: int = 200, **extra: Any) -> dict:
+    """The case as a response body; sets the status, the version as ETag and the case's
+    URL as Location on ``response``."""
+    response.status_code = status
+    response.headers["ETag"] = f'"{incident.version}"'
+    response.headers["Location"] = f"/incidents/{incident.id}"
+    return {**incident.as_dict(), **extra}

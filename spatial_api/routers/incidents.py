@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
 
 from gis.errors import BadRequest
@@ -31,22 +31,13 @@ from layers.incidents.transitions import (
     transition_history,
     transition_incident,
 )
-from spatial_api.auth import ANONYMOUS, Principal, current_principal, require_role
-from spatial_api.rate_limit import RateLimiter, public_report_limiter
-from spatial_api.responses import json_response
-from spatial_api.routers import categories, events, open311
-from spatial_api.routers.incident_common import READERS, actor_of, incident_response
+from spatial_api.auth import ANONYMOUS
+from spatial_api.deps import Caller, Engine, Reader, ReportLimiter
+from spatial_api.routers.incident_common import actor_of, case_body
+from spatial_api.schemas.incidents import Case, CaseHistory, CaseMetrics, CasePage
 
 router = APIRouter(tags=["incidents"])
 CaseIdPath = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="the case id")]
-
-
-def limiter(request: Request) -> RateLimiter:
-    """The process's limiter of anonymous reports."""
-    state = request.app.state
-    if not hasattr(state, "public_report_limiter"):
-        state.public_report_limiter = public_report_limiter()
-    return state.public_report_limiter
 
 
 class ReportBody(ReportInput):
@@ -59,22 +50,29 @@ class ReportBody(ReportInput):
     "/incidents",
     status_code=201,
     summary="Report an incident: routed to the cell's inspector and the category's department",
+    response_model=Case,
+    response_model_exclude_unset=True,
 )
 async def report(
-    body: ReportBody, request: Request, principal: Principal = Depends(current_principal)
-) -> Response:
+    body: ReportBody,
+    request: Request,
+    response: Response,
+    principal: Caller,
+    engine: Engine,
+    limiter: ReportLimiter,
+) -> dict[str, Any]:
     """201 with the new case (cell, inspector, department, deadline, possible duplicates);
     200 with the existing case when the report is attached to it (``duplicate_of``)."""
     if principal.role == ANONYMOUS:
-        limiter(request).take(request.client.host if request.client else "unknown")
+        limiter.take(request.client.host if request.client else "unknown")
     actor = actor_of(principal)
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         if body.duplicate_of is not None:
             incident = await attach_report(conn, body.duplicate_of, body, actor)
-            return incident_response(incident, 200, attached=True)
+            return case_body(response, incident, 200, attached=True)
         incident = await report_incident(conn, body, actor)
     duplicates = [d.as_dict() for d in incident.possible_duplicates]
-    return incident_response(incident, 201, possible_duplicates=duplicates)
+    return case_body(response, incident, 201, possible_duplicates=duplicates)
 
 
 def _csv(value: str | None) -> list[str]:
@@ -111,9 +109,15 @@ def page_body(page: Page) -> dict[str, Any]:
     }
 
 
-@router.get("/incidents", summary="List cases: task lists for the mobile app")
+@router.get(
+    "/incidents",
+    summary="List cases: task lists for the mobile app",
+    response_model=CasePage,
+    response_model_exclude_unset=True,
+)
 async def list_cases(
-    request: Request,
+    engine: Engine,
+    principal: Reader,
     assignee: Literal["me"] | None = Query(None, description="me: the caller's cases"),
     status: str | None = Query(None, description="comma list of statuses"),
     category: str | None = Query(None, description="comma list of category codes"),
@@ -125,8 +129,7 @@ async def list_cases(
     sort: Literal["deadline", "distance", "newest"] = "deadline",
     limit: int = Query(50, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=INT_MAX),
-    principal: Principal = Depends(require_role(*READERS)),
-) -> Response:
+) -> dict[str, Any]:
     """One page of cases with the total, each with its overdue flag."""
     query = IncidentQuery(
         statuses=_csv(status),
@@ -140,17 +143,22 @@ async def list_cases(
         limit=limit,
         offset=offset,
     )
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         if assignee == "me":
             for name, value in (await assignee_me(conn, actor_of(principal))).items():
                 setattr(query, name, value)
         page = await list_incidents(conn, query)
-    return json_response(page_body(page))
+    return page_body(page)
 
 
-@router.get("/incidents/metrics", summary="Case metrics: 结案率, 按期结案率, 返工率, score")
+@router.get(
+    "/incidents/metrics",
+    summary="Case metrics: 结案率, 按期结案率, 返工率, score",
+    response_model=CaseMetrics,
+)
 async def metrics(
-    request: Request,
+    engine: Engine,
+    _: Reader,
     start: datetime | None = Query(
         None, alias="from", description="period start (default: to - 30 days)"
     ),
@@ -158,73 +166,68 @@ async def metrics(
         None, alias="to", description="period end, exclusive (default: now)"
     ),
     group_by: GroupBy | None = None,
-    _: Principal = Depends(require_role(*READERS)),
-) -> Response:
+) -> dict[str, Any]:
     """Counts, rates, time to close and the department score of the period, per group."""
     end = end or datetime.now(UTC)
     start = start or end - timedelta(days=30)
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         result = await case_metrics(conn, start, end, group_by)
-    return json_response(
-        {
-            "from": result.start.isoformat(),
-            "to": result.end.isoformat(),
-            "group_by": result.group_by,
-            "groups": [g.as_dict() for g in result.groups],
-            "total": result.total.as_dict(),
-        }
-    )
+    return {
+        "from": result.start.isoformat(),
+        "to": result.end.isoformat(),
+        "group_by": result.group_by,
+        "groups": [g.as_dict() for g in result.groups],
+        "total": result.total.as_dict(),
+    }
 
 
-@router.get("/incidents/{incident_id}", summary="One case, with its version as ETag")
+@router.get(
+    "/incidents/{incident_id}",
+    summary="One case, with its version as ETag",
+    response_model=Case,
+    response_model_exclude_unset=True,
+)
 async def read_case(
-    incident_id: CaseIdPath,
-    request: Request,
-    principal: Principal = Depends(require_role(*READERS)),
-) -> Response:
+    incident_id: CaseIdPath, response: Response, engine: Engine, principal: Reader
+) -> dict[str, Any]:
     """The case and the actions the caller may take on it now; the ETag is the version a
     transition must name in If-Match."""
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         incident = await get_incident(conn, incident_id)
         actions = await allowed_actions(conn, incident, principal.role)
-    return incident_response(
-        incident, allowed_actions=[{"action": a.name, "label": a.label} for a in actions]
+    return case_body(
+        response, incident, allowed_actions=[{"action": a.name, "label": a.label} for a in actions]
     )
 
 
 @router.post(
     "/incidents/{incident_id}/transitions",
     summary="Take a workflow action on a case (If-Match: its version)",
+    response_model=Case,
+    response_model_exclude_unset=True,
 )
 async def transition(
     incident_id: CaseIdPath,
     body: TransitionInput,
-    request: Request,
+    response: Response,
+    engine: Engine,
+    principal: Reader,
     if_match: str | None = Header(None),
-    principal: Principal = Depends(require_role(*READERS)),
-) -> Response:
+) -> dict[str, Any]:
     """The case after the action. 428 without If-Match, 412 on a stale version, 409 listing
     the allowed actions when the action does not fit the state, 403 when it is not the
     caller's to take."""
     version = parse_if_match(if_match)
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         incident = await transition_incident(conn, incident_id, body, actor_of(principal), version)
-    return incident_response(incident)
+    return case_body(response, incident)
 
 
-@router.get("/incidents/{incident_id}/transitions", summary="The case's history")
-async def history(
-    incident_id: CaseIdPath, request: Request, _: Principal = Depends(require_role(*READERS))
-) -> Response:
+@router.get(
+    "/incidents/{incident_id}/transitions", summary="The case's history", response_model=CaseHistory
+)
+async def history(incident_id: CaseIdPath, engine: Engine, _: Reader) -> dict[str, Any]:
     """Every step of the case: who, when, from, to, note."""
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         steps = await transition_history(conn, incident_id)
-    return json_response({"incident_id": incident_id, "transitions": steps})
-
-
-api = APIRouter()
-"""Every incident route, in matching order (fixed paths before /incidents/{id})."""
-api.include_router(categories.router)
-api.include_router(router)
-api.include_router(open311.router)
-api.include_router(events.router)
+    return {"incident_id": incident_id, "transitions": steps}

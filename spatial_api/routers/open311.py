@@ -9,12 +9,12 @@ location of the grid cell, not the reported point) and posted with an app key, g
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import h3
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response
 from pydantic import ValidationError
 
 from gis.errors import BadRequest, Forbidden, NotFound, Unauthorized
@@ -22,9 +22,16 @@ from layers.incidents import workflow as wf
 from layers.incidents.cases import BIGINT_MAX, Incident, ReportInput, report_incident
 from layers.incidents.categories import department_names, get_category_record, list_categories
 from layers.incidents.lists import IncidentQuery, list_incidents
-from spatial_api.auth import ANONYMOUS, Principal, current_principal
-from spatial_api.responses import json_response
+from spatial_api.auth import ANONYMOUS, Authorization, Principal, principal_from
+from spatial_api.deps import Caller, Engine
 from spatial_api.routers.incident_common import actor_of
+from spatial_api.schemas.open311 import (
+    Discovery,
+    PostedRequest,
+    Service,
+    ServiceDefinition,
+    ServiceRequest,
+)
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 CLOSED = ("closed", "cancelled")
@@ -48,72 +55,75 @@ ASSET_ATTRIBUTE = {
     "order": 1,
     "description": "The code on the damaged or concerned asset, if any",
 }
+Endpoint = Callable[..., Awaitable[Any]]
 MAX_REQUESTS = 1000
 DEFAULT_WINDOW = timedelta(days=90)
 
 
-def both(path: str):
-    """Register a GET handler at ``path`` and at ``path.json``."""
+def both(path: str, response_model: Any) -> Callable[[Endpoint], Endpoint]:
+    """Register a GET handler at ``path`` and at ``path.json``, answering ``response_model``."""
 
-    def register(func):
-        return router.get(path + ".json", summary=func.__doc__.splitlines()[0])(
-            router.get(path, include_in_schema=False)(func)
+    def register(func: Endpoint) -> Endpoint:
+        summary = (func.__doc__ or "").splitlines()[0]
+        documented = router.get(path + ".json", summary=summary, response_model=response_model)
+        return documented(
+            router.get(path, response_model=response_model, include_in_schema=False)(func)
         )
 
     return register
 
 
-@both("/discovery")
-async def discovery(request: Request) -> Response:
+@both("/discovery", Discovery)
+async def discovery(request: Request) -> dict[str, Any]:
     """GeoReport v2 discovery: where the endpoint is and what it speaks."""
     base = str(request.base_url).rstrip("/") + router.prefix + "/"
-    return json_response(
-        {
-            "changeset": "2026-01-01T00:00:00Z",
-            "contact": "CityHex operator",
-            "key_service": "API keys with the app role: cityhex keys create --role app",
-            "endpoints": [
-                {
-                    "specification": "http://wiki.open311.org/GeoReport_v2",
-                    "url": base,
-                    "changeset": "2026-01-01T00:00:00Z",
-                    "type": "production",
-                    "formats": ["application/json"],
-                }
-            ],
-        }
-    )
-
-
-@both("/services")
-async def services(request: Request) -> Response:
-    """The services: one per incident category."""
-    async with request.app.state.engine.connect() as conn:
-        records = await list_categories(conn)
-    return json_response(
-        [
+    return {
+        "changeset": "2026-01-01T00:00:00Z",
+        "contact": "CityHex operator",
+        "key_service": "API keys with the app role: cityhex keys create --role app",
+        "endpoints": [
             {
-                "service_code": r.code,
-                "service_name": f"{r.name} ({r.name_en})",
-                "description": f"{r.name_en}: handled by "
-                f"{r.department_name_en or r.department_name} "
-                f"within {r.time_limit_hours:g} working hours",
-                "metadata": True,
-                "type": "realtime",
-                "keywords": r.name_en.lower().replace(" ", ","),
-                "group": r.major_name,
+                "specification": "http://wiki.open311.org/GeoReport_v2",
+                "url": base,
+                "changeset": "2026-01-01T00:00:00Z",
+                "type": "production",
+                "formats": ["application/json"],
             }
-            for r in records
-        ]
-    )
+        ],
+    }
 
 
-@router.get("/services/{code}.json", summary="A service definition: its attributes")
-async def service_definition(code: str, request: Request) -> Response:
+@both("/services", list[Service])
+async def services(engine: Engine) -> list[dict[str, Any]]:
+    """The services: one per incident category."""
+    async with engine.connect() as conn:
+        records = await list_categories(conn)
+    return [
+        {
+            "service_code": r.code,
+            "service_name": f"{r.name} ({r.name_en})",
+            "description": f"{r.name_en}: handled by "
+            f"{r.department_name_en or r.department_name} "
+            f"within {r.time_limit_hours:g} working hours",
+            "metadata": True,
+            "type": "realtime",
+            "keywords": r.name_en.lower().replace(" ", ","),
+            "group": r.major_name,
+        }
+        for r in records
+    ]
+
+
+@router.get(
+    "/services/{code}.json",
+    summary="A service definition: its attributes",
+    response_model=ServiceDefinition,
+)
+async def service_definition(code: str, engine: Engine) -> dict[str, Any]:
     """The attributes a request for ``code`` may carry."""
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         record = await get_category_record(conn, code)
-    return json_response({"service_code": record.code, "attributes": [ASSET_ATTRIBUTE]})
+    return {"service_code": record.code, "attributes": [ASSET_ATTRIBUTE]}
 
 
 def as_request(incident: Incident, departments: dict[int, str], exact: bool) -> dict[str, Any]:
@@ -188,46 +198,48 @@ def request_query(
     return query
 
 
-@both("/requests")
+@both("/requests", list[ServiceRequest])
 async def requests(
-    request: Request,
+    caller: Caller,
+    engine: Engine,
     service_request_id: str | None = None,
     service_code: str | None = None,
     start_date: str | None = None,
     end_date: str | None = None,
     status: str | None = Query(None, description="open, closed"),
-) -> Response:
+) -> list[dict[str, Any]]:
     """Service requests, newest first (at most 1000; the last 90 days unless dates are given)."""
-    principal = await current_principal(request)
     query = request_query(service_request_id, service_code, start_date, end_date, status)
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         page = await list_incidents(conn, query)
         departments = await department_names(conn)
-    exact = principal.role != ANONYMOUS
-    return json_response([as_request(i, departments, exact) for i in page.items])
+    exact = caller.role != ANONYMOUS
+    return [as_request(i, departments, exact) for i in page.items]
 
 
-@router.get("/requests/{request_id}.json", summary="One service request")
+@router.get(
+    "/requests/{request_id}.json",
+    summary="One service request",
+    response_model=list[ServiceRequest],
+)
 async def one_request(
-    request_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], request: Request
-) -> Response:
+    request_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], caller: Caller, engine: Engine
+) -> list[dict[str, Any]]:
     """The request ``request_id`` as a one-element list (as GeoReport v2 has it)."""
-    principal = await current_principal(request)
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         page = await list_incidents(conn, IncidentQuery(ids=[request_id], limit=1))
         departments = await department_names(conn)
     if not page.items:
         raise NotFound(f"no service request {request_id}", code="unknown_request")
-    return json_response([as_request(page.items[0], departments, principal.role != ANONYMOUS)])
+    return [as_request(page.items[0], departments, caller.role != ANONYMOUS)]
 
 
-async def poster(request: Request, fields: dict[str, Any]) -> Principal:
+async def poster(request: Request, authorization: str | None, fields: dict[str, Any]) -> Principal:
     """The caller of a POST: the Bearer key, or the GeoReport ``api_key`` field."""
     api_key = fields.get("api_key")
-    if api_key and "authorization" not in request.headers:
-        headers = [*request.scope["headers"], (b"authorization", f"Bearer {api_key}".encode())]
-        request = Request({**request.scope, "headers": headers})
-    principal = await current_principal(request)
+    if api_key and authorization is None:
+        authorization = f"Bearer {api_key}"
+    principal = await principal_from(request, authorization)
     if principal.role == ANONYMOUS:
         raise Unauthorized(
             "posting service requests needs an app key (api_key or Authorization: Bearer)",
@@ -274,16 +286,20 @@ def report_of(fields: dict[str, Any]) -> ReportInput:
         raise BadRequest("lat and long must be numbers", code="invalid_location") from None
 
 
-@router.post("/requests.json", status_code=201, summary="Post a service request (app key)")
-async def post_request(request: Request) -> Response:
+@router.post(
+    "/requests.json",
+    status_code=201,
+    summary="Post a service request (app key)",
+    response_model=list[PostedRequest],
+)
+async def post_request(
+    request: Request, authorization: Authorization, engine: Engine
+) -> list[dict[str, Any]]:
     """201 with ``[{service_request_id, service_notice, account_id}]``."""
     fields = await post_fields(request)
-    principal = await poster(request, fields)
+    principal = await poster(request, authorization, fields)
     data = report_of(fields)
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         incident = await report_incident(conn, data, actor_of(principal))
     notice = f"expected by {incident.deadline.isoformat()}" if incident.deadline else None
-    return json_response(
-        [{"service_request_id": str(incident.id), "service_notice": notice, "account_id": None}],
-        201,
-    )
+    return [{"service_request_id": str(incident.id), "service_notice": notice, "account_id": None}]

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from gis.crs import parse_crs
 from gis.errors import BadRequest
+from layers.catalog.registry import load_catalog
 from layers.features.spatial_queries import (
     MAX_K,
     MAX_NEAREST_M,
@@ -23,8 +24,9 @@ from layers.features.spatial_queries import (
     nearest,
     within,
 )
+from spatial_api.deps import Engine, LazyCaller, QueriedLayer, readable
 from spatial_api.responses import GEOJSON, JSON, json_response
-from spatial_api.routers.features import read_body, readable_layer
+from spatial_api.routers.features import read_body
 
 router = APIRouter(prefix="/query", tags=["queries"])
 FILTER = Query(None, alias="filter", description="A CQL2 filter on the layer's properties")
@@ -67,8 +69,8 @@ def hits_response(layer_id: str, hits: list[Hit], extra: dict[str, Any]) -> Resp
     summary="The k features of a layer nearest to a point, with distances in metres",
 )
 async def nearest_features(
-    request: Request,
-    layer: str = Query(..., description="The layer id"),
+    layer: QueriedLayer,
+    engine: Engine,
     lon: float = Query(..., description="WGS 84 longitude"),
     lat: float = Query(..., description="WGS 84 latitude"),
     k: int = Query(10, description=f"How many, 1..{MAX_K}"),
@@ -79,17 +81,16 @@ async def nearest_features(
     filter_lang: str = FILTER_LANG,
 ) -> Response:
     """Nearest first; ``distance_m`` is the true distance on the WGS 84 spheroid."""
-    found, _ = await readable_layer(request, layer)
-    hits = await nearest(request.app.state.engine, found, lon, lat, k, max_m, filter_, filter_lang)
-    return hits_response(found.id, hits, {"k": k})
+    hits = await nearest(engine, layer, lon, lat, k, max_m, filter_, filter_lang)
+    return hits_response(layer.id, hits, {"k": k})
 
 
 @router.get(
     "/within", response_class=Response, summary="The features of a layer within a radius of a point"
 )
 async def features_within(
-    request: Request,
-    layer: str = Query(...),
+    layer: QueriedLayer,
+    engine: Engine,
     lon: float = Query(...),
     lat: float = Query(...),
     radius_m: float = Query(..., description=f"Metres, at most {MAX_RADIUS_M:g}"),
@@ -98,11 +99,8 @@ async def features_within(
     filter_lang: str = FILTER_LANG,
 ) -> Response:
     """Nearest first with ``distance_m``; ``limited`` says whether more matched."""
-    found, _ = await readable_layer(request, layer)
-    hits, limited = await within(
-        request.app.state.engine, found, lon, lat, radius_m, filter_, filter_lang, limit
-    )
-    return hits_response(found.id, hits, {"radius_m": radius_m, "limited": limited})
+    hits, limited = await within(engine, layer, lon, lat, radius_m, filter_, filter_lang, limit)
+    return hits_response(layer.id, hits, {"radius_m": radius_m, "limited": limited})
 
 
 @router.post(
@@ -111,9 +109,9 @@ async def features_within(
     summary="For each layer, the features intersecting a GeoJSON geometry",
     openapi_extra=INTERSECTS_BODY,
 )
-async def features_intersecting(request: Request) -> Response:
+async def features_intersecting(request: Request, caller: LazyCaller, engine: Engine) -> Response:
     """Body ``{"layers": [...], "geometry": {...}, "crs": "..."}``; one FeatureCollection
-    per layer."""
+    per layer. The caller is looked up after the body is read, once a layer is named."""
     body = await read_body(request, limit=5 * 1024 * 1024)
     if not isinstance(body, dict) or "geometry" not in body or "layers" not in body:
         raise BadRequest(
@@ -124,10 +122,9 @@ async def features_intersecting(request: Request) -> Response:
         names = [n.strip() for n in names.split(",") if n.strip()]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise BadRequest("layers must be a list of layer ids", code="invalid_body")
-    layers = [(await readable_layer(request, name))[0] for name in dict.fromkeys(names)]
-    results = await intersects_layers(
-        request.app.state.engine, layers, body["geometry"], parse_crs(body.get("crs"))
-    )
+    catalog = load_catalog()
+    layers = [readable(catalog.get(name), await caller()) for name in dict.fromkeys(names)]
+    results = await intersects_layers(engine, layers, body["geometry"], parse_crs(body.get("crs")))
     parts = []
     for name, (features, limited) in results.items():
         meta = orjson.dumps(

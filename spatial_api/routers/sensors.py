@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncConnection
+from fastapi import APIRouter, Query, Request, Response
 
+from gis.errors import PayloadTooLarge
 from layers.sensors.alarms import alarm_history
-from layers.sensors.readings import (
-    MAX_BATCH,
-    PayloadTooLarge,
-    ingest,
-    parse_batch,
-    parse_time,
-    series,
-)
+from layers.sensors.readings import MAX_BATCH, ingest, parse_batch, parse_time, series
 from layers.sensors.registry import (
     SensorIn,
     SensorPatch,
@@ -25,9 +18,8 @@ from layers.sensors.registry import (
     list_sensors,
     update_sensor,
 )
-from spatial_api.auth import ANONYMOUS, Principal, require_role
-from spatial_api.deps import get_connection
-from spatial_api.responses import json_response
+from spatial_api.deps import Admin, App, Caller, Connection, Engine, Reader
+from spatial_api.schemas.sensors import AlarmHistory, IngestReport, Sensor, SensorPage, Series
 
 router = APIRouter(prefix="/sensors", tags=["sensors"])
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -60,110 +52,112 @@ READINGS_BODY = {
 }
 
 
-@router.get("", summary="The sensors, a page at a time")
+@router.get("", summary="The sensors, a page at a time", response_model=SensorPage)
 async def sensors_list(
+    conn: Connection,
+    _: Caller,
     kind: str | None = Query(None, description="only sensors of this kind"),
     alarm_state: Literal["normal", "warning", "alarm"] | None = Query(None),
     limit: int = Query(100, ge=1, le=10_000),
     offset: int = Query(0, ge=0),
-    conn: AsyncConnection = Depends(get_connection),
-    _: Principal = Depends(require_role(ANONYMOUS)),
-) -> Response:
+) -> dict[str, Any]:
     """Sensors by id with their measures, thresholds, latest values and alarm state."""
-    return json_response(await list_sensors(conn, kind, alarm_state, limit, offset))
+    return await list_sensors(conn, kind, alarm_state, limit, offset)
 
 
-@router.post("", status_code=201, summary="Register a sensor (admin)")
+@router.post("", status_code=201, summary="Register a sensor (admin)", response_model=Sensor)
 async def sensors_create(
     body: SensorIn,
-    conn: AsyncConnection = Depends(get_connection),
-    _: Principal = Depends(require_role("admin")),
-) -> Response:
+    conn: Connection,
+    _: Admin,
+) -> dict[str, Any]:
     """Register a sensor: code, kind, location, measures, thresholds, linked asset."""
-    return json_response(await create_sensor(conn, body.model_dump()), 201)
+    return await create_sensor(conn, body.model_dump())
 
 
 @router.post(
     "/readings",
     summary="Ingest a batch of readings (idempotent)",
     openapi_extra={"requestBody": READINGS_BODY},
+    response_model=IngestReport,
 )
-async def readings_ingest(
-    request: Request, _: Principal = Depends(require_role("app"))
-) -> Response:
+async def readings_ingest(request: Request, engine: Engine, _: App) -> dict[str, Any]:
     """Store the valid readings of a batch once each; report accepted, duplicate and
     rejected rows (with the reason for each) and the alarms raised."""
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body exceeds {MAX_BODY_BYTES} bytes")
-    report = await ingest(request.app.state.engine, parse_batch(body))
-    return json_response(report.to_dict())
+    report = await ingest(engine, parse_batch(body))
+    return report.to_dict()
 
 
-@router.get("/{sensor}", summary="One sensor (by id or code)")
+@router.get("/{sensor}", summary="One sensor (by id or code)", response_model=Sensor)
 async def sensors_get(
     sensor: str,
-    conn: AsyncConnection = Depends(get_connection),
-    _: Principal = Depends(require_role(ANONYMOUS)),
-) -> Response:
+    conn: Connection,
+    _: Caller,
+) -> dict[str, Any]:
     """The sensor with its latest values and alarm state."""
-    return json_response(await get_sensor(conn, sensor))
+    return await get_sensor(conn, sensor)
 
 
-@router.patch("/{sensor}", summary="Change a sensor (admin)")
+@router.patch("/{sensor}", summary="Change a sensor (admin)", response_model=Sensor)
 async def sensors_update(
     sensor: str,
     body: SensorPatch,
-    conn: AsyncConnection = Depends(get_connection),
-    _: Principal = Depends(require_role("admin")),
-) -> Response:
+    conn: Connection,
+    _: Admin,
+) -> dict[str, Any]:
     """Replace the given fields (measures and thresholds each as a whole)."""
-    return json_response(await update_sensor(conn, sensor, body.model_dump(exclude_unset=True)))
+    return await update_sensor(conn, sensor, body.model_dump(exclude_unset=True))
 
 
 @router.delete("/{sensor}", status_code=204, summary="Remove a sensor (admin)")
 async def sensors_delete(
     sensor: str,
-    conn: AsyncConnection = Depends(get_connection),
-    _: Principal = Depends(require_role("admin")),
+    conn: Connection,
+    _: Admin,
 ) -> Response:
     """Remove the sensor, its readings and its alarm history."""
     await delete_sensor(conn, sensor)
     return Response(status_code=204)
 
 
-@router.get("/{sensor}/readings", summary="A sensor's readings, raw or in time buckets")
+@router.get(
+    "/{sensor}/readings",
+    summary="A sensor's readings, raw or in time buckets",
+    response_model=Series,
+    response_model_exclude_unset=True,
+)
 async def sensors_series(
     sensor: str,
+    conn: Connection,
+    _: Caller,
     property: str | None = Query(None, description="required when the sensor measures several"),
     start: str | None = Query(None, alias="from", description="ISO 8601; default: to - 1 day"),
     end: str | None = Query(None, alias="to", description="ISO 8601; default: now"),
     bucket: Literal["5m", "1h", "1d"] | None = Query(None, description="omit for raw"),
     tz: str = Query("UTC", description="Time zone of the buckets, e.g. Asia/Shanghai"),
-    conn: AsyncConnection = Depends(get_connection),
-    _: Principal = Depends(require_role(ANONYMOUS)),
-) -> Response:
+) -> dict[str, Any]:
     """Readings of one property in [from, to): raw, or min/avg/max/count per bucket of the
     wall clock in ``tz`` (a ``1d`` bucket is a local day)."""
-    return json_response(
-        await series(
-            conn,
-            sensor,
-            property,
-            parse_time(start, "from") if start else None,
-            parse_time(end, "to") if end else None,
-            bucket,
-            tz,
-        )
+    return await series(
+        conn,
+        sensor,
+        property,
+        parse_time(start, "from") if start else None,
+        parse_time(end, "to") if end else None,
+        bucket,
+        tz,
     )
 
 
-@router.get("/{sensor}/alarms", summary="A sensor's alarm history")
+@router.get("/{sensor}/alarms", summary="A sensor's alarm history", response_model=AlarmHistory)
 async def sensors_alarms(
     sensor: str,
+    conn: Connection,
+    _: Reader,
     limit: int = Query(100, ge=1, le=10_000),
-    conn: AsyncConnection = Depends(get_connection),
-    _: Principal = Depends(require_role("app", "inspector", "editor", "dispatcher")),
-) -> Response:
+) -> dict[str, Any]:
     """Every level change (newest first): the reading that caused it and its incident."""
-    return json_response(await alarm_history(conn, sensor, limit))
+    return await alarm_history(conn, sensor, limit)

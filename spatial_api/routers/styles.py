@@ -7,12 +7,13 @@ from fastapi.responses import JSONResponse
 
 from gis.errors import NotFound
 from spatial_api.routers.tiles import public_base
+from spatial_api.schemas.system import StyleList
 from styles import load_style, style_names, style_title
 
 router = APIRouter(tags=["styles"])
 
 
-@router.get("/styles", summary="The map styles this server offers")
+@router.get("/styles", summary="The map styles this server offers", response_model=StyleList)
 async def list_styles(request: Request) -> dict[str, list[dict[str, str]]]:
     """Every style with its title and URL."""
     base = public_base(request)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from layers.db.health import database_versions
+from spatial_api.deps import Engine
 from spatial_api.errors import error_response
 from spatial_api.metrics import render_metrics
+from spatial_api.routers.features import LANDING_LINKS as FEATURE_LINKS
+from spatial_api.schemas.system import Health, Landing
 from spatial_api.settings import api_settings
 
 router = APIRouter(tags=["system"])
@@ -27,27 +30,30 @@ def link_list(request: Request, links: list[tuple[str, str, str]]) -> list[dict[
     return [{"rel": rel, "href": base + href, "title": title} for rel, href, title in links]
 
 
-@router.get("/", summary="Landing page: what this server offers")
+@router.get("/", summary="Landing page: what this server offers", response_model=Landing)
 async def landing(request: Request) -> dict[str, object]:
     """The links to everything this server offers."""
     return {
         "title": "CityHex",
         "description": "Spatial operations server: H3 city grid, vector tiles, OGC API "
         "Features, incidents, sensors and analytics on PostGIS.",
-        "links": link_list(request, LINKS + request.app.state.extra_links),
+        "links": link_list(request, LINKS + FEATURE_LINKS),
     }
 
 
-@router.get("/healthz", summary="Health: whether the database answers")
-async def healthz(request: Request) -> Response:
+@router.get(
+    "/healthz",
+    summary="Health: whether the database answers",
+    response_model=Health,
+    responses={503: {"description": "The database does not answer"}},
+)
+async def healthz(engine: Engine) -> dict[str, object] | Response:
     """200 with the database versions when the database answers, else 503."""
     try:
-        versions = await database_versions(
-            request.app.state.engine, api_settings().health_timeout_seconds
-        )
+        versions = await database_versions(engine, api_settings().health_timeout_seconds)
     except Exception as exc:  # any failure to reach the database is "unhealthy"
         return error_response(503, "database_unavailable", f"the database does not answer: {exc}")
-    return JSONResponse({"status": "ok", "database": versions})
+    return {"status": "ok", "database": versions}
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

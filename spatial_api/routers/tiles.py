@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import re
-import time
-from typing import Annotated
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi.responses import Response
 
-from gis.errors import CityHexError, Forbidden, Unauthorized
+from gis.errors import Forbidden, Unauthorized
 from gis.tilemath import check_tile
 from layers.catalog.registry import load_catalog
 from layers.db.engine import database_url
-from spatial_api.auth import ANONYMOUS, current_principal
-from spatial_api.errors import error_response
-from spatial_api.metrics import LATENCY, REQUESTS
+from spatial_api.auth import ANONYMOUS, CallerLookup
+from spatial_api.deps import LazyCaller, Tiles
+from spatial_api.schemas.system import TileJSON
 from tiles.filters import TileFilters, parse_filters
 from tiles.service import Tile, TileService
 from tiles.settings import tile_settings
@@ -24,13 +23,26 @@ from tiles.sources import Source, parse_sources
 from tiles.tilejson import tilejson
 
 MVT = "application/vnd.mapbox-vector-tile"
-router = APIRouter(tags=["tiles"])
 
 TILE_RESPONSES: dict[int | str, dict] = {
     200: {"content": {MVT: {}}, "description": "The tile (Mapbox Vector Tile 2.1)."},
     204: {"description": "The tile has no features."},
     304: {"description": "The tile still has the ETag given in If-None-Match."},
 }
+
+
+@asynccontextmanager
+async def tile_service(app: FastAPI) -> AsyncIterator[None]:
+    """The tile service of this process, on the application's database, for the life of
+    the process."""
+    app.state.tiles = await TileService.open(app.state.database_url or database_url())
+    try:
+        yield
+    finally:
+        await app.state.tiles.close()
+
+
+router = APIRouter(tags=["tiles"], lifespan=tile_service)
 
 
 def filter_query(
@@ -62,16 +74,12 @@ def filter_query(
 FilterQuery = Annotated[dict[str, str | None], Depends(filter_query)]
 
 
-async def open_tile_service(app: FastAPI) -> TileService:
-    """The tile service of this process, on the application's database."""
-    return await TileService.open(app.state.database_url or database_url())
-
-
-async def authorize(request: Request, sources: list[Source]) -> None:
-    """401/403 unless the caller may read every layer of the tile."""
+async def authorize(caller: CallerLookup, sources: list[Source]) -> None:
+    """401/403 unless the caller may read every layer of the tile (looked up only when a
+    layer is not public)."""
     if all(s.layer.public for s in sources):
         return
-    principal = await current_principal(request)
+    principal = await caller()
     denied = [s.name for s in sources if not s.layer.can_read(principal.role)]
     if not denied:
         return
@@ -109,14 +117,20 @@ def tile_response(request: Request, tile: Tile, public: bool) -> Response:
 
 
 async def serve_tile(
-    request: Request, layers: str, z: int, x: int, y: int, filters: dict[str, str | None]
+    request: Request,
+    caller: CallerLookup,
+    service: TileService,
+    layers: str,
+    z: int,
+    x: int,
+    y: int,
+    filters: dict[str, str | None],
 ) -> Response:
     """Check the request, then answer with the tile."""
     sources = parse_sources(load_catalog(), layers)
-    await authorize(request, sources)
+    await authorize(caller, sources)
     check_tile(z, x, y)
     checked: TileFilters = parse_filters(sources, **filters)
-    service: TileService = request.app.state.tiles
     tile = await service.tile(sources, z, x, y, checked)
     return tile_response(request, tile, all(s.layer.public for s in sources))
 
@@ -128,11 +142,18 @@ async def serve_tile(
     summary="A vector tile of one layer or several",
 )
 async def xyz_tile(
-    request: Request, layers: str, z: int, x: int, y: int, filters: FilterQuery
+    request: Request,
+    caller: LazyCaller,
+    service: Tiles,
+    layers: str,
+    z: int,
+    x: int,
+    y: int,
+    filters: FilterQuery,
 ) -> Response:
     """Tile ``z/x/y`` (WebMercatorQuad) holding one MVT layer per name in ``layers``
     (a comma list; ``<layer>_hex`` is a point layer's H3 aggregate)."""
-    return await serve_tile(request, layers, z, x, y, filters)
+    return await serve_tile(request, caller, service, layers, z, x, y, filters)
 
 
 @router.get(
@@ -142,10 +163,17 @@ async def xyz_tile(
     summary="A vector tile of a collection (OGC API Tiles)",
 )
 async def ogc_tile(
-    request: Request, layer: str, z: int, x: int, y: int, filters: FilterQuery
+    request: Request,
+    caller: LazyCaller,
+    service: Tiles,
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    filters: FilterQuery,
 ) -> Response:
     """The same tile as ``/tiles/{layer}/{z}/{x}/{y}.mvt``."""
-    return await serve_tile(request, layer, z, x, y, filters)
+    return await serve_tile(request, caller, service, layer, z, x, y, filters)
 
 
 def public_base(request: Request) -> str:
@@ -156,104 +184,21 @@ def public_base(request: Request) -> str:
     return f"{proto}://{host}{request.scope.get('root_path', '')}"
 
 
-@router.get("/tiles/{layers}/tilejson.json", summary="TileJSON 3.0.0 of one layer or several")
+@router.get(
+    "/tiles/{layers}/tilejson.json",
+    summary="TileJSON 3.0.0 of one layer or several",
+    response_model=TileJSON,
+)
 async def tilejson_document(
     request: Request,
+    caller: LazyCaller,
+    service: Tiles,
     layers: str,
     filters: FilterQuery,
-) -> JSONResponse:
+) -> dict[str, Any]:
     """The TileJSON of ``layers``: tile URL (carrying the same filters), layers and fields,
     bounds, center, zoom range."""
     sources = parse_sources(load_catalog(), layers)
-    await authorize(request, sources)
+    await authorize(caller, sources)
     checked = parse_filters(sources, **filters)
-    service: TileService = request.app.state.tiles
-    doc = await tilejson(service.pool, sources, public_base(request), checked)
-    return JSONResponse(doc)
-
-
-TILE_PATHS = (
-    (
-        re.compile(r"^/tiles/([^/]+)/([0-9]{1,2})/([0-9]{1,8})/([0-9]{1,8})\.mvt$"),
-        "/tiles/{layers}/{z}/{x}/{y}.mvt",
-    ),
-    (
-        re.compile(
-            r"^/collections/([^/,]+)/tiles/WebMercatorQuad/([0-9]{1,2})/([0-9]{1,8})/([0-9]{1,8})$"
-        ),
-        "/collections/{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}",
-    ),
-)
-
-
-def readable(scope: Scope, sources: list[Source]) -> bool:
-    """Whether the request may read every source, knowing its key from the key cache only."""
-    if all(s.layer.public for s in sources):
-        return True
-    token = next((v for k, v in scope["headers"] if k == b"authorization"), b"").decode()
-    scheme, _, key = token.partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    hit, record = scope["app"].state.key_cache.get(key.strip())
-    return bool(hit and record) and all(s.layer.can_read(record.role) for s in sources)
-
-
-class TileFastPath:
-    """Answers plain tile requests (GET, no query string, a caller allowed to read them)
-    straight from ASGI: cache hits and misses alike skip routing and validation. Anything
-    else, and any request whose path does not check out, goes on to the API's routes,
-    which answer it or say what is wrong."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = self.match(scope)
-        if found is None:
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        sources, z, x, y, route = found
-        service: TileService = scope["app"].state.tiles
-        try:
-            tile = await service.tile(sources, z, x, y, TileFilters())
-        except CityHexError as exc:
-            status, headers, body = (
-                exc.status,
-                {"Content-Type": "application/json"},
-                (error_response(exc.status, exc.code, exc.message).body),
-            )
-        else:
-            inm = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
-            public = all(s.layer.public for s in sources)
-            status, headers, body = tile_answer(tile, public, inm.decode() if inm else None)
-        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        raw.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": body})
-        REQUESTS.labels("GET", route, str(status)).inc()
-        LATENCY.labels("GET", route).observe(time.perf_counter() - start)
-
-    @staticmethod
-    def match(scope: Scope) -> tuple[list[Source], int, int, int, str] | None:
-        """The sources and tile of a plain tile request this path may answer, or None."""
-        if scope["type"] != "http" or scope["method"] != "GET" or scope["query_string"]:
-            return None
-        for pattern, route in TILE_PATHS:
-            m = pattern.match(scope["path"])
-            if m is None:
-                continue
-            z, x, y = int(m[2]), int(m[3]), int(m[4])
-            try:
-                sources = parse_sources(load_catalog(), m[1])
-                check_tile(z, x, y)
-            except CityHexError:
-                return None
-            return (sources, z, x, y, route) if readable(scope, sources) else None
-        return None
-
-
-def install(app: FastAPI) -> None:
-    """Serve tiles from ``app``: the routes, and the fast path in front of them."""
-    app.include_router(router)
-    app.add_middleware(TileFastPath)
+    return await tilejson(service.pool, sources, public_base(request), checked)

@@ -1,0 +1,131 @@
+"""The tile fast path: plain tile requests answered straight from ASGI.
+
+A plain tile request is a GET of ``/tiles/{layers}/{z}/{x}/{y}.mvt`` or of the OGC alias,
+with no query string, whose layers the caller may read knowing its key from the key cache
+alone. Such a request, cache hit or miss, skips FastAPI's dependency solving and
+validation; it is still counted under its route template by the metrics middleware.
+Anything else, and any request whose path does not check out, goes on to the tile routes
+(``spatial_api.routers.tiles``), which answer it or say what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from fastapi import APIRouter
+from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
+
+from gis.errors import CityHexError
+from gis.tilemath import check_tile
+from layers.catalog.registry import load_catalog
+from spatial_api.errors import error_response, http_status
+from spatial_api.routers.tiles import tile_answer
+from tiles.filters import TileFilters
+from tiles.service import TileService
+from tiles.sources import Source, parse_sources
+
+
+@dataclass(frozen=True)
+class TileRoute:
+    """One tile URL form: its pattern, and its template as the metrics name the route."""
+
+    pattern: re.Pattern[str]
+    path: str
+
+
+TILE_ROUTES = (
+    TileRoute(
+        re.compile(r"^/tiles/([^/]+)/([0-9]{1,2})/([0-9]{1,8})/([0-9]{1,8})\.mvt$"),
+        "/tiles/{layers}/{z}/{x}/{y}.mvt",
+    ),
+    TileRoute(
+        re.compile(
+            r"^/collections/([^/,]+)/tiles/WebMercatorQuad/([0-9]{1,2})/([0-9]{1,8})/([0-9]{1,8})$"
+        ),
+        "/collections/{layer}/tiles/WebMercatorQuad/{z}/{x}/{y}",
+    ),
+)
+
+
+PLAIN_TILE = "cityhex.plain_tile"
+"""The scope key under which matches() leaves the plain tile request for handle()."""
+
+
+@dataclass(frozen=True)
+class PlainTile:
+    """A plain tile request: its sources, its tile and the route form it came by."""
+
+    sources: list[Source]
+    z: int
+    x: int
+    y: int
+    route: TileRoute
+
+
+def readable(scope: Scope, sources: list[Source]) -> bool:
+    """Whether the request may read every source, knowing its key from the key cache only."""
+    if all(s.layer.public for s in sources):
+        return True
+    token = next((v for k, v in scope["headers"] if k == b"authorization"), b"").decode()
+    scheme, _, key = token.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    hit, record = scope["app"].state.key_cache.get(key.strip())
+    return bool(hit and record) and all(s.layer.can_read(record.role) for s in sources)
+
+
+def plain_tile(scope: Scope) -> PlainTile | None:
+    """The plain tile request ``scope`` is, or None when the tile routes must answer it."""
+    if scope["type"] != "http" or scope["method"] != "GET" or scope["query_string"]:
+        return None
+    for route in TILE_ROUTES:
+        m = route.pattern.match(scope["path"])
+        if m is None:
+            continue
+        z, x, y = int(m[2]), int(m[3]), int(m[4])
+        try:
+            sources = parse_sources(load_catalog(), m[1])
+            check_tile(z, x, y)
+        except CityHexError:
+            return None
+        return PlainTile(sources, z, x, y, route) if readable(scope, sources) else None
+    return None
+
+
+class TileFastPath(APIRouter):
+    """A router without path operations that claims plain tile requests and answers them
+    itself. Listed first among the routers, so it is tried before any route."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """FULL for a plain tile request (kept in the scope for handle), NONE for anything
+        else."""
+        found = plain_tile(scope)
+        if found is None:
+            return Match.NONE, {}
+        scope[PLAIN_TILE] = found
+        return Match.FULL, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer the plain tile request: the tile, 304, 204, or the error as JSON."""
+        found: PlainTile = scope[PLAIN_TILE]
+        scope["route"] = found.route
+        service: TileService = scope["app"].state.tiles
+        try:
+            tile = await service.tile(found.sources, found.z, found.x, found.y, TileFilters())
+        except CityHexError as exc:
+            status = http_status(exc)
+            headers = {"Content-Type": "application/json"}
+            body = error_response(status, exc.code, exc.message).body
+        else:
+            inm = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
+            public = all(s.layer.public for s in found.sources)
+            status, headers, body = tile_answer(tile, public, inm.decode() if inm else None)
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        raw.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+
+router = TileFastPath()
