@@ -11,7 +11,7 @@ from layers.db.engine import create_async_engine
 from spatial_api.auth import new_key_cache
 from spatial_api.errors import install_error_handlers
 from spatial_api.metrics import MetricsMiddleware
-from spatial_api.routers import analytics, imports, sensors, styles, system, tiles
+from spatial_api.routers import analytics, imports, open_data, sensors, styles, system, tiles
 from spatial_api.routers.features import LANDING_LINKS as FEATURE_LINKS
 from spatial_api.routers.features import router as features_router
 from spatial_api.routers.grid import router as grid_router
@@ -54,5 +54,6 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(features_router)
     app.include_router(queries_router)
     app.include_router(imports.router)
+    app.include_router(open_data.router)
     app.state.extra_links.extend(FEATURE_LINKS)
     return app
