@@ -22,9 +22,8 @@ from spatial_api.responses import JSON
 
 router = APIRouter(tags=["open data"])
 READ_BYTES = 1 << 16
-ERRORS = {
-    400: {"description": "Unknown format"},
-    404: {"description": "Unknown dataset"},
+UNAVAILABLE = {
+    304: {"description": "Not modified: If-None-Match names the current ETag"},
     503: {"description": "The database is unavailable or the query ran too long"},
 }
 
@@ -48,9 +47,9 @@ def file_chunks(data: BinaryIO) -> Iterator[bytes]:
             yield block
 
 
-@router.get("/open/", summary="The open data catalog (DCAT-style JSON-LD)", responses=ERRORS)
+@router.get("/open/", summary="The open data catalog (DCAT-style JSON-LD)", responses=UNAVAILABLE)
 @router.get(
-    "/open/catalog.json", summary="The open data catalog (same as /open/)", responses=ERRORS
+    "/open/catalog.json", summary="The open data catalog (same as /open/)", responses=UNAVAILABLE
 )
 async def catalog(request: Request) -> Response:
     """Every open dataset: title, description, licence, update frequency, coverage,
@@ -77,7 +76,9 @@ async def catalog(request: Request) -> Response:
                 "application/geopackage+sqlite3": {},
             },
         },
-        **ERRORS,
+        400: {"description": "Unknown format"},
+        404: {"description": "Unknown dataset"},
+        **UNAVAILABLE,
     },
 )
 async def download(request: Request, name: str) -> Response:

@@ -12,6 +12,7 @@ from etl.exports.open_data.export import open_data_connection
 from etl.exports.open_data.settings import OpenDataSettings, open_data_settings
 from etl.exports.open_data.writers import FORMATS
 from layers.catalog.registry import load_catalog
+from layers.incidents.working_time import working_time_settings
 
 CONTEXT = {
     "dcat": "http://www.w3.org/ns/dcat#",
@@ -53,10 +54,11 @@ def city_bbox(conn: psycopg.Connection) -> str | None:
 
 
 def period(conn: psycopg.Connection, dataset: Dataset) -> dict[str, str] | None:
-    """The time the dataset covers (DCAT ``temporal``), when it is cheap to know."""
+    """The days the dataset covers (DCAT ``temporal``), when it is cheap to know."""
     if dataset.temporal is None:
         return None
-    start, end = conn.execute(dataset.temporal).fetchone()
+    tz = working_time_settings().timezone
+    start, end = conn.execute(dataset.temporal, {"tz": tz}).fetchone()
     if start is None:
         return None
     return {"@type": "dct:PeriodOfTime", "startDate": start.isoformat(), "endDate": end.isoformat()}

@@ -60,7 +60,8 @@ class Dataset:
     layer: str | None = None
     """The catalog layer the dataset publishes, if it is one."""
     temporal: str | None = None
-    """SQL giving the first and last time the data cover (cheap: an indexed column)."""
+    """SQL giving the first and last day the data cover, in the city's time zone (``tz``);
+    only where it is cheap (an indexed column)."""
 
     @property
     def field_names(self) -> list[str]:
@@ -185,7 +186,8 @@ DERIVED = (
             Field("cases", "integer", f"Number of cases (never below {MIN_COUNT})"),
         ),
         rows=case_cell_rows,
-        temporal="SELECT min(reported_at), max(reported_at) FROM incidents",
+        temporal="SELECT (min(reported_at) AT TIME ZONE %(tz)s)::date,"
+        " (max(reported_at) AT TIME ZONE %(tz)s)::date FROM incidents",
     ),
     Dataset(
         id="sensor_daily_means",

@@ -63,12 +63,14 @@ def layer_rows(conn: psycopg.Connection, layer_id: str, fields: Sequence[str]) -
         f"SELECT {', '.join(columns)}, ST_AsBinary(ST_Transform({layer.geometry_column}, 4326))"
         f" FROM {layer.table} ORDER BY {layer.id_column}"
     )
-    id_at = columns.index(layer.id_column) if "id" in fields else None
+    hex_at = fields.index("id") if layer.id_type == "h3" and "id" in fields else None
     for rows in fetch_chunks(conn, query):
         chunk = with_wkb_geometry(rows)
-        if layer.id_type == "h3" and id_at is not None:
-            chunk.rows[:] = [(*r[:id_at], to_hex(r[id_at]), *r[id_at + 1 :]) for r in chunk.rows]
-        yield chunk
+        if hex_at is None:
+            yield chunk
+        else:
+            hexed = [(*r[:hex_at], to_hex(r[hex_at]), *r[hex_at + 1 :]) for r in chunk.rows]
+            yield Chunk(hexed, chunk.geometries)
 
 
 def case_counts(conn: psycopg.Connection) -> Counter[tuple[int, str, str]]:
