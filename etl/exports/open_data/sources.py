@@ -42,7 +42,6 @@ def fetch_chunks(
 ) -> Iterator[list[tuple[Any, ...]]]:
     """The rows of ``query`` a chunk at a time, through a server-side cursor."""
     with conn.cursor(name="open_data") as cur:
-        cur.itersize = CHUNK_ROWS
         cur.execute(query, params)
         while rows := cur.fetchmany(CHUNK_ROWS):
             yield rows
