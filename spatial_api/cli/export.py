@@ -9,13 +9,15 @@ from pathlib import Path
 
 import typer
 
+from etl.exports.open_data.export import export_to_file
 from gis.errors import BadRequest
 from spatial_api.cli.common import console, ready_database, reports_errors
 from spatial_api.cli.importer import export_features_command
 from tiles.export import Format, export_tiles, parse_bbox, parse_cells
 
 app = typer.Typer(
-    help="Export layers to files: MBTiles/PMTiles tile sets, feature files.", no_args_is_help=True
+    help="Export layers to files: MBTiles/PMTiles tile sets, feature files, open data.",
+    no_args_is_help=True,
 )
 app.command("features")(export_features_command)
 
@@ -74,3 +76,14 @@ def pmtiles_command(
 ) -> None:
     """Write the served tiles of an area (e.g. an inspector's patrol cells) as PMTiles."""
     export_tile_set("pmtiles", layers, bbox, cells, minzoom, maxzoom, output)
+
+
+@app.command("open")
+@reports_errors
+def open_command(
+    dataset: str = typer.Option(..., "--dataset", help="Open dataset, as listed at /open/"),
+    output: Path = typer.Option(..., "-o", "--output", help="File to write: .csv, .geojson, .gpkg"),
+) -> None:
+    """Write an open dataset (desensitized, as served at /open/) to a file."""
+    written = export_to_file(ready_database(), dataset, output)
+    console.print(f"{output}: {written.rows} rows of {written.dataset}")

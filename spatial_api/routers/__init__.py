@@ -17,6 +17,7 @@ from spatial_api.routers import (
     imports,
     incidents,
     open311,
+    open_data,
     queries,
     sensors,
     styles,
@@ -40,4 +41,5 @@ ROUTERS: list[APIRouter] = [
     features.router,
     queries.router,
     imports.router,
+    open_data.router,
 ]
