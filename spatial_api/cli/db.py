@@ -60,5 +60,4 @@ def url() -> None:
 @reports_errors
 def migrate_command() -> None:
     """Apply the schema migrations (starting the embedded cluster when it is used)."""
-    migrate(ready_database())
-    console.print("schema up to date")
+    console.print(migrate(ready_database()).describe())

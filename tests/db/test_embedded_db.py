@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -80,10 +81,27 @@ def test_backends_keep_their_freed_memory(home: Path) -> None:
 
 
 def test_migrate_creates_schema(home: Path) -> None:
-    assert cityhex(home, "migrate").returncode == 0
+    first = cityhex(home, "migrate")
+    assert first.returncode == 0
     url = cityhex(home, "db", "url").stdout.strip()
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM incident_categories").fetchone()[0] > 30
+        head = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+    assert f"schema created (revision {head})" in first.stderr
+    again = cityhex(home, "migrate")
+    assert again.returncode == 0
+    assert f"schema already up to date (revision {head})" in again.stderr
+
+
+def test_serve_on_a_busy_port_fails_before_announcing_its_url(home: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        answer = cityhex(home, "serve", "--port", str(port))
+    assert answer.returncode == 1
+    assert "port_in_use" in answer.stderr and f"127.0.0.1:{port}" in answer.stderr
+    assert "CityHex on http" not in answer.stderr + answer.stdout
 
 
 def test_stale_pid_file_after_crash_is_recovered(home: Path) -> None:
