@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import HTMLResponse, Response
 
 from layers.db.health import database_versions
 from spatial_api.deps import Engine
 from spatial_api.errors import error_response
 from spatial_api.metrics import render_metrics
+from spatial_api.pages import landing_page, wants_html
 from spatial_api.routers.features import LANDING_LINKS as FEATURE_LINKS
 from spatial_api.schemas.system import Health, Landing
 from spatial_api.settings import api_settings
@@ -21,7 +22,14 @@ LINKS = [
     ("service-doc", "/docs", "Interactive API documentation"),
     ("health", "/healthz", "Health: 200 when the database answers, 503 when it does not"),
     ("metrics", "/metrics", "Prometheus metrics"),
+    ("styles", "/styles", "MapLibre map styles of the layers"),
+    ("open-data", "/open/", "Open data: the catalog and downloads, without personal data"),
 ]
+TITLE = "CityHex"
+DESCRIPTION = (
+    "Spatial operations server: H3 city grid, vector tiles, OGC API Features, incidents, "
+    "sensors and analytics on PostGIS."
+)
 
 
 def link_list(request: Request, links: list[tuple[str, str, str]]) -> list[dict[str, str]]:
@@ -30,15 +38,22 @@ def link_list(request: Request, links: list[tuple[str, str, str]]) -> list[dict[
     return [{"rel": rel, "href": base + href, "title": title} for rel, href, title in links]
 
 
-@router.get("/", summary="Landing page: what this server offers", response_model=Landing)
-async def landing(request: Request) -> dict[str, object]:
-    """The links to everything this server offers."""
-    return {
-        "title": "CityHex",
-        "description": "Spatial operations server: H3 city grid, vector tiles, OGC API "
-        "Features, incidents, sensors and analytics on PostGIS.",
-        "links": link_list(request, LINKS + FEATURE_LINKS),
-    }
+@router.get(
+    "/",
+    summary="Landing page: what this server offers (HTML for browsers, else JSON)",
+    response_model=Landing,
+    responses={200: {"content": {"text/html": {}}}},
+)
+async def landing(
+    request: Request,
+    accept: str | None = Header(None),
+    f: str | None = Query(None, pattern="^(json|html)$", description="json or html"),
+) -> dict[str, object] | Response:
+    """The links to everything this server offers: a page for a browser, JSON otherwise."""
+    links = link_list(request, LINKS + FEATURE_LINKS)
+    if wants_html(accept, f):
+        return HTMLResponse(landing_page(TITLE, DESCRIPTION, links))
+    return {"title": TITLE, "description": DESCRIPTION, "links": links}
 
 
 @router.get(

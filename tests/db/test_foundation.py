@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import h3
 import psycopg
@@ -107,6 +108,29 @@ def test_landing_health_metrics_openapi(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     metrics = client.get("/metrics").text
     assert 'cityhex_http_requests_total{method="GET",route="/healthz",status="200"}' in metrics
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+def test_landing_gives_a_browser_a_page_and_a_program_json(client: TestClient) -> None:
+    json_links = {link["rel"]: link["href"] for link in client.get("/").json()["links"]}
+    assert (
+        client.get("/", headers={"Accept": "*/*"})
+        .headers["content-type"]
+        .startswith("application/json")
+    )
+    page = client.get("/", headers={"Accept": BROWSER_ACCEPT})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    hrefs = set(re.findall(r'href="([^"]+)"', page.text))
+    for rel in ("service-doc", "styles", "data", "open-data"):
+        assert json_links[rel] in hrefs, rel
+    assert "接口文档" in page.text and "API documentation" in page.text
+    assert not re.search(r'(src|href)="(https?:)?//(?!testserver)', page.text), "outside link"
+    assert client.get("/?f=html").headers["content-type"].startswith("text/html")
+    forced = client.get("/?f=json", headers={"Accept": BROWSER_ACCEPT})
+    assert forced.json()["title"] == "CityHex"
+    assert client.get("/?f=xml").status_code == 400
 
 
 def test_errors_are_json(client: TestClient) -> None:
