@@ -387,6 +387,27 @@ async def readings_near(
     )
 
 
+NEAREST_READING = """
+    SELECT {pick}(r.ts) FROM sensors s CROSS JOIN LATERAL (
+        SELECT ts FROM readings
+        WHERE sensor_id = s.id AND property = $1 AND ts {op} $2::timestamptz AND value = value
+        ORDER BY ts {order} LIMIT 1) r"""
+
+
+async def nearest_reading_time(conn: AsyncConnection, prop: str, at: datetime) -> datetime | None:
+    """The time of the reading of ``prop`` nearest to ``at`` (None when there is none)."""
+    check_property(prop)
+    async with raw_connection(conn) as raw:
+        before = await raw.fetchval(
+            NEAREST_READING.format(pick="max", op="<=", order="DESC"), prop, at
+        )
+        after = await raw.fetchval(
+            NEAREST_READING.format(pick="min", op=">=", order="ASC"), prop, at
+        )
+    found = [t for t in (before, after) if t is not None]
+    return min(found, key=lambda t: abs((t - at).total_seconds()), default=None)
+
+
 def expand_bbox(bbox: BBox, metres: float) -> BBox:
     """``bbox`` widened by ``metres`` on every side (clamped to valid lon/lat)."""
     dlat = metres / 111_320.0

@@ -16,7 +16,13 @@ from gis.analytics.grid import BBox, RasterGrid
 from gis.analytics.idw import idw
 from gis.analytics.kde import KERNEL_SIGMAS, check_bandwidth, kde
 from gis.errors import BadRequest, Unprocessable
-from layers.analytics.aggregations import Filters, expand_bbox, point_coordinates, readings_near
+from layers.analytics.aggregations import (
+    Filters,
+    expand_bbox,
+    nearest_reading_time,
+    point_coordinates,
+    readings_near,
+)
 
 MAX_NEIGHBORS = 64
 MAX_WINDOW = timedelta(days=31)
@@ -58,6 +64,22 @@ def check_idw_options(power: float, neighbors: int, window: timedelta) -> None:
         raise BadRequest("window must be between 1 second and 31 days", code="invalid_window")
 
 
+async def no_readings(
+    conn: AsyncConnection, prop: str, at: datetime, window: timedelta
+) -> Unprocessable:
+    """The error for an IDW moment with no readings, naming the nearest moment that has one."""
+    message = f"no sensor has a reading of {prop!r} within {window} of {at.isoformat()}"
+    nearest = await nearest_reading_time(conn, prop, at)
+    if nearest is None:
+        return Unprocessable(message, code="no_readings")
+    moment = nearest.isoformat()
+    return Unprocessable(
+        f"{message}; the nearest reading is at {moment}: ask for at={moment}",
+        code="no_readings",
+        details={"nearest": moment},
+    )
+
+
 async def idw_heatmap(
     conn: AsyncConnection,
     prop: str,
@@ -74,10 +96,7 @@ async def idw_heatmap(
     grid = RasterGrid.covering(bbox, cell_m)
     sites = await readings_near(conn, prop, at, window)
     if len(sites.values) == 0:
-        raise Unprocessable(
-            f"no sensor has a reading of {prop!r} within {window} of {at.isoformat()}",
-            code="no_readings",
-        )
+        raise await no_readings(conn, prop, at, window)
 
     def compute() -> np.ndarray:
         sx, sy = grid.project(sites.lon, sites.lat)

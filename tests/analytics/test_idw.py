@@ -89,5 +89,13 @@ def test_png_and_errors(http) -> None:
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     later = http.get("/analytics/idw", params=idw_params(at="2025-06-20T00:00:00Z"))
     assert later.status_code == 422 and later.json()["code"] == "no_readings"
+    latest = AT + timedelta(minutes=90)  # s1's last reading, the nearest to the later moment
+    assert later.json()["details"] == {"nearest": latest.isoformat()}
+    assert f"at={latest.isoformat()}" in later.json()["message"]
+    retried = http.get("/analytics/idw", params=idw_params(at=latest.isoformat()))
+    assert retried.status_code == 200
+    earlier = http.get("/analytics/idw", params=idw_params(at="2025-01-01T00:00:00Z"))
+    first = AT + timedelta(minutes=-180)  # s5's reading, the earliest of all
+    assert earlier.json()["details"] == {"nearest": first.isoformat()}
     unknown = http.get("/analytics/idw", params=idw_params(property="no2"))
     assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_property"
