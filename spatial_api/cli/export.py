@@ -5,6 +5,7 @@ A Typer sub-app: each kind of export is one command registered on ``app``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -50,32 +51,30 @@ MAXZOOM = typer.Option(16, "--maxzoom", help="Last zoom")
 OUTPUT = typer.Option(..., "-o", "--output", help="File to write")
 
 
-@app.command("mbtiles")
-@reports_errors
-def mbtiles_command(
-    layers: str = LAYERS,
-    bbox: str | None = BBOX,
-    cells: str | None = CELLS,
-    minzoom: int = MINZOOM,
-    maxzoom: int = MAXZOOM,
-    output: Path = OUTPUT,
-) -> None:
-    """Write the served tiles of an area (e.g. an inspector's patrol cells) as MBTiles."""
-    export_tile_set("mbtiles", layers, bbox, cells, minzoom, maxzoom, output)
+TILE_SET_NAMES = {"mbtiles": "MBTiles", "pmtiles": "PMTiles"}
 
 
-@app.command("pmtiles")
-@reports_errors
-def pmtiles_command(
-    layers: str = LAYERS,
-    bbox: str | None = BBOX,
-    cells: str | None = CELLS,
-    minzoom: int = MINZOOM,
-    maxzoom: int = MAXZOOM,
-    output: Path = OUTPUT,
-) -> None:
-    """Write the served tiles of an area (e.g. an inspector's patrol cells) as PMTiles."""
-    export_tile_set("pmtiles", layers, bbox, cells, minzoom, maxzoom, output)
+def tile_set_command(fmt: Format) -> Callable[..., None]:
+    """The command that writes the served tiles of an area as a ``fmt`` tile set."""
+
+    def command(
+        layers: str = LAYERS,
+        bbox: str | None = BBOX,
+        cells: str | None = CELLS,
+        minzoom: int = MINZOOM,
+        maxzoom: int = MAXZOOM,
+        output: Path = OUTPUT,
+    ) -> None:
+        export_tile_set(fmt, layers, bbox, cells, minzoom, maxzoom, output)
+
+    command.__doc__ = (
+        f"Write the served tiles of an area (e.g. an inspector's patrol cells) as {TILE_SET_NAMES[fmt]}."
+    )
+    return command
+
+
+app.command("mbtiles")(reports_errors(tile_set_command("mbtiles")))
+app.command("pmtiles")(reports_errors(tile_set_command("pmtiles")))
 
 
 @app.command("open")
