@@ -68,7 +68,8 @@ def tile_set_command(fmt: Format) -> Callable[..., None]:
         export_tile_set(fmt, layers, bbox, cells, minzoom, maxzoom, output)
 
     command.__doc__ = (
-        f"Write the served tiles of an area (e.g. an inspector's patrol cells) as {TILE_SET_NAMES[fmt]}."
+        "Write the served tiles of an area (e.g. an inspector's patrol cells)"
+        f" as {TILE_SET_NAMES[fmt]}."
     )
     return command
 
