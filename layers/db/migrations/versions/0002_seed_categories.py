@@ -15,8 +15,6 @@ from alembic import op
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 DEPARTMENTS = [
     ("cgj", "城市管理和综合执法局", "Urban Management and Law Enforcement Bureau"),

@@ -15,8 +15,6 @@ from alembic import op
 
 revision: str = "0004_features"
 down_revision: str | Sequence[str] | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 SAFE_CASTS = r"""
 CREATE FUNCTION cityhex_try_numeric(value text) RETURNS numeric

@@ -17,8 +17,6 @@ from alembic import op
 
 revision: str = "0005_grid"
 down_revision: str | Sequence[str] | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -10,8 +10,6 @@ from alembic import op
 
 revision: str = "0009_analytics"
 down_revision: str | Sequence[str] | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 HOTSPOT_CELLS = """
 CREATE TABLE hotspot_cells (

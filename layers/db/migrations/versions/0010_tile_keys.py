@@ -15,8 +15,6 @@ from alembic import op
 
 revision: str = "0010_tile_keys"
 down_revision: str | Sequence[str] | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 KEYED_TABLES = ("incidents", "sensors")
 

@@ -17,8 +17,6 @@ down_revision: str | Sequence[str] | None = (
     "0009_analytics",
     "0010_tile_keys",
 )
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
