@@ -13,7 +13,7 @@ import asyncpg
 
 from gis.errors import BadRequest
 from gis.tilemath import check_tile
-from layers.db.engine import CheckedConnection, create_pool, plain_url
+from layers.db.engine import create_pool, plain_url
 from layers.db.outage import outage
 from tiles.cache import CachedTile, Key, TileCache, strong_etag
 from tiles.filters import TileFilters
@@ -41,7 +41,7 @@ order rows; clusters and cells are a few hundred groups of up to a million rows)
 times written in UTC as ISO text."""
 
 
-class TileConnection(CheckedConnection):
+class TileConnection(asyncpg.Connection):
     """A pooled tile connection: it only ever runs single SELECTs with its startup settings,
     so the pool hands it back without a reset round trip."""
 

@@ -8,7 +8,6 @@ timeout; the client gives up a little later, for a database that no longer answe
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,8 +29,6 @@ ANSWER_GRACE_S = 2.0
 """How much longer than the statement timeout the client waits for a statement's answer:
 the database reports its own timeout first, so no answer by then means it has stopped
 answering."""
-CHECK_WINDOW_S = 1.0
-"""A pooled asyncpg connection handed out within this many seconds is not checked again."""
 
 
 def embedded_cluster(home: Path | None = None) -> EmbeddedCluster:
@@ -120,43 +117,66 @@ def create_async_engine(
     return engine
 
 
-class CheckedConnection(asyncpg.Connection):
-    """A pooled request connection that is checked before it is handed out, unless it was
-    handed out within the last CHECK_WINDOW_S (a busy pool pays nothing for the checks)."""
-
-    handed_out_at = -math.inf
-
-    async def check(self, timeout: float) -> None:
-        """Make sure the database answers on this connection within ``timeout``; when it
-        does not, close the connection and raise TimeoutError (or what the driver raised)."""
-        now = time.monotonic()
-        if now - self.handed_out_at > CHECK_WINDOW_S:
-            try:
-                await self.execute("SELECT 1", timeout=timeout)
-            except BaseException:
-                self.terminate()  # mid-statement: not reusable
-                raise
-        self.handed_out_at = now
-
-
 async def _check_before_use(connection: Any) -> None:
-    """The ``setup`` hook of request pools: CheckedConnection.check with the connect timeout."""
-    await connection.check(storage_settings().connect_timeout_s)
+    """The ``setup`` hook of a checked request pool: the database must answer on the
+    connection within the connect timeout, or the connection is closed (TimeoutError)."""
+    try:
+        await connection.execute("SELECT 1", timeout=storage_settings().connect_timeout_s)
+    except BaseException:
+        connection.terminate()  # mid-statement: not reusable
+        raise
 
 
-async def create_pool(url: str, statement_ms: int | None = None, **options: Any) -> asyncpg.Pool:
-    """An asyncpg pool of request connections to ``url`` with the bounds of asyncpg_options
-    (the statement timeout of requests unless ``statement_ms`` is given), whose connections
-    are CheckedConnections (``connection_class`` in ``options`` must derive from it);
-    ``server_settings`` in ``options`` are added to the statement timeout."""
+class RequestPool(asyncpg.Pool):
+    """An asyncpg pool of request connections whose waits are bounded: a free connection
+    is waited for no longer than a statement (``wait_s``), and a connection is handed back
+    within the connect timeout (one whose statement was given up, the database not
+    answering, is closed rather than waited on)."""
+
+    wait_s: float | None = None
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        """A connection (see asyncpg.Pool.acquire), by default within ``wait_s``."""
+        return super().acquire(timeout=self.wait_s if timeout is None else timeout)
+
+    async def release(self, connection: Any, *, timeout: float | None = None) -> None:
+        """Hand ``connection`` back (see asyncpg.Pool.release), by default within the
+        connect timeout."""
+        bound = storage_settings().connect_timeout_s if timeout is None else timeout
+        await super().release(connection, timeout=bound)
+
+
+POOL_DEFAULTS: dict[str, Any] = {
+    "min_size": 0,
+    "max_size": 10,
+    "max_queries": 50_000,
+    "max_inactive_connection_lifetime": 300.0,
+    "loop": None,
+    "connection_class": asyncpg.Connection,
+    "record_class": asyncpg.Record,
+}
+"""asyncpg.create_pool's defaults (but no connection is opened before it is needed)."""
+
+
+async def create_pool(
+    url: str, statement_ms: int | None = None, checked: bool = True, **options: Any
+) -> asyncpg.Pool:
+    """A RequestPool to ``url`` with the bounds of asyncpg_options (the statement timeout of
+    requests unless ``statement_ms`` is given) and asyncpg.create_pool's ``options``
+    (``server_settings`` among them are added to the statement timeout); a free connection
+    is waited for as long as the command timeout. A ``checked`` pool makes sure the
+    database answers on a connection before handing it out."""
     bounds = asyncpg_options(statement_ms)
     server_settings = {**options.pop("server_settings", {}), **bounds.pop("server_settings")}
-    return await asyncpg.create_pool(
+    arguments = {**POOL_DEFAULTS, **bounds, **options}
+    pool = RequestPool(
         plain_url(url),
         server_settings=server_settings,
-        setup=_check_before_use,
-        **{**bounds, "connection_class": CheckedConnection, **options},
+        setup=_check_before_use if checked else None,
+        **arguments,
     )
+    pool.wait_s = arguments["command_timeout"]
+    return await pool
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -55,11 +55,12 @@ async def _keep_session(_: asyncpg.Connection) -> None:
 
 
 async def open_lookup_pool(url: str, size: int = POOL_SIZE) -> asyncpg.Pool:
-    """A small asyncpg pool for lookups: one round trip per lookup (a connection idle for
-    over a second is checked first), no reset. A lookup is one indexed read, so one that
-    gets no answer within the connect timeout finds the database unavailable."""
+    """A small asyncpg pool for lookups: one round trip per lookup, no check before use, no
+    reset. A lookup is one indexed read, so one that gets no answer within the connect
+    timeout finds the database unavailable."""
     return await create_pool(
         url,
+        checked=False,
         min_size=0,
         max_size=size,
         reset=_keep_session,
