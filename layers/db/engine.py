@@ -155,7 +155,8 @@ POOL_DEFAULTS: dict[str, Any] = {
     "connection_class": asyncpg.Connection,
     "record_class": asyncpg.Record,
 }
-"""asyncpg.create_pool's defaults (but no connection is opened before it is needed)."""
+"""The arguments asyncpg.Pool requires, at asyncpg.create_pool's defaults except
+``min_size``: no connection is opened before one is needed."""
 
 
 async def create_pool(
