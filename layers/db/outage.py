@@ -18,8 +18,9 @@ UNAVAILABLE = "database_unavailable"
 TIMEOUT = "statement_timeout"
 QUERY_CANCELED = "57014"
 """SQLSTATE of a statement cancelled by its timeout (or by a cancel request)."""
-UNREACHABLE_STATES = ("08", "57P")
-"""SQLSTATE classes of a lost connection and of a server shutting down or starting up."""
+UNREACHABLE_STATES = ("08", "57P", "53300")
+"""SQLSTATEs of a lost connection, of a server shutting down or starting up, and of one
+with no connection to spare."""
 UNREACHABLE = (
     OSError,  # refused, reset, and TimeoutError: no connection or no answer in time
     asyncpg.PostgresConnectionError,
