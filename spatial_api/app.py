@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from layers.db.engine import create_async_engine
 from spatial_api.auth import new_key_cache
+from spatial_api.disconnect import CancelOnDisconnect
 from spatial_api.errors import install_error_handlers
 from spatial_api.metrics import MetricsMiddleware
 from spatial_api.routers import ROUTERS
@@ -36,6 +37,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.state.database_url = database_url
     app.state.key_cache = new_key_cache()
     install_error_handlers(app)
+    app.add_middleware(CancelOnDisconnect)  # inside the metrics: they count abandoned requests
     app.add_middleware(MetricsMiddleware)
     for router in ROUTERS:
         app.include_router(router)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis.errors import (
@@ -28,6 +30,7 @@ from gis.errors import (
     Unauthorized,
     Unprocessable,
 )
+from layers.db.outage import outage
 from spatial_api.rate_limit import TooManyRequests
 
 log = logging.getLogger("cityhex")
@@ -106,8 +109,26 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def _is_connection_failure(exc: DBAPIError) -> bool:
-    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError | InterfaceError)
+DATABASE_FAILURES = (
+    DBAPIError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    PoolTimeout,
+)
+"""What the drivers raise when the database fails a request: an outage or a timeout is a
+503 (see layers.db.outage), anything else a 500."""
+
+
+async def database_failure_response(_: Request, exc: Exception) -> Response:
+    """503 JSON for an outage or a statement timeout (the driver's words only in the log),
+    500 for any other failure of the database."""
+    failure = outage(exc)
+    if failure is None:
+        log.exception("database error", exc_info=exc)
+        return error_response(500, "internal_error", "the database refused the request")
+    log.warning("%s: %s: %s", failure.code, type(exc).__name__, exc)
+    return cityhex_error_response(failure)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -127,16 +148,8 @@ def install_error_handlers(app: FastAPI) -> None:
         code = HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
-    @app.exception_handler(DBAPIError)
-    async def _database(_: Request, exc: DBAPIError) -> Response:
-        if _is_connection_failure(exc):
-            return error_response(503, "database_unavailable", "the database cannot be reached")
-        log.exception("database error", exc_info=exc)
-        return error_response(500, "internal_error", "the database refused the request")
-
-    @app.exception_handler(OSError)
-    async def _oserror(_: Request, exc: OSError) -> Response:
-        return error_response(503, "database_unavailable", f"the database cannot be reached: {exc}")
+    for kind in DATABASE_FAILURES:
+        app.add_exception_handler(kind, database_failure_response)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import asyncpg
 import shapely
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
@@ -26,7 +25,7 @@ from gis.errors import BadRequest
 from gis.hexgrid import cell_polygon, parse_cell
 from gis.tilemath import MAX_ZOOM, tile_bounds_lonlat, tiles_covering
 from layers.catalog.registry import load_catalog
-from layers.db.engine import plain_url
+from layers.db.engine import create_pool, statement_timeout_ms
 from tiles.filters import TileFilters
 from tiles.service import SESSION_SETTINGS, TileConnection, build_tile
 from tiles.sources import Source, parse_sources
@@ -96,8 +95,10 @@ def area_tiles(area: shapely.Geometry, minzoom: int, maxzoom: int) -> list[tuple
 
 async def render(url: str, sources: list[Source], tiles: list[tuple[int, int, int]]) -> list[Tile]:
     """The served bytes of every tile that has features."""
-    pool = await asyncpg.create_pool(
-        plain_url(url),
+    pool = await create_pool(
+        url,
+        statement_timeout_ms(job=True),
+        checked=False,
         min_size=1,
         max_size=CONNECTIONS,
         connection_class=TileConnection,

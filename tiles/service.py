@@ -4,21 +4,25 @@ keep the cache true through change notices.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 import asyncpg
 
-from gis.errors import BadRequest, ServiceUnavailable
+from gis.errors import BadRequest
 from gis.tilemath import check_tile
-from layers.db.engine import plain_url
+from layers.db.engine import create_pool, plain_url
+from layers.db.outage import outage
 from tiles.cache import CachedTile, Key, TileCache, strong_etag
 from tiles.filters import TileFilters
 from tiles.invalidation import ChangeListener
 from tiles.settings import TileSettings, tile_settings
 from tiles.sources import Source
 from tiles.statement import tile_statement
+
+log = logging.getLogger("cityhex")
 
 EMPTY_ETAG = strong_etag(b"")
 SESSION_SETTINGS = {
@@ -75,10 +79,12 @@ async def build_tile(
         row = await db.fetchrow(sql, *args)
     except asyncpg.DataError as exc:
         raise BadRequest(f"the filter does not fit the data: {exc}", code="invalid_filter") from exc
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-        raise ServiceUnavailable(f"the database cannot be reached: {exc}") from exc
-    except asyncpg.QueryCanceledError as exc:
-        raise ServiceUnavailable("the tile took too long to build", code="tile_timeout") from exc
+    except Exception as exc:
+        failure = outage(exc)
+        if failure is None:
+            raise
+        log.warning("tile %s/%s/%s: %s: %s", z, x, y, failure.code, exc)
+        raise failure from exc
     values = list(row) if row else []
     body = b"".join(v for v in values[0::2] if v)
     nexts = [v for v in values[1::2] if v is not None]
@@ -104,15 +110,13 @@ class TileService:
     async def open(cls, url: str, settings: TileSettings | None = None) -> TileService:
         """Connect to the database at ``url`` and start listening for changes."""
         settings = settings or tile_settings()
-        pool = await asyncpg.create_pool(
-            plain_url(url),
+        pool = await create_pool(
+            url,
+            settings.statement_timeout_ms,
             min_size=0,
             max_size=settings.pool_size,
             connection_class=TileConnection,
-            server_settings={
-                **SESSION_SETTINGS,
-                "statement_timeout": str(settings.statement_timeout_ms),
-            },
+            server_settings=SESSION_SETTINGS,
         )
         cache = TileCache(int(settings.cache_mb * 1024 * 1024))
         listener = ChangeListener(plain_url(url), cache) if cache.max_bytes > 0 else None

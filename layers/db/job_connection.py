@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 
-from gis.errors import ServiceUnavailable
 from layers.db.engine import connect_sync
+from layers.db.outage import outage
+
+log = logging.getLogger("cityhex")
 
 
 @contextmanager
 def job_connection(url: str) -> Iterator[psycopg.Connection]:
-    """A psycopg connection to ``url``; ServiceUnavailable when the database cannot be
-    reached or drops the connection during the job (its transaction is then rolled back)."""
+    """A psycopg connection to ``url`` (with the connect timeout and the statement timeout
+    of jobs); ServiceUnavailable when the database cannot be reached, drops the connection
+    during the job, or cancels a statement that ran past its timeout (its transaction is
+    then rolled back)."""
     try:
         with connect_sync(url) as conn:
             yield conn
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ServiceUnavailable(
-            f"the database cannot be reached or failed during the job: {reason}",
-            code="database_unavailable",
-        ) from exc
+        failure = outage(exc)
+        if failure is None:
+            raise
+        log.warning("job connection: %s: %s", failure.code, exc)
+        raise failure from exc

@@ -5,11 +5,13 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class StorageSettings(BaseSettings):
-    """Where the data lives: an external database URL, or the embedded cluster's folder."""
+    """Where the data lives: an external database URL, or the embedded cluster's folder; and
+    how long CityHex waits for the database."""
 
     model_config = SettingsConfigDict(env_prefix="CITYHEX_", extra="ignore")
 
@@ -24,6 +26,21 @@ class StorageSettings(BaseSettings):
 
     pool_size: int = 10
     """Connections each server process keeps open."""
+
+    statement_timeout_ms: int = Field(15_000, gt=0)
+    """Longest a statement of an HTTP request may run: the database cancels it then and the
+    request answers 503 `statement_timeout`. It bounds every request connection (the main
+    pool, grid lookups, tiles unless `CITYHEX_TILE_STATEMENT_TIMEOUT_MS` is set); a
+    statement that gets no answer at all within 2 s more is given up as an outage."""
+
+    job_statement_timeout_ms: int = Field(1_800_000, gt=0)
+    """Longest a statement of command-line work and jobs (imports, exports, the demo, grid
+    builds, hotspot refreshes) may run before the database cancels it."""
+
+    connect_timeout_s: float = Field(3.0, gt=0)
+    """How long CityHex waits for the database to accept a connection, to answer the check
+    made before a pooled connection is used, or to free a pooled connection; past it the
+    request answers 503 `database_unavailable`."""
 
 
 @lru_cache

@@ -7,6 +7,7 @@ supervisor and the category's department, so nothing is cached and nothing can b
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -14,8 +15,12 @@ import asyncpg
 import h3
 from h3.api import basic_int as h3i
 
-from gis.errors import BadRequest, NotFound, ServiceUnavailable
+from gis.errors import BadRequest, NotFound
+from layers.db.engine import create_pool
+from layers.db.outage import outage
+from layers.db.settings import storage_settings
 
+log = logging.getLogger("cityhex")
 CATEGORY_LENGTH = 4
 
 LOOKUP = """
@@ -43,13 +48,6 @@ LEFT JOIN departments dep ON dep.id = COALESCE(cd.department_id, c.department_id
 
 CATEGORY_EXISTS = "SELECT 1 FROM incident_categories WHERE code = $1"
 POOL_SIZE = 4
-UNREACHABLE = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,
-)
-"""What a lookup meets while the database is down or restarting."""
 
 
 async def _keep_session(_: asyncpg.Connection) -> None:
@@ -57,12 +55,16 @@ async def _keep_session(_: asyncpg.Connection) -> None:
 
 
 async def open_lookup_pool(url: str, size: int = POOL_SIZE) -> asyncpg.Pool:
-    """A small asyncpg pool for lookups: one round trip per lookup, no ping, no reset."""
-    return await asyncpg.create_pool(
+    """A small asyncpg pool for lookups: one round trip per lookup, no check before use, no
+    reset. A lookup is one indexed read, so one that gets no answer within the connect
+    timeout finds the database unavailable."""
+    return await create_pool(
         url,
+        checked=False,
         min_size=0,
         max_size=size,
         reset=_keep_session,
+        command_timeout=storage_settings().connect_timeout_s,
         server_settings={"application_name": "cityhex-grid-lookup", "jit": "off"},
     )
 
@@ -113,10 +115,12 @@ async def lookup(
         unknown = category is not None and (row is None or row["department_id"] is None)
         if unknown and len(category) == CATEGORY_LENGTH:
             unknown = not await conn.fetchval(CATEGORY_EXISTS, category)
-    except UNREACHABLE as exc:
-        raise ServiceUnavailable(
-            f"the database cannot be reached: {exc}", code="database_unavailable"
-        ) from exc
+    except Exception as exc:
+        failure = outage(exc)
+        if failure is None:
+            raise
+        log.warning("grid lookup: %s: %s", failure.code, exc)
+        raise failure from exc
     if unknown:
         raise BadRequest(f"unknown incident category {category!r}", code="unknown_category")
     if row is None:

@@ -21,7 +21,7 @@ app = typer.Typer(help="Analytics: hotspot maps for the tiles.", no_args_is_help
 
 
 async def _refresh(url: str, filters: Filters, res: int, k: int, fdr: bool) -> int:
-    engine = create_async_engine(url, pool_size=1)
+    engine = create_async_engine(url, pool_size=1, job=True)
     try:
         async with engine.begin() as conn:
             await check_categories_exist(conn, filters.categories)

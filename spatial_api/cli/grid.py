@@ -53,7 +53,7 @@ def build_command(
 
 
 async def _plan(url: str, request: TerritoryRequest) -> dict[str, Any]:
-    engine = create_async_engine(url, pool_size=1)
+    engine = create_async_engine(url, pool_size=1, job=True)
     try:
         async with engine.begin() as conn:
             return await plan_territories(conn, request, ACTOR)

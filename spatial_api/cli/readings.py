@@ -14,7 +14,7 @@ app = typer.Typer(help="Sensor readings.", no_args_is_help=True)
 
 
 async def _prune(url: str, older_than: str, dry_run: bool) -> list[str]:
-    engine = create_async_engine(url, pool_size=1)
+    engine = create_async_engine(url, pool_size=1, job=True)
     try:
         async with engine.begin() as conn:
             return await prune_readings(conn, parse_age(older_than), dry_run=dry_run)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from layers.db.health import database_versions
+from layers.db.outage import UNAVAILABLE, UNAVAILABLE_MESSAGE
 from spatial_api.deps import Engine
 from spatial_api.errors import error_response
 from spatial_api.metrics import render_metrics
@@ -14,6 +17,7 @@ from spatial_api.routers.features import LANDING_LINKS as FEATURE_LINKS
 from spatial_api.schemas.system import Health, Landing
 from spatial_api.settings import api_settings
 
+log = logging.getLogger("cityhex")
 router = APIRouter(tags=["system"])
 
 LINKS = [
@@ -67,7 +71,8 @@ async def healthz(engine: Engine) -> dict[str, object] | Response:
     try:
         versions = await database_versions(engine, api_settings().health_timeout_seconds)
     except Exception as exc:  # any failure to reach the database is "unhealthy"
-        return error_response(503, "database_unavailable", f"the database does not answer: {exc}")
+        log.warning("health check: %s: %s", type(exc).__name__, exc)
+        return error_response(503, UNAVAILABLE, UNAVAILABLE_MESSAGE)
     return {"status": "ok", "database": versions}
 
 

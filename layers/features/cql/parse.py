@@ -23,6 +23,7 @@ from pygeofilter import ast, values
 from pygeofilter.cql2 import SPATIAL_PREDICATES_MAP
 
 from gis.errors import BadRequest
+from layers.features.cql.cost import check_cost
 
 LANGS: tuple[str, ...] = ("cql2-text", "cql2-json")
 MAX_FILTER_CHARS = 20_000
@@ -460,7 +461,8 @@ def parse_json(value: str | dict[str, Any]) -> ast.Node:
 
 
 def parse_filter(value: str | dict[str, Any], lang: str = "cql2-text") -> ast.Node:
-    """The AST of a filter in ``lang`` (cql2-text or cql2-json); BadRequest when malformed."""
+    """The AST of a filter in ``lang`` (cql2-text or cql2-json); BadRequest when malformed
+    or past a bound of its cost (layers.features.cql.cost)."""
     if lang not in LANGS:
         raise BadRequest(
             f"filter-lang must be one of {', '.join(LANGS)}, not {lang!r}",
@@ -473,9 +475,12 @@ def parse_filter(value: str | dict[str, Any], lang: str = "cql2-text") -> ast.No
         )
     try:
         if lang == "cql2-json":
-            return parse_json(value)
-        if not isinstance(value, str):
+            node = parse_json(value)
+        elif isinstance(value, str):
+            node = parse_text(value)
+        else:
             raise BadRequest("a cql2-text filter must be a string", code="invalid_filter")
-        return parse_text(value)
     except RecursionError:
         raise BadRequest("the filter is nested too deeply", code="filter_too_large") from None
+    check_cost(node)
+    return node
