@@ -47,6 +47,10 @@ class Scope:
         """Whether any dimension is limited."""
         return any(v is not None for v in (self.districts, self.departments, self.layers))
 
+    def allows_district(self, code: str) -> bool:
+        """Whether the district with this code is within the scope."""
+        return self.districts is None or code in self.districts
+
     def allows_layer(self, layer_id: str) -> bool:
         """Whether features of ``layer_id`` may be written."""
         return self.layers is None or layer_id in self.layers
@@ -72,10 +76,3 @@ async def department_ids(conn: AsyncConnection, codes: Iterable[str]) -> set[int
     )
     return {r[0] for r in rows}
 
-
-async def district_ids(conn: AsyncConnection, codes: Iterable[str]) -> set[int]:
-    """The ids of the districts with these codes (unknown codes are left out)."""
-    rows = await conn.execute(
-        text("SELECT id FROM districts WHERE code = ANY(:codes)"), {"codes": list(codes)}
-    )
-    return {r[0] for r in rows}
