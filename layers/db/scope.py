@@ -75,4 +75,3 @@ async def department_ids(conn: AsyncConnection, codes: Iterable[str]) -> set[int
         text("SELECT id FROM departments WHERE code = ANY(:codes)"), {"codes": list(codes)}
     )
     return {r[0] for r in rows}
-
