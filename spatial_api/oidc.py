@@ -54,10 +54,17 @@ class InvalidToken(Unauthorized):
         super().__init__(
             message,
             headers={
-                "WWW-Authenticate": f'Bearer error="invalid_token", '
-                f'error_description="{message.replace(chr(34), chr(39))}"'
+                "WWW-Authenticate": 'Bearer error="invalid_token", '
+                f'error_description="{header_text(message)}"'
             },
         )
+
+
+def header_text(message: str) -> str:
+    """``message`` as the printable ASCII a quoted header parameter may hold (no quote or
+    backslash), at most 200 characters."""
+    kept = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in message)
+    return kept[:200]
 
 
 @dataclass(frozen=True)
@@ -196,7 +203,7 @@ class IdentityProvider:
             return key
         if self._error is not None:
             raise ServiceUnavailable(self._error.message, code=self._error.code)
-        raise InvalidToken(f"the issuer has no signing key {kid!r}")
+        raise InvalidToken(f"the issuer has no signing key {kid[:64]!r}")
 
     # --- tokens -------------------------------------------------------------------------
 
@@ -208,7 +215,8 @@ class IdentityProvider:
             raise InvalidToken("the token is not a readable JWT") from None
         alg = header.get("alg")
         if alg not in ALGORITHMS:
-            raise InvalidToken(f"alg {alg!r} is not accepted; use one of {', '.join(ALGORITHMS)}")
+            shown = repr(alg)[:40]
+            raise InvalidToken(f"alg {shown} is not accepted; use one of {', '.join(ALGORITHMS)}")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise InvalidToken("the token names no key id (kid)")

@@ -136,6 +136,11 @@ def bad_tokens(issuer: Issuer) -> dict[str, tuple[str, str]]:
             "Signature verification failed",
         ),
         "unreadable": ("abc.def.ghi", "not a readable JWT"),
+        "unknown non-ASCII key id": (
+            issuer.token(SigningKey("网格-\r\n" + "k" * 500, "RS256", rsa_key.private)),
+            "no signing key",
+        ),
+        "non-ASCII alg": (hand_made({"alg": "签名", "kid": rsa_key.kid}, claims, None), "签名"),
     }
 
 
