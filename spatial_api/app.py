@@ -12,14 +12,16 @@ from spatial_api.auth import new_key_cache
 from spatial_api.disconnect import CancelOnDisconnect
 from spatial_api.errors import install_error_handlers
 from spatial_api.metrics import MetricsMiddleware
+from spatial_api.oidc import new_identity_provider
 from spatial_api.routers import ROUTERS
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the database pool for the life of the process (routers open their own
-    services, such as the tile service, inside it)."""
+    """Open the database pool and the identity provider's key cache for the life of the
+    process (routers open their own services, such as the tile service, inside it)."""
     app.state.engine = create_async_engine(app.state.database_url)
+    app.state.oidc = new_identity_provider()
     try:
         yield
     finally:

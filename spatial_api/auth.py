@@ -1,7 +1,11 @@
-"""Authentication by API key (``Authorization: Bearer KEY``) and role checks.
+"""Authentication by API key or by a token of the city's identity provider
+(``Authorization: Bearer KEY-OR-TOKEN``), and role checks.
 
-No header means the anonymous role. A key that is not known is 401; a known key whose
-role is not allowed is 403. The admin role is allowed everywhere.
+No header means the anonymous role. A bearer value shaped like a JWT is checked as an OIDC
+token (``spatial_api.oidc``), anything else as an API key. A key that is not known, or a
+token that is not valid, is 401 with ``WWW-Authenticate: Bearer error="invalid_token"``; a
+known caller whose role is not allowed is 403. The admin role is allowed everywhere. A key or
+token may carry a scope (``layers.db.scope``) that the domains check beside the role.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from fastapi.security import HTTPBearer
 
 from gis.errors import Forbidden, Unauthorized
 from layers.db.keys import KeyRecord, lookup_key
+from layers.db.scope import UNLIMITED, Scope
+from spatial_api.oidc import IdentityProvider, InvalidToken, looks_like_jwt
 from spatial_api.settings import api_settings
 
 ANONYMOUS = "anonymous"
@@ -23,17 +29,19 @@ ANONYMOUS = "anonymous"
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a role, and the key and inspector behind it."""
+    """Who is calling: a role, the key (or token subject) and inspector behind it, and the
+    scope the caller is limited to."""
 
     role: str
     key_id: int | None = None
     name: str | None = None
     inspector_id: int | None = None
+    scope: Scope = UNLIMITED
 
     @property
     def actor(self) -> str:
         """How the caller is named in history records."""
-        if self.key_id is None:
+        if self.role == ANONYMOUS:
             return ANONYMOUS
         return f"{self.role}:{self.name or self.key_id}"
 
@@ -72,8 +80,8 @@ class BearerKey(HTTPBearer):
 BEARER = BearerKey(
     auto_error=False,
     scheme_name="bearer",
-    description="An API key (`cityhex keys create --role ROLE`); without one the caller is "
-    "anonymous.",
+    description="An API key (`cityhex keys create --role ROLE`) or a token of the city's "
+    "identity provider (OIDC); without one the caller is anonymous.",
 )
 Authorization = Annotated[str | None, Depends(BEARER)]
 """The request's Authorization header, declared as the bearer security scheme."""
@@ -95,10 +103,29 @@ def bearer_token(authorization: str | None) -> str | None:
 
 async def principal_from(request: Request, authorization: str | None) -> Principal:
     """The caller an Authorization header names (anonymous without one); 401 for a
-    malformed header or an unknown key. Keys are read through the application's key cache."""
+    malformed header, an unknown key or an invalid token."""
     token = bearer_token(authorization)
     if token is None:
         return Principal(role=ANONYMOUS)
+    if looks_like_jwt(token):
+        return await token_principal(request.app.state.oidc, token)
+    return await key_principal(request, token)
+
+
+async def token_principal(provider: IdentityProvider | None, token: str) -> Principal:
+    """The caller an identity provider's token names; 401 when no provider is configured or
+    the token is not valid, 503 when the issuer cannot be reached."""
+    if provider is None:
+        raise InvalidToken("this server accepts no tokens (no identity provider); use an API key")
+    grant = await provider.authenticate(token)
+    return Principal(
+        role=grant.role, name=grant.name, inspector_id=grant.user_id, scope=grant.scope
+    )
+
+
+async def key_principal(request: Request, token: str) -> Principal:
+    """The caller an API key names; 401 for an unknown or revoked key. Keys are read through
+    the application's key cache."""
     cache: KeyCache = request.app.state.key_cache
     hit, record = cache.get(token)
     if not hit:
@@ -106,9 +133,13 @@ async def principal_from(request: Request, authorization: str | None) -> Princip
             record = await lookup_key(conn, token)
         cache.put(token, record)
     if record is None:
-        raise Unauthorized("unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        raise InvalidToken("unknown or revoked API key")
     return Principal(
-        role=record.role, key_id=record.id, name=record.name, inspector_id=record.inspector_id
+        role=record.role,
+        key_id=record.id,
+        name=record.name,
+        inspector_id=record.inspector_id,
+        scope=record.scope,
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gis.errors import Forbidden, Unauthorized
 from layers.catalog.registry import Layer, load_catalog
+from layers.features.scope import check_layer
 from layers.incidents.events import EventHub
 from spatial_api.auth import (
     ANONYMOUS,
@@ -141,8 +142,10 @@ QueriedLayer = Annotated[Layer, Depends(readable_queried_layer)]
 
 
 async def editable_layer(layer: ReadableLayer, caller: Caller) -> Layer:
-    """The path's layer if the caller may also write its features; 401/403 otherwise."""
+    """The path's layer if the caller's role and scope let it write its features; 401/403
+    otherwise (which features of the layer the scope allows, the write itself checks)."""
     if layer.can_edit(caller.role):
+        check_layer(layer, caller.scope)
         return layer
     if not layer.editable:
         raise Forbidden(

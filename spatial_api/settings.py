@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,3 +25,48 @@ class ApiSettings(BaseSettings):
 def api_settings() -> ApiSettings:
     """The process-wide server settings."""
     return ApiSettings()
+
+
+class OidcSettings(BaseSettings):
+    """The city's identity provider: OpenID Connect bearer tokens (JWTs) beside API keys.
+
+    Claim names may be dotted paths into nested claims (``realm_access.roles``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CITYHEX_OIDC_", extra="ignore")
+
+    issuer: str | None = None
+    """The issuer URL; its ``/.well-known/openid-configuration`` names the JWKS. Unset: no
+    tokens are accepted, only API keys."""
+    audience: str = "cityhex"
+    """The audience (``aud``) a token must be issued for: CityHex's client id at the issuer."""
+    role_claim: str = "cityhex_role"
+    """The claim with the caller's role: one name or a list (the most capable one counts)."""
+    roles: dict[str, str] = Field(default_factory=dict)
+    """Issuer role names mapped to CityHex roles, as JSON (``{"city-dispatcher":
+    "dispatcher"}``); a role claim value that is a CityHex role counts as itself."""
+    districts_claim: str = "cityhex_districts"
+    """The claim with the district codes the caller is limited to (absent: no limit)."""
+    departments_claim: str = "cityhex_departments"
+    """The claim with the department codes the caller is limited to (absent: no limit)."""
+    layers_claim: str = "cityhex_layers"
+    """The claim with the layer ids whose features the caller may write (absent: no limit)."""
+    inspector_claim: str = "cityhex_inspector_id"
+    """The claim with the user id (the inspector or department staff) the caller is."""
+    name_claim: str = "preferred_username"
+    """The claim that names the caller in history records (``sub`` when it is absent)."""
+    leeway_seconds: float = Field(30.0, ge=0, le=600)
+    """Clock skew allowed when checking ``exp``, ``nbf`` and ``iat``."""
+    jwks_ttl_seconds: float = Field(600.0, ge=1)
+    """How long the fetched discovery document and signing keys are used before a refetch."""
+    refresh_interval_seconds: float = Field(30.0, ge=0)
+    """The least time between two refetches caused by a token signed with an unknown key
+    id, so a flood of made-up key ids cannot hammer the issuer."""
+    timeout_seconds: float = Field(3.0, gt=0, le=60)
+    """The time allowed for fetching the discovery document and keys; past it, 503."""
+
+
+@lru_cache
+def oidc_settings() -> OidcSettings:
+    """The process-wide identity provider settings."""
+    return OidcSettings()

@@ -83,6 +83,9 @@ class Layer(BaseModel):
     """The allowed values of string properties."""
     rules: list[str] = Field(default_factory=list)
     """Named domain rules checked on write (see layers.features.rules)."""
+    department_column: str | None = None
+    """The property (an integer department id) naming the department that owns a feature:
+    a caller limited to departments writes only features of its departments."""
 
     @field_validator(
         "id",
@@ -98,6 +101,7 @@ class Layer(BaseModel):
         "count_by",
         "updated_at_column",
         "updated_by_column",
+        "department_column",
     )
     @classmethod
     def _plain_identifier(cls, value: str | None) -> str | None:
@@ -109,6 +113,13 @@ class Layer(BaseModel):
             raise ValueError(
                 f"layer {self.id}: tile_key needs geometry_type Point and geometry_3857_column"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _department_column_is_an_integer_property(self) -> Layer:
+        column = self.department_column
+        if column is not None and self.properties.get(column) != "integer":
+            raise ValueError(f"layer {self.id}: department_column must be an integer property")
         return self
 
     @field_validator("properties")

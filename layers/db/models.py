@@ -28,7 +28,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ASSET_STATES = ("intact", "damaged", "lost", "removed")
@@ -245,7 +245,8 @@ class FeatureHistory(Base):
 
 
 class ApiKey(Base):
-    """An API key: only its SHA-256 digest is stored, with its role."""
+    """An API key: only its SHA-256 digest is stored, with its role and scope (the district
+    codes, department codes and layer ids it is limited to; NULL: no limit)."""
 
     __tablename__ = "api_keys"
     __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="api_keys_role_check"),)
@@ -257,3 +258,6 @@ class ApiKey(Base):
     inspector_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    districts: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    departments: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    layers: Mapped[list[str] | None] = mapped_column(ARRAY(Text))

@@ -17,6 +17,7 @@ from gis.crs import CRS, CRS84
 from gis.errors import Conflict, NotFound
 from layers.catalog.changes import publish_change
 from layers.catalog.registry import Layer
+from layers.db.scope import UNLIMITED, Scope
 from layers.features.input import prepare_write
 from layers.features.repository import (
     WriteResult,
@@ -27,6 +28,7 @@ from layers.features.repository import (
     record_history,
     update_feature,
 )
+from layers.features.scope import check_departments, check_layer, owners
 
 MAX_VERSIONS = 1_000
 
@@ -116,12 +118,15 @@ async def restore_version(
     if_match: str | None,
     actor: str,
     crs: CRS = CRS84,
+    scope: Scope = UNLIMITED,
 ) -> WriteResult:
     """Bring back the feature as it was at ``version``.
 
     A deleted feature is re-created under its old id (history op 'restore'); an existing
-    one is replaced by that state, which needs If-Match like any replace.
+    one is replaced by that state, which needs If-Match like any replace. Forbidden when
+    the feature, now or as restored, lies outside ``scope``.
     """
+    check_layer(layer, scope)
     state = await _state_of(engine, layer, feature_id, version)
     body = {
         "type": "Feature",
@@ -132,10 +137,11 @@ async def restore_version(
         exists = await read_feature(conn, layer, feature_id) is not None
     if exists:
         return await update_feature(
-            engine, layer, feature_id, body, if_match, actor, crs=crs, op="restore"
+            engine, layer, feature_id, body, if_match, actor, crs=crs, op="restore", scope=scope
         )
     prep = prepare_write(layer, body, CRS84, repair=False)
     async with engine.begin() as conn:
+        await check_departments(conn, layer, scope, owners(layer, None, prep.columns))
         new_version = await next_history_version(conn, layer, feature_id)
         try:
             after, output = await insert_with_id(

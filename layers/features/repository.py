@@ -34,8 +34,10 @@ from gis.validation import Repair
 from layers.catalog.changes import BBox, publish_change
 from layers.catalog.identifiers import column, quote
 from layers.catalog.registry import Layer
+from layers.db.scope import UNLIMITED, Scope
 from layers.features.filters import ItemQuery, check_property_names, where_sql
 from layers.features.input import PreparedWrite, prepare_write
+from layers.features.scope import check_departments, check_layer, owners
 from layers.features.sql import Params, feature_sql
 
 MAX_LIMIT = 10_000
@@ -333,8 +335,11 @@ async def create_feature(
     content_crs: CRS = CRS84,
     crs: CRS = CRS84,
     repair: bool = False,
+    scope: Scope = UNLIMITED,
 ) -> WriteResult:
-    """Insert a new feature (its id chosen by the database); history op 'create'."""
+    """Insert a new feature (its id chosen by the database); history op 'create'. Forbidden
+    when the feature lies outside ``scope`` (its layer, its department)."""
+    check_layer(layer, scope)
     prep = prepare_write(layer, body, content_crs, repair)
     params = Params()
     values = _assignments(layer, prep, params, actor, replace=False)
@@ -346,6 +351,7 @@ async def create_feature(
         values[layer.id_column] = params.add(body["id"], "text")
     sql = _insert_sql(layer, values, crs)
     async with engine.begin() as conn:
+        await check_departments(conn, layer, scope, owners(layer, None, prep.columns))
         feature_id, version, after, output = await _execute_write(conn, layer, sql, params)
         history_version = version or await next_history_version(conn, layer, feature_id)
         await record_history(conn, layer, feature_id, history_version, "create", None, after, actor)
@@ -386,13 +392,16 @@ async def update_feature(
     crs: CRS = CRS84,
     repair: bool = False,
     op: str | None = None,
+    scope: Scope = UNLIMITED,
 ) -> WriteResult:
     """Replace (PUT) or merge-patch (PATCH) a feature if ``if_match`` is its current ETag.
 
     The expected version is part of the UPDATE's WHERE clause: of several writers holding
     the same ETag exactly one succeeds; the others get 412. History records ``op``
-    (default 'update' for a patch, 'replace' otherwise).
+    (default 'update' for a patch, 'replace' otherwise). Forbidden when the feature, before
+    or after, lies outside ``scope``.
     """
+    check_layer(layer, scope)
     if_match = require_if_match(if_match)
     async with engine.begin() as conn:
         current = await _current_if_match(conn, layer, feature_id, if_match)
@@ -400,6 +409,8 @@ async def update_feature(
         if patch:
             body, keep_geometry = _patched(current, body)
         prep = prepare_write(layer, body, content_crs, repair, keep_geometry)
+        touched = owners(layer, current.geojson, prep.columns)
+        await check_departments(conn, layer, scope, touched)
         params = Params()
         values = _assignments(layer, prep, params, actor, replace=True)
         if layer.version_column:
@@ -486,12 +497,20 @@ def _stale(current: StoredFeature) -> PreconditionFailed:
 
 
 async def delete_feature(
-    engine: AsyncEngine, layer: Layer, feature_id: Any, if_match: str | None, actor: str
+    engine: AsyncEngine,
+    layer: Layer,
+    feature_id: Any,
+    if_match: str | None,
+    actor: str,
+    scope: Scope = UNLIMITED,
 ) -> WriteResult:
-    """Delete a feature if ``if_match`` is its current ETag; history op 'delete'."""
+    """Delete a feature if ``if_match`` is its current ETag; history op 'delete'. Forbidden
+    when the feature lies outside ``scope``."""
+    check_layer(layer, scope)
     if_match = require_if_match(if_match)
     async with engine.begin() as conn:
         current = await _current_if_match(conn, layer, feature_id, if_match)
+        await check_departments(conn, layer, scope, owners(layer, current.geojson, None))
         params = Params()
         where = _unchanged_since_read(layer, feature_id, current, params)
         sql = f"DELETE FROM {quote(layer.table)} AS t WHERE {where} RETURNING 1"

@@ -19,9 +19,10 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.errors import NotFound, Unprocessable
+from gis.errors import Forbidden, NotFound, Unprocessable
 from gis.hexgrid import parse_cell, to_hex
 from layers.catalog.changes import publish_change
+from layers.db.scope import UNLIMITED, Scope
 
 DISTRICT_CODE = re.compile(r"^[0-9]{6}$")
 MAX_LISTED = 20
@@ -156,6 +157,27 @@ async def check_cells(conn: AsyncConnection, cells: Sequence[int]) -> None:
         raise Unprocessable(f"not in the grid: {_listed(missing)}", code="cell_not_in_grid")
 
 
+OUTSIDE_DISTRICTS = text(
+    "SELECT g.h3 FROM grid_cells g WHERE g.h3 = ANY(CAST(:cells AS bigint[])) AND NOT coalesce("
+    "g.district_id IN (SELECT id FROM districts WHERE code = ANY(:codes)), false) ORDER BY g.h3"
+)
+
+
+async def check_districts(conn: AsyncConnection, cells: Sequence[int], scope: Scope) -> None:
+    """Forbidden naming the cells outside the scope's districts (a caller limited to
+    districts assigns only their cells)."""
+    if scope.districts is None:
+        return
+    codes = sorted(scope.districts)
+    rows = await conn.execute(OUTSIDE_DISTRICTS, {"cells": list(cells), "codes": codes})
+    outside = [r[0] for r in rows]
+    if outside:
+        raise Forbidden(
+            f"{_listed(outside)} lie outside your districts ({', '.join(codes) or 'none'})",
+            code="out_of_scope",
+        )
+
+
 async def cells_in_polygon(conn: AsyncConnection, area: BaseGeometry) -> list[int]:
     """The grid cells whose centre lies in the lon/lat polygon ``area``."""
     rows = await conn.execute(IN_POLYGON, {"wkb": shapely.to_wkb(area)})
@@ -192,11 +214,15 @@ async def write_assignments(
 
 
 async def assign(
-    conn: AsyncConnection, cells: Sequence[int], change: Change, actor: str
+    conn: AsyncConnection,
+    cells: Sequence[int],
+    change: Change,
+    actor: str,
+    scope: Scope = UNLIMITED,
 ) -> AssignmentResult:
     """Give ``cells`` the inspector and/or supervisor area of ``change``, after checking that
-    every cell is in the grid, the inspector is an active inspector and the area holds the
-    cells."""
+    every cell is in the grid and in the scope's districts, the inspector is an active
+    inspector and the area holds the cells."""
     cells = sorted(set(cells))
     if not cells:
         raise Unprocessable("no cell to assign", code="no_cells")
@@ -205,6 +231,7 @@ async def assign(
             "say what to assign: inspector_id, supervisor or both", code="nothing_to_assign"
         )
     await check_cells(conn, cells)
+    await check_districts(conn, cells, scope)
     if change.set_inspector and change.inspector_id is not None:
         await check_inspector(conn, change.inspector_id)
     supervisor = change.supervisor

@@ -12,9 +12,10 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.errors import BadRequest, Unprocessable
+from gis.errors import BadRequest, Forbidden, Unprocessable
 from gis.hexgrid import to_hex
 from gis.partition import Partition, partition
+from layers.db.scope import UNLIMITED, Scope
 from layers.grid.assignments import check_inspector, write_assignments
 from layers.grid.build import GRID_LOCK
 from layers.grid.weights import Weight
@@ -147,10 +148,16 @@ def plan_json(
 
 
 async def plan_territories(
-    conn: AsyncConnection, request: TerritoryRequest, actor: str
+    conn: AsyncConnection, request: TerritoryRequest, actor: str, scope: Scope = UNLIMITED
 ) -> dict[str, Any]:
     """Split the grid into balanced connected territories; with ``request.apply`` write the
-    plan (new inspectors made, each change in the history) in ``conn``'s transaction."""
+    plan (new inspectors made, each change in the history) in ``conn``'s transaction.
+    Forbidden for a caller limited to districts: the plan covers the whole grid."""
+    if scope.districts is not None:
+        raise Forbidden(
+            "a territory plan covers the whole grid; a caller limited to districts cannot make one",
+            code="out_of_scope",
+        )
     if not 1.0 < request.tolerance <= 10:
         raise BadRequest(
             "tolerance (max/mean) must be above 1 and at most 10", code="invalid_tolerance"

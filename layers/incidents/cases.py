@@ -26,6 +26,7 @@ from gis.errors import BadRequest, NotFound, Unprocessable
 from gis.hexgrid import parse_cell, to_hex
 from layers.catalog.changes import publish_change
 from layers.db.engine import raw_connection
+from layers.db.scope import UNLIMITED, Scope
 from layers.grid.lookup import lookup as grid_lookup
 from layers.incidents import workflow as wf
 from layers.incidents.events import recording_step
@@ -73,11 +74,13 @@ def incident_settings() -> IncidentSettings:
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts: a role, the name recorded in history, and the user the key speaks for."""
+    """Who acts: a role, the name recorded in history, the user the key speaks for, and
+    the scope (districts, departments) the caller is limited to."""
 
     role: str
     name: str
     user_id: int | None = None
+    scope: Scope = UNLIMITED
 
 
 class GeoJSONPoint(BaseModel):

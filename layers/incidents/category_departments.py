@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.errors import NotFound, Unprocessable
+from gis.errors import Forbidden, NotFound, Unprocessable
+from layers.db.scope import UNLIMITED, Scope
 
 DEPARTMENT_FOR = text("""
 SELECT dep.id, dep.code, dep.name, cd.department_id IS NOT NULL AS by_district
@@ -87,11 +88,26 @@ async def _ids(
     return district_id, department_id
 
 
+def check_district(district: str, scope: Scope) -> None:
+    """Forbidden when ``district`` (its code) lies outside ``scope``."""
+    if not scope.allows_district(district):
+        yours = ", ".join(sorted(scope.districts or ())) or "none"
+        raise Forbidden(
+            f"district {district} is not one of your districts ({yours})", code="out_of_scope"
+        )
+
+
 async def set_override(
-    conn: AsyncConnection, category: str, district: str, department: str, actor: str
+    conn: AsyncConnection,
+    category: str,
+    district: str,
+    department: str,
+    actor: str,
+    scope: Scope = UNLIMITED,
 ) -> dict[str, Any]:
     """Make department ``department`` (its code) handle ``category`` in ``district`` (its
-    code); the department now in charge there."""
+    code); the department now in charge there. Forbidden outside ``scope``'s districts."""
+    check_district(district, scope)
     district_id, department_id = await _ids(conn, category, district, department)
     await conn.execute(
         UPSERT,
@@ -105,9 +121,12 @@ async def set_override(
     return await department_for(conn, category, district_id)
 
 
-async def clear_override(conn: AsyncConnection, category: str, district: str) -> None:
+async def clear_override(
+    conn: AsyncConnection, category: str, district: str, scope: Scope = UNLIMITED
+) -> None:
     """Let ``category`` go back to its own department in ``district``; NotFound when the
-    district had no department of its own for it."""
+    district had no department of its own for it, Forbidden outside ``scope``'s districts."""
+    check_district(district, scope)
     district_id, _ = await _ids(conn, category, district)
     gone = await conn.execute(
         text("DELETE FROM category_departments WHERE category_code = :c AND district_id = :d"),

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gis.errors import BadRequest
 from layers.incidents import workflow as wf
 from layers.incidents.cases import COLUMNS, Actor, Incident, incident_from_row
+from layers.incidents.scope import visible_sql
 from layers.incidents.transitions import user_department
 
 Sort = Literal["deadline", "distance", "newest"]
@@ -39,6 +40,8 @@ class IncidentQuery:
     sort: Sort = "deadline"
     limit: int = 50
     offset: int = 0
+    visible_to: Actor | None = None
+    """The caller whose scope the list keeps to (None: every case)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,10 @@ def _where(query: IncidentQuery) -> tuple[list[str], dict[str, Any]]:
     if query.overdue is not None:
         late = f"(i.deadline < now() AND i.status NOT IN {tuple(sorted(wf.CLOCK_STOPPED))})"
         clauses.append(late if query.overdue else f"NOT coalesce({late}, false)")
+    if query.visible_to is not None:
+        visible, scope_params = visible_sql(query.visible_to)
+        clauses.append(visible)
+        params.update(scope_params)
     return clauses, params
 
 

@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.errors import BadRequest
 from gis.hexgrid import to_hex
+from layers.incidents.cases import Actor
+from layers.incidents.scope import visible_sql
 
 GroupBy = Literal["category", "department", "inspector", "cell", "district"]
 GROUPS: dict[str, tuple[str, str]] = {
@@ -64,11 +66,12 @@ WITH steps AS (
             AND i.deadline >= :f AND i.deadline < :t) AS due,
            extract(epoch FROM i.closed_at - i.reported_at) / 3600.0 AS hours_to_close
     FROM incidents i LEFT JOIN steps s ON s.incident_id = i.id
-    WHERE (i.reported_at >= :f AND i.reported_at < :t)
+    WHERE {visible} AND (
+          (i.reported_at >= :f AND i.reported_at < :t)
        OR (i.registered_at >= :f AND i.registered_at < :t)
        OR (i.deadline >= :f AND i.deadline < :t)
        OR (i.closed_at >= :f AND i.closed_at < :t)
-       OR s.incident_id IS NOT NULL
+       OR s.incident_id IS NOT NULL)
 ), m AS (
     SELECT key, GROUPING(key) = 1 AS is_total,
         count(*) FILTER (WHERE reported_at >= :f AND reported_at < :t) AS reported,
@@ -167,9 +170,14 @@ def _row(row: Any, group_by: str | None) -> MetricsRow:
 
 
 async def case_metrics(
-    conn: AsyncConnection, start: datetime, end: datetime, group_by: GroupBy | None = None
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    group_by: GroupBy | None = None,
+    visible_to: Actor | None = None,
 ) -> Metrics:
-    """The case metrics of [start, end), grouped by ``group_by`` (None: the total only)."""
+    """The case metrics of [start, end), grouped by ``group_by`` (None: the total only),
+    over the cases ``visible_to`` may see (None: every case)."""
     if start.tzinfo is None or end.tzinfo is None:
         raise BadRequest("from and to need a time zone (e.g. Z or +08:00)", code="naive_time")
     if start >= end:
@@ -177,8 +185,10 @@ async def case_metrics(
     if group_by is not None and group_by not in GROUPS:
         raise BadRequest(f"group_by must be one of {', '.join(GROUPS)}", code="invalid_group_by")
     key, label_join = GROUPS[group_by] if group_by else TOTAL
+    visible, params = visible_sql(visible_to) if visible_to else ("true", {})
     result = await conn.execute(
-        text(SQL.format(key=key, label_join=label_join)), {"f": start, "t": end}
+        text(SQL.format(key=key, label_join=label_join, visible=visible)),
+        {**params, "f": start, "t": end},
     )
     rows = result.all()
     total = next(_row(r, group_by) for r in rows if r.is_total)

@@ -24,10 +24,10 @@ from layers.incidents.cases import (
     Incident,
     RowId,
     Text,
-    get_incident,
     incident_from_row,
 )
 from layers.incidents.cases import record_transition as record
+from layers.incidents.scope import visible_incident
 from layers.incidents.working_time import deadline_after
 
 
@@ -311,9 +311,10 @@ async def transition_incident(
 
     PreconditionRequired (428) without a version, PreconditionFailed (412) when the case has
     moved on, Conflict (409) listing the legal actions when the action does not fit the
-    state, Forbidden (403) when it is another role's or another user's case.
+    state, Forbidden (403) when it is another role's or another user's case, or lies outside
+    the actor's scope.
     """
-    incident = await get_incident(conn, incident_id, lock=True)
+    incident = await visible_incident(conn, incident_id, actor, lock=True)
     if if_match is None:
         raise PreconditionRequired(
             "a case changes only with If-Match: the version (ETag) it was read at",
@@ -349,9 +350,12 @@ async def transition_incident(
     return updated
 
 
-async def transition_history(conn: AsyncConnection, incident_id: int) -> list[dict[str, Any]]:
-    """Every recorded step of the case, oldest first."""
-    await get_incident(conn, incident_id)
+async def transition_history(
+    conn: AsyncConnection, incident_id: int, viewer: Actor
+) -> list[dict[str, Any]]:
+    """Every recorded step of the case, oldest first; Forbidden when the case lies outside
+    the viewer's scope."""
+    await visible_incident(conn, incident_id, viewer)
     rows = await conn.execute(
         text(
             "SELECT id, action, from_status, to_status, actor, at, note, details "

@@ -406,6 +406,7 @@ async def create_item(
         content_crs=body_crs,
         crs=body_crs,
         repair=repair,
+        scope=caller.scope,
     )
     return write_response(request, layer, result, body_crs.header, status=201)
 
@@ -459,6 +460,7 @@ async def _update(
         content_crs=body_crs,
         crs=body_crs,
         repair=repair,
+        scope=caller.scope,
     )
     return write_response(request, layer, result, body_crs.header)
 
@@ -519,7 +521,8 @@ async def delete_item(
     if_match: str | None = IF_MATCH,
 ) -> Response:
     """Delete the feature if If-Match holds its current ETag; its history keeps it."""
-    await delete_feature(engine, layer, parse_feature_id(layer, feature_id), if_match, caller.actor)
+    fid = parse_feature_id(layer, feature_id)
+    await delete_feature(engine, layer, fid, if_match, caller.actor, caller.scope)
     return Response(status_code=204)
 
 
@@ -555,7 +558,9 @@ async def restore(
     """Bring the feature back as it was at ``version``: 201 when it had been deleted, else
     200 (a replace, which needs If-Match)."""
     fid = parse_feature_id(layer, feature_id)
-    result = await restore_version(engine, layer, fid, version, if_match, caller.actor)
+    result = await restore_version(
+        engine, layer, fid, version, if_match, caller.actor, scope=caller.scope
+    )
     return write_response(
         request, layer, result, CRS84.header, status=201 if result.created else 200
     )

@@ -179,7 +179,7 @@ async def put_assignment(
     h3cell = parse_cell(cell)
     async with engine.begin() as conn:
         await assignment_of(conn, h3cell, 1)
-        result = await assign(conn, [h3cell], body.change(), principal.actor)
+        result = await assign(conn, [h3cell], body.change(), principal.actor, principal.scope)
         current = await assignment_of(conn, h3cell)
     return {**current, "changed": bool(result.changed)}
 
@@ -212,7 +212,7 @@ async def bulk_assignment(
             if area is None
             else await cells_in_polygon(conn, area)
         )
-        result = await assign(conn, cells, body.change(), principal.actor)
+        result = await assign(conn, cells, body.change(), principal.actor, principal.scope)
     return result.as_json()
 
 
@@ -278,7 +278,7 @@ async def grid_partition(
     writes it, each change in the history."""
     territory_request = body.request()
     async with engine.begin() as conn:
-        plan = await plan_territories(conn, territory_request, principal.actor)
+        plan = await plan_territories(conn, territory_request, principal.actor, principal.scope)
     return plan
 
 
@@ -340,7 +340,9 @@ async def put_category_department(
 ) -> dict[str, Any]:
     """From now on the department handles the category in the district."""
     async with engine.begin() as conn:
-        department = await set_override(conn, category, district, body.department, principal.actor)
+        department = await set_override(
+            conn, category, district, body.department, principal.actor, principal.scope
+        )
     return {"category": category, "district": district, "department": department}
 
 
@@ -350,9 +352,9 @@ async def put_category_department(
     summary="Route a category in a district back to the category's own department",
 )
 async def delete_category_department(
-    category: str, district: str, engine: Engine, _: Dispatcher
+    category: str, district: str, engine: Engine, principal: Dispatcher
 ) -> Response:
     """The district no longer has a department of its own for the category."""
     async with engine.begin() as conn:
-        await clear_override(conn, category, district)
+        await clear_override(conn, category, district, principal.scope)
     return Response(status_code=204)

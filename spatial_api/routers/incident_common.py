@@ -12,7 +12,12 @@ from spatial_api.auth import Principal
 
 def actor_of(principal: Principal) -> Actor:
     """The workflow's view of the caller."""
-    return Actor(role=principal.role, name=principal.actor, user_id=principal.inspector_id)
+    return Actor(
+        role=principal.role,
+        name=principal.actor,
+        user_id=principal.inspector_id,
+        scope=principal.scope,
+    )
 
 
 def case_body(response: Response, incident: Incident, status: int = 200, **extra: Any) -> dict:

@@ -19,11 +19,11 @@ from layers.incidents.cases import (
     CaseId,
     ReportInput,
     attach_report,
-    get_incident,
     report_incident,
 )
 from layers.incidents.lists import IncidentQuery, Page, assignee_me, list_incidents
 from layers.incidents.metrics import GroupBy, case_metrics
+from layers.incidents.scope import visible_incident
 from layers.incidents.transitions import (
     TransitionInput,
     allowed_actions,
@@ -130,7 +130,8 @@ async def list_cases(
     limit: int = Query(50, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=INT_MAX),
 ) -> dict[str, Any]:
-    """One page of cases with the total, each with its overdue flag."""
+    """One page of the cases the caller may see (its districts, departments, or an
+    inspector's own cases), with the total, each with its overdue flag."""
     query = IncidentQuery(
         statuses=_csv(status),
         categories=_csv(category),
@@ -142,6 +143,7 @@ async def list_cases(
         sort=sort,
         limit=limit,
         offset=offset,
+        visible_to=actor_of(principal),
     )
     async with engine.begin() as conn:
         if assignee == "me":
@@ -158,7 +160,7 @@ async def list_cases(
 )
 async def metrics(
     engine: Engine,
-    _: Reader,
+    principal: Reader,
     start: datetime | None = Query(
         None, alias="from", description="period start (default: to - 30 days)"
     ),
@@ -167,11 +169,12 @@ async def metrics(
     ),
     group_by: GroupBy | None = None,
 ) -> dict[str, Any]:
-    """Counts, rates, time to close and the department score of the period, per group."""
+    """Counts, rates, time to close and the department score of the period, per group,
+    over the cases the caller may see."""
     end = end or datetime.now(UTC)
     start = start or end - timedelta(days=30)
     async with engine.connect() as conn:
-        result = await case_metrics(conn, start, end, group_by)
+        result = await case_metrics(conn, start, end, group_by, actor_of(principal))
     return {
         "from": result.start.isoformat(),
         "to": result.end.isoformat(),
@@ -191,9 +194,9 @@ async def read_case(
     incident_id: CaseIdPath, response: Response, engine: Engine, principal: Reader
 ) -> dict[str, Any]:
     """The case and the actions the caller may take on it now; the ETag is the version a
-    transition must name in If-Match."""
+    transition must name in If-Match. 403 for a case outside the caller's scope."""
     async with engine.connect() as conn:
-        incident = await get_incident(conn, incident_id)
+        incident = await visible_incident(conn, incident_id, actor_of(principal))
         actions = await allowed_actions(conn, incident, principal.role)
     return case_body(
         response, incident, allowed_actions=[{"action": a.name, "label": a.label} for a in actions]
@@ -226,8 +229,8 @@ async def transition(
 @router.get(
     "/incidents/{incident_id}/transitions", summary="The case's history", response_model=CaseHistory
 )
-async def history(incident_id: CaseIdPath, engine: Engine, _: Reader) -> dict[str, Any]:
+async def history(incident_id: CaseIdPath, engine: Engine, principal: Reader) -> dict[str, Any]:
     """Every step of the case: who, when, from, to, note."""
     async with engine.connect() as conn:
-        steps = await transition_history(conn, incident_id)
+        steps = await transition_history(conn, incident_id, actor_of(principal))
     return {"incident_id": incident_id, "transitions": steps}
