@@ -100,14 +100,15 @@ DatabaseUrl = Annotated[str | None, Depends(get_database_url)]
 
 
 def readable(layer: Layer, caller: Principal) -> Layer:
-    """``layer`` if the caller may read it; 401 (anonymous) or 403 otherwise."""
+    """``layer`` as the caller may see it (without the properties its role may not read);
+    401 (anonymous) or 403 when it may not read the layer."""
     if not layer.can_read(caller.role):
         if caller.role == ANONYMOUS:
             raise Unauthorized(
                 f"layer {layer.id} needs an API key", headers={"WWW-Authenticate": "Bearer"}
             )
         raise Forbidden(f"role {caller.role!r} may not read layer {layer.id}")
-    return layer
+    return layer.for_role(caller.role)
 
 
 async def path_layer(layer_id: str) -> Layer:
@@ -140,8 +141,10 @@ QueriedLayer = Annotated[Layer, Depends(readable_queried_layer)]
 """The layer of the ``layer`` query parameter, checked readable by the caller."""
 
 
-async def editable_layer(layer: ReadableLayer, caller: Caller) -> Layer:
-    """The path's layer if the caller may also write its features; 401/403 otherwise."""
+async def editable_layer(layer: Annotated[Layer, Depends(path_layer)], caller: Caller) -> Layer:
+    """The path's whole layer (a write keeps every property) if the caller may read it and
+    write its features; 401/403 otherwise."""
+    readable(layer, caller)
     if layer.can_edit(caller.role):
         return layer
     if not layer.editable:
