@@ -30,12 +30,14 @@ def export_tile_set(
     minzoom: int,
     maxzoom: int,
     output: Path,
+    role: str,
 ) -> None:
-    """Write the tiles of an area to ``output`` and say what was written."""
+    """Write the tiles of an area, as ``role`` is served them, to ``output`` and say what
+    was written."""
     if (bbox is None) == (cells is None):
         raise BadRequest("give the area as exactly one of --bbox or --cells", code="invalid_area")
     area = parse_bbox(bbox) if bbox is not None else parse_cells(cells or "")
-    report = export_tiles(ready_database(), layers, area, minzoom, maxzoom, output, fmt)
+    report = export_tiles(ready_database(), layers, area, minzoom, maxzoom, output, fmt, role)
     console.print(
         f"{report.path}: {report.tiles} tiles ({report.empty} empty skipped), "
         f"{report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s"
@@ -48,6 +50,9 @@ CELLS = typer.Option(None, "--cells", help="Area as H3 cells (hex, comma separat
 MINZOOM = typer.Option(12, "--minzoom", help="First zoom")
 MAXZOOM = typer.Option(16, "--maxzoom", help="Last zoom")
 OUTPUT = typer.Option(..., "-o", "--output", help="File to write")
+ROLE = typer.Option(
+    "inspector", "--role", help="The role whose tiles the file holds (its layers and properties)"
+)
 
 
 @app.command("mbtiles")
@@ -59,9 +64,10 @@ def mbtiles_command(
     minzoom: int = MINZOOM,
     maxzoom: int = MAXZOOM,
     output: Path = OUTPUT,
+    role: str = ROLE,
 ) -> None:
     """Write the served tiles of an area (e.g. an inspector's patrol cells) as MBTiles."""
-    export_tile_set("mbtiles", layers, bbox, cells, minzoom, maxzoom, output)
+    export_tile_set("mbtiles", layers, bbox, cells, minzoom, maxzoom, output, role)
 
 
 @app.command("pmtiles")
@@ -73,9 +79,10 @@ def pmtiles_command(
     minzoom: int = MINZOOM,
     maxzoom: int = MAXZOOM,
     output: Path = OUTPUT,
+    role: str = ROLE,
 ) -> None:
     """Write the served tiles of an area (e.g. an inspector's patrol cells) as PMTiles."""
-    export_tile_set("pmtiles", layers, bbox, cells, minzoom, maxzoom, output)
+    export_tile_set("pmtiles", layers, bbox, cells, minzoom, maxzoom, output, role)
 
 
 @app.command("open")
