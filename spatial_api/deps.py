@@ -48,6 +48,11 @@ Admin = Annotated[Principal, Depends(require_role())]
 """An admin key."""
 
 
+def may_read_cases(caller: Principal) -> bool:
+    """Whether the caller may read cases (as a Reader may)."""
+    return caller.role in STAFF or caller.role == "admin"
+
+
 async def get_engine(request: Request) -> AsyncEngine:
     """The process's async engine."""
     return request.app.state.engine
