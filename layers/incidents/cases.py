@@ -303,7 +303,7 @@ async def route_report(conn: AsyncConnection, lon: float, lat: float, category: 
     ``/grid/lookup`` gives it); Unprocessable when the point lies outside the grid."""
     async with raw_connection(conn) as raw:
         try:
-            answer = await grid_lookup(raw, lon, lat, category)
+            answer = await grid_lookup(raw, lon, lat, category, names=False)
         except NotFound:
             raise Unprocessable(
                 f"{lon}, {lat} lies outside the city grid", code="outside_grid"
