@@ -33,6 +33,7 @@ from layers.incidents.transitions import (
 )
 from spatial_api.auth import ANONYMOUS
 from spatial_api.deps import Caller, Engine, Reader, ReportLimiter, may_read_cases
+from spatial_api.proxies import client_address
 from spatial_api.routers.incident_common import actor_of, case_body
 from spatial_api.schemas.incidents import (
     AttachedReport,
@@ -81,7 +82,7 @@ async def report(
     it cannot be attached, one 422 whatever the reason. Only app and admin keys may name a
     ``sensor_id`` (403 otherwise)."""
     if principal.role == ANONYMOUS:
-        limiter.take(request.client.host if request.client else "unknown")
+        limiter.take(client_address(request))
     actor = actor_of(principal)
     reads = may_read_cases(principal)
     async with engine.begin() as conn:

@@ -26,6 +26,7 @@ from layers.incidents.lists import IncidentQuery, list_incidents
 from layers.incidents.redaction import scrub
 from spatial_api.auth import ANONYMOUS, Authorization, Principal, principal_from
 from spatial_api.deps import Caller, Engine
+from spatial_api.proxies import public_base_url
 from spatial_api.routers.incident_common import actor_of
 from spatial_api.schemas.open311 import (
     Discovery,
@@ -78,7 +79,7 @@ def both(path: str, response_model: Any) -> Callable[[Endpoint], Endpoint]:
 @both("/discovery", Discovery)
 async def discovery(request: Request) -> dict[str, Any]:
     """GeoReport v2 discovery: where the endpoint is and what it speaks."""
-    base = str(request.base_url).rstrip("/") + router.prefix + "/"
+    base = public_base_url(request) + router.prefix + "/"
     return {
         "changeset": "2026-01-01T00:00:00Z",
         "contact": "CityHex operator",

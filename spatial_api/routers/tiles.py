@@ -15,6 +15,7 @@ from layers.catalog.registry import load_catalog
 from layers.db.engine import database_url
 from spatial_api.auth import ANONYMOUS, CallerLookup
 from spatial_api.deps import LazyCaller, Tiles
+from spatial_api.proxies import public_base_url
 from spatial_api.schemas.system import TileJSON
 from tiles.filters import TileFilters, parse_filters
 from tiles.service import Tile, TileService
@@ -174,14 +175,6 @@ async def ogc_tile(
     return await serve_tile(request, caller, service, layer, z, x, y, filters)
 
 
-def public_base(request: Request) -> str:
-    """This server's base URL as the client sees it (X-Forwarded-Proto/Host honoured)."""
-    proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
-    host = request.headers.get("x-forwarded-host") or request.headers.get("host")
-    host = (host or request.url.netloc).split(",")[0].strip()
-    return f"{proto}://{host}{request.scope.get('root_path', '')}"
-
-
 @router.get(
     "/tiles/{layers}/tilejson.json",
     summary="TileJSON 3.0.0 of one layer or several",
@@ -198,4 +191,4 @@ async def tilejson_document(
     bounds, center, zoom range."""
     sources = await caller_sources(caller, layers)
     checked = parse_filters(sources, **filters)
-    return await tilejson(service.pool, sources, public_base(request), checked)
+    return await tilejson(service.pool, sources, public_base_url(request), checked)
