@@ -49,6 +49,11 @@ Admin = Annotated[Principal, Depends(require_role())]
 """An admin key."""
 
 
+def may_read_cases(caller: Principal) -> bool:
+    """Whether the caller may read cases (as a Reader may)."""
+    return caller.role in STAFF or caller.role == "admin"
+
+
 async def get_engine(request: Request) -> AsyncEngine:
     """The process's async engine."""
     return request.app.state.engine
@@ -101,14 +106,15 @@ DatabaseUrl = Annotated[str | None, Depends(get_database_url)]
 
 
 def readable(layer: Layer, caller: Principal) -> Layer:
-    """``layer`` if the caller may read it; 401 (anonymous) or 403 otherwise."""
+    """``layer`` as the caller may see it (without the properties its role may not read);
+    401 (anonymous) or 403 when it may not read the layer."""
     if not layer.can_read(caller.role):
         if caller.role == ANONYMOUS:
             raise Unauthorized(
                 f"layer {layer.id} needs an API key", headers={"WWW-Authenticate": "Bearer"}
             )
         raise Forbidden(f"role {caller.role!r} may not read layer {layer.id}")
-    return layer
+    return layer.for_role(caller.role)
 
 
 async def path_layer(layer_id: str) -> Layer:
@@ -141,9 +147,11 @@ QueriedLayer = Annotated[Layer, Depends(readable_queried_layer)]
 """The layer of the ``layer`` query parameter, checked readable by the caller."""
 
 
-async def editable_layer(layer: ReadableLayer, caller: Caller) -> Layer:
-    """The path's layer if the caller's role and scope let it write its features; 401/403
-    otherwise (which features of the layer the scope allows, the write itself checks)."""
+async def editable_layer(layer: Annotated[Layer, Depends(path_layer)], caller: Caller) -> Layer:
+    """The path's whole layer (a write keeps every property) if the caller may read it and
+    its role and scope let it write its features; 401/403 otherwise (which features of the
+    layer the scope allows, the write itself checks)."""
+    readable(layer, caller)
     if layer.can_edit(caller.role):
         check_layer(layer, caller.scope)
         return layer

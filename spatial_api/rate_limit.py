@@ -1,7 +1,8 @@
 """A per-client token bucket, for endpoints open to the anonymous public.
 
-Each worker process keeps its own buckets, so with N workers a client gets up to N times
-the configured rate.
+Clients are told apart by their address as ``spatial_api.proxies.client_address`` gives it
+(a trusted proxy's ``X-Forwarded-For``, else the direct peer). Each worker process keeps its
+own buckets, so with N workers a client gets up to N times the configured rate.
 """
 
 from __future__ import annotations

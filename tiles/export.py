@@ -21,7 +21,7 @@ import shapely
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 
-from gis.errors import BadRequest
+from gis.errors import BadRequest, Forbidden
 from gis.hexgrid import cell_polygon, parse_cell
 from gis.tilemath import MAX_ZOOM, tile_bounds_lonlat, tiles_covering
 from layers.catalog.registry import load_catalog
@@ -192,11 +192,16 @@ def export_tiles(
     maxzoom: int,
     path: Path,
     fmt: Format,
+    role: str = "inspector",
 ) -> ExportReport:
     """Write the tiles of ``layers`` over ``area`` at zooms ``minzoom``–``maxzoom`` to
-    ``path`` in ``fmt``."""
+    ``path`` in ``fmt``, as a caller with ``role`` is served them (a file leaves the server:
+    it holds no property that role may not read); Forbidden when it may not read a layer."""
     start = time.monotonic()
-    sources = parse_sources(load_catalog(), layers)
+    sources = parse_sources(load_catalog().for_role(role), layers)
+    denied = [s.name for s in sources if not s.layer.can_read(role)]
+    if denied:
+        raise Forbidden(f"role {role!r} may not read layers {', '.join(denied)}")
     wanted = area_tiles(area, minzoom, maxzoom)
     tiles = asyncio.run(render(url, sources, wanted))
     if not tiles:

@@ -92,8 +92,8 @@ async def build_tile(
 
 
 def cache_key(sources: list[Source], z: int, x: int, y: int, filters: TileFilters) -> Key:
-    """The cache key of a tile request."""
-    return (",".join(s.name for s in sources), z, x, y, filters.key())
+    """The cache key of a tile request (the sources as the caller sees them)."""
+    return (",".join(s.cache_name for s in sources), z, x, y, filters.key())
 
 
 class TileService:

@@ -43,6 +43,13 @@ class Source:
     hex: bool = False
 
     @property
+    def cache_name(self) -> str:
+        """The source's name in cache keys: with the properties its view of the layer
+        withholds, so callers who see different properties never share a tile."""
+        hidden = self.layer.withheld
+        return self.name + ("!" + ",".join(sorted(hidden)) if hidden else "")
+
+    @property
     def minzoom(self) -> int:
         """The first zoom with content."""
         return self.layer.minzoom
@@ -63,6 +70,12 @@ class Source:
         if z < self.layer.cluster_below:
             return Mode.CLUSTERS
         return Mode.FEATURES
+
+
+def same_for_everyone(sources: list[Source]) -> bool:
+    """Whether a tile of ``sources`` is the same whoever asks (public layers showing no
+    property that only some roles may read), so shared caches may keep it."""
+    return all(s.layer.public and not s.layer.shows_restricted for s in sources)
 
 
 def has_hex(layer: Layer) -> bool:

@@ -44,12 +44,15 @@ JSONB_TYPES = {
     "array": "array",
 }
 
-_extents: dict[str, tuple[float, list[float] | None]] = {}
+_extents: dict[tuple[str, str], tuple[float, list[float] | None]] = {}
+"""Extents by database and layer, with the time they expire."""
 
 
 async def layer_extent(engine: AsyncEngine, layer: Layer) -> list[float] | None:
-    """The lon/lat box of the layer's features (None when it is empty), cached a while."""
-    cached = _extents.get(layer.id)
+    """The lon/lat box of the layer's features (None when it is empty), cached a while for
+    each database."""
+    key = (engine.url.render_as_string(hide_password=True), layer.id)
+    cached = _extents.get(key)
     if cached and cached[0] > time.monotonic():
         return cached[1]
     geom = column(layer, layer.geometry_column)
@@ -65,7 +68,7 @@ async def layer_extent(engine: AsyncEngine, layer: Layer) -> list[float] | None:
         log.warning("layer %s: cannot read the extent of %s", layer.id, layer.table)
         row = None
     extent = [float(v) for v in row] if row and row[0] is not None else None
-    _extents[layer.id] = (time.monotonic() + EXTENT_TTL_S, extent)
+    _extents[key] = (time.monotonic() + EXTENT_TTL_S, extent)
     return extent
 
 

@@ -86,6 +86,10 @@ class Layer(BaseModel):
     department_column: str | None = None
     """The property (an integer department id) naming the department that owns a feature:
     a caller limited to departments writes only features of its departments."""
+    property_read_by: dict[str, list[str]] = Field(default_factory=dict)
+    """Properties that name or identify people, each with the roles that may read it (admin
+    always may). Every other role gets the layer without them: in features, queryables,
+    filters, spatial queries, history and tiles."""
 
     @field_validator(
         "id",
@@ -122,6 +126,24 @@ class Layer(BaseModel):
             raise ValueError(f"layer {self.id}: department_column must be an integer property")
         return self
 
+    @model_validator(mode="after")
+    def _restricted_properties_are_plain(self) -> Layer:
+        """A restricted property is a catalog property, and no column the layer is
+        filtered, grouped or found by (those would tell its values to every reader); the
+        roles that edit the layer read it (a write answers with the whole feature)."""
+        keys = (self.id_column, self.time_column, self.category_column, self.count_by)
+        for name, roles in self.property_read_by.items():
+            if name not in self.properties or name in keys:
+                raise ValueError(
+                    f"layer {self.id}: property_read_by names {name!r}, which is not a "
+                    "property or is the layer's id, time, category or count_by column"
+                )
+            if not set(self.editable_by) <= set(roles):
+                raise ValueError(
+                    f"layer {self.id}: the editors {self.editable_by} must read {name!r}"
+                )
+        return self
+
     @field_validator("properties")
     @classmethod
     def _plain_property_names(cls, value: dict[str, str]) -> dict[str, str]:
@@ -137,6 +159,29 @@ class Layer(BaseModel):
     def can_read(self, role: str) -> bool:
         """Whether ``role`` may read this layer."""
         return self.public or role == "admin" or role in self.read_by or role in self.editable_by
+
+    def may_read_property(self, role: str, name: str) -> bool:
+        """Whether ``role`` may read property ``name`` (of a layer it may read)."""
+        roles = self.property_read_by.get(name)
+        return roles is None or role == "admin" or role in roles
+
+    def for_role(self, role: str) -> Layer:
+        """The layer as ``role`` sees it: without the properties it may not read."""
+        hidden = {n for n in self.property_read_by if not self.may_read_property(role, n)}
+        if not hidden:
+            return self
+        shown = {k: v for k, v in self.properties.items() if k not in hidden}
+        return self.model_copy(update={"properties": shown})
+
+    @property
+    def withheld(self) -> frozenset[str]:
+        """The restricted properties this view of the layer leaves out (see for_role)."""
+        return frozenset(self.property_read_by) - self.properties.keys()
+
+    @property
+    def shows_restricted(self) -> bool:
+        """Whether this view of the layer shows a property not every role may read."""
+        return not self.property_read_by.keys() <= self.withheld
 
     def can_edit(self, role: str) -> bool:
         """Whether ``role`` may create, change or delete features."""
@@ -167,6 +212,16 @@ class Catalog:
 
     def __init__(self, layers: dict[str, Layer]) -> None:
         self.layers = layers
+        self._views: dict[str, Catalog] = {}
+
+    def for_role(self, role: str) -> Catalog:
+        """The catalog as ``role`` sees it: each layer without the properties the role may
+        not read (made once per role)."""
+        view = self._views.get(role)
+        if view is None:
+            view = Catalog({k: layer.for_role(role) for k, layer in self.layers.items()})
+            self._views[role] = view
+        return view
 
     def get(self, layer_id: str) -> Layer:
         """The layer ``layer_id``; NotFound naming the known layers otherwise."""

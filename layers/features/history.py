@@ -68,7 +68,9 @@ async def _history_rows(
 
 
 async def list_history(engine: AsyncEngine, layer: Layer, feature_id: Any) -> list[Version]:
-    """Every recorded version of a feature, oldest first; 404 when it has none."""
+    """Every recorded version of a feature, oldest first, as this view of the layer shows
+    it (without its withheld properties, nor who wrote when that is withheld); 404 when it
+    has none."""
     sql = (
         "SELECT version, op, actor, at, before::text, after::text FROM feature_history "
         "WHERE layer = :layer AND feature_id = :fid ORDER BY version LIMIT :n"
@@ -78,14 +80,32 @@ async def list_history(engine: AsyncEngine, layer: Layer, feature_id: Any) -> li
         raise NotFound(
             f"feature {feature_id} of {layer.id} has no history", code="feature_not_found"
         )
+    hidden = layer.withheld
+    writer_hidden = layer.updated_by_column in hidden
     return [
-        Version(v, op, actor, at, _json(before), _json(after))
+        Version(
+            v,
+            op,
+            None if writer_hidden else actor,
+            at,
+            _shown(before, hidden),
+            _shown(after, hidden),
+        )
         for v, op, actor, at, before, after in rows
     ]
 
 
 def _json(value: str | None) -> dict[str, Any] | None:
     return None if value is None else orjson.loads(value)
+
+
+def _shown(value: str | None, hidden: frozenset[str]) -> dict[str, Any] | None:
+    """A recorded state without the ``hidden`` properties."""
+    state = _json(value)
+    if state and hidden and isinstance(state.get("properties"), dict):
+        props = state["properties"]
+        state["properties"] = {k: v for k, v in props.items() if k not in hidden}
+    return state
 
 
 async def _state_of(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.errors import NotFound
 from gis.hexgrid import to_hex
+from layers.grid.lookup import person_json
 
 MATCHING = """
 FROM grid_cells g LEFT JOIN districts d ON d.id = g.district_id
@@ -89,14 +90,13 @@ async def list_cells(
     }
 
 
-async def cell_feature(conn: AsyncConnection, cell: int) -> dict[str, Any]:
-    """The cell as a GeoJSON Feature with its district, inspector, supervisor area, area and
-    properties; NotFound when it is not in the grid."""
+async def cell_feature(conn: AsyncConnection, cell: int, *, names: bool) -> dict[str, Any]:
+    """The cell as a GeoJSON Feature with its district, inspector (named if ``names``, else
+    by id), supervisor area, area and properties; NotFound when it is not in the grid."""
     row = (await conn.execute(DETAIL, {"cell": cell})).first()
     if row is None:
         raise NotFound(f"cell {to_hex(cell)} is not in the grid", code="cell_not_in_grid")
     district = {"code": row.district_code, "name": row.district_name}
-    inspector = {"id": row.inspector_id, "name": row.inspector_name}
     return {
         "type": "Feature",
         "id": to_hex(row.h3),
@@ -106,7 +106,7 @@ async def cell_feature(conn: AsyncConnection, cell: int) -> dict[str, Any]:
             "res": row.res,
             "area_m2": row.area_m2,
             "district": district if row.district_code else None,
-            "inspector": inspector if row.inspector_id is not None else None,
+            "inspector": person_json(row.inspector_id, row.inspector_name, names),
             "supervisor": row.supervisor,
             "properties": row.properties,
         },

@@ -3,6 +3,8 @@
 The point's cell is computed at every H3 resolution in Python; one query over the raw
 asyncpg connection finds the stored one by primary key and joins its district, inspector,
 supervisor and the category's department, so nothing is cached and nothing can be stale.
+People are named only to the roles that work with them (``NAMES_READ_BY``); others get
+their ids.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from layers.db.settings import storage_settings
 
 log = logging.getLogger("cityhex")
 CATEGORY_LENGTH = 4
+NAMES_READ_BY = frozenset({"inspector", "editor", "dispatcher", "admin"})
+"""The roles that read the names of a cell's inspector and supervisor (an app key, a program
+rather than a colleague, gets their ids)."""
 
 LOOKUP = """
 WITH g AS (
@@ -85,28 +90,45 @@ def point_cells(lon: float, lat: float) -> list[int]:
     return [to_cell(lat, lon, res) for res in range(16)]
 
 
-def supervisor_json(row: asyncpg.Record) -> dict[str, Any] | None:
+def may_read_names(role: str) -> bool:
+    """Whether ``role`` reads the names of the people who answer for a cell."""
+    return role in NAMES_READ_BY
+
+
+def person_json(person: int | None, name: str | None, names: bool) -> dict[str, Any] | None:
+    """A member of staff as a client sees them: their id, and their name if ``names``."""
+    if person is None:
+        return None
+    return {"id": person, "name": name} if names else {"id": person}
+
+
+def supervisor_json(row: asyncpg.Record, names: bool) -> dict[str, Any] | None:
     """A cell's supervisor area as a client sees it: its kind, and the district's supervisor
-    when the area is a district."""
+    (named if ``names``) when the area is a district."""
     area = row["supervisor"]
     if area is None:
         return None
     if row["area_name"] is not None:
-        person = row["supervisor_id"]
         return {
             "area": area,
             "kind": "district",
             "name": row["area_name"],
-            "supervisor": {"id": person, "name": row["supervisor_name"]} if person else None,
+            "supervisor": person_json(row["supervisor_id"], row["supervisor_name"], names),
         }
     return {"area": area, "kind": "cell", "res": h3.get_resolution(area)}
 
 
 async def lookup(
-    conn: asyncpg.Connection | asyncpg.Pool, lon: float, lat: float, category: str | None = None
+    conn: asyncpg.Connection | asyncpg.Pool,
+    lon: float,
+    lat: float,
+    category: str | None = None,
+    *,
+    names: bool,
 ) -> dict[str, Any]:
-    """The grid cell at (lon, lat) with its district, inspector, supervisor area and, for a
-    category, the department that handles it there. BadRequest for a bad point or an
+    """The grid cell at (lon, lat) with its district, inspector, supervisor area (the people
+    named if ``names``, else by id) and, for a category, the department that handles it
+    there. BadRequest for a bad point or an
     unknown category; NotFound when the point is outside the grid; ServiceUnavailable while
     the database cannot be reached."""
     lon, lat = checked_point(lon, lat)
@@ -129,13 +151,12 @@ async def lookup(
             code="outside_grid",
         )
     district = row["district_code"]
-    inspector = row["inspector_id"]
     answer: dict[str, Any] = {
         "cell": h3i.int_to_str(row["h3"]),
         "res": row["res"],
         "district": {"code": district, "name": row["district_name"]} if district else None,
-        "inspector": {"id": inspector, "name": row["inspector_name"]} if inspector else None,
-        "supervisor": supervisor_json(row),
+        "inspector": person_json(row["inspector_id"], row["inspector_name"], names),
+        "supervisor": supervisor_json(row, names),
     }
     if category is not None:
         answer["category"] = category

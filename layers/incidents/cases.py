@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.crs import parse_crs, to_xy, transformer
-from gis.errors import BadRequest, NotFound, Unprocessable
+from gis.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from gis.hexgrid import parse_cell, to_hex
 from layers.catalog.changes import publish_change
 from layers.db.engine import raw_connection
@@ -123,14 +123,13 @@ class Duplicate:
     distance_m: float
     same_asset: bool
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready data."""
-        return {
-            "id": self.id,
-            "status": self.status,
-            "distance_m": round(self.distance_m, 1),
-            "same_asset": self.same_asset,
-        }
+    def as_dict(self, *, where: bool = True) -> dict[str, Any]:
+        """JSON-ready data; without where the case is (its distance, whether it is on the
+        same asset) unless ``where``, for a reporter who may not read the case."""
+        data: dict[str, Any] = {"id": self.id, "status": self.status}
+        if where:
+            data.update(distance_m=round(self.distance_m, 1), same_asset=self.same_asset)
+        return data
 
 
 @dataclass(frozen=True)
@@ -307,7 +306,7 @@ async def route_report(conn: AsyncConnection, lon: float, lat: float, category: 
     ``/grid/lookup`` gives it); Unprocessable when the point lies outside the grid."""
     async with raw_connection(conn) as raw:
         try:
-            answer = await grid_lookup(raw, lon, lat, category)
+            answer = await grid_lookup(raw, lon, lat, category, names=False)
         except NotFound:
             raise Unprocessable(
                 f"{lon}, {lat} lies outside the city grid", code="outside_grid"
@@ -347,6 +346,16 @@ async def find_duplicates(
     return tuple(Duplicate(r[0], r[1], float(r[2]), bool(r[3])) for r in rows)
 
 
+def check_sensor_claim(actor: Actor, data: ReportInput) -> None:
+    """Forbidden when a report names a sensor and the actor does not speak for sensors."""
+    if data.sensor_id is not None and actor.role not in wf.SENSOR_ROLES:
+        allowed = ", ".join(sorted(wf.SENSOR_ROLES))
+        raise Forbidden(
+            f"only {allowed} keys report for a sensor: leave sensor_id out",
+            code="sensor_report_forbidden",
+        )
+
+
 def source_of(actor: Actor, data: ReportInput) -> str:
     """Where a report comes from: a sensor, the public, or the role of the key."""
     if data.sensor_id is not None:
@@ -376,6 +385,7 @@ async def report_incident(
     """
     if actor.role not in wf.REPORT_ROLES:
         raise BadRequest(f"role {actor.role!r} cannot report", code="role_not_allowed")
+    check_sensor_claim(actor, data)
     at = at or datetime.now(UTC)
     lon, lat = report_lonlat(data)
     category, calendar = await category_and_calendar(conn, data.category, local_day(at))
@@ -445,24 +455,26 @@ async def record_transition(
 
 
 async def attach_report(
-    conn: AsyncConnection, incident_id: int, data: ReportInput, actor: Actor
+    conn: AsyncConnection, incident_id: int, data: ReportInput, actor: Actor, *, discreet: bool
 ) -> Incident:
     """Attach a report to the open case ``incident_id`` instead of opening a new one.
 
-    Unprocessable when that case is closed or cancelled, or of another category.
+    NotFound when there is no such case; Unprocessable when it is closed or cancelled, or of
+    another category. A ``discreet`` caller (one who may not read the case) gets one and the
+    same Unprocessable for all of these, so its answers tell nothing about the case.
     """
-    incident = await get_incident(conn, incident_id, lock=True)
-    if incident.status not in wf.OPEN:
-        raise Unprocessable(
-            f"incident {incident_id} is {incident.status}; report a new case instead",
-            code="duplicate_of_closed",
-        )
-    if data.category != incident.category_code:
-        raise Unprocessable(
-            f"incident {incident_id} is of category {incident.category_code}, not {data.category}",
-            code="duplicate_category_mismatch",
-        )
+    check_sensor_claim(actor, data)
     lon, lat = report_lonlat(data)
+    try:
+        incident = await attachable_case(conn, incident_id, data.category)
+    except (NotFound, Unprocessable):
+        if not discreet:
+            raise
+        raise Unprocessable(
+            f"this report cannot be attached to case {incident_id}; "
+            "report it as a new case (without duplicate_of)",
+            code="duplicate_not_attachable",
+        ) from None
     await conn.execute(
         text(
             "INSERT INTO incident_duplicates (incident_id, source, reporter, description, "
@@ -480,4 +492,21 @@ async def attach_report(
             "lat": lat,
         },
     )
+    return incident
+
+
+async def attachable_case(conn: AsyncConnection, incident_id: int, category: str) -> Incident:
+    """The open case ``incident_id`` of ``category``, locked; NotFound when there is none,
+    Unprocessable when it is closed or cancelled, or of another category."""
+    incident = await get_incident(conn, incident_id, lock=True)
+    if incident.status not in wf.OPEN:
+        raise Unprocessable(
+            f"incident {incident_id} is {incident.status}; report a new case instead",
+            code="duplicate_of_closed",
+        )
+    if category != incident.category_code:
+        raise Unprocessable(
+            f"incident {incident_id} is of category {incident.category_code}, not {category}",
+            code="duplicate_category_mismatch",
+        )
     return incident

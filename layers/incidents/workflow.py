@@ -38,6 +38,9 @@ deadline has passed (as the ``overdue`` attribute of the incident tiles has it).
 OPEN = frozenset(STATES) - {"closed", "cancelled"}
 """States of a case that is still on the books (parked cases stay open: 挂账)."""
 REPORT_ROLES = frozenset({"anonymous", "app", "inspector", DEPARTMENT, "dispatcher", "admin"})
+SENSOR_ROLES = frozenset({"app", "admin"})
+"""The roles that speak for sensors: a report naming a sensor (``source`` sensor) comes from
+them (the alarms inside the server report as app)."""
 HOLDING = frozenset({"dispatched", "in_progress"})
 """States in which a department holds the case (and may ask for an extension)."""
 

@@ -31,12 +31,14 @@ def export_tile_set(
     minzoom: int,
     maxzoom: int,
     output: Path,
+    role: str,
 ) -> None:
-    """Write the tiles of an area to ``output`` and say what was written."""
+    """Write the tiles of an area, as ``role`` is served them, to ``output`` and say what
+    was written."""
     if (bbox is None) == (cells is None):
         raise BadRequest("give the area as exactly one of --bbox or --cells", code="invalid_area")
     area = parse_bbox(bbox) if bbox is not None else parse_cells(cells or "")
-    report = export_tiles(ready_database(), layers, area, minzoom, maxzoom, output, fmt)
+    report = export_tiles(ready_database(), layers, area, minzoom, maxzoom, output, fmt, role)
     console.print(
         f"{report.path}: {report.tiles} tiles ({report.empty} empty skipped), "
         f"{report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s"
@@ -49,6 +51,9 @@ CELLS = typer.Option(None, "--cells", help="Area as H3 cells (hex, comma separat
 MINZOOM = typer.Option(12, "--minzoom", help="First zoom")
 MAXZOOM = typer.Option(16, "--maxzoom", help="Last zoom")
 OUTPUT = typer.Option(..., "-o", "--output", help="File to write")
+ROLE = typer.Option(
+    "inspector", "--role", help="The role whose tiles the file holds (its layers and properties)"
+)
 
 
 TILE_SET_NAMES = {"mbtiles": "MBTiles", "pmtiles": "PMTiles"}
@@ -64,8 +69,9 @@ def tile_set_command(fmt: Format) -> Callable[..., None]:
         minzoom: int = MINZOOM,
         maxzoom: int = MAXZOOM,
         output: Path = OUTPUT,
+        role: str = ROLE,
     ) -> None:
-        export_tile_set(fmt, layers, bbox, cells, minzoom, maxzoom, output)
+        export_tile_set(fmt, layers, bbox, cells, minzoom, maxzoom, output, role)
 
     command.__doc__ = (
         "Write the served tiles of an area (e.g. an inspector's patrol cells)"

@@ -56,4 +56,5 @@ def serve_command(
         workers=workers,
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # forwarding headers: spatial_api.proxies, from trusted proxies only
     )

@@ -33,6 +33,7 @@ from layers.features.repository import (
 )
 from spatial_api.auth import Principal
 from spatial_api.deps import Caller, EditableLayer, Engine, HistoryLayer, ReadableLayer
+from spatial_api.proxies import public_base_url
 from spatial_api.responses import (
     GEOJSON,
     JSON,
@@ -122,8 +123,8 @@ ITEM_PARAMS = {
 
 
 def base_url(request: Request) -> str:
-    """This server's root URL, without a trailing slash."""
-    return str(request.base_url).rstrip("/")
+    """This server's root URL as its clients reach it, without a trailing slash."""
+    return public_base_url(request)
 
 
 def collection_json(request: Request, layer: Layer, extent: list[float] | None) -> dict:

@@ -1,8 +1,8 @@
 """The city grid over HTTP: look up a point, list and read cells, assign them, check
 coverage, balance territories, build the grid, and route categories per district.
 
-Roles: lookup and reading cells — app, inspector, editor, dispatcher (names and ids only,
-never phone numbers); a cell's assignment history — inspector, editor, dispatcher;
+Roles: lookup and reading cells — app, inspector, editor, dispatcher (ids, and names for
+all but app keys; never phone numbers); a cell's assignment history — inspector, editor, dispatcher;
 assignment changes, coverage, territories and category routing changes — dispatcher;
 building the grid — admin only. Admin may do everything.
 """
@@ -27,7 +27,7 @@ from layers.grid.assignments import Change, assign, assignment_of, cells_in_poly
 from layers.grid.build import build_from
 from layers.grid.cells import CellFilter, cell_feature, list_cells
 from layers.grid.coverage import coverage
-from layers.grid.lookup import lookup, open_lookup_pool
+from layers.grid.lookup import lookup, may_read_names, open_lookup_pool
 from layers.grid.territories import TerritoryRequest, plan_territories
 from layers.grid.weights import parse_weight
 from layers.incidents.category_departments import clear_override, list_overrides, set_override
@@ -85,17 +85,18 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
 )
 async def grid_lookup(
     pool: GridLookupPool,
-    _: Reader,
+    principal: Reader,
     lon: Annotated[float, Query(description="Longitude (EPSG:4326)")],
     lat: Annotated[float, Query(description="Latitude (EPSG:4326)")],
     category: Annotated[
         str | None, Query(description="A 4-digit incident category: adds its department")
     ] = None,
 ) -> Response:
-    """The cell (hex string), its resolution, district, inspector, supervisor area and, for
-    a category, the department that handles it there. 404 when the point is outside the
-    grid; 400 for a bad lon/lat or an unknown category."""
-    answer = await lookup(pool, lon, lat, category)
+    """The cell (hex string), its resolution, district, inspector, supervisor area (people by
+    id, and by name for inspector, editor, dispatcher and admin keys) and, for a category,
+    the department that handles it there. 404 when the point is outside the grid; 400 for a
+    bad lon/lat or an unknown category."""
+    answer = await lookup(pool, lon, lat, category, names=may_read_names(principal.role))
     return json_response(answer)
 
 
@@ -118,12 +119,14 @@ async def grid_cells(
 
 
 @router.get("/grid/cells/{cell}", summary="One grid cell as a GeoJSON Feature")
-async def grid_cell(cell: str, engine: Engine, _: Reader) -> Response:
-    """The cell's polygon, district, inspector, supervisor area, area and properties; 400
-    for a malformed cell, 404 for a cell not in the grid."""
+async def grid_cell(cell: str, engine: Engine, principal: Reader) -> Response:
+    """The cell's polygon, district, inspector (by id, and by name for inspector, editor,
+    dispatcher and admin keys), supervisor area, area and properties; 400 for a malformed
+    cell, 404 for a cell not in the grid."""
     h3cell = parse_cell(cell)
+    names = may_read_names(principal.role)
     async with engine.connect() as conn:
-        return json_response(await cell_feature(conn, h3cell))
+        return json_response(await cell_feature(conn, h3cell, names=names))
 
 
 @router.get(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from gis.errors import BadRequest
 from layers.incidents.cases import (
@@ -32,9 +32,16 @@ from layers.incidents.transitions import (
     transition_incident,
 )
 from spatial_api.auth import ANONYMOUS
-from spatial_api.deps import Caller, Engine, Reader, ReportLimiter
+from spatial_api.deps import Caller, Engine, Reader, ReportLimiter, may_read_cases
+from spatial_api.proxies import client_address
 from spatial_api.routers.incident_common import actor_of, case_body
-from spatial_api.schemas.incidents import Case, CaseHistory, CaseMetrics, CasePage
+from spatial_api.schemas.incidents import (
+    AttachedReport,
+    Case,
+    CaseHistory,
+    CaseMetrics,
+    CasePage,
+)
 
 router = APIRouter(tags=["incidents"])
 CaseIdPath = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="the case id")]
@@ -52,6 +59,14 @@ class ReportBody(ReportInput):
     summary="Report an incident: routed to the cell's inspector and the category's department",
     response_model=Case,
     response_model_exclude_unset=True,
+    responses={
+        200: {"model": Case, "description": "The report was attached to the case it names"},
+        202: {
+            "model": AttachedReport,
+            "description": "The report was attached to the case it names (to a caller who "
+            "may not read cases)",
+        },
+    },
 )
 async def report(
     body: ReportBody,
@@ -60,18 +75,25 @@ async def report(
     principal: Caller,
     engine: Engine,
     limiter: ReportLimiter,
-) -> dict[str, Any]:
+) -> Any:
     """201 with the new case (cell, inspector, department, deadline, possible duplicates);
-    200 with the existing case when the report is attached to it (``duplicate_of``)."""
+    with ``duplicate_of``, the report is attached to that open case: 200 with the case for
+    a caller who may read cases, else 202 ``{"attached": true, "incident_id"}`` and, when
+    it cannot be attached, one 422 whatever the reason. Only app and admin keys may name a
+    ``sensor_id`` (403 otherwise)."""
     if principal.role == ANONYMOUS:
-        limiter.take(request.client.host if request.client else "unknown")
+        limiter.take(client_address(request))
     actor = actor_of(principal)
+    reads = may_read_cases(principal)
     async with engine.begin() as conn:
         if body.duplicate_of is not None:
-            incident = await attach_report(conn, body.duplicate_of, body, actor)
+            case = body.duplicate_of
+            incident = await attach_report(conn, case, body, actor, discreet=not reads)
+            if not reads:
+                return JSONResponse({"attached": True, "incident_id": incident.id}, 202)
             return case_body(response, incident, 200, attached=True)
         incident = await report_incident(conn, body, actor)
-    duplicates = [d.as_dict() for d in incident.possible_duplicates]
+    duplicates = [d.as_dict(where=reads) for d in incident.possible_duplicates]
     return case_body(response, incident, 201, possible_duplicates=duplicates)
 
 

@@ -3,7 +3,8 @@
 service_code ↔ category, agency_responsible ↔ department, expected_datetime ↔ deadline;
 status is ``closed`` for closed and cancelled cases and ``open`` otherwise, with the
 workflow state in status_notes. Requests are read by anyone (anonymous callers get the
-location of the grid cell, not the reported point) and posted with an app key, given as
+location of the grid cell, not the reported point, and descriptions without phone numbers,
+ID numbers or plates) and posted with an app key, given as
 ``Authorization: Bearer`` or as the GeoReport ``api_key`` field.
 """
 
@@ -22,8 +23,10 @@ from layers.incidents import workflow as wf
 from layers.incidents.cases import BIGINT_MAX, Incident, ReportInput, report_incident
 from layers.incidents.categories import department_names, get_category_record, list_categories
 from layers.incidents.lists import IncidentQuery, list_incidents
+from layers.incidents.redaction import scrub
 from spatial_api.auth import ANONYMOUS, Authorization, Principal, principal_from
 from spatial_api.deps import Caller, Engine
+from spatial_api.proxies import public_base_url
 from spatial_api.routers.incident_common import actor_of
 from spatial_api.schemas.open311 import (
     Discovery,
@@ -76,7 +79,7 @@ def both(path: str, response_model: Any) -> Callable[[Endpoint], Endpoint]:
 @both("/discovery", Discovery)
 async def discovery(request: Request) -> dict[str, Any]:
     """GeoReport v2 discovery: where the endpoint is and what it speaks."""
-    base = str(request.base_url).rstrip("/") + router.prefix + "/"
+    base = public_base_url(request) + router.prefix + "/"
     return {
         "changeset": "2026-01-01T00:00:00Z",
         "contact": "CityHex operator",
@@ -127,7 +130,9 @@ async def service_definition(code: str, engine: Engine) -> dict[str, Any]:
 
 
 def as_request(incident: Incident, departments: dict[int, str], exact: bool) -> dict[str, Any]:
-    """A case as a GeoReport service request (cell centre unless ``exact``)."""
+    """A case as a GeoReport service request: as reported when ``exact`` (a caller with a
+    key), else at its cell's centre with phone numbers, ID numbers and plates masked in the
+    description."""
     lon, lat = incident.lon, incident.lat
     if not exact and incident.h3:
         lat, lon = h3.cell_to_latlng(h3.int_to_str(incident.h3))
@@ -136,7 +141,7 @@ def as_request(incident: Incident, departments: dict[int, str], exact: bool) -> 
         "status": "closed" if incident.status in CLOSED else "open",
         "status_notes": STATUS_NOTES[incident.status],
         "service_code": incident.category_code,
-        "description": incident.description,
+        "description": incident.description if exact else scrub(incident.description),
         "agency_responsible": departments.get(incident.department_id or 0),
         "service_notice": None,
         "requested_datetime": incident.reported_at.isoformat(),

@@ -19,6 +19,7 @@ from etl.exports.open_data.files import built_files
 from etl.exports.open_data.settings import open_data_settings
 from layers.db.engine import database_url
 from spatial_api.deps import DatabaseUrl
+from spatial_api.proxies import public_base_url
 from spatial_api.responses import JSON
 
 router = APIRouter(tags=["open data"])
@@ -56,7 +57,7 @@ async def catalog(request: Request, app_url: DatabaseUrl) -> Response:
     """Every open dataset: title, description, licence, update frequency, coverage,
     fields, and its downloads in CSV, GeoJSON and GeoPackage."""
     url = app_url or database_url()
-    base = str(request.base_url).rstrip("/")
+    base = public_base_url(request)
     body = orjson.dumps(await run_in_threadpool(open_catalog, url, base))
     headers = cache_headers(f'"{hashlib.sha256(body).hexdigest()[:32]}"')
     if not_modified(request, headers["ETag"]):

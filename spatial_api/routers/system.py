@@ -13,6 +13,7 @@ from spatial_api.deps import Engine
 from spatial_api.errors import error_response
 from spatial_api.metrics import render_metrics
 from spatial_api.pages import landing_page, wants_html
+from spatial_api.proxies import public_base_url
 from spatial_api.routers.features import LANDING_LINKS as FEATURE_LINKS
 from spatial_api.schemas.system import Health, Landing
 from spatial_api.settings import api_settings
@@ -38,7 +39,7 @@ DESCRIPTION = (
 
 def link_list(request: Request, links: list[tuple[str, str, str]]) -> list[dict[str, str]]:
     """Absolute links for this server."""
-    base = str(request.base_url).rstrip("/")
+    base = public_base_url(request)
     return [{"rel": rel, "href": base + href, "title": title} for rel, href, title in links]
 
 

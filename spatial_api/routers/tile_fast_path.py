@@ -1,8 +1,9 @@
 """The tile fast path: plain tile requests answered straight from ASGI.
 
 A plain tile request is a GET of ``/tiles/{layers}/{z}/{x}/{y}.mvt`` or of the OGC alias,
-with no query string, whose layers the caller may read knowing its key from the key cache
-alone. Such a request, cache hit or miss, skips FastAPI's dependency solving and
+with no query string, from a caller whose role is known without a query (no key, or a key in
+the key cache) and who may read its layers; the tile shows the layers as that role sees
+them. Such a request, cache hit or miss, skips FastAPI's dependency solving and
 validation; it is still counted under its route template by the metrics middleware.
 Anything else, and any request whose path does not check out, goes on to the tile routes
 (``spatial_api.routers.tiles``), which answer it or say what is wrong.
@@ -20,11 +21,12 @@ from starlette.types import Receive, Scope, Send
 from gis.errors import CityHexError
 from gis.tilemath import check_tile
 from layers.catalog.registry import load_catalog
+from spatial_api.auth import ANONYMOUS
 from spatial_api.errors import error_response, http_status
 from spatial_api.routers.tiles import tile_answer
 from tiles.filters import TileFilters
 from tiles.service import TileService
-from tiles.sources import Source, parse_sources
+from tiles.sources import Source, parse_sources, same_for_everyone
 
 
 @dataclass(frozen=True)
@@ -64,16 +66,17 @@ class PlainTile:
     route: TileRoute
 
 
-def readable(scope: Scope, sources: list[Source]) -> bool:
-    """Whether the request may read every source, knowing its key from the key cache only."""
-    if all(s.layer.public for s in sources):
-        return True
-    token = next((v for k, v in scope["headers"] if k == b"authorization"), b"").decode()
-    scheme, _, key = token.partition(" ")
+def cached_role(scope: Scope) -> str | None:
+    """The caller's role as known without a query: anonymous without an Authorization
+    header, the role of a key in the key cache; None otherwise (the route looks it up)."""
+    token = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+    if token is None:
+        return ANONYMOUS
+    scheme, _, key = token.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer":
-        return False
+        return None
     hit, record = scope["app"].state.key_cache.get(key.strip())
-    return bool(hit and record) and all(s.layer.can_read(record.role) for s in sources)
+    return record.role if hit and record else None
 
 
 def plain_tile(scope: Scope) -> PlainTile | None:
@@ -85,12 +88,16 @@ def plain_tile(scope: Scope) -> PlainTile | None:
         if m is None:
             continue
         z, x, y = int(m[2]), int(m[3]), int(m[4])
+        role = cached_role(scope)
+        if role is None:
+            return None
         try:
-            sources = parse_sources(load_catalog(), m[1])
+            sources = parse_sources(load_catalog().for_role(role), m[1])
             check_tile(z, x, y)
         except CityHexError:
             return None
-        return PlainTile(sources, z, x, y, route) if readable(scope, sources) else None
+        readable = all(s.layer.can_read(role) for s in sources)
+        return PlainTile(sources, z, x, y, route) if readable else None
     return None
 
 
@@ -120,7 +127,7 @@ class TileFastPath(APIRouter):
             body = error_response(status, exc.code, exc.message).body
         else:
             inm = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
-            public = all(s.layer.public for s in found.sources)
+            public = same_for_everyone(found.sources)
             status, headers, body = tile_answer(tile, public, inm.decode() if inm else None)
         raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         raw.append((b"content-length", str(len(body)).encode()))

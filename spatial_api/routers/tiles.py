@@ -15,11 +15,12 @@ from layers.catalog.registry import load_catalog
 from layers.db.engine import database_url
 from spatial_api.auth import ANONYMOUS, CallerLookup
 from spatial_api.deps import LazyCaller, Tiles
+from spatial_api.proxies import public_base_url
 from spatial_api.schemas.system import TileJSON
 from tiles.filters import TileFilters, parse_filters
 from tiles.service import Tile, TileService
 from tiles.settings import tile_settings
-from tiles.sources import Source, parse_sources
+from tiles.sources import Source, parse_sources, same_for_everyone
 from tiles.tilejson import tilejson
 
 MVT = "application/vnd.mapbox-vector-tile"
@@ -74,15 +75,14 @@ def filter_query(
 FilterQuery = Annotated[dict[str, str | None], Depends(filter_query)]
 
 
-async def authorize(caller: CallerLookup, sources: list[Source]) -> None:
-    """401/403 unless the caller may read every layer of the tile (looked up only when a
-    layer is not public)."""
-    if all(s.layer.public for s in sources):
-        return
+async def caller_sources(caller: CallerLookup, layers: str) -> list[Source]:
+    """The sources of ``layers`` as the caller sees them (without the properties its role
+    may not read); 401/403 unless it may read every one."""
     principal = await caller()
+    sources = parse_sources(load_catalog().for_role(principal.role), layers)
     denied = [s.name for s in sources if not s.layer.can_read(principal.role)]
     if not denied:
-        return
+        return sources
     if principal.role == ANONYMOUS:
         raise Unauthorized(
             f"layers {', '.join(denied)} need an API key", headers={"WWW-Authenticate": "Bearer"}
@@ -94,7 +94,7 @@ def tile_answer(
     tile: Tile, public: bool, if_none_match: str | None
 ) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body for a tile: 304 when the client holds it, 204 when empty,
-    else 200."""
+    else 200; ``public`` when the tile is the same for every caller."""
     headers = {
         "ETag": tile.etag,
         "Cache-Control": f"{'public' if public else 'private'}, "
@@ -127,12 +127,11 @@ async def serve_tile(
     filters: dict[str, str | None],
 ) -> Response:
     """Check the request, then answer with the tile."""
-    sources = parse_sources(load_catalog(), layers)
-    await authorize(caller, sources)
+    sources = await caller_sources(caller, layers)
     check_tile(z, x, y)
     checked: TileFilters = parse_filters(sources, **filters)
     tile = await service.tile(sources, z, x, y, checked)
-    return tile_response(request, tile, all(s.layer.public for s in sources))
+    return tile_response(request, tile, same_for_everyone(sources))
 
 
 @router.get(
@@ -176,14 +175,6 @@ async def ogc_tile(
     return await serve_tile(request, caller, service, layer, z, x, y, filters)
 
 
-def public_base(request: Request) -> str:
-    """This server's base URL as the client sees it (X-Forwarded-Proto/Host honoured)."""
-    proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
-    host = request.headers.get("x-forwarded-host") or request.headers.get("host")
-    host = (host or request.url.netloc).split(",")[0].strip()
-    return f"{proto}://{host}{request.scope.get('root_path', '')}"
-
-
 @router.get(
     "/tiles/{layers}/tilejson.json",
     summary="TileJSON 3.0.0 of one layer or several",
@@ -198,7 +189,6 @@ async def tilejson_document(
 ) -> dict[str, Any]:
     """The TileJSON of ``layers``: tile URL (carrying the same filters), layers and fields,
     bounds, center, zoom range."""
-    sources = parse_sources(load_catalog(), layers)
-    await authorize(caller, sources)
+    sources = await caller_sources(caller, layers)
     checked = parse_filters(sources, **filters)
-    return await tilejson(service.pool, sources, public_base(request), checked)
+    return await tilejson(service.pool, sources, public_base_url(request), checked)

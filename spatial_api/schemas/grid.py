@@ -7,13 +7,21 @@ from pydantic import Field
 from spatial_api.schemas import Coded, Named, Number, Schema
 
 
+class Staff(Schema):
+    """A member of staff who answers for a cell: their id, and their name for the roles
+    that read names (not app keys)."""
+
+    id: int
+    name: str | None = None
+
+
 class SupervisorArea(Schema):
     """A cell's supervisor area: a district (with its supervisor) or a coarser cell."""
 
     area: str
     kind: str
     name: str | None = None
-    supervisor: Named | None = None
+    supervisor: Staff | None = None
     res: int | None = None
 
 
@@ -31,7 +39,7 @@ class GridLookup(Schema):
     cell: str
     res: int
     district: Coded | None
-    inspector: Named | None
+    inspector: Staff | None
     supervisor: SupervisorArea | None
     category: str | None = None
     department: Department | None = None

@@ -17,12 +17,20 @@ class Point(Schema):
 
 
 class PossibleDuplicate(Schema):
-    """An open case near a new report that may be the same."""
+    """An open case near a new report that may be the same (how far, and whether on the
+    same asset, only for callers who may read cases)."""
 
     id: int
     status: str
-    distance_m: Number
-    same_asset: bool
+    distance_m: Number | None = None
+    same_asset: bool | None = None
+
+
+class AttachedReport(Schema):
+    """A report attached to an open case, as a caller who may not read cases is told."""
+
+    attached: bool
+    incident_id: int
 
 
 class AllowedAction(Schema):

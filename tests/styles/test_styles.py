@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from spatial_api.proxies import proxy_settings
 from styles import style_names
 from tests.helpers import make_key
 
@@ -21,12 +22,17 @@ FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "maps.city.exampl
 
 @pytest.fixture(scope="module")
 def web(tiles_city) -> Iterator[tuple[TestClient, dict]]:
-    """The app on the tile test city, and an app key."""
+    """The app on the tile test city behind a trusted proxy (whose forwarding headers
+    count), and an app key."""
     from spatial_api.app import create_app
 
     url = tiles_city("tiles_styles_city")
-    with TestClient(create_app(url)) as client:
-        yield client, make_key(url, "app")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CITYHEX_TRUSTED_PROXIES", "127.0.0.1")
+        proxy_settings.cache_clear()
+        with TestClient(create_app(url), client=("127.0.0.1", 50000)) as client:
+            yield client, make_key(url, "app")
+    proxy_settings.cache_clear()
 
 
 def test_the_list_names_every_style(web: tuple[TestClient, dict]) -> None:

@@ -92,6 +92,8 @@ def test_export_holds_the_served_tiles_of_the_patrol_area(
         str(MINZOOM),
         "--maxzoom",
         str(MAXZOOM),
+        "--role",
+        "app",
         "-o",
         str(out),
     )
