@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+from datetime import timedelta
 
 import orjson
 import typer
@@ -18,8 +19,7 @@ ROLE = "cli"
 """The role the audit log names for the command line (it acts with the database's rights)."""
 
 
-async def _prune(url: str, older_than: str) -> PruneResult:
-    age = parse_age(older_than)
+async def _prune(url: str, age: timedelta) -> PruneResult:
     engine = create_async_engine(url, pool_size=1)
     try:
         async with engine.begin() as conn:
@@ -42,7 +42,8 @@ def prune_command(
     older_than: str = typer.Option("365d", help="Remove entries older than this (365d, 12h)"),
 ) -> None:
     """Remove the oldest entries, leaving an anchor from which the rest verifies."""
-    result = asyncio.run(_prune(ready_database(), older_than))
+    age = parse_age(older_than)
+    result = asyncio.run(_prune(ready_database(), age))
     anchor = f"; the chain now starts after row {result.anchor.seq}" if result.anchor else ""
     console.print(f"removed {result.removed:,} entries older than {result.cutoff}{anchor}")
 

@@ -7,6 +7,7 @@ hash with hashlib from the stored columns, by the canonical form the manual docu
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -105,3 +106,11 @@ def chain_break(url: str) -> int | None:
     if (head_seq, bytes(head_hash)) != (prev_seq, bytes(prev_hash)):
         return prev_seq + 1
     return None
+
+
+def wait_out_the_hour(margin_s: float = 30.0) -> None:
+    """Sleep past the next full UTC hour if it is less than ``margin_s`` away (key uses are
+    counted per hour)."""
+    left = 3600 - time.time() % 3600
+    if left < margin_s:
+        time.sleep(left + 0.5)

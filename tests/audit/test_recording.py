@@ -4,14 +4,13 @@ happens when an entry cannot be recorded."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import h3
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.audit.conftest import CENTRE, REPORTER, chain_break
+from tests.audit.conftest import CENTRE, REPORTER, chain_break, wait_out_the_hour
 from tests.helpers import City, tile_of
 
 PATCH = {"Content-Type": "application/merge-patch+json"}
@@ -117,13 +116,6 @@ def test_an_admin_action_is_recorded_as_admin(audit_city) -> None:
             ("admin", "admin:admin-any", "admin", "GET", "/audit", 200),
         ]
         assert city.value("SELECT count(*) FROM incident_categories WHERE code = '0999'") == 1
-
-
-def wait_out_the_hour(margin_s: float = 15.0) -> None:
-    """Sleep past the next full UTC hour if it is less than ``margin_s`` away."""
-    left = 3600 - time.time() % 3600
-    if left < margin_s:
-        time.sleep(left + 0.5)
 
 
 def test_a_key_is_recorded_on_its_first_use_in_an_hour_only(audit_city) -> None:
