@@ -1,7 +1,8 @@
 """The audit trail of HTTP requests: writes, admin actions, key use, reads of personal data.
 
-``AuditTrail`` is an ASGI middleware. For each request it knows the caller (through the same
-``principal_from`` the routes use, so from the key cache on a hot path) and records:
+``AuditTrail`` is an ASGI middleware. It knows the caller through the same ``principal_from``
+the routes use (a write's before it runs, a read's when its answer starts, from the key cache
+the route has just filled) and records:
 
 - every POST, PUT, PATCH and DELETE (``write``; ``admin`` when the caller has the admin
   role), done or refused. A write is recorded inside its own transaction, just before that
@@ -22,7 +23,8 @@ When an entry that must precede the answer cannot be recorded, the caller gets 5
 write whose entry failed inside its transaction was not committed. An entry that follows a
 change already committed elsewhere, or a key-use entry, does not hold the answer back when
 it fails: the failure is logged and counted (``cityhex_audit_failures_total``), and a key's
-use is tried again on its next request.
+use is tried again on its next request. An answer of 503 gets no entry: it did nothing (a
+change it made would have been recorded in its transaction), and the database is likely out.
 """
 
 from __future__ import annotations
@@ -45,9 +47,11 @@ from spatial_api.errors import error_response
 
 log = logging.getLogger("cityhex.audit")
 
+UNAVAILABLE = 503
+"""An answer with this status did nothing (a change it made would have been recorded in its
+transaction) and says the database is out: it gets no entry."""
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_METHODS = frozenset({"GET", "HEAD"})
-AUDIT_ROUTES = "/audit"
 PERSONAL_READS: dict[str, tuple[str, ...]] = {
     "/incidents": ("reporter",),
     "/incidents/{incident_id}": ("reporter",),
@@ -147,7 +151,7 @@ def request_entry(
         admin = caller.principal.role == "admin"
         return entry(scope, caller, ADMIN if admin else WRITE, status)
     template = getattr(scope.get("route"), "path", None)
-    if template is not None and template.startswith(AUDIT_ROUTES):
+    if template is not None and (template == "/audit" or template.startswith("/audit/")):
         return entry(scope, caller, ADMIN, status)
     kinds = PERSONAL_READS.get(template or "")
     if (
@@ -181,10 +185,10 @@ class AuditTrail:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        caller = await caller_of(scope)
         if scope["method"] not in WRITE_METHODS:
-            await self._serve(scope, receive, send, caller, None)
+            await self._serve(scope, receive, send, None, None)
             return
+        caller = await caller_of(scope)
         write = WriteAudit(lambda: entry(scope, caller, self._write_action(caller), None))
         with recording_writes(write):
             await self._serve(scope, receive, send, caller, write)
@@ -216,9 +220,15 @@ class AuditTrail:
         return lifespan_send
 
     async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, caller: Caller, write: WriteAudit | None
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        caller: Caller | None,
+        write: WriteAudit | None,
     ) -> None:
-        """Run the request, recording its entries when its answer starts."""
+        """Run the request, recording its entries when its answer starts (a read's caller
+        is resolved then, from the key cache the route has just filled)."""
         refused = False
         started = False
 
@@ -242,12 +252,16 @@ class AuditTrail:
             raise
 
     async def _record(
-        self, scope: Scope, caller: Caller, write: WriteAudit | None, status: int
+        self, scope: Scope, caller: Caller | None, write: WriteAudit | None, status: int
     ) -> bool:
         """Record the request's entries; False when the answer must not leave."""
         if write is not None and write.failed:
-            AUDIT_FAILURES.labels(self._write_action(caller)).inc()
+            AUDIT_FAILURES.labels(write.build().action).inc()
             return False
+        if status == UNAVAILABLE:
+            return True
+        if caller is None:
+            caller = await caller_of(scope)
         found = request_entry(scope, caller, write, status)
         key_use = self._key_use(scope, caller, status)
         entries = [e for e in (found, key_use) if e is not None]
