@@ -92,6 +92,10 @@ def client_address(scope: Scope) -> str | None:
     return client[0] if client else None
 
 
+class AnswerRefused(Exception):
+    """Raised into a route whose answer the trail replaced with 503, to stop it."""
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who sent a request, as the trail names them."""
@@ -235,18 +239,20 @@ class AuditTrail:
         async def audited_send(message: Message) -> None:
             nonlocal refused, started
             if refused:
-                return
+                raise AnswerRefused
             if message["type"] == "http.response.start":
                 started = True
                 if not await self._record(scope, caller, write, message["status"]):
                     refused = True
                     await self._refuse(send)
-                    return
+                    raise AnswerRefused
             await send(message)
 
         try:
             await self.app(scope, receive, audited_send)
         except Exception:
+            if refused:  # the 503 is sent: stop the route (a stream would run on)
+                return
             if not started:
                 await self._record(scope, caller, write, 500)
             raise
@@ -301,7 +307,7 @@ class AuditTrail:
         response = error_response(
             503,
             "audit_unavailable",
-            "the audit trail could not record this request, so it was not answered",
+            "the audit trail could not record this request, so nothing was done or answered",
         )
         await send({"type": "http.response.start", "status": 503, "headers": response.raw_headers})
         await send({"type": "http.response.body", "body": response.body})
