@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from layers.db.engine import create_async_engine
+from spatial_api.audit_trail import AuditTrail
 from spatial_api.auth import new_key_cache
 from spatial_api.disconnect import CancelOnDisconnect
 from spatial_api.errors import install_error_handlers
@@ -41,6 +42,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(CancelOnDisconnect)  # inside the metrics: they count abandoned requests
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(AuditTrail)
     for router in ROUTERS:
         app.include_router(router)
     return app

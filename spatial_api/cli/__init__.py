@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from spatial_api.cli import analytics, db, demo, export, importer, ingest, keys, readings, serve
+from spatial_api.cli import (
+    analytics,
+    audit,
+    db,
+    demo,
+    export,
+    importer,
+    ingest,
+    keys,
+    readings,
+    serve,
+)
 from spatial_api.cli import grid as grid_cli
 
 app = typer.Typer(help="CityHex: the spatial operations server of a city.", no_args_is_help=True)
@@ -20,6 +31,7 @@ app.command("serve")(serve.serve_command)
 app.command("demo")(demo.demo_command)
 app.add_typer(analytics.app, name="analytics")
 app.add_typer(grid_cli.app, name="grid")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

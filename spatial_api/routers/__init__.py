@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from spatial_api.routers import (
     analytics,
+    audit,
     categories,
     events,
     features,
@@ -42,4 +43,5 @@ ROUTERS: list[APIRouter] = [
     queries.router,
     imports.router,
     open_data.router,
+    audit.router,
 ]

@@ -16,8 +16,6 @@ from sqlalchemy.dialects import postgresql
 
 revision: str = "0012_key_scopes"
 down_revision: str | Sequence[str] | None = "0011_one_chain"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 SCOPES = ("districts", "departments", "layers")
 
