@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from spatial_api.routers import (
     analytics,
     categories,
+    docs,
     events,
     features,
     grid,
@@ -42,4 +43,5 @@ ROUTERS: list[APIRouter] = [
     queries.router,
     imports.router,
     open_data.router,
+    docs.router,
 ]
