@@ -3,7 +3,9 @@ nothing from outside this server.
 
 Their scripts and styles come from the ``fastapi-offline`` package (Swagger UI 5 and ReDoc
 2, refreshed with its releases), served under ``/static/docs/<its version>/``: a new release
-is a new URL, so browsers may keep the files for a year. ReDoc loads no web fonts.
+is a new URL, so browsers may keep the files for a year. ReDoc loads no web fonts. Both pages
+carry a Content-Security-Policy that lets the browser load nothing from elsewhere: ReDoc's
+side menu always asks for its maker's logo from their CDN, and the browser refuses it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ ASSETS = {
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 SWAGGER_UI_PARAMETERS = {"validatorUrl": None}
 """No badge from the online validator (swagger.io) under the title."""
+THIS_SERVER_ONLY = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; worker-src 'self' blob:"
+}
+"""Scripts, styles, images and calls from this server only (the pages' own inline script and
+styles, icons as data URLs, ReDoc's search worker as a blob)."""
 
 router = APIRouter(include_in_schema=False)
 
@@ -43,7 +51,7 @@ def asset_url(request: Request, name: str) -> str:
 @router.get("/docs")
 async def swagger_ui(request: Request) -> HTMLResponse:
     """Swagger UI on this server's OpenAPI definition."""
-    return get_swagger_ui_html(
+    page = get_swagger_ui_html(
         openapi_url=f"{request.scope.get('root_path', '')}{request.app.openapi_url}",
         title=f"{request.app.title} - Swagger UI",
         swagger_js_url=asset_url(request, "swagger-ui-bundle.js"),
@@ -51,18 +59,22 @@ async def swagger_ui(request: Request) -> HTMLResponse:
         swagger_favicon_url=asset_url(request, "favicon.png"),
         swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
     )
+    page.headers.update(THIS_SERVER_ONLY)
+    return page
 
 
 @router.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
     """ReDoc on this server's OpenAPI definition."""
-    return get_redoc_html(
+    page = get_redoc_html(
         openapi_url=f"{request.scope.get('root_path', '')}{request.app.openapi_url}",
         title=f"{request.app.title} - ReDoc",
         redoc_js_url=asset_url(request, "redoc.standalone.js"),
         redoc_favicon_url=asset_url(request, "favicon.png"),
         with_google_fonts=False,
     )
+    page.headers.update(THIS_SERVER_ONLY)
+    return page
 
 
 @router.get(ASSET_PATH + "/{release}/{name}")
