@@ -11,7 +11,9 @@ names an existing one); a first pass over everything warms PostgreSQL's buffers.
 each run and each encoding, a fresh ``cityhex serve`` (one worker, so an empty tile cache)
 answers one cold pass (tiles built, then compressed) and ``--warm`` warm passes (tiles and
 their compressed variants from the cache), one request at a time over one keep-alive
-connection. Printed: bytes sent for the view or page, and the medians of the time it took.
+connection. Printed: bytes sent for the view or page, the medians of the time it took, and
+the processor time compressing its identity bodies takes (what a cold pass adds at most;
+a warm pass of tiles adds none).
 
     flock /tmp/cityhex-bench.lock .venv/bin/python tests/bench/bench_compression.py \
         [--scale 1] [--runs 3] [--warm 5] [--url URL]
@@ -35,6 +37,7 @@ import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
 from layers.db.keys import create_key  # noqa: E402
+from spatial_api.compression import MINIMUM_SIZE, compress  # noqa: E402
 from styles import load_style  # noqa: E402
 from tests.bench.common import throwaway_city  # noqa: E402
 from tests.helpers import running_server  # noqa: E402
@@ -69,6 +72,26 @@ def view_paths(z: int) -> list[str]:
         for source in CITY_SOURCES
         for x, y in view_tiles(lon, lat, z)
     ]
+
+
+def bodies(client: httpx.Client, paths: list[str]) -> list[bytes]:
+    """The identity bodies of ``paths``."""
+    return [client.get(p, headers={"Accept-Encoding": "identity"}).content for p in paths]
+
+
+def compress_seconds(parts: list[bytes], coding: str, runs: int = 5) -> float:
+    """The best processor time, over ``runs``, of compressing ``parts`` (those of 1 KB and
+    more, as the server does) in ``coding``."""
+    if coding == "identity":
+        return 0.0
+    best = float("inf")
+    for _ in range(runs):
+        started = time.process_time()
+        for part in parts:
+            if len(part) >= MINIMUM_SIZE:
+                compress(part, coding)
+        best = min(best, time.process_time() - started)
+    return best
 
 
 def fetch(client: httpx.Client, paths: list[str], coding: str) -> tuple[int, float, int]:
@@ -123,12 +146,13 @@ def main() -> None:
     warm: dict[tuple[str, str], list[float]] = {}
     sizes: dict[tuple[str, str], int] = {}
     warm_hits: dict[str, tuple[int, int]] = {}
+    identity: dict[str, list[bytes]] = {}
     with demo_city(args.url, args.scale) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             key = {"Authorization": f"Bearer {create_key(conn, 'app', 'bench-compression')}"}
         with running_server(url) as base, httpx.Client(base_url=base, headers=key) as client:
-            for paths in measured.values():  # PostgreSQL's buffers, not measured
-                fetch(client, paths, "identity")
+            for name, paths in measured.items():  # PostgreSQL's buffers, not timed
+                identity[name] = bodies(client, paths)
         for run in range(args.runs):
             for coding in CODINGS:
                 with (
@@ -159,6 +183,7 @@ def main() -> None:
                 f"{name:18} {len(paths):>8} {coding:>9} {size:>11,} {size / plain:>11.1%}"
                 f" {statistics.median(cold[name, coding]) * 1000:>8.1f}"
                 f" {statistics.median(warm[name, coding]) * 1000:>8.1f}"
+                f" {compress_seconds(identity[name], coding) * 1000:>11.1f}"
             )
     for name, (hits, total) in warm_hits.items():
         print(f"{name}: {hits} of {total} warm tile requests were cache hits")
