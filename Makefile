@@ -27,16 +27,19 @@ postgis:
 	  exit 1; \
 	fi
 
-# The real clients the tests drive: GDAL's ogrinfo, Mosquitto, the MapLibre style validator.
+# The real clients the tests drive: GDAL's ogrinfo, Mosquitto, the MapLibre style validator,
+# Chromium (driven by Playwright) and MapLibre GL JS for the page it loads.
 test-tools:
 	@missing=""; command -v ogrinfo >/dev/null || missing="$$missing gdal-bin"; \
 	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q >/dev/null && $(APT_INSTALL) $$missing >/dev/null; \
 	  else echo "missing test tools:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
 	fi
-	@if [ -f package.json ] && [ ! -x node_modules/.bin/gl-style-validate ]; then \
+	@if [ -f package.json ] && { [ ! -x node_modules/.bin/gl-style-validate ] || \
+	  [ ! -f node_modules/maplibre-gl/package.json ]; }; then \
 	  npm install --no-audit --no-fund --silent; fi
 
 run: install postgis

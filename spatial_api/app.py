@@ -10,11 +10,14 @@ from fastapi import FastAPI
 from layers.db.engine import create_async_engine
 from spatial_api.audit_trail import AuditTrail
 from spatial_api.auth import new_key_cache
+from spatial_api.compression import CompressionMiddleware
+from spatial_api.cors import install_cors
 from spatial_api.disconnect import CancelOnDisconnect
 from spatial_api.errors import install_error_handlers
 from spatial_api.metrics import MetricsMiddleware
 from spatial_api.oidc import new_identity_provider
 from spatial_api.routers import ROUTERS
+from spatial_api.settings import api_settings
 
 
 @asynccontextmanager
@@ -36,11 +39,17 @@ def create_app(database_url: str | None = None) -> FastAPI:
         version="0.1.0",
         description="The spatial backbone of a city's management system.",
         lifespan=lifespan,
+        docs_url=None,  # served by spatial_api.routers.docs, from local assets
+        redoc_url=None,
     )
     app.state.database_url = database_url
     app.state.key_cache = new_key_cache()
     install_error_handlers(app)
     app.add_middleware(CancelOnDisconnect)  # inside the metrics: they count abandoned requests
+    # innermost first: compression sees the answers of every route and of the tile fast path,
+    # CORS marks them all (and answers preflights), the metrics time everything
+    app.add_middleware(CompressionMiddleware)
+    install_cors(app, api_settings().cors_origins)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(AuditTrail)
     for router in ROUTERS:

@@ -9,8 +9,8 @@ every database a test gets is a copy of it (``CREATE DATABASE … TEMPLATE``), w
 fraction of the time migrating takes.
 
 Tests that drive an outside program carry a marker naming it (``ogrinfo``, ``mosquitto``,
-``style_validator``, ``subprocess``; see pyproject.toml); each of them also counts as ``external``,
-so ``pytest -m "not external"`` leaves them all out.
+``style_validator``, ``subprocess``, ``browser``; see pyproject.toml); each of them also counts
+as ``external``, so ``pytest -m "not external"`` leaves them all out.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ SHARED = "cityhex_test"
 NO_DATABASE = "postgresql://no-database-fixture@127.0.0.1:9/none"
 """CITYHEX_DATABASE_URL until a test asks for a database: a pure test that reaches for one
 fails at once instead of starting CityHex's own embedded cluster in ``.cityhex/``."""
-TOOLS = ("ogrinfo", "mosquitto", "style_validator", "subprocess")
+TOOLS = ("ogrinfo", "mosquitto", "style_validator", "subprocess", "browser")
 _home: list[Path] = []
 _versions: list[str] = []
 

@@ -5,6 +5,9 @@ Each entry remembers the layers it was built from and, per layer, whether it sho
 layer's rows or its H3 aggregate, so a change drops exactly the tiles it can alter.
 A generation counter per layer lets a builder refuse to store a tile read before a change
 that was announced while it was being built.
+
+Next to its bytes, an entry keeps the compressed variants clients asked for (gzip, br):
+each is compressed once and counts against the bound too.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 Key = tuple[str, int, int, int, str]
 """(layer list, z, x, y, canonical filters)."""
@@ -37,11 +40,13 @@ class CachedTile:
     regions: tuple[Region, ...]
     expires: float | None = None
     """Wall-clock time (epoch seconds) at which a clock-derived attribute changes."""
+    variants: dict[str, bytes] = field(default_factory=dict)
+    """The body compressed, by content coding, as clients asked for it."""
 
     @property
     def size(self) -> int:
         """The bytes this entry counts against the bound."""
-        return len(self.body) + ENTRY_OVERHEAD
+        return len(self.body) + sum(map(len, self.variants.values())) + ENTRY_OVERHEAD
 
 
 class TileCache:
@@ -54,6 +59,8 @@ class TileCache:
         self._index: dict[tuple[Region, int], dict[tuple[int, int], set[Key]]] = {}
         self._generations: dict[str, int] = {}
         self._epoch = 0
+        self.compressions = 0
+        """How many variants were compressed: once per tile and coding while it is cached."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -68,6 +75,21 @@ class TileCache:
             return None
         self._entries.move_to_end(key)
         return entry
+
+    def variant(self, entry: CachedTile, coding: str, compress: Callable[[bytes], bytes]) -> bytes:
+        """``entry``'s body in content coding ``coding``: kept from before, or compressed now
+        with ``compress`` and kept while the entry is (the bound still holds)."""
+        found = entry.variants.get(coding)
+        if found is not None:
+            return found
+        found = compress(entry.body)
+        self.compressions += 1
+        if self._entries.get(entry.key) is entry:
+            entry.variants[coding] = found
+            self.size += len(found)
+            while self.size > self.max_bytes:
+                self._remove(next(iter(self._entries)))
+        return found
 
     def generation(self, layers: Iterable[str]) -> tuple[int, ...]:
         """A stamp that changes whenever any of ``layers`` is invalidated or all is cleared."""

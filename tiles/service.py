@@ -5,6 +5,7 @@ keep the cache true through change notices.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -58,11 +59,12 @@ class Fetcher(Protocol):
 
 @dataclass(frozen=True)
 class Tile:
-    """A tile's bytes, its strong ETag, and whether it came from the cache."""
+    """A tile's bytes, its strong ETag, whether it came from the cache, and its cache key."""
 
     body: bytes
     etag: str
     hit: bool
+    key: Key
 
 
 async def build_tile(
@@ -140,7 +142,15 @@ class TileService:
         if not self.caching:
             return None
         entry = self.cache.get(key)
-        return Tile(entry.body, entry.etag, True) if entry else None
+        return Tile(entry.body, entry.etag, True, key) if entry else None
+
+    def variant(self, tile: Tile, coding: str, compress: Callable[[bytes], bytes]) -> bytes:
+        """``tile``'s bytes in content coding ``coding``, compressed by ``compress`` once
+        while the tile is cached (now, every time, when it is not)."""
+        entry = self.cache.get(tile.key) if self.caching else None
+        if entry is None or entry.etag != tile.etag:
+            return compress(tile.body)
+        return self.cache.variant(entry, coding, compress)
 
     async def tile(
         self, sources: list[Source], z: int, x: int, y: int, filters: TileFilters
@@ -157,4 +167,4 @@ class TileService:
         if self.caching:
             expires = next_change.timestamp() if next_change else None
             self.cache.put(CachedTile(key, body, etag, regions, expires), stamp)
-        return Tile(body, etag, False)
+        return Tile(body, etag, False, key)

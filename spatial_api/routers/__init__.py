@@ -12,6 +12,7 @@ from spatial_api.routers import (
     analytics,
     audit,
     categories,
+    docs,
     events,
     features,
     grid,
@@ -44,4 +45,5 @@ ROUTERS: list[APIRouter] = [
     imports.router,
     open_data.router,
     audit.router,
+    docs.router,
 ]

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from fastapi import APIRouter
+from starlette.datastructures import Headers
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
@@ -126,9 +127,8 @@ class TileFastPath(APIRouter):
             headers = {"Content-Type": "application/json"}
             body = error_response(status, exc.code, exc.message).body
         else:
-            inm = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
             public = same_for_everyone(found.sources)
-            status, headers, body = tile_answer(tile, public, inm.decode() if inm else None)
+            status, headers, body = tile_answer(service, tile, public, Headers(scope=scope))
         raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         raw.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw})

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
+from starlette.datastructures import Headers
 
 from gis.errors import Forbidden, Unauthorized
 from gis.tilemath import check_tile
 from layers.catalog.registry import load_catalog
 from layers.db.engine import database_url
 from spatial_api.auth import ANONYMOUS, CallerLookup
+from spatial_api.compression import MINIMUM_SIZE, compress, negotiate, variant_etag
 from spatial_api.deps import LazyCaller, Tiles
 from spatial_api.proxies import public_base_url
 from spatial_api.schemas.system import TileJSON
@@ -91,28 +94,40 @@ async def caller_sources(caller: CallerLookup, layers: str) -> list[Source]:
 
 
 def tile_answer(
-    tile: Tile, public: bool, if_none_match: str | None
+    service: TileService, tile: Tile, public: bool, request: Headers
 ) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body for a tile: 304 when the client holds it, 204 when empty,
-    else 200; ``public`` when the tile is the same for every caller."""
+    else 200, in the coding the client accepts (compressed once while the tile is cached);
+    ``public`` when the tile is the same for every caller."""
     headers = {
         "ETag": tile.etag,
         "Cache-Control": f"{'public' if public else 'private'}, "
         f"max-age={tile_settings().max_age}, must-revalidate",
         "X-Cache": "hit" if tile.hit else "miss",
     }
+    if_none_match = request.get("if-none-match")
     if if_none_match and (
         if_none_match.strip() == "*" or tile.etag in (m.strip() for m in if_none_match.split(","))
     ):
         return 304, headers, b""
     if not tile.body:
         return 204, headers, b""
-    return 200, {**headers, "Content-Type": MVT}, tile.body
+    coding = negotiate(request.get("accept-encoding"))
+    if coding is None or len(tile.body) < MINIMUM_SIZE:
+        return 200, {**headers, "Content-Type": MVT}, tile.body
+    body = service.variant(tile, coding, partial(compress, coding=coding))
+    encoded = {
+        "ETag": variant_etag(tile.etag, coding),
+        "Content-Type": MVT,
+        "Content-Encoding": coding,
+        "Vary": "Accept-Encoding",
+    }
+    return 200, {**headers, **encoded}, body
 
 
-def tile_response(request: Request, tile: Tile, public: bool) -> Response:
+def tile_response(request: Request, service: TileService, tile: Tile, public: bool) -> Response:
     """The tile as a response."""
-    status, headers, body = tile_answer(tile, public, request.headers.get("if-none-match"))
+    status, headers, body = tile_answer(service, tile, public, request.headers)
     return Response(body, status_code=status, headers=headers)
 
 
@@ -131,7 +146,7 @@ async def serve_tile(
     check_tile(z, x, y)
     checked: TileFilters = parse_filters(sources, **filters)
     tile = await service.tile(sources, z, x, y, checked)
-    return tile_response(request, tile, same_for_everyone(sources))
+    return tile_response(request, service, tile, same_for_everyone(sources))
 
 
 @router.get(
