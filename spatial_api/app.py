@@ -11,7 +11,7 @@ from layers.db.engine import create_async_engine
 from spatial_api.auth import new_key_cache
 from spatial_api.errors import install_error_handlers
 from spatial_api.metrics import MetricsMiddleware
-from spatial_api.openapi import install_openapi
+from spatial_api.openapi_layers import install_layer_items
 from spatial_api.routers import ROUTERS
 
 
@@ -40,5 +40,5 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     for router in ROUTERS:
         app.include_router(router)
-    install_openapi(app)
+    install_layer_items(app)
     return app

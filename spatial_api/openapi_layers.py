@@ -1,4 +1,4 @@
-"""The OpenAPI document, with the items operation of every layer spelled out as GIS clients
+"""The items operation of every layer spelled out in the OpenAPI document, as GIS clients
 read it.
 
 GDAL's OGC API Features driver (3.8 and later) sizes its pages from the service description:
@@ -55,7 +55,7 @@ def with_layer_items(schema: dict[str, Any], catalog: Catalog) -> dict[str, Any]
     return doc
 
 
-def install_openapi(app: FastAPI) -> None:
+def install_layer_items(app: FastAPI) -> None:
     """Serve ``app``'s OpenAPI document with the items path of every layer, made again when
     the catalog changes (an import can publish a layer)."""
     generate = app.openapi
