@@ -178,13 +178,3 @@ def key_shift(z: int) -> int:
     """How many low bits to drop from a tile key to get the number of its zoom-``z`` tile."""
     return 2 * (KEY_ZOOM - z)
 
-
-def ring_tiles(z: int, x: int, y: int, depth: int) -> list[tuple[int, int]]:
-    """The (column, row) of every tile of zoom ``z + depth`` that touches tile ``z/x/y`` from
-    outside (along its four sides and at its corners) and lies on the map."""
-    n, last = 1 << depth, (1 << (z + depth)) - 1
-    left, top = x * n - 1, y * n - 1
-    right, bottom = left + n + 1, top + n + 1
-    around = [(c, r) for c in range(left, right + 1) for r in (top, bottom)]
-    around += [(c, r) for c in (left, right) for r in range(top + 1, bottom)]
-    return [(c, r) for c, r in around if 0 <= c <= last and 0 <= r <= last]
