@@ -177,4 +177,3 @@ def tile_key_range(z: int, x: int, y: int) -> tuple[int, int]:
 def key_shift(z: int) -> int:
     """How many low bits to drop from a tile key to get the number of its zoom-``z`` tile."""
     return 2 * (KEY_ZOOM - z)
-
