@@ -16,6 +16,7 @@ from spatial_api.disconnect import CancelOnDisconnect
 from spatial_api.errors import install_error_handlers
 from spatial_api.metrics import MetricsMiddleware
 from spatial_api.oidc import new_identity_provider
+from spatial_api.openapi_layers import install_layer_items
 from spatial_api.routers import ROUTERS
 from spatial_api.settings import api_settings
 
@@ -54,4 +55,5 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.add_middleware(AuditTrail)
     for router in ROUTERS:
         app.include_router(router)
+    install_layer_items(app)
     return app

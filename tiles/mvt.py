@@ -1,16 +1,12 @@
-"""The SQL of feature and cluster layers: subqueries yielding one row ``(mvt, next)``,
-the layer's MVT bytes and when a clock-derived attribute of its rows next changes.
+"""The SQL of feature layers: subqueries yielding one row ``(mvt, next)``, the layer's MVT
+bytes and when a clock-derived attribute of its rows next changes.
 
 Rows are found through the index on the stored EPSG:3857 geometry with ``&&`` against the
 tile envelope widened by the buffer, so a feature outside the tile that reaches into its
 buffer is in the tile. Points are then tested exactly against that widened envelope and
 moved onto the tile grid by arithmetic; lines and polygons are simplified to one unit of
-the tile's grid and clipped to the buffer by ST_AsMVTGeom. A tile holding more features
-than the layer's ``max_features``, or of a zoom below its ``cluster_below``, shows clusters.
-
-Point layers with a tile-key index (layers.db.tile_keys) count a tile's points and cluster them
-from one range of that index, without reading the table: a cluster cell is a tile four
-zooms deeper, so its members share a key prefix.
+the tile's grid and clipped to the buffer by ST_AsMVTGeom. Which features show as clusters
+is tiles.clusters' business.
 """
 
 from __future__ import annotations
@@ -18,16 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gis.tilemath import (
-    BUFFER,
-    EXTENT,
-    KEY_ZOOM,
-    buffer_margin,
-    key_shift,
-    pixel_size,
-    tile_bounds,
-    tile_key_range,
-)
+from gis.tilemath import BUFFER, EXTENT, buffer_margin, pixel_size, tile_bounds
 from layers.catalog.registry import Layer
 from layers.features.cql.compile import filter_clause
 from tiles.derived import derived_attributes
@@ -36,13 +23,6 @@ from tiles.sources import Source, feature_attributes
 
 ENVELOPE = "ST_TileEnvelope($1, $2, $3)"
 MARGIN_ENVELOPE = f"ST_TileEnvelope($1, $2, $3, margin => {buffer_margin()!r})"
-ROWS, COUNT = '"tile$rows"', '"tile$count"'
-"""Names of the statement's own CTEs: no catalog table can have them ('$' is not allowed in
-a catalog identifier), so a layer's table is never taken for one."""
-CLUSTER_ZOOMS = 4
-"""A cluster cell is a tile this many zooms deeper."""
-CLUSTER_CELL = EXTENT >> CLUSTER_ZOOMS
-"""Width of a cluster cell in tile units (16 pixels of a 256-pixel tile)."""
 
 
 @dataclass
@@ -191,17 +171,12 @@ def row_columns(source: Source, filters: TileFilters) -> list[str]:
     return [f"f.{quoted(n)}" for n in dict.fromkeys(names)]
 
 
-def keyed(layer: Layer, z: int) -> bool:
-    """Whether tiles of zoom ``z`` count and cluster ``layer``'s points by tile key: the
-    layer has the key index, and a cluster cell of this zoom is a whole key cell."""
-    return layer.tile_key and single_points(layer) and z + CLUSTER_ZOOMS <= KEY_ZOOM
-
-
-def key_filter(layer: Layer, z: int, x: int, y: int, st: Statement) -> str:
-    """The condition that a row's tile key lies in tile ``z/x/y`` (one index range)."""
-    low, high = (st.param(v) for v in tile_key_range(z, x, y))
-    key = f"tile_key({geometry_3857(layer)})"
-    return f"{key} >= {low}::bigint AND {key} < {high}::bigint"
+def next_change(layer: Layer) -> str:
+    """The aggregate SQL of when a clock-derived attribute of the rows ``f`` next changes
+    (NULL when none does)."""
+    derived = derived_attributes(layer)
+    changes = ", ".join(d.changes_at for d in derived)
+    return f"min(least({changes}))" if derived else "min(NULL::timestamptz)"
 
 
 def features_select(
@@ -209,12 +184,9 @@ def features_select(
 ) -> str:
     """A subquery: one row ``(mvt, next)`` of the features in ``rows`` (a FROM item aliased
     ``f``) meeting ``conds``, with the select list ``cols``."""
-    derived = derived_attributes(source.layer)
-    changes = ", ".join(d.changes_at for d in derived)
-    next_change = f"min(least({changes}))" if derived else "NULL::timestamptz"
     mvt = mvt_call(source.name, st, feature_id(source.layer) is not None)
     return (
-        f"SELECT {mvt} AS mvt, {next_change} AS next FROM {rows} "
+        f"SELECT {mvt} AS mvt, {next_change(source.layer)} AS next FROM {rows} "
         f"CROSS JOIN LATERAL (SELECT {', '.join(cols)}) AS t"
         + (f" {where(conds)}" if conds else "")
     )
@@ -223,101 +195,16 @@ def features_select(
 def features_part(
     source: Source, z: int, x: int, y: int, filters: TileFilters, st: Statement
 ) -> str:
-    """A subquery: the source's features in the tile, clipped to the buffer; or, when the
-    tile holds more than the layer's ``max_features`` of them, its clusters. A keyed layer
-    counts the tile's rows in its key index first; any other collects them raw (at most
-    ``max_features + 1``) and counts those. Only the part that the count picks does any
-    work: the other one's rows are gated off before they are read."""
+    """A subquery: the source's features in the tile and its buffer, each as itself."""
     layer = source.layer
     conds = row_filters(layer, filters, st)
     cols = feature_columns(source, z, x, y, filters, st)
     exact = [point_in_buffer(layer, z, x, y, st)] if single_points(layer) else []
-    table = f"{quoted(layer.table)} AS f"
     found = [index_filter(layer, MARGIN_ENVELOPE), *exact, *conds]
-    limit = layer.max_features
-    if not limit:
-        return features_select(source, table, found, cols, st)
-    if keyed(layer, z):
-        inside = where([key_filter(layer, z, x, y, st), *conds])
-        counted = f"SELECT count(*) AS n FROM (SELECT FROM {table} {inside} LIMIT {limit + 1}) AS k"
-        head = f"WITH {COUNT} AS MATERIALIZED ({counted}) "
-        rows, rows_conds = table, found
-    else:
-        raw = f"SELECT {', '.join(row_columns(source, filters))} FROM {table} {where(found)}"
-        head = (
-            f"WITH {ROWS} AS MATERIALIZED ({raw} LIMIT {limit + 1}), "
-            f"{COUNT} AS MATERIALIZED (SELECT count(*) AS n FROM {ROWS}) "
-        )
-        rows, rows_conds = f"{ROWS} AS f", []
-    few = f"(SELECT n FROM {COUNT}) <= {limit}"
-    features = features_select(source, rows, [few, *rows_conds], cols, st)
-    clusters = clusters_sql(source, z, x, y, st, conds, f"(SELECT n FROM {COUNT}) > {limit}")
-    return (
-        f"{head}SELECT CASE WHEN {few} THEN fp.mvt ELSE cp.mvt END AS mvt, fp.next "
-        f"FROM ({features}) AS fp, ({clusters}) AS cp"
-    )
+    return features_select(source, f"{quoted(layer.table)} AS f", found, cols, st)
 
 
 def mvt_call(name: str, st: Statement, with_id: bool) -> str:
     """ST_AsMVT over rows ``t`` as layer ``name``."""
     fid = ", '__fid'" if with_id else ""
     return f"ST_AsMVT(t, {st.param(name)}::text, {EXTENT}, '__geom'{fid})"
-
-
-def centre(layer: Layer) -> tuple[str, str]:
-    """SQL of a row's representative point: the point itself, or its box centre."""
-    g = geometry_3857(layer)
-    if single_points(layer):
-        return f"ST_X({g})", f"ST_Y({g})"
-    return f"(ST_XMin({g}) + ST_XMax({g})) / 2", f"(ST_YMin({g}) + ST_YMax({g})) / 2"
-
-
-def clusters_sql(
-    source: Source,
-    z: int,
-    x: int,
-    y: int,
-    st: Statement,
-    conds: list[str],
-    gate: str | None = None,
-) -> str:
-    """A subquery: the source's features meeting ``conds`` whose centre is inside the tile,
-    grouped into cells of ``CLUSTER_CELL`` tile units, one point (the members' mean) with a
-    ``count`` per cell (columns from the left, rows from the top); no rows are read unless
-    ``gate`` holds. Keyed layers group by key prefix over one index range; others by the
-    centre's grid cell, found through the spatial index. (``OFFSET 0`` keeps the inner
-    select whole, so each row's centre is computed once.)"""
-    layer = source.layer
-    cx, cy = centre(layer)
-    gates = [gate] if gate else []
-    if keyed(layer, z):
-        shift = st.param(key_shift(z + CLUSTER_ZOOMS))
-        key = f"tile_key({geometry_3857(layer)})"
-        members = (
-            f"SELECT {cx} AS cx, {cy} AS cy, {key} >> {shift} AS cell FROM {quoted(layer.table)} "
-            f"AS f {where([*gates, key_filter(layer, z, x, y, st), *conds])}"
-        )
-        group = "p.cell"
-    else:
-        minx, miny, maxx, maxy = (st.param(v) for v in tile_bounds(z, x, y))
-        size = st.param(pixel_size(z) * CLUSTER_CELL)
-        inside = f"cx >= {minx} AND cx < {maxx} AND cy > {miny} AND cy <= {maxy}"
-        members = (
-            f"SELECT * FROM (SELECT {cx} AS cx, {cy} AS cy FROM {quoted(layer.table)} AS f "
-            f"{where([*gates, index_filter(layer, ENVELOPE), *conds])} OFFSET 0) AS c "
-            f"WHERE {inside}"
-        )
-        group = f"floor((p.cx - {minx}) / {size}), floor(({maxy} - p.cy) / {size})"
-    return (
-        f"SELECT {mvt_call(source.name, st, False)} AS mvt, NULL::timestamptz AS next FROM ("
-        f'SELECT count(*)::bigint AS "count", ST_AsMVTGeom(ST_SetSRID(ST_MakePoint('
-        f'avg(p.cx), avg(p.cy)), 3857), {ENVELOPE}, {EXTENT}, {BUFFER}, true) AS "__geom" '
-        f"FROM ({members}) AS p GROUP BY {group}) AS t"
-    )
-
-
-def clusters_part(
-    source: Source, z: int, x: int, y: int, filters: TileFilters, st: Statement
-) -> str:
-    """A subquery: the source's clusters in the tile."""
-    return clusters_sql(source, z, x, y, st, row_filters(source.layer, filters, st))

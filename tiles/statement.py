@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tiles.clusters import clusters_part, density_part
 from tiles.filters import TileFilters
 from tiles.hexagg import hex_part
-from tiles.mvt import Statement, clusters_part, features_part
+from tiles.mvt import Statement, features_part
 from tiles.sources import Mode, Source
 
 
@@ -19,6 +20,8 @@ def source_part(
 ) -> str | None:
     """The subquery of one source at this tile, or None when it is empty at this zoom."""
     mode = source.mode(z)
+    if mode is Mode.FEATURES and source.layer.cluster_cell_max:
+        return density_part(source, z, x, y, filters, st)
     if mode is Mode.FEATURES:
         return features_part(source, z, x, y, filters, st)
     if mode is Mode.CLUSTERS:

@@ -27,7 +27,8 @@ def vector_layer(source: Source) -> dict[str, Any]:
     """The ``vector_layers`` entry of one source."""
     attrs = hex_attributes(source) if source.hex else feature_attributes(source)
     fields = {name: field_type(kind) for name, kind in attrs.items()}
-    if not source.hex and source.layer.cluster_below > source.minzoom:
+    layer = source.layer
+    if not source.hex and (layer.cluster_below > source.minzoom or layer.cluster_cell_max):
         fields["count"] = "Number"
     kind = "H3 cells with counts of " if source.hex else ""
     entry = {

@@ -57,12 +57,12 @@ class Layer(BaseModel):
     style: str | None = None
     cluster_below: int = 0
     """Tiles of zooms below this show a point layer as clusters (a count per cell)."""
-    max_features: int = Field(10_000, ge=0)
-    """A tile holding more features than this shows clusters instead (0: no limit)."""
+    cluster_cell_max: int = Field(32, ge=0)
+    """A cluster cell (16 pixels of a tile) holding more features than this shows them as one
+    cluster at any zoom, whatever the rest of the tile holds (0: only below cluster_below)."""
     tile_key: bool = False
     """Whether the table (of points) has the tile-key index on its 3857 geometry
-    (layers.db.tile_keys), so tiles count and cluster its points by key range. A keyed tile
-    counts the points inside it against ``max_features``."""
+    (layers.db.tile_keys), so tiles count and cluster its points by key range."""
     category_column: str | None = None
     """The column that the ``category`` parameter of tiles matches (a class code)."""
     count_by: str | None = None

@@ -16,7 +16,8 @@ from layers.features.cql.compile import compile_filter
 from layers.features.cql.parse import parse_filter
 from layers.features.sql import Params, bbox_sql
 
-DEFAULT_LIMIT = 10
+DEFAULT_LIMIT = 1000
+"""Features per page when a client gives no ``limit`` (GDAL 3.8+ pages by this, or more)."""
 
 
 @dataclass(frozen=True)

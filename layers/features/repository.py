@@ -149,10 +149,10 @@ async def query_features(engine: AsyncEngine, layer: Layer, query: ItemQuery) ->
     feature = feature_sql(layer, query.crs, names=query.properties, params=params)
     table = f"{quote(layer.table)} AS t"
     limit, offset = params.add(query.limit, "bigint"), params.add(query.offset, "bigint")
-    sql = (
-        f"SELECT {feature} FROM {table} WHERE {where} "
-        f"ORDER BY {column(layer, layer.id_column)} LIMIT {limit} OFFSET {offset}"
-    )
+    order = column(layer, layer.id_column)
+    # the page's rows first, then their GeoJSON: rows skipped by OFFSET are never serialised
+    page = f"SELECT * FROM {table} WHERE {where} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+    sql = f"SELECT {feature} FROM ({page}) AS t ORDER BY {order}"
     async with engine.connect() as conn:
         rows = (await conn.execute(text(sql), params.values)).scalars().all()
         matched: int | None

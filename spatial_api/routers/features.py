@@ -20,6 +20,7 @@ from gis.errors import BadRequest, PayloadTooLarge
 from layers.catalog.metadata import layer_extent, queryables
 from layers.catalog.registry import Layer, load_catalog
 from layers.features.filters import DEFAULT_LIMIT, ItemQuery
+from layers.features.gml_schema import gml_schema
 from layers.features.history import list_history, restore_version
 from layers.features.repository import (
     MAX_LIMIT,
@@ -52,6 +53,7 @@ from spatial_api.schemas.features import (
 router = APIRouter(tags=["features"])
 
 MAX_BODY = 20 * 1024 * 1024
+XML = "application/xml"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
@@ -148,6 +150,12 @@ def collection_json(request: Request, layer: Layer, extent: list[float] | None) 
                 "type": "application/schema+json",
                 "href": f"{base}/queryables",
                 "title": "What its features can be filtered by",
+            },
+            {  # relation types are case-insensitive; GDAL before 3.8 only reads this spelling
+                "rel": "describedBy",
+                "type": XML,
+                "href": f"{base}/schema.xsd",
+                "title": "Its feature type and geometry type (GML application schema)",
             },
         ],
     }
@@ -314,6 +322,17 @@ async def collection_queryables(request: Request, layer: ReadableLayer, engine: 
     schema = await queryables(engine, layer)
     schema = {"$id": f"{base_url(request)}/collections/{layer.id}/queryables", **schema}
     return json_response(schema, media_type=SCHEMA_JSON)
+
+
+@router.get(
+    "/collections/{layer_id}/schema.xsd",
+    summary="The layer's feature and geometry type (GML application schema)",
+    response_class=Response,
+    responses={200: {"content": {XML: {"schema": {"type": "string"}}}}},
+)
+async def collection_schema(request: Request, layer: ReadableLayer) -> Response:
+    """An XML Schema declaring the layer's geometry type (a mixed layer: any geometry)."""
+    return Response(gml_schema(layer, f"{base_url(request)}/collections"), media_type=XML)
 
 
 # --------------------------------------------------------------------------- items

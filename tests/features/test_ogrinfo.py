@@ -71,7 +71,7 @@ def test_ogrinfo_counts_the_table(server: tuple[str, str]) -> None:
     with psycopg.connect(url) as conn:
         count = conn.execute("SELECT count(*) FROM assets").fetchone()[0]
     assert f"Feature Count: {count}" in out
-    assert "Geometry: Point" in out or "Geometry: Unknown" in out
+    assert "Geometry: Geometry Collection" in out  # assets may hold any geometry
 
 
 def test_ogr2ogr_reads_every_feature(server: tuple[str, str], tmp_path: Path) -> None:

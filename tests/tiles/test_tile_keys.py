@@ -98,7 +98,7 @@ def test_any_table_name_serves_tiles(conn: psycopg.Connection, db_url: str, tabl
             geometry_type="Point",
             geometry_3857_column="geom_3857",
             tile_key=keyed,
-            max_features=limit,
+            cluster_cell_max=limit,
         ).model_copy(update={"table": table})
         body = asyncio.run(tile(db_url, Source("probe", layer), 0, 0, 0))
         feats = mapbox_vector_tile.decode(body)["probe"]["features"]

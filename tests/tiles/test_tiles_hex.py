@@ -28,6 +28,13 @@ def decode(body: bytes) -> dict:
     return mapbox_vector_tile.decode(body, default_options={"y_coord_down": True})
 
 
+def tile_at(x: float, y: float, z: int) -> tuple[int, int]:
+    """The column and row of the zoom-``z`` tile holding EPSG:3857 point ``x, y``."""
+    half = math.pi * 6378137
+    size = 2 * half / 2**z
+    return math.floor((x + half) / size), math.floor((half - y) / size)
+
+
 def ring_3857(cell: str) -> shapely.Polygon:
     ring = [TO_3857.transform(lng, lat) for lat, lng in h3.cell_to_boundary(cell)]
     return shapely.Polygon(ring)
@@ -137,7 +144,8 @@ def test_clusters_count_every_point_of_the_tile_once(city: str, keyed: bool) -> 
             )
         assert sum(f["properties"]["count"] for f in feats) == len(pts) > len(feats)
         assert all(f["geometry"]["type"] == "Point" and not f.get("id") for f in feats)
-        # one cluster per 16-pixel cell (256 tile units), at its members' mean
+        # one cluster per 16-pixel cell (256 tile units), at its members' mean, kept more than
+        # the buffer (64 units) inside the tile
         unit = (maxx - minx) / 4096
         # columns from the left, rows from the top (a point on the top edge is in row 0)
         cells = np.floor(np.column_stack([pts[:, 0] - minx, maxy - pts[:, 1]]) / (256 * unit))
@@ -146,6 +154,8 @@ def test_clusters_count_every_point_of_the_tile_once(city: str, keyed: bool) -> 
         for cell in {tuple(c) for c in cells}:
             members = pts[(cells == cell).all(axis=1)]
             mx, my = members.mean(axis=0)
+            mx = min(max(mx, minx + 65 * unit), maxx - 65 * unit)
+            my = min(max(my, miny + 65 * unit), maxy - 65 * unit)
             want[((mx - minx) / unit, (maxy - my) / unit)] = len(members)
         assert len(feats) == len(want)
         for f in feats:
@@ -155,9 +165,9 @@ def test_clusters_count_every_point_of_the_tile_once(city: str, keyed: bool) -> 
 
 
 @pytest.mark.parametrize("keyed", [True, False], ids=["tile-key", "spatial-index"])
-def test_a_tile_denser_than_max_features_shows_clusters(city: str, keyed: bool) -> None:
+def test_a_cell_denser_than_cluster_cell_max_shows_as_a_cluster(city: str, keyed: bool) -> None:
     layer = load_catalog().get("incidents")
-    layer = layer.model_copy(update={"max_features": 100, "tile_key": keyed})
+    layer = layer.model_copy(update={"cluster_cell_max": 5, "tile_key": keyed})
     source = Source("incidents", layer)
 
     async def build(z: int, x: int, y: int) -> bytes:
@@ -167,23 +177,24 @@ def test_a_tile_denser_than_max_features_shows_clusters(city: str, keyed: bool) 
         finally:
             await conn.close()
 
-    def count(z: int, x: int, y: int, margin: float) -> int:
+    def cells(z: int) -> dict[int, tuple[int, int]]:
+        """Each incident's 16-pixel cell at zoom ``z`` (a tile of zoom z + 4), by id."""
         with psycopg.connect(city) as conn:
-            return conn.execute(
-                "SELECT count(*) FROM incidents WHERE ST_Intersects(geom_3857, "
-                "ST_MakeEnvelope(%s, %s, %s, %s, 3857))",
-                tile_box(z, x, y, margin),
-            ).fetchone()[0]
+            found = conn.execute("SELECT id, ST_X(geom_3857), ST_Y(geom_3857) FROM incidents")
+            return {i: tile_at(x, y, z + 4) for i, x, y in found.fetchall()}
 
-    dense = tile_of(*CENTER, 15)
-    assert count(*dense, MARGIN) > 100
-    feats = decode(asyncio.run(build(*dense)))["incidents"]["features"]
-    assert sum(f["properties"]["count"] for f in feats) == count(*dense, 0.0)
-    assert all(not f.get("id") and set(f["properties"]) == {"count"} for f in feats)
-    sparse = next(
-        t
-        for d in range(1, 40)
-        if 0 < count(*(t := tile_of(CENTER[0] + d * 0.001, CENTER[1], 17)), MARGIN) <= 100
-    )
-    feats = decode(asyncio.run(build(*sparse)))["incidents"]["features"]
-    assert len(feats) == count(*sparse, MARGIN) and all(f["id"] for f in feats)
+    for z, x, y in (tile_of(*CENTER, 15), tile_of(CENTER[0] + 0.02, CENTER[1], 17)):
+        cell_of = cells(z)
+        counts = Counter(cell_of.values())
+        mine = {i for i, c in cell_of.items() if (c[0] >> 4, c[1] >> 4) == (x, y)}
+        assert mine
+        feats = decode(asyncio.run(build(z, x, y)))["incidents"]["features"]
+        clusters = [f for f in feats if not f.get("id")]
+        raw = {f["id"] for f in feats if f.get("id")}
+        assert all(set(f["properties"]) == {"count"} for f in clusters)
+        assert all(counts[cell_of[i]] <= 5 for i in raw)
+        dense = {i for i in mine if counts[cell_of[i]] > 5}
+        assert sum(f["properties"]["count"] for f in clusters) == len(dense)
+        assert len(clusters) == len({cell_of[i] for i in dense})
+        assert mine - dense <= raw
+        assert bool(dense) == (z == 15)  # the city centre is dense, the z17 tile beside it not

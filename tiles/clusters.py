@@ -1,0 +1,313 @@
+"""Clusters decided by density: each feature shows as itself or inside a cluster according to
+its cluster cell alone, never to a tile's total, so two neighbouring tiles agree.
+
+A cluster cell is a tile ``CLUSTER_ZOOMS`` zooms deeper than the tile (16 pixels of a
+256-pixel tile); it holds the features whose centre (the point; a line's or polygon's box
+centre) lies in it. A cell holding more than the layer's ``cluster_cell_max`` features
+shows as one cluster, a point with their ``count`` at their mean; a sparser cell shows its
+features. Below the layer's ``cluster_below`` every cell is a cluster.
+
+A cluster belongs to the tile holding its cell, and its point is kept more than the
+buffer's width inside that tile (at most four pixels from the mean), so it never lies in a
+neighbour's buffer. A tile thus holds the clusters of its own dense cells and every feature
+in it and its buffer whose cell is sparse; a feature in the buffer belongs to a cell of a
+tile around it, which the tile counts up to ``cluster_cell_max + 1`` to decide. Whatever
+lies in the strip two tiles share is shown the same way by both.
+
+Point layers with a tile-key index (layers.db.tile_keys) do this on key ranges: a cell is a
+key prefix, so the tile's cells are counted and averaged from one range of the index, each
+cell around it from a short one, and features are read only from the ranges between dense
+cells. Other layers find their rows through the spatial index.
+"""
+
+from __future__ import annotations
+
+from gis.tilemath import (
+    BUFFER,
+    EXTENT,
+    KEY_ZOOM,
+    ORIGIN,
+    buffer_margin,
+    key_shift,
+    pixel_size,
+    tile_bounds,
+    tile_key_range,
+    tile_size,
+)
+from layers.catalog.registry import Layer
+from tiles.filters import TileFilters
+from tiles.mvt import (
+    ENVELOPE,
+    MARGIN_ENVELOPE,
+    Statement,
+    feature_columns,
+    feature_id,
+    geometry_3857,
+    index_filter,
+    mvt_call,
+    next_change,
+    point_in_buffer,
+    quoted,
+    row_columns,
+    row_filters,
+    single_points,
+    where,
+)
+from tiles.sources import Source
+
+CLUSTER_ZOOMS = 4
+"""A cluster cell is a tile this many zooms deeper than the tile."""
+CELLS, FOUND, OUTSIDE, BUFFER_ROWS, SPARSE, ROWS = (
+    '"tile$cells"',
+    '"tile$found"',
+    '"tile$outside"',
+    '"tile$buffer"',
+    '"tile$sparse"',
+    '"tile$rows"',
+)
+"""Names of the statement's own CTEs: no catalog table can have them ('$' is not allowed in
+a catalog identifier), so a layer's table is never taken for one."""
+
+
+def keyed(layer: Layer, z: int) -> bool:
+    """Whether tiles of zoom ``z`` count and cluster ``layer``'s points by tile key: the
+    layer has the key index, and a cluster cell of this zoom is a whole key cell."""
+    return layer.tile_key and single_points(layer) and z + CLUSTER_ZOOMS <= KEY_ZOOM
+
+
+def tile_key(layer: Layer) -> str:
+    """The SQL of a row's tile key (the indexed expression)."""
+    return f"tile_key({geometry_3857(layer)})"
+
+
+def key_span(layer: Layer, low: str, high: str) -> str:
+    """The condition that a row's tile key lies in ``[low, high)`` (one index range)."""
+    return f"{tile_key(layer)} >= {low} AND {tile_key(layer)} < {high}"
+
+
+def centre(layer: Layer) -> tuple[str, str]:
+    """SQL of a row's representative point: the point itself, or its box centre."""
+    g = geometry_3857(layer)
+    if single_points(layer):
+        return f"ST_X({g})", f"ST_Y({g})"
+    return f"(ST_XMin({g}) + ST_XMax({g})) / 2", f"(ST_YMin({g}) + ST_YMax({g})) / 2"
+
+
+def cell_index(cx: str, cy: str, z: int, st: Statement) -> tuple[str, str]:
+    """SQL of the column and row, counted over the whole map, of the cluster cell of zoom-``z``
+    tiles holding the point ``(cx, cy)`` (EPSG:3857)."""
+    origin, size = st.param(ORIGIN), st.param(tile_size(z + CLUSTER_ZOOMS))
+    return (
+        f"floor(({cx} + {origin}::float8) / {size}::float8)::bigint",
+        f"floor(({origin}::float8 - {cy}) / {size}::float8)::bigint",
+    )
+
+
+def in_tile(col: str, row: str, x: int, y: int, st: Statement, around: int = 0) -> str:
+    """The condition that cell ``col, row`` lies in tile ``x, y`` (of the cells' zoom less
+    ``CLUSTER_ZOOMS``), or at most ``around`` cells outside it."""
+    n = 1 << CLUSTER_ZOOMS
+    first_col, first_row = x * n - around, y * n - around
+    last_col, last_row = x * n + n - 1 + around, y * n + n - 1 + around
+    c0, c1, r0, r1 = (st.param(v) for v in (first_col, last_col, first_row, last_row))
+    return (
+        f"{col} BETWEEN {c0}::bigint AND {c1}::bigint AND {row} BETWEEN {r0}::bigint AND "
+        f"{r1}::bigint"
+    )
+
+
+def cluster_point(cx: str, cy: str, z: int, x: int, y: int, st: Statement) -> str:
+    """SQL of a cluster's point in tile coordinates: ``(cx, cy)`` (EPSG:3857), moved, if need
+    be, to more than the buffer's width inside the tile."""
+    inset = (BUFFER + 1) * pixel_size(z)
+    minx, miny, maxx, maxy = tile_bounds(z, x, y)
+    left, bottom, right, top = (
+        st.param(v) for v in (minx + inset, miny + inset, maxx - inset, maxy - inset)
+    )
+    px = f"least(greatest({cx}, {left}::float8), {right}::float8)"
+    py = f"least(greatest({cy}, {bottom}::float8), {top}::float8)"
+    point = f"ST_SetSRID(ST_MakePoint({px}, {py}), 3857)"
+    return f"ST_AsMVTGeom({point}, {ENVELOPE}, {EXTENT}, {BUFFER}, true)"
+
+
+def cells_sql(layer: Layer, z: int, x: int, y: int, st: Statement, conds: list[str]) -> str:
+    """A subquery: the tile's cells that hold features meeting ``conds``, one row each with
+    ``n`` (how many) and ``cx, cy`` (their mean centre). Keyed layers group one key range by
+    key prefix (column ``cell``); others group the centres found through the spatial index
+    by cell column and row (``col, row``). (``OFFSET 0`` keeps the inner select whole, so
+    each row's centre is computed once.)"""
+    cx, cy = centre(layer)
+    table = f"{quoted(layer.table)} AS f"
+    if keyed(layer, z):
+        low, high = (f"{st.param(v)}::bigint" for v in tile_key_range(z, x, y))
+        shift = st.param(key_shift(z + CLUSTER_ZOOMS))
+        return (
+            f"SELECT {tile_key(layer)} >> {shift} AS cell, count(*)::bigint AS n, avg({cx}) AS cx,"
+            f" avg({cy}) AS cy FROM {table} {where([key_span(layer, low, high), *conds])} "
+            f"GROUP BY 1"
+        )
+    col, row = cell_index("p.cx", "p.cy", z, st)
+    found = where([index_filter(layer, ENVELOPE), *conds])
+    centres = f"SELECT {cx} AS cx, {cy} AS cy FROM {table} {found}"
+    return (
+        f"SELECT q.col, q.row, count(*)::bigint AS n, avg(q.cx) AS cx, avg(q.cy) AS cy FROM "
+        f"(SELECT p.cx, p.cy, {col} AS col, {row} AS row FROM ({centres} OFFSET 0) AS p) AS q "
+        f"WHERE {in_tile('q.col', 'q.row', x, y, st)} GROUP BY q.col, q.row"
+    )
+
+
+def clusters_part(
+    source: Source, z: int, x: int, y: int, filters: TileFilters, st: Statement
+) -> str:
+    """A subquery: every cell of the tile as a cluster (zooms below ``cluster_below``)."""
+    conds = row_filters(source.layer, filters, st)
+    cells = cells_sql(source.layer, z, x, y, st, conds)
+    point = cluster_point("c.cx", "c.cy", z, x, y, st)
+    return (
+        f"SELECT {mvt_call(source.name, st, False)} AS mvt, NULL::timestamptz AS next FROM "
+        f'(SELECT c.n AS "count", {point} AS "__geom" FROM ({cells}) AS c) AS t'
+    )
+
+
+def buffer_strips(layer: Layer, z: int, x: int, y: int, st: Statement) -> str:
+    """The index condition that a row's geometry meets the tile's buffer outside the tile
+    (four strips, the corners with the top and bottom ones)."""
+    minx, miny, maxx, maxy = tile_bounds(z, x, y)
+    left, bottom, right, top = tile_bounds(z, x, y, buffer_margin())
+    strips = [
+        (left, maxy, right, top),
+        (left, bottom, right, miny),
+        (left, miny, minx, maxy),
+        (maxx, miny, right, maxy),
+    ]
+    boxes = [
+        "ST_MakeEnvelope({}, 3857)".format(", ".join(f"{st.param(v)}::float8" for v in box))
+        for box in strips
+    ]
+    return "(" + " OR ".join(index_filter(layer, box) for box in boxes) + ")"
+
+
+def keyed_rows(
+    source: Source, z: int, x: int, y: int, filters: TileFilters, st: Statement, limit: str
+) -> str:
+    """The CTEs ``tile$cells`` (the tile's cells, by key prefix) and ``tile$rows`` (the rows
+    of the features to show as themselves) of a keyed layer: the tile's features come from
+    the key ranges between its dense cells; the buffer's from the spatial index, kept when
+    their cell (counted from its key range up to ``limit + 1``) holds at most ``limit``."""
+    layer = source.layer
+    conds = row_filters(layer, filters, st)
+    table = f"{quoted(layer.table)} AS f"
+    cols = ", ".join(row_columns(source, filters))
+    shift = st.param(key_shift(z + CLUSTER_ZOOMS))
+    low, high = (f"{st.param(v)}::bigint" for v in tile_key_range(z, x, y))
+    dense = f"FROM {CELLS} WHERE n > {limit}"
+    spans = (
+        f"SELECT coalesce(lag((cell + 1) << {shift}) OVER (ORDER BY cell), {low}) AS lo, "
+        f"cell << {shift} AS hi {dense} "
+        f"UNION ALL SELECT coalesce(max(cell + 1) << {shift}, {low}), {high} {dense}"
+    )
+    inside = [key_span(layer, "s.lo", "s.hi"), *conds]
+    around = [
+        buffer_strips(layer, z, x, y, st),
+        point_in_buffer(layer, z, x, y, st),
+        f"NOT ({key_span(layer, low, high)})",
+        *conds,
+    ]
+    cell_span = key_span(layer, f"(b.cell << {shift})", f"((b.cell + 1) << {shift})")
+    cell_count = (
+        f"(SELECT count(*) FROM (SELECT FROM {table} {where([cell_span, *conds])} "
+        f"LIMIT {limit} + 1) AS k)"
+    )
+    sparse = (
+        f'SELECT b.cell FROM (SELECT DISTINCT "tile$cell" AS cell FROM {BUFFER_ROWS}) AS b '
+        f"WHERE {cell_count} <= {limit}"
+    )
+    return (
+        f"{CELLS} AS MATERIALIZED ({cells_sql(layer, z, x, y, st, conds)}), "
+        f"{BUFFER_ROWS} AS MATERIALIZED (SELECT {cols}, {tile_key(layer)} >> {shift} AS "
+        f'"tile$cell" FROM {table} {where(around)}), '
+        f"{SPARSE} AS MATERIALIZED ({sparse}), "
+        f"{ROWS} AS MATERIALIZED (SELECT f.* FROM (SELECT * FROM ({spans}) AS s WHERE lo < hi)"
+        f' AS s CROSS JOIN LATERAL (SELECT {cols}, NULL::bigint AS "tile$cell" FROM {table} '
+        f"{where(inside)} OFFSET 0) AS f "
+        f"UNION ALL SELECT b.* FROM {BUFFER_ROWS} AS b JOIN {SPARSE} AS p "
+        f'ON p.cell = b."tile$cell")'
+    )
+
+
+def indexed_rows(
+    source: Source, z: int, x: int, y: int, filters: TileFilters, st: Statement, limit: str
+) -> str:
+    """The CTEs ``tile$cells`` (the cells of the tile and of the ring around it, by column
+    and row) and ``tile$rows`` (the rows of the features to show as themselves) of a layer
+    read through its spatial index. One read of the tile widened by a cell finds every
+    member of those cells; a feature in the buffer centred farther out (a long line) has
+    its cell counted up to ``limit + 1``."""
+    layer = source.layer
+    conds = row_filters(layer, filters, st)
+    table = f"{quoted(layer.table)} AS f"
+    cols = ", ".join(row_columns(source, filters))
+    cx, cy = centre(layer)
+    col, row = cell_index(cx, cy, z, st)
+    shown = (
+        point_in_buffer(layer, z, x, y, st)
+        if single_points(layer)
+        else (index_filter(layer, MARGIN_ENVELOPE))
+    )
+    ring = f"ST_TileEnvelope($1, $2, $3, margin => {1 / (1 << CLUSTER_ZOOMS)!r})"
+    origin, size = st.param(ORIGIN), st.param(tile_size(z + CLUSTER_ZOOMS))
+    cell_box = (
+        f"ST_MakeEnvelope(o.col * {size}::float8 - {origin}::float8, {origin}::float8 - "
+        f"(o.row + 1) * {size}::float8, (o.col + 1) * {size}::float8 - {origin}::float8, "
+        f"{origin}::float8 - o.row * {size}::float8, 3857)"
+    )
+    in_cell = [index_filter(layer, cell_box), f"{col} = o.col", f"{row} = o.row", *conds]
+    cell_count = (
+        f"(SELECT count(*) FROM (SELECT FROM {table} {where(in_cell)} LIMIT {limit} + 1) AS k)"
+    )
+    near = in_tile('"tile$col"', '"tile$row"', x, y, st, around=1)
+    return (
+        f'{FOUND} AS MATERIALIZED (SELECT {cols}, {cx} AS "tile$x", {cy} AS "tile$y", '
+        f'{col} AS "tile$col", {row} AS "tile$row", {shown} AS "tile$shown" FROM {table} '
+        f"{where([index_filter(layer, ring), *conds])}), "
+        f'{CELLS} AS MATERIALIZED (SELECT "tile$col" AS col, "tile$row" AS row, '
+        f'count(*)::bigint AS n, avg("tile$x") AS cx, avg("tile$y") AS cy FROM {FOUND} '
+        f"WHERE {near} GROUP BY 1, 2), "
+        f"{OUTSIDE} AS MATERIALIZED (SELECT o.col, o.row, {cell_count} AS n FROM "
+        f'(SELECT DISTINCT "tile$col" AS col, "tile$row" AS row FROM {FOUND} '
+        f'WHERE "tile$shown" AND NOT ({near})) AS o), '
+        f"{ROWS} AS MATERIALIZED (SELECT d.* FROM {FOUND} AS d "
+        f'LEFT JOIN {CELLS} AS c ON c.col = d."tile$col" AND c.row = d."tile$row" '
+        f'LEFT JOIN {OUTSIDE} AS o ON o.col = d."tile$col" AND o.row = d."tile$row" '
+        f'WHERE d."tile$shown" AND coalesce(c.n, o.n) <= {limit})'
+    )
+
+
+def density_part(
+    source: Source, z: int, x: int, y: int, filters: TileFilters, st: Statement
+) -> str:
+    """A subquery: the source's features in the tile and its buffer whose cell holds at most
+    the layer's ``cluster_cell_max`` features, and a cluster for each denser cell of the
+    tile, in one MVT layer (clusters carry ``count`` and no id)."""
+    layer = source.layer
+    limit = f"{st.param(layer.cluster_cell_max)}::bigint"
+    build = keyed_rows if keyed(layer, z) else indexed_rows
+    ctes = build(source, z, x, y, filters, st, limit)
+    cols = feature_columns(source, z, x, y, filters, st)
+    blanks = ["NULL"] * len(cols)
+    blanks[next(i for i, c in enumerate(cols) if c.endswith(' AS "__geom"'))] = cluster_point(
+        "c.cx", "c.cy", z, x, y, st
+    )
+    raw = (
+        f'SELECT t.*, NULL::bigint AS "count" FROM {ROWS} AS f '
+        f"CROSS JOIN LATERAL (SELECT {', '.join(cols)}) AS t"
+    )
+    dense = [f"c.n > {limit}"]
+    if not keyed(layer, z):
+        dense.append(in_tile("c.col", "c.row", x, y, st))
+    clusters = f"SELECT {', '.join(blanks)}, c.n FROM {CELLS} AS c {where(dense)}"
+    mvt = mvt_call(source.name, st, feature_id(layer) is not None)
+    return (
+        f"WITH {ctes} SELECT (SELECT {mvt} FROM ({raw} UNION ALL {clusters}) AS t) AS mvt, "
+        f"(SELECT {next_change(layer)} FROM {ROWS} AS f) AS next"
+    )
