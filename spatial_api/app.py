@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from layers.db.engine import create_async_engine
 from spatial_api.auth import new_key_cache
 from spatial_api.errors import install_error_handlers
+from spatial_api.input_guard import InputGuard
 from spatial_api.metrics import MetricsMiddleware
 from spatial_api.routers import ROUTERS
 
@@ -36,7 +37,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.state.database_url = database_url
     app.state.key_cache = new_key_cache()
     install_error_handlers(app)
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(InputGuard)
+    app.add_middleware(MetricsMiddleware)  # outermost: it counts what the guard refuses too
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -106,6 +106,16 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+"""SQLSTATEs of text PostgreSQL cannot hold (a NUL character in text or in jsonb): only a
+client's input carries one, so the answer is a 400 (the transaction has rolled back)."""
+
+
+def sqlstate(exc: DBAPIError) -> str | None:
+    """The SQLSTATE of a database error (None for a failure on the client side)."""
+    return getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
+
+
 def _is_connection_failure(exc: DBAPIError) -> bool:
     return bool(exc.connection_invalidated) or isinstance(exc, OperationalError | InterfaceError)
 
@@ -131,6 +141,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database(_: Request, exc: DBAPIError) -> Response:
         if _is_connection_failure(exc):
             return error_response(503, "database_unavailable", "the database cannot be reached")
+        if sqlstate(exc) in UNSTORABLE_TEXT:
+            return error_response(
+                400, "invalid_text", "a text value holds a NUL character, which cannot be stored"
+            )
         log.exception("database error", exc_info=exc)
         return error_response(500, "internal_error", "the database refused the request")
 

@@ -32,6 +32,7 @@ from layers.grid.territories import TerritoryRequest, plan_territories
 from layers.grid.weights import parse_weight
 from layers.incidents.category_departments import clear_override, list_overrides, set_override
 from spatial_api.deps import Admin, Dispatcher, Engine, GridLookupPool, HistoryReader, Reader
+from spatial_api.params import INT_MAX, Offset, UserId
 from spatial_api.responses import json_response
 from spatial_api.schemas.grid import (
     Assignment,
@@ -64,6 +65,8 @@ From = Annotated[
     datetime | None, Query(alias="from", description="Start (inclusive) of the period, ISO 8601")
 ]
 To = Annotated[datetime | None, Query(alias="to", description="End (exclusive), ISO 8601")]
+InspectorId = Annotated[StrictInt, Field(ge=1, le=INT_MAX)]
+"""An inspector (user id) in a body."""
 WeightName = Annotated[
     str,
     Query(
@@ -104,12 +107,12 @@ async def grid_cells(
     engine: Engine,
     _: Reader,
     district: Annotated[str | None, Query(description="District code")] = None,
-    inspector_id: Annotated[int | None, Query(description="Inspector (user id)")] = None,
+    inspector_id: UserId = None,
     supervisor: Annotated[str | None, Query(description="Supervisor area")] = None,
     unassigned: Annotated[bool, Query(description="Only cells without inspector")] = False,
     bbox: Annotated[str | None, Query(description="W,S,E,N in lon/lat")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """One page of cells in cell order with the total that match."""
     where = CellFilter(district, inspector_id, supervisor, unassigned, _bbox(bbox))
@@ -150,7 +153,7 @@ class AssignmentBody(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    inspector_id: StrictInt | None = None
+    inspector_id: InspectorId | None = None
     supervisor: str | None = None
     note: str | None = Field(None, max_length=2000)
 
@@ -243,7 +246,7 @@ class PartitionBody(BaseModel):
 
     model_config = {"extra": "forbid", "populate_by_name": True}
 
-    inspectors: StrictInt | list[StrictInt]
+    inspectors: StrictInt | list[InspectorId]
     weight: str = "cells"
     since: datetime | None = Field(None, alias="from")
     until: datetime | None = Field(None, alias="to")

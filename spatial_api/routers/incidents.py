@@ -6,6 +6,7 @@ The logic lives in ``layers.incidents.cases``, ``layers.incidents.transitions`` 
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -86,8 +87,10 @@ def _floats(value: str | None, count: int, name: str) -> tuple[float, ...] | Non
         numbers = tuple(float(v) for v in value.split(","))
     except ValueError:
         numbers = ()
-    if len(numbers) != count:
-        raise BadRequest(f"{name} must be {count} comma-separated numbers", code=f"invalid_{name}")
+    if len(numbers) != count or not all(math.isfinite(n) for n in numbers):
+        raise BadRequest(
+            f"{name} must be {count} comma-separated finite numbers", code=f"invalid_{name}"
+        )
     return numbers
 
 

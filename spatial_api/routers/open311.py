@@ -18,12 +18,15 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import ValidationError
 
 from gis.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from gis.jsontext import parse_json
 from layers.incidents import workflow as wf
 from layers.incidents.cases import BIGINT_MAX, Incident, ReportInput, report_incident
 from layers.incidents.categories import department_names, get_category_record, list_categories
 from layers.incidents.lists import IncidentQuery, list_incidents
 from spatial_api.auth import ANONYMOUS, Authorization, Principal, principal_from
+from spatial_api.bodies import media_type, read_bytes
 from spatial_api.deps import Caller, Engine
+from spatial_api.responses import JSON
 from spatial_api.routers.incident_common import actor_of
 from spatial_api.schemas.open311 import (
     Discovery,
@@ -57,6 +60,7 @@ ASSET_ATTRIBUTE = {
 }
 Endpoint = Callable[..., Awaitable[Any]]
 MAX_REQUESTS = 1000
+MAX_BODY = 1024 * 1024
 DEFAULT_WINDOW = timedelta(days=90)
 
 
@@ -252,11 +256,8 @@ async def poster(request: Request, authorization: str | None, fields: dict[str, 
 
 async def post_fields(request: Request) -> dict[str, Any]:
     """The POST's fields, from a form (as GeoReport v2 has it) or a JSON object."""
-    if request.headers.get("content-type", "").startswith("application/json"):
-        try:
-            body = await request.json()
-        except ValueError:
-            raise BadRequest("the body is not JSON", code="invalid_json") from None
+    if media_type(request) == JSON:
+        body = parse_json(await read_bytes(request, MAX_BODY))
         if not isinstance(body, dict):
             raise BadRequest("the body must be a JSON object", code="invalid_json")
         return body

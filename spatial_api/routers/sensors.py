@@ -19,6 +19,7 @@ from layers.sensors.registry import (
     update_sensor,
 )
 from spatial_api.deps import Admin, App, Caller, Connection, Engine, Reader
+from spatial_api.params import Offset
 from spatial_api.schemas.sensors import AlarmHistory, IngestReport, Sensor, SensorPage, Series
 
 router = APIRouter(prefix="/sensors", tags=["sensors"])
@@ -59,7 +60,7 @@ async def sensors_list(
     kind: str | None = Query(None, description="only sensors of this kind"),
     alarm_state: Literal["normal", "warning", "alarm"] | None = Query(None),
     limit: int = Query(100, ge=1, le=10_000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Sensors by id with their measures, thresholds, latest values and alarm state."""
     return await list_sensors(conn, kind, alarm_state, limit, offset)
