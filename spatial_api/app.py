@@ -12,6 +12,7 @@ from spatial_api.auth import new_key_cache
 from spatial_api.errors import install_error_handlers
 from spatial_api.input_guard import InputGuard
 from spatial_api.metrics import MetricsMiddleware
+from spatial_api.openapi import install_openapi
 from spatial_api.routers import ROUTERS
 
 
@@ -41,4 +42,5 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)  # outermost: it counts what the guard refuses too
     for router in ROUTERS:
         app.include_router(router)
+    install_openapi(app)
     return app

@@ -34,6 +34,7 @@ from layers.features.repository import (
 from spatial_api.auth import Principal
 from spatial_api.bodies import read_json
 from spatial_api.deps import Caller, EditableLayer, Engine, HistoryLayer, ReadableLayer
+from spatial_api.openapi import errors
 from spatial_api.params import INT_MAX, Offset
 from spatial_api.responses import (
     GEOJSON,
@@ -107,6 +108,8 @@ PATCH_BODY = {
         },
     }
 }
+WRITE_ERRORS = errors(409, 413, 415, 422)
+"""What a write of a feature can answer beyond the errors of every conditional write."""
 ITEM_PARAMS = {
     "bbox",
     "bbox-crs",
@@ -381,6 +384,7 @@ async def items(
     response_class=Response,
     summary="Create a feature (201 with Location and ETag)",
     openapi_extra=FEATURE_BODY,
+    responses=WRITE_ERRORS,
 )
 async def create_item(
     request: Request,
@@ -461,6 +465,7 @@ async def _update(
     response_class=Response,
     summary="Replace a feature (If-Match required)",
     openapi_extra=FEATURE_BODY,
+    responses=WRITE_ERRORS,
 )
 async def replace_item(
     request: Request,
@@ -482,6 +487,7 @@ async def replace_item(
     response_class=Response,
     summary="Merge-patch a feature (If-Match required)",
     openapi_extra=PATCH_BODY,
+    responses=WRITE_ERRORS,
 )
 async def patch_item(
     request: Request,
@@ -535,6 +541,7 @@ async def history(layer: HistoryLayer, engine: Engine, feature_id: str) -> dict[
     "/collections/{layer_id}/items/{feature_id}/history/{version}/restore",
     response_class=Response,
     summary="Restore a version (re-creates a deleted feature under its id)",
+    responses=errors(409, 422),
 )
 async def restore(
     request: Request,

@@ -32,6 +32,7 @@ from layers.grid.territories import TerritoryRequest, plan_territories
 from layers.grid.weights import parse_weight
 from layers.incidents.category_departments import clear_override, list_overrides, set_override
 from spatial_api.deps import Admin, Dispatcher, Engine, GridLookupPool, HistoryReader, Reader
+from spatial_api.openapi import errors
 from spatial_api.params import INT_MAX, Offset, UserId
 from spatial_api.responses import json_response
 from spatial_api.schemas.grid import (
@@ -84,7 +85,7 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
     "/grid/lookup",
     summary="The grid cell at a point and who answers for it",
     response_class=Response,
-    responses={200: {"model": GridLookup}},  # hot path: answered with orjson, unvalidated
+    responses={200: {"model": GridLookup}, **errors(404)},  # hot path: orjson, unvalidated
 )
 async def grid_lookup(
     pool: GridLookupPool,
@@ -173,6 +174,7 @@ class AssignmentBody(BaseModel):
     "/grid/cells/{cell}/assignment",
     summary="Assign a cell",
     response_model=Reassignment,
+    responses=errors(422),
 )
 async def put_assignment(
     cell: str, body: AssignmentBody, engine: Engine, principal: Dispatcher
@@ -200,6 +202,7 @@ class BulkAssignmentBody(AssignmentBody):
     "/grid/assignments",
     summary="Assign many cells: a list or a polygon",
     response_model=BulkAssignment,
+    responses=errors(404, 422),
 )
 async def bulk_assignment(
     body: BulkAssignmentBody, engine: Engine, principal: Dispatcher
@@ -224,6 +227,7 @@ async def bulk_assignment(
     summary="Cells covered, unassigned cells, workload balance",
     response_model=Coverage,
     response_model_exclude_unset=True,
+    responses=errors(422),
 )
 async def grid_coverage(
     engine: Engine,
@@ -272,6 +276,7 @@ class PartitionBody(BaseModel):
     summary="Balanced connected territories for the inspectors",
     response_model=PartitionPlan,
     response_model_exclude_unset=True,
+    responses=errors(422),
 )
 async def grid_partition(
     body: PartitionBody, engine: Engine, principal: Dispatcher
@@ -298,7 +303,12 @@ class BuildBody(BaseModel):
     res: int = Field(DEFAULT_RES, ge=0, le=15)
 
 
-@router.post("/grid/build", summary="Build or rebuild the grid (admin)", response_model=BuildReport)
+@router.post(
+    "/grid/build",
+    summary="Build or rebuild the grid (admin)",
+    response_model=BuildReport,
+    responses=errors(422),
+)
 async def grid_build(body: BuildBody, engine: Engine, principal: Admin) -> dict[str, Any]:
     """Cover the boundary with cells at ``res``, keeping the assignments of cells that
     stay; reports the cells added and dropped."""
@@ -337,6 +347,7 @@ class DepartmentBody(BaseModel):
     "/grid/category-departments/{category}/{district}",
     summary="Route a category to a department in one district",
     response_model=CategoryRouting,
+    responses=errors(422),
 )
 async def put_category_department(
     category: str, district: str, body: DepartmentBody, engine: Engine, principal: Dispatcher

@@ -34,6 +34,7 @@ from layers.incidents.transitions import (
 )
 from spatial_api.auth import ANONYMOUS
 from spatial_api.deps import Caller, Engine, Reader, ReportLimiter
+from spatial_api.openapi import errors
 from spatial_api.routers.incident_common import actor_of, case_body
 from spatial_api.schemas.incidents import Case, CaseHistory, CaseMetrics, CasePage
 
@@ -53,6 +54,7 @@ class ReportBody(ReportInput):
     summary="Report an incident: routed to the cell's inspector and the category's department",
     response_model=Case,
     response_model_exclude_unset=True,
+    responses=errors(404, 409, 422, 429),
 )
 async def report(
     body: ReportBody,
@@ -208,6 +210,7 @@ async def read_case(
     summary="Take a workflow action on a case (If-Match: its version)",
     response_model=Case,
     response_model_exclude_unset=True,
+    responses=errors(409, 422),
 )
 async def transition(
     incident_id: CaseIdPath,

@@ -26,6 +26,7 @@ from layers.incidents.lists import IncidentQuery, list_incidents
 from spatial_api.auth import ANONYMOUS, Authorization, Principal, principal_from
 from spatial_api.bodies import media_type, read_bytes
 from spatial_api.deps import Caller, Engine
+from spatial_api.openapi import errors
 from spatial_api.responses import JSON
 from spatial_api.routers.incident_common import actor_of
 from spatial_api.schemas.open311 import (
@@ -57,6 +58,28 @@ ASSET_ATTRIBUTE = {
     "datatype_description": "16-digit municipal asset code (部件编码)",
     "order": 1,
     "description": "The code on the damaged or concerned asset, if any",
+}
+REQUEST_FIELDS = {
+    "type": "object",
+    "required": ["service_code", "lat", "long"],
+    "properties": {
+        "service_code": {"type": "string", "description": "The category code (4 digits)"},
+        "lat": {"type": "number"},
+        "long": {"type": "number"},
+        "description": {"type": "string"},
+        "media_url": {"type": "string"},
+        "attribute[asset_code]": {"type": "string"},
+        "api_key": {"type": "string", "description": "An app key (or Authorization: Bearer)"},
+    },
+}
+POST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": REQUEST_FIELDS},
+            "application/json": {"schema": REQUEST_FIELDS},
+        },
+    }
 }
 Endpoint = Callable[..., Awaitable[Any]]
 MAX_REQUESTS = 1000
@@ -283,7 +306,7 @@ def report_of(fields: dict[str, Any]) -> ReportInput:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise BadRequest(f"invalid service request: {problems}", code="invalid_request") from None
-    except ValueError:
+    except (ValueError, TypeError):
         raise BadRequest("lat and long must be numbers", code="invalid_location") from None
 
 
@@ -292,6 +315,8 @@ def report_of(fields: dict[str, Any]) -> ReportInput:
     status_code=201,
     summary="Post a service request (app key)",
     response_model=list[PostedRequest],
+    openapi_extra=POST_BODY,
+    responses=errors(413, 422),
 )
 async def post_request(
     request: Request, authorization: Authorization, engine: Engine

@@ -26,9 +26,10 @@ from layers.features.spatial_queries import (
 )
 from spatial_api.bodies import read_json
 from spatial_api.deps import Engine, LazyCaller, QueriedLayer, readable
+from spatial_api.openapi import errors
 from spatial_api.responses import GEOJSON, JSON, json_response
 
-router = APIRouter(prefix="/query", tags=["queries"])
+router = APIRouter(prefix="/query", tags=["queries"], responses=errors(404))
 MAX_BODY = 5 * 1024 * 1024
 FILTER = Query(None, alias="filter", description="A CQL2 filter on the layer's properties")
 FILTER_LANG = Query("cql2-text", alias="filter-lang")
@@ -109,6 +110,7 @@ async def features_within(
     response_class=Response,
     summary="For each layer, the features intersecting a GeoJSON geometry",
     openapi_extra=INTERSECTS_BODY,
+    responses=errors(413, 415, 422),
 )
 async def features_intersecting(request: Request, caller: LazyCaller, engine: Engine) -> Response:
     """Body ``{"layers": [...], "geometry": {...}, "crs": "..."}``; one FeatureCollection
