@@ -17,6 +17,7 @@ from pyproj.exceptions import CRSError
 from shapely.geometry.base import BaseGeometry
 
 from gis.errors import BadRequest, Unprocessable
+from gis.validation import check_structure
 
 LONLAT = CRS.from_epsg(4326)
 
@@ -99,7 +100,14 @@ def boundary_from_geojson(obj: dict[str, Any], src_crs: str | int | None = None)
     """The lon/lat area of a GeoJSON object whose coordinates are in ``src_crs`` (default
     EPSG:4326)."""
     try:
-        shapes = [shapely.geometry.shape(g) for g in geojson_geometries(obj)]
+        geometries = geojson_geometries(obj)
+        for geometry in geometries:
+            check_structure(geometry)
+        shapes = [shapely.geometry.shape(g) for g in geometries]
+    except Unprocessable as exc:
+        raise BadRequest(
+            f"the boundary is not valid GeoJSON: {exc.message}", code="invalid_boundary"
+        ) from None
     except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
         raise BadRequest(
             f"the boundary is not valid GeoJSON: {exc}", code="invalid_boundary"

@@ -46,16 +46,84 @@ class Repair:
         return f"repaired with make_valid: {self.reason}{where}"
 
 
-def parse_geometry(value: Any) -> BaseGeometry:
-    """A GeoJSON geometry object as a 2D shapely geometry; 422 naming what is malformed."""
+def _malformed(message: str) -> Unprocessable:
+    return Unprocessable(f"geometry coordinates are malformed: {message}", code="invalid_geometry")
+
+
+def _check_position(value: Any, where: str) -> None:
+    """422 unless ``value`` is a GeoJSON position: 2 or 3 numbers (not text, not booleans)."""
+    if not isinstance(value, list) or not 2 <= len(value) <= 3:
+        raise _malformed(f"{where} must be a position [x, y] or [x, y, z]")
+    if not all(type(n) in (int, float) for n in value):
+        raise _malformed(f"{where} must hold numbers, not {value!r}")
+
+
+def _check_positions(value: Any, depth: int, where: str) -> int:
+    """Check the nested arrays of positions of a geometry (``depth`` levels above the
+    positions); how many positions they hold."""
+    if depth == 0:
+        _check_position(value, where)
+        return 1
+    if not isinstance(value, list):
+        raise _malformed(f"{where} must be an array")
+    return sum(_check_positions(v, depth - 1, f"{where}[{i}]") for i, v in enumerate(value))
+
+
+def _check_rings_closed(polygon: list[list[Any]], where: str) -> None:
+    """422 naming the first ring of a polygon whose last position is not its first (RFC 7946
+    3.1.6: a ring is closed, and is never closed for the client)."""
+    for i, ring in enumerate(polygon):
+        if ring and ring[0] != ring[-1]:
+            raise Unprocessable(
+                f"{where} ring {i} is not closed: its last position {ring[-1]} is not its first "
+                f"{ring[0]}; repeat the first position at the end",
+                code="unclosed_ring",
+                details={"ring": f"{where}[{i}]", "first": ring[0], "last": ring[-1]},
+            )
+
+
+POSITION_DEPTH = {
+    "Point": 0,
+    "MultiPoint": 1,
+    "LineString": 1,
+    "MultiLineString": 2,
+    "Polygon": 2,
+    "MultiPolygon": 3,
+}
+"""How many levels of arrays a geometry type's coordinates hold above the positions."""
+
+
+def check_structure(value: Any, where: str = "geometry") -> None:
+    """422 unless ``value`` is a GeoJSON geometry object whose coordinates are arrays of
+    numeric positions and whose polygon rings are closed (a GeometryCollection's members
+    likewise)."""
     if not isinstance(value, dict):
-        raise Unprocessable("geometry must be a GeoJSON geometry object", code="invalid_geometry")
+        raise Unprocessable(f"{where} must be a GeoJSON geometry object", code="invalid_geometry")
     kind = value.get("type")
     if kind not in GEOJSON_TYPES:
         raise Unprocessable(
-            f"geometry type {kind!r} is not a GeoJSON geometry type ({', '.join(GEOJSON_TYPES)})",
+            f"{where} type {kind!r} is not a GeoJSON geometry type ({', '.join(GEOJSON_TYPES)})",
             code="invalid_geometry",
         )
+    if kind == "GeometryCollection":
+        members = value.get("geometries")
+        if not isinstance(members, list):
+            raise _malformed(f"{where}.geometries must be an array")
+        for i, member in enumerate(members):
+            check_structure(member, f"{where}.geometries[{i}]")
+        return
+    coordinates = value.get("coordinates")
+    _check_positions(coordinates, POSITION_DEPTH[kind], f"{where}.coordinates")
+    if kind == "Polygon":
+        _check_rings_closed(coordinates, f"{where}.coordinates")
+    elif kind == "MultiPolygon":
+        for i, polygon in enumerate(coordinates):
+            _check_rings_closed(polygon, f"{where}.coordinates[{i}]")
+
+
+def parse_geometry(value: Any) -> BaseGeometry:
+    """A GeoJSON geometry object as a 2D shapely geometry; 422 naming what is malformed."""
+    check_structure(value)
     try:
         geom = shapely.geometry.shape(value)
         coords = shapely.get_coordinates(geom)

@@ -14,8 +14,10 @@ from spatial_api.compression import CompressionMiddleware
 from spatial_api.cors import install_cors
 from spatial_api.disconnect import CancelOnDisconnect
 from spatial_api.errors import install_error_handlers
+from spatial_api.input_guard import InputGuard
 from spatial_api.metrics import MetricsMiddleware
 from spatial_api.oidc import new_identity_provider
+from spatial_api.openapi import install_openapi
 from spatial_api.openapi_layers import install_layer_items
 from spatial_api.routers import ROUTERS
 from spatial_api.settings import api_settings
@@ -51,9 +53,11 @@ def create_app(database_url: str | None = None) -> FastAPI:
     # CORS marks them all (and answers preflights), the metrics time everything
     app.add_middleware(CompressionMiddleware)
     install_cors(app, api_settings().cors_origins)
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(InputGuard)  # NUL in a path or query: 400 before any route
+    app.add_middleware(MetricsMiddleware)  # it counts what the guard refuses too
     app.add_middleware(AuditTrail)
     for router in ROUTERS:
         app.include_router(router)
     install_layer_items(app)
+    install_openapi(app)
     return app

@@ -13,6 +13,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -109,6 +110,16 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+"""SQLSTATEs of text PostgreSQL cannot hold (a NUL character in text or in jsonb): only a
+client's input carries one, so the answer is a 400 (the transaction has rolled back)."""
+
+
+def sqlstate(exc: DBAPIError) -> str | None:
+    """The SQLSTATE of a database error (None for a failure on the client side)."""
+    return getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
+
+
 DATABASE_FAILURES = (
     DBAPIError,
     OSError,
@@ -123,12 +134,28 @@ DATABASE_FAILURES = (
 async def database_failure_response(_: Request, exc: Exception) -> Response:
     """503 JSON for an outage or a statement timeout (the driver's words only in the log),
     500 for any other failure of the database."""
+    if isinstance(exc, DBAPIError) and sqlstate(exc) in UNSTORABLE_TEXT:
+        return error_response(
+            400, "invalid_text", "a text value holds a NUL character, which cannot be stored"
+        )
     failure = outage(exc)
     if failure is None:
         log.exception("database error", exc_info=exc)
         return error_response(500, "internal_error", "the database refused the request")
     log.warning("%s: %s: %s", failure.code, type(exc).__name__, exc)
     return cityhex_error_response(failure)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the application answers at the request's path (Starlette
+    names only those of the first route that matches the path)."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for context in iter_route_contexts(request.app.routes):
+        regex = getattr(context, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= context.methods or set()
+    return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -144,9 +171,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(400, "invalid_parameter", _describe_validation(exc), details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = HTTP_CODES.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
     for kind in DATABASE_FAILURES:
         app.add_exception_handler(kind, database_failure_response)

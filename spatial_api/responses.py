@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 JSON = "application/json"
 GEOJSON = "application/geo+json"
+MERGE_PATCH = "application/merge-patch+json"
 SCHEMA_JSON = "application/schema+json"
 
 

@@ -15,7 +15,6 @@ A message is one reading ``{property, ts, value}``, an array of them, or an obje
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import queue
 import time
@@ -25,7 +24,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
-import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -35,6 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gis.errors import BadRequest, ServiceUnavailable
+from gis.jsontext import parse_json
 from layers.sensors.readings import MAX_BATCH, IngestReport, ingest
 
 log = logging.getLogger("cityhex.mqtt")
@@ -109,9 +108,9 @@ def message_rows(payload: bytes, sensor: str | None) -> list[Any]:
     """The readings a message carries, each naming its sensor; ValueError if it is not a
     reading, an array of readings or ``{"readings": [...]}`` in JSON."""
     try:
-        data = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        data = json.loads(payload)  # lets NaN/Infinity through, for per-row refusal
+        data = parse_json(payload, allow_non_finite=True)  # NaN/Infinity: refused per row
+    except BadRequest as exc:
+        raise ValueError(exc.message) from None
     if isinstance(data, dict):
         data = data.get("readings", [data])
     if not isinstance(data, list):

@@ -10,7 +10,6 @@ retention drops whole.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -20,11 +19,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gis.errors import BadRequest, PayloadTooLarge, ServiceUnavailable
+from gis.jsontext import parse_json
 from gis.timezones import time_zone
 from layers.db.engine import raw_connection
 from layers.sensors.alarms import AlarmOutcome, apply_readings
@@ -96,13 +95,7 @@ def parse_batch(body: bytes) -> list[Any]:
     Non-finite numbers (NaN, Infinity, 1e999) are let through so that their rows can be
     refused one by one.
     """
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"the body is not JSON: {exc}", code="invalid_json") from None
+    data = parse_json(body, allow_non_finite=True)
     if isinstance(data, dict) and "readings" in data:
         data = data["readings"]
     if not isinstance(data, list):
@@ -133,6 +126,8 @@ def check_row(row: Any, sensors: dict[str, SensorRanges], latest_ok: datetime) -
     if not isinstance(row, dict):
         return "malformed: a reading must be an object {sensor, property, ts, value}"
     code = row.get("sensor")
+    if isinstance(code, str) and not is_code_text(code):
+        return "malformed: a sensor code cannot hold a NUL character"
     sensor = sensors.get(code) if isinstance(code, str) else None
     if sensor is None:
         return f"unknown_sensor: no sensor with code {code!r}"
@@ -177,9 +172,15 @@ def validate_rows(
     return good, bad
 
 
+def is_code_text(value: Any) -> bool:
+    """Whether a reading's ``sensor`` is text the database can compare (a string without
+    NUL characters)."""
+    return isinstance(value, str) and "\x00" not in value
+
+
 def _codes(rows: Sequence[Any]) -> list[str]:
     codes = (r.get("sensor") for r in rows if isinstance(r, dict))
-    return list({c for c in codes if isinstance(c, str)})
+    return list({c for c in codes if is_code_text(c)})
 
 
 async def ensure_partitions(conn: AsyncConnection, times: list[datetime]) -> None:

@@ -9,6 +9,7 @@ Every write announces a change of the ``sensors`` layer so tile caches drop its 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -43,6 +44,9 @@ PropertyName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$
 SensorCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 Kind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 AssetCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{16}$")]
+SENSOR_ID = re.compile(r"[0-9]+")
+"""A sensor id as a path names it: ASCII digits only (``str.isdigit`` also takes '³')."""
+INT_MAX = 2**31 - 1
 
 
 def _finite(value: float | None, name: str) -> None:
@@ -230,16 +234,25 @@ async def create_sensor(conn: AsyncConnection, data: dict[str, Any]) -> dict[str
     return await get_sensor(conn, new_id)
 
 
+def sensor_key(ref: int | str) -> tuple[str, int | str] | None:
+    """The column and value that find the sensor ``ref`` names: ``id`` for an int or a string
+    of ASCII digits, else ``code``; None when no sensor can have it (an id past the integer
+    column, a code holding a NUL)."""
+    if isinstance(ref, str) and SENSOR_ID.fullmatch(ref):
+        ref = int(ref)
+    if isinstance(ref, int):
+        return ("id", ref) if 1 <= ref <= INT_MAX else None
+    return None if "\x00" in ref else ("code", ref)
+
+
 async def get_sensor(conn: AsyncConnection, ref: int | str, lock: bool = False) -> dict[str, Any]:
-    """The sensor with id ``ref`` (an int or all-digit string) or code ``ref``."""
-    by_id = isinstance(ref, int) or ref.isdigit()
-    where = " WHERE id = :ref" if by_id else " WHERE code = :ref"
-    row = (
-        await conn.execute(
-            text(SELECT_SENSOR + where + (" FOR UPDATE" if lock else "")),
-            {"ref": int(ref) if by_id else ref},
-        )
-    ).first()
+    """The sensor with id ``ref`` (an int or a string of ASCII digits) or code ``ref``."""
+    key = sensor_key(ref)
+    row = None
+    if key is not None:
+        column, value = key
+        sql = f"{SELECT_SENSOR} WHERE {column} = :ref" + (" FOR UPDATE" if lock else "")
+        row = (await conn.execute(text(sql), {"ref": value})).first()
     if row is None:
         raise NotFound(f"no sensor {ref!r}", code="unknown_sensor")
     return sensor_dict(row)

@@ -38,6 +38,7 @@ from layers.analytics.hotspots import compute_hotspots, refresh_hotspot_cells
 from layers.catalog.registry import Layer, load_catalog
 from spatial_api.auth import ANONYMOUS, Principal
 from spatial_api.deps import Caller, Connection, Dispatcher
+from spatial_api.openapi import errors
 from spatial_api.responses import GEOJSON, json_response
 from spatial_api.schemas.analytics import (
     H3Aggregate,
@@ -47,7 +48,7 @@ from spatial_api.schemas.analytics import (
     TimeSeries,
 )
 
-router = APIRouter(prefix="/analytics", tags=["analytics"])
+router = APIRouter(prefix="/analytics", tags=["analytics"], responses=errors(404, 422))
 GEOJSON_TOO: dict[int | str, dict[str, Any]] = {
     200: {"content": {GEOJSON: {}}, "description": "JSON, or GeoJSON with format=geojson"}
 }

@@ -21,6 +21,7 @@ from layers.incidents.categories import (
 )
 from layers.incidents.working_time import delete_calendar_day, list_calendar_days, set_calendar_day
 from spatial_api.deps import Admin, Engine
+from spatial_api.openapi import errors
 from spatial_api.schemas.incidents import Calendar, CalendarDay, Categories, Category
 
 router = APIRouter(tags=["incidents"])
@@ -51,6 +52,7 @@ async def category(code: str, engine: Engine) -> dict[str, Any]:
     status_code=201,
     summary="Add a category (admin)",
     response_model=Category,
+    responses=errors(409, 422),
 )
 async def add_category(body: NewCategory, engine: Engine, _: Admin) -> dict[str, Any]:
     """The new category; 409 when its code is taken."""
@@ -60,7 +62,10 @@ async def add_category(body: NewCategory, engine: Engine, _: Admin) -> dict[str,
 
 
 @router.patch(
-    "/incidents/categories/{code}", summary="Change a category (admin)", response_model=Category
+    "/incidents/categories/{code}",
+    summary="Change a category (admin)",
+    response_model=Category,
+    responses=errors(409, 422),
 )
 async def change_category(
     code: str, body: CategoryChange, engine: Engine, _: Admin
@@ -71,7 +76,12 @@ async def change_category(
     return record.as_dict()
 
 
-@router.delete("/incidents/categories/{code}", status_code=204, summary="Remove a category (admin)")
+@router.delete(
+    "/incidents/categories/{code}",
+    status_code=204,
+    summary="Remove a category (admin)",
+    responses=errors(409),
+)
 async def remove_category(code: str, engine: Engine, _: Admin) -> Response:
     """204; 409 when cases use the category."""
     async with engine.begin() as conn:

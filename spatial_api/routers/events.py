@@ -66,7 +66,12 @@ async def stream(
                 yield message(event)
 
 
-@router.get("/events", summary="Live incident events (server-sent events)")
+@router.get(
+    "/events",
+    summary="Live incident events (server-sent events)",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "The event stream"}},
+)
 async def events(
     hub: IncidentEvents,
     engine: Engine,

@@ -7,16 +7,16 @@ This module only translates HTTP: the repository is layers.features (repository,
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gis.crs import CRS84, parse_crs, served_crs_uris, transform_bbox
-from gis.errors import BadRequest, PayloadTooLarge
+from gis.errors import BadRequest
 from layers.catalog.metadata import layer_extent, queryables
 from layers.catalog.registry import Layer, load_catalog
 from layers.features.filters import DEFAULT_LIMIT, ItemQuery
@@ -33,11 +33,15 @@ from layers.features.repository import (
     update_feature,
 )
 from spatial_api.auth import Principal
+from spatial_api.bodies import read_json
 from spatial_api.deps import Caller, EditableLayer, Engine, HistoryLayer, ReadableLayer
+from spatial_api.openapi import errors
+from spatial_api.params import INT_MAX, Offset
 from spatial_api.proxies import public_base_url
 from spatial_api.responses import (
     GEOJSON,
     JSON,
+    MERGE_PATCH,
     SCHEMA_JSON,
     SchemaJSONResponse,
     json_response,
@@ -101,11 +105,14 @@ PATCH_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/merge-patch+json": {"schema": {"type": "object"}},
+            MERGE_PATCH: {"schema": {"type": "object"}},
             JSON: {"schema": {"type": "object"}},
+            GEOJSON: {"schema": {"type": "object"}},
         },
     }
 }
+WRITE_ERRORS = errors(409, 413, 415, 422)
+"""What a write of a feature can answer beyond the errors of every conditional write."""
 ITEM_PARAMS = {
     "bbox",
     "bbox-crs",
@@ -231,17 +238,6 @@ def page_links(
     return links
 
 
-async def read_body(request: Request, limit: int = MAX_BODY) -> Any:
-    """The request's JSON body; 400/413 when it is not JSON or too large."""
-    raw = await request.body()
-    if len(raw) > limit:
-        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not JSON: {exc}", code="invalid_json") from None
-
-
 def content_crs(request: Request) -> Any:
     """The CRS of a request body (Content-Crs header, default CRS84)."""
     value = request.headers.get("content-crs")
@@ -350,7 +346,7 @@ async def items(
     bbox: str | None = Query(None, description="minx,miny,maxx,maxy (in bbox-crs)"),
     bbox_crs: str | None = Query(None, alias="bbox-crs"),
     limit: int = Query(DEFAULT_LIMIT, ge=1, description=f"Page size; at most {MAX_LIMIT}"),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     datetime_: str | None = Query(None, alias="datetime"),
     properties: str | None = Query(None, description="Properties to return (comma list)"),
     filter_: str | None = Query(None, alias="filter", description="A CQL2 filter"),
@@ -408,6 +404,7 @@ async def items(
     response_class=Response,
     summary="Create a feature (201 with Location and ETag)",
     openapi_extra=FEATURE_BODY,
+    responses=WRITE_ERRORS,
 )
 async def create_item(
     request: Request,
@@ -421,7 +418,7 @@ async def create_item(
     result = await create_feature(
         engine,
         layer,
-        await read_body(request),
+        await read_json(request, MAX_BODY),
         caller.actor,
         content_crs=body_crs,
         crs=body_crs,
@@ -473,7 +470,7 @@ async def _update(
         engine,
         layer,
         parse_feature_id(layer, feature_id),
-        await read_body(request),
+        await read_json(request, MAX_BODY),
         if_match,
         caller.actor,
         patch=patch,
@@ -490,6 +487,7 @@ async def _update(
     response_class=Response,
     summary="Replace a feature (If-Match required)",
     openapi_extra=FEATURE_BODY,
+    responses=WRITE_ERRORS,
 )
 async def replace_item(
     request: Request,
@@ -511,6 +509,7 @@ async def replace_item(
     response_class=Response,
     summary="Merge-patch a feature (If-Match required)",
     openapi_extra=PATCH_BODY,
+    responses=WRITE_ERRORS,
 )
 async def patch_item(
     request: Request,
@@ -565,6 +564,7 @@ async def history(layer: HistoryLayer, engine: Engine, feature_id: str) -> dict[
     "/collections/{layer_id}/items/{feature_id}/history/{version}/restore",
     response_class=Response,
     summary="Restore a version (re-creates a deleted feature under its id)",
+    responses=errors(409, 422),
 )
 async def restore(
     request: Request,
@@ -572,7 +572,7 @@ async def restore(
     caller: Caller,
     engine: Engine,
     feature_id: str,
-    version: int,
+    version: Annotated[int, Path(ge=1, le=INT_MAX, description="A version of the feature")],
     if_match: str | None = IF_MATCH,
 ) -> Response:
     """Bring the feature back as it was at ``version``: 201 when it had been deleted, else

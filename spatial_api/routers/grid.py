@@ -32,6 +32,8 @@ from layers.grid.territories import TerritoryRequest, plan_territories
 from layers.grid.weights import parse_weight
 from layers.incidents.category_departments import clear_override, list_overrides, set_override
 from spatial_api.deps import Admin, Dispatcher, Engine, GridLookupPool, HistoryReader, Reader
+from spatial_api.openapi import errors
+from spatial_api.params import INT_MAX, Offset, UserId
 from spatial_api.responses import json_response
 from spatial_api.schemas.grid import (
     Assignment,
@@ -64,6 +66,8 @@ From = Annotated[
     datetime | None, Query(alias="from", description="Start (inclusive) of the period, ISO 8601")
 ]
 To = Annotated[datetime | None, Query(alias="to", description="End (exclusive), ISO 8601")]
+InspectorId = Annotated[StrictInt, Field(ge=1, le=INT_MAX)]
+"""An inspector (user id) in a body."""
 WeightName = Annotated[
     str,
     Query(
@@ -81,7 +85,7 @@ def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
     "/grid/lookup",
     summary="The grid cell at a point and who answers for it",
     response_class=Response,
-    responses={200: {"model": GridLookup}},  # hot path: answered with orjson, unvalidated
+    responses={200: {"model": GridLookup}, **errors(404)},  # hot path: orjson, unvalidated
 )
 async def grid_lookup(
     pool: GridLookupPool,
@@ -105,12 +109,12 @@ async def grid_cells(
     engine: Engine,
     _: Reader,
     district: Annotated[str | None, Query(description="District code")] = None,
-    inspector_id: Annotated[int | None, Query(description="Inspector (user id)")] = None,
+    inspector_id: UserId = None,
     supervisor: Annotated[str | None, Query(description="Supervisor area")] = None,
     unassigned: Annotated[bool, Query(description="Only cells without inspector")] = False,
     bbox: Annotated[str | None, Query(description="W,S,E,N in lon/lat")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """One page of cells in cell order with the total that match."""
     where = CellFilter(district, inspector_id, supervisor, unassigned, _bbox(bbox))
@@ -153,7 +157,7 @@ class AssignmentBody(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    inspector_id: StrictInt | None = None
+    inspector_id: InspectorId | None = None
     supervisor: str | None = None
     note: str | None = Field(None, max_length=2000)
 
@@ -173,6 +177,7 @@ class AssignmentBody(BaseModel):
     "/grid/cells/{cell}/assignment",
     summary="Assign a cell",
     response_model=Reassignment,
+    responses=errors(422),
 )
 async def put_assignment(
     cell: str, body: AssignmentBody, engine: Engine, principal: Dispatcher
@@ -200,6 +205,7 @@ class BulkAssignmentBody(AssignmentBody):
     "/grid/assignments",
     summary="Assign many cells: a list or a polygon",
     response_model=BulkAssignment,
+    responses=errors(404, 422),
 )
 async def bulk_assignment(
     body: BulkAssignmentBody, engine: Engine, principal: Dispatcher
@@ -224,6 +230,7 @@ async def bulk_assignment(
     summary="Cells covered, unassigned cells, workload balance",
     response_model=Coverage,
     response_model_exclude_unset=True,
+    responses=errors(422),
 )
 async def grid_coverage(
     engine: Engine,
@@ -246,7 +253,7 @@ class PartitionBody(BaseModel):
 
     model_config = {"extra": "forbid", "populate_by_name": True}
 
-    inspectors: StrictInt | list[StrictInt]
+    inspectors: StrictInt | list[InspectorId]
     weight: str = "cells"
     since: datetime | None = Field(None, alias="from")
     until: datetime | None = Field(None, alias="to")
@@ -272,6 +279,7 @@ class PartitionBody(BaseModel):
     summary="Balanced connected territories for the inspectors",
     response_model=PartitionPlan,
     response_model_exclude_unset=True,
+    responses=errors(422),
 )
 async def grid_partition(
     body: PartitionBody, engine: Engine, principal: Dispatcher
@@ -298,7 +306,12 @@ class BuildBody(BaseModel):
     res: int = Field(DEFAULT_RES, ge=0, le=15)
 
 
-@router.post("/grid/build", summary="Build or rebuild the grid (admin)", response_model=BuildReport)
+@router.post(
+    "/grid/build",
+    summary="Build or rebuild the grid (admin)",
+    response_model=BuildReport,
+    responses=errors(422),
+)
 async def grid_build(body: BuildBody, engine: Engine, principal: Admin) -> dict[str, Any]:
     """Cover the boundary with cells at ``res``, keeping the assignments of cells that
     stay; reports the cells added and dropped."""
@@ -337,6 +350,7 @@ class DepartmentBody(BaseModel):
     "/grid/category-departments/{category}/{district}",
     summary="Route a category to a department in one district",
     response_model=CategoryRouting,
+    responses=errors(422),
 )
 async def put_category_department(
     category: str, district: str, body: DepartmentBody, engine: Engine, principal: Dispatcher

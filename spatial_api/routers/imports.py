@@ -17,6 +17,7 @@ from etl.imports.vector import import_file
 from gis.errors import BadRequest
 from layers.db.engine import database_url
 from spatial_api.deps import Admin, DatabaseUrl
+from spatial_api.openapi import errors
 from spatial_api.schemas.imports import ImportReport
 
 router = APIRouter(tags=["import"])
@@ -62,7 +63,7 @@ async def save_uploads(uploads: list[UploadFile], folder: Path) -> Path:
     summary="Import a vector file into a layer (admin)",
     responses={
         200: {"model": ImportReport, "description": "The report of a dry run (nothing kept)"},
-        422: {"description": "Bad file"},
+        **errors(409, 413, 422),
     },
     status_code=201,
     response_model=ImportReport,

@@ -6,6 +6,7 @@ The logic lives in ``layers.incidents.cases``, ``layers.incidents.transitions`` 
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -33,6 +34,7 @@ from layers.incidents.transitions import (
 )
 from spatial_api.auth import ANONYMOUS
 from spatial_api.deps import Caller, Engine, Reader, ReportLimiter, may_read_cases
+from spatial_api.openapi import errors
 from spatial_api.proxies import client_address
 from spatial_api.routers.incident_common import actor_of, case_body
 from spatial_api.schemas.incidents import (
@@ -60,6 +62,7 @@ class ReportBody(ReportInput):
     response_model=Case,
     response_model_exclude_unset=True,
     responses={
+        **errors(404, 409, 422, 429),
         200: {"model": Case, "description": "The report was attached to the case it names"},
         202: {
             "model": AttachedReport,
@@ -108,8 +111,10 @@ def _floats(value: str | None, count: int, name: str) -> tuple[float, ...] | Non
         numbers = tuple(float(v) for v in value.split(","))
     except ValueError:
         numbers = ()
-    if len(numbers) != count:
-        raise BadRequest(f"{name} must be {count} comma-separated numbers", code=f"invalid_{name}")
+    if len(numbers) != count or not all(math.isfinite(n) for n in numbers):
+        raise BadRequest(
+            f"{name} must be {count} comma-separated finite numbers", code=f"invalid_{name}"
+        )
     return numbers
 
 
@@ -230,6 +235,7 @@ async def read_case(
     summary="Take a workflow action on a case (If-Match: its version)",
     response_model=Case,
     response_model_exclude_unset=True,
+    responses=errors(409, 422),
 )
 async def transition(
     incident_id: CaseIdPath,

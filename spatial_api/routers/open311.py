@@ -19,14 +19,18 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import ValidationError
 
 from gis.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from gis.jsontext import parse_json
 from layers.incidents import workflow as wf
 from layers.incidents.cases import BIGINT_MAX, Incident, ReportInput, report_incident
 from layers.incidents.categories import department_names, get_category_record, list_categories
 from layers.incidents.lists import IncidentQuery, list_incidents
 from layers.incidents.redaction import scrub
 from spatial_api.auth import ANONYMOUS, Authorization, Principal, principal_from
+from spatial_api.bodies import media_type, read_bytes
 from spatial_api.deps import Caller, Engine
+from spatial_api.openapi import errors
 from spatial_api.proxies import public_base_url
+from spatial_api.responses import JSON
 from spatial_api.routers.incident_common import actor_of
 from spatial_api.schemas.open311 import (
     Discovery,
@@ -58,8 +62,31 @@ ASSET_ATTRIBUTE = {
     "order": 1,
     "description": "The code on the damaged or concerned asset, if any",
 }
+REQUEST_FIELDS = {
+    "type": "object",
+    "required": ["service_code", "lat", "long"],
+    "properties": {
+        "service_code": {"type": "string", "description": "The category code (4 digits)"},
+        "lat": {"type": "number"},
+        "long": {"type": "number"},
+        "description": {"type": "string"},
+        "media_url": {"type": "string"},
+        "attribute[asset_code]": {"type": "string"},
+        "api_key": {"type": "string", "description": "An app key (or Authorization: Bearer)"},
+    },
+}
+POST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": REQUEST_FIELDS},
+            "application/json": {"schema": REQUEST_FIELDS},
+        },
+    }
+}
 Endpoint = Callable[..., Awaitable[Any]]
 MAX_REQUESTS = 1000
+MAX_BODY = 1024 * 1024
 DEFAULT_WINDOW = timedelta(days=90)
 
 
@@ -257,11 +284,8 @@ async def poster(request: Request, authorization: str | None, fields: dict[str, 
 
 async def post_fields(request: Request) -> dict[str, Any]:
     """The POST's fields, from a form (as GeoReport v2 has it) or a JSON object."""
-    if request.headers.get("content-type", "").startswith("application/json"):
-        try:
-            body = await request.json()
-        except ValueError:
-            raise BadRequest("the body is not JSON", code="invalid_json") from None
+    if media_type(request) == JSON:
+        body = parse_json(await read_bytes(request, MAX_BODY))
         if not isinstance(body, dict):
             raise BadRequest("the body must be a JSON object", code="invalid_json")
         return body
@@ -287,7 +311,7 @@ def report_of(fields: dict[str, Any]) -> ReportInput:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise BadRequest(f"invalid service request: {problems}", code="invalid_request") from None
-    except ValueError:
+    except (ValueError, TypeError):
         raise BadRequest("lat and long must be numbers", code="invalid_location") from None
 
 
@@ -296,6 +320,8 @@ def report_of(fields: dict[str, Any]) -> ReportInput:
     status_code=201,
     summary="Post a service request (app key)",
     response_model=list[PostedRequest],
+    openapi_extra=POST_BODY,
+    responses=errors(413, 422),
 )
 async def post_request(
     request: Request, authorization: Authorization, engine: Engine

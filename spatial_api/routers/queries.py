@@ -24,11 +24,13 @@ from layers.features.spatial_queries import (
     nearest,
     within,
 )
+from spatial_api.bodies import read_json
 from spatial_api.deps import Engine, LazyCaller, QueriedLayer, readable
+from spatial_api.openapi import errors
 from spatial_api.responses import GEOJSON, JSON, json_response
-from spatial_api.routers.features import read_body
 
-router = APIRouter(prefix="/query", tags=["queries"])
+router = APIRouter(prefix="/query", tags=["queries"], responses=errors(404))
+MAX_BODY = 5 * 1024 * 1024
 FILTER = Query(None, alias="filter", description="A CQL2 filter on the layer's properties")
 FILTER_LANG = Query("cql2-text", alias="filter-lang")
 INTERSECTS_BODY = {
@@ -108,11 +110,12 @@ async def features_within(
     response_class=Response,
     summary="For each layer, the features intersecting a GeoJSON geometry",
     openapi_extra=INTERSECTS_BODY,
+    responses=errors(413, 415, 422),
 )
 async def features_intersecting(request: Request, caller: LazyCaller, engine: Engine) -> Response:
     """Body ``{"layers": [...], "geometry": {...}, "crs": "..."}``; one FeatureCollection
     per layer. The caller is looked up after the body is read, once a layer is named."""
-    body = await read_body(request, limit=5 * 1024 * 1024)
+    body = await read_json(request, MAX_BODY)
     if not isinstance(body, dict) or "geometry" not in body or "layers" not in body:
         raise BadRequest(
             'the body must be {"layers": [...], "geometry": {...}, "crs"?}', code="invalid_body"

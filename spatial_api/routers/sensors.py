@@ -19,6 +19,8 @@ from layers.sensors.registry import (
     update_sensor,
 )
 from spatial_api.deps import Admin, App, Caller, Connection, Engine, Reader
+from spatial_api.openapi import errors
+from spatial_api.params import Offset
 from spatial_api.schemas.sensors import AlarmHistory, IngestReport, Sensor, SensorPage, Series
 
 router = APIRouter(prefix="/sensors", tags=["sensors"])
@@ -59,13 +61,19 @@ async def sensors_list(
     kind: str | None = Query(None, description="only sensors of this kind"),
     alarm_state: Literal["normal", "warning", "alarm"] | None = Query(None),
     limit: int = Query(100, ge=1, le=10_000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Sensors by id with their measures, thresholds, latest values and alarm state."""
     return await list_sensors(conn, kind, alarm_state, limit, offset)
 
 
-@router.post("", status_code=201, summary="Register a sensor (admin)", response_model=Sensor)
+@router.post(
+    "",
+    status_code=201,
+    summary="Register a sensor (admin)",
+    response_model=Sensor,
+    responses=errors(409, 422),
+)
 async def sensors_create(
     body: SensorIn,
     conn: Connection,
@@ -80,6 +88,7 @@ async def sensors_create(
     summary="Ingest a batch of readings (idempotent)",
     openapi_extra={"requestBody": READINGS_BODY},
     response_model=IngestReport,
+    responses=errors(413),
 )
 async def readings_ingest(request: Request, engine: Engine, _: App) -> dict[str, Any]:
     """Store the valid readings of a batch once each; report accepted, duplicate and
@@ -101,7 +110,9 @@ async def sensors_get(
     return await get_sensor(conn, sensor)
 
 
-@router.patch("/{sensor}", summary="Change a sensor (admin)", response_model=Sensor)
+@router.patch(
+    "/{sensor}", summary="Change a sensor (admin)", response_model=Sensor, responses=errors(422)
+)
 async def sensors_update(
     sensor: str,
     body: SensorPatch,
