@@ -58,6 +58,6 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.add_middleware(AuditTrail)
     for router in ROUTERS:
         app.include_router(router)
-    install_layer_items(app)
     install_openapi(app)
+    install_layer_items(app)  # after: each layer's items path copies the documented one
     return app

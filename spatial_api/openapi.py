@@ -85,9 +85,9 @@ def error_statuses(route: APIRoute, operation: dict[str, Any]) -> set[int]:
     parameters = operation.get("parameters", [])
     if operation.get("security"):
         statuses |= {401, 403}
-    if any(p["in"] == "path" for p in parameters):
+    if any(p.get("in") == "path" for p in parameters):
         statuses.add(404)
-    if any(p["in"] == "header" and p["name"].lower() == "if-match" for p in parameters):
+    if any(p.get("in") == "header" and p["name"].lower() == "if-match" for p in parameters):
         statuses |= {412, 428}
     if any(call in DATABASE for call in calls(route.dependant)):
         statuses.add(503)

@@ -358,7 +358,7 @@ def query_values(operation: dict[str, Any], v: Values) -> list[dict[str, str]]:
     required = [
         p["name"]
         for p in operation.get("parameters", [])
-        if p["in"] == "query" and p.get("required")
+        if p.get("in") == "query" and p.get("required")
     ]
     fixed = {name: FILL[name] for name in required if name != "layer"}
     if "layer" in required:
