@@ -9,12 +9,13 @@ from fastapi import FastAPI
 
 from layers.db.engine import create_async_engine
 from spatial_api.audit_trail import AuditTrail
-from spatial_api.auth import new_key_cache
+from spatial_api.auth import new_key_cache, new_token_secret
 from spatial_api.compression import CompressionMiddleware
 from spatial_api.cors import install_cors
 from spatial_api.disconnect import CancelOnDisconnect
 from spatial_api.errors import install_error_handlers
 from spatial_api.input_guard import InputGuard
+from spatial_api.log_redaction import install_log_redaction
 from spatial_api.metrics import MetricsMiddleware
 from spatial_api.oidc import new_identity_provider
 from spatial_api.openapi import install_openapi
@@ -47,6 +48,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
     )
     app.state.database_url = database_url
     app.state.key_cache = new_key_cache()
+    app.state.token_secret = new_token_secret()  # signs and checks POST /auth/token's tokens
+    install_log_redaction()  # no key or token in access logs (?access_token=, ?api_key=)
     install_error_handlers(app)
     app.add_middleware(CancelOnDisconnect)  # inside the metrics: they count abandoned requests
     # innermost first: compression sees the answers of every route and of the tile fast path,

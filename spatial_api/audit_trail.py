@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from layers.audit.entries import ADMIN, KEY_USE, PERSONAL_READ, WRITE, Entry
 from layers.audit.recording import WriteAudit, append_on, recording_writes, watch
 from layers.db.engine import plain_url
-from spatial_api.auth import ANONYMOUS, Principal, principal_from
+from spatial_api.auth import ANONYMOUS, Principal, principal_from, query_token
 from spatial_api.errors import error_response
 
 log = logging.getLogger("cityhex.audit")
@@ -116,7 +116,7 @@ async def caller_of(scope: Scope) -> Caller:
     routes will refuse (or cannot check now) is named as such."""
     request = Request(scope)
     header = request.headers.get("authorization")
-    if not header:
+    if not header and query_token(request) is None:
         return Caller(Principal(role=ANONYMOUS), ANONYMOUS)
     try:
         principal = await principal_from(request, header)

@@ -34,6 +34,13 @@ from gis.errors import (
 from layers.db.outage import outage
 from spatial_api.rate_limit import TooManyRequests
 
+HOW_TO_AUTHENTICATE = (
+    "send 'Authorization: Bearer <key>' with a key an admin makes with "
+    "'cityhex keys create --role ROLE' (or POST /auth/keys), or a short-lived token from "
+    "POST /auth/token; see docs/auth.md"
+)
+"""What every 401 adds: how to get a key or a token."""
+
 log = logging.getLogger("cityhex")
 
 HTTP_STATUS: dict[type[CityHexError], int] = {
@@ -79,8 +86,12 @@ def http_status(exc: CityHexError) -> int:
 
 
 def cityhex_error_response(exc: CityHexError) -> Response:
-    """The JSON error response of a domain error."""
-    return error_response(http_status(exc), exc.code, exc.message, exc.details, exc.headers)
+    """The JSON error response of a domain error (a 401 says how to get a key or token)."""
+    status = http_status(exc)
+    message = exc.message
+    if status == 401:
+        message = f"{message.rstrip('.')}; {HOW_TO_AUTHENTICATE}"
+    return error_response(status, exc.code, message, exc.details, exc.headers)
 
 
 def error_response(

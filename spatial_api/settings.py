@@ -21,8 +21,13 @@ class ApiSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    key_cache_seconds: float = 10.0
-    """How long a looked-up API key is trusted before it is read again (revocation delay)."""
+    key_cache_seconds: float = Field(10.0, ge=0, le=3600)
+    """How long a looked-up API key is trusted before it is read again: a revoked, expired
+    or rotated key (and the tokens made from it) is refused by every worker within this
+    time. The token-signing secret is read again as often."""
+    token_minutes: float = Field(15.0, gt=0, le=1440)
+    """How long a token of ``POST /auth/token`` lasts (never past the key's expiry or the
+    identity-provider token it was made from)."""
     health_timeout_seconds: float = 2.0
     cors_origins: Annotated[list[str], NoDecode] = []
     """Origins whose web pages may call the API (comma list, such as

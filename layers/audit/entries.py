@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from layers.db.keys import KEY_ACTIONS
+
 WRITE = "write"
 """A POST, PUT, PATCH or DELETE by a caller without the admin role, done or refused."""
 ADMIN = "admin"
@@ -18,7 +20,9 @@ PERSONAL_READ = "personal.read"
 """An answered read of personal data: reporters, staff names and contacts, patrol tracks."""
 PRUNE = "audit.prune"
 """Retention: the oldest rows removed, behind an anchor."""
-ACTIONS = (WRITE, ADMIN, KEY_USE, PERSONAL_READ, PRUNE)
+ACTIONS = (WRITE, ADMIN, KEY_USE, PERSONAL_READ, PRUNE, *KEY_ACTIONS)
+"""Every action; key.create, key.revoke, key.rotate and token.issue are appended by
+``layers.db.keys`` and ``layers.db.tokens`` in the transaction of the operation."""
 
 MAX_TEXT = 1000
 """The longest text an entry keeps of any one field (a path, an id); the rest is cut."""

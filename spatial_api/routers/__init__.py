@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from spatial_api.routers import (
     analytics,
     audit,
+    auth,
     categories,
     docs,
     events,
@@ -45,5 +46,6 @@ ROUTERS: list[APIRouter] = [
     imports.router,
     open_data.router,
     audit.router,
+    auth.router,  # tokens and the keys' lifecycle
     docs.router,
 ]

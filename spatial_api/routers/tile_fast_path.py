@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from gis.errors import CityHexError
 from gis.tilemath import check_tile
 from layers.catalog.registry import load_catalog
-from spatial_api.auth import ANONYMOUS
+from spatial_api.auth import ANONYMOUS, ended
 from spatial_api.errors import error_response, http_status
 from spatial_api.routers.tiles import tile_answer
 from tiles.filters import TileFilters
@@ -69,7 +69,8 @@ class PlainTile:
 
 def cached_role(scope: Scope) -> str | None:
     """The caller's role as known without a query: anonymous without an Authorization
-    header, the role of a key in the key cache; None otherwise (the route looks it up)."""
+    header, the role of an unscoped live key in the key cache; None otherwise (the route
+    looks it up)."""
     token = next((v for k, v in scope["headers"] if k == b"authorization"), None)
     if token is None:
         return ANONYMOUS
@@ -77,7 +78,10 @@ def cached_role(scope: Scope) -> str | None:
     if scheme.lower() != "bearer":
         return None
     hit, record = scope["app"].state.key_cache.get(key.strip())
-    return record.role if hit and record else None
+    if not hit or record is None or ended(record):
+        return None
+    # a scoped key, or one speaking for an inspector, sees fewer cases: the routes narrow
+    return None if record.scope.limited or record.inspector_id is not None else record.role
 
 
 def plain_tile(scope: Scope) -> PlainTile | None:
