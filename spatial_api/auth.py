@@ -36,7 +36,7 @@ from gis.errors import BadRequest, Forbidden, Unauthorized
 from layers.catalog.registry import load_catalog
 from layers.db import tokens
 from layers.db.keys import KeyRecord, live_key, lookup_key
-from layers.db.scope import UNLIMITED, Scope
+from layers.db.scope import UNLIMITED, Scope, Visibility
 from spatial_api.oidc import IdentityProvider, InvalidToken, looks_like_jwt
 from spatial_api.settings import api_settings
 
@@ -67,6 +67,11 @@ class Principal:
     """When the credential ends (Unix time; None: when revoked)."""
     digest_start: str | None = None
     """The start of the key's digest (a key's caller): tokens made from it carry it."""
+
+    @property
+    def visibility(self) -> Visibility:
+        """Whose rows of a layer with a read scope (incidents) the caller reads."""
+        return Visibility.of(self.role, self.inspector_id, self.scope)
 
     @property
     def actor(self) -> str:

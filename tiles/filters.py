@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from gis.errors import BadRequest
+from layers.db.scope import EVERYONE, Visibility
 from tiles.sources import Source, feature_attributes
 
 CATEGORY = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
@@ -31,9 +32,12 @@ class TileFilters:
     cql: str | None = None
     cql_lang: str = "cql2-text"
     properties: tuple[str, ...] | None = None
+    visible: Visibility = EVERYONE
+    """Whose rows of a layer with a read scope (incidents) the caller reads; part of the
+    cache key, never of tile URLs (it comes from the caller's key or token)."""
 
     def key(self) -> str:
-        """A canonical text of these filters, for cache keys and tile URLs."""
+        """A canonical text of the query's filters, for cache keys and tile URLs."""
         params: list[tuple[str, str]] = []
         if self.start:
             params.append(("from", self.start.isoformat()))

@@ -75,8 +75,13 @@ def index_filter(layer: Layer, envelope: str, alias: str = "f") -> str:
 
 
 def row_filters(layer: Layer, filters: TileFilters, st: Statement, alias: str = "f") -> list[str]:
-    """The conditions that ``from``, ``to``, ``category`` and ``filter`` put on the rows."""
+    """The conditions that ``from``, ``to``, ``category`` and ``filter`` put on the rows,
+    and the caller's read scope on a layer that has one."""
     conds = []
+    if layer.read_scope and filters.visible.limited:
+        conds += filters.visible.conditions(
+            dict(layer.read_scope), alias, lambda value, kind: f"{st.param(value)}::{kind}"
+        )
     if layer.time_column and filters.start:
         conds.append(f"{alias}.{quoted(layer.time_column)} >= {st.param(filters.start)}")
     if layer.time_column and filters.end:

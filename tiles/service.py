@@ -95,7 +95,8 @@ async def build_tile(
 
 def cache_key(sources: list[Source], z: int, x: int, y: int, filters: TileFilters) -> Key:
     """The cache key of a tile request (the sources as the caller sees them)."""
-    return (",".join(s.cache_name for s in sources), z, x, y, filters.key())
+    names = ",".join(s.cache_name for s in sources)
+    return (names, z, x, y, filters.key() + "#" + filters.visible.key())
 
 
 class TileService:

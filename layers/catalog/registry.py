@@ -86,6 +86,13 @@ class Layer(BaseModel):
     department_column: str | None = None
     """The property (an integer department id) naming the department that owns a feature:
     a caller limited to departments writes only features of its departments."""
+    read_scope: dict[Literal["districts", "departments", "inspector"], str] = Field(
+        default_factory=dict
+    )
+    """The columns that narrow reading by the caller's scope (``layers.db.scope.Visibility``):
+    a district id, a department id, the user id of the inspector. A caller limited to
+    districts or departments, or an inspector speaking for a user, reads only its rows, in
+    features and tiles alike."""
     property_read_by: dict[str, list[str]] = Field(default_factory=dict)
     """Properties that name or identify people, each with the roles that may read it (admin
     always may). Every other role gets the layer without them: in features, queryables,
@@ -143,6 +150,13 @@ class Layer(BaseModel):
                     f"layer {self.id}: the editors {self.editable_by} must read {name!r}"
                 )
         return self
+
+    @field_validator("read_scope")
+    @classmethod
+    def _plain_scope_columns(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value.values():
+            _identifier(name)
+        return value
 
     @field_validator("properties")
     @classmethod

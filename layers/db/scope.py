@@ -12,7 +12,7 @@ departments are named by their codes (the 6-digit division code, the department 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,3 +75,72 @@ async def department_ids(conn: AsyncConnection, codes: Iterable[str]) -> set[int
         text("SELECT id FROM departments WHERE code = ANY(:codes)"), {"codes": list(codes)}
     )
     return {r[0] for r in rows}
+
+
+READ_DIMENSIONS = ("districts", "departments", "inspector")
+"""The dimensions by which a layer's rows can be narrowed for reading (the ``read_scope``
+of a catalog layer names the column of each: a district id, a department id, a user id)."""
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """Which rows of a layer with a read scope a caller reads: those of its districts and
+    departments (by code; None: no limit), and for an inspector speaking for a user, that
+    user's rows only. The same rule as ``layers.incidents.scope`` applies to /incidents."""
+
+    districts: frozenset[str] | None = None
+    departments: frozenset[str] | None = None
+    inspector_id: int | None = None
+
+    @classmethod
+    def of(cls, role: str, user_id: int | None, scope: Scope) -> Visibility:
+        """What a caller with this role, user and scope sees."""
+        inspector = user_id if role == "inspector" else None
+        return cls(scope.districts, scope.departments, inspector)
+
+    @property
+    def limited(self) -> bool:
+        """Whether any row may be left out."""
+        return any(v is not None for v in (self.districts, self.departments, self.inspector_id))
+
+    def key(self) -> str:
+        """A canonical text of the limits (for cache keys; empty when unlimited)."""
+        parts = []
+        if self.districts is not None:
+            parts.append("d=" + ",".join(sorted(self.districts)))
+        if self.departments is not None:
+            parts.append("p=" + ",".join(sorted(self.departments)))
+        if self.inspector_id is not None:
+            parts.append(f"i={self.inspector_id}")
+        return ";".join(parts)
+
+    def conditions(
+        self, columns: dict[str, str], alias: str, param: Callable[[Any, str], str]
+    ) -> list[str]:
+        """SQL conditions on the rows of ``alias`` whose columns for each dimension are
+        ``columns`` (quoted by the caller as plain identifiers); ``param(value, sql_type)``
+        makes a placeholder. A dimension the layer has no column for leaves nothing out,
+        but a limited dimension without a column leaves everything out."""
+        conds = []
+        for dimension, codes, table in (
+            ("districts", self.districts, "districts"),
+            ("departments", self.departments, "departments"),
+        ):
+            if codes is None:
+                continue
+            column = columns.get(dimension)
+            if column is None:
+                conds.append("false")
+                continue
+            values = param(sorted(codes), "text[]")
+            ids = f"SELECT id FROM {table} WHERE code = ANY({values})"
+            conds.append(f'{alias}."{column}" IN ({ids})')
+        if self.inspector_id is not None:
+            column = columns.get("inspector")
+            user = param(self.inspector_id, "integer")
+            conds.append(f'{alias}."{column}" = {user}' if column else "false")
+        return conds
+
+
+EVERYONE = Visibility()
+"""The visibility of a caller no row is withheld from."""

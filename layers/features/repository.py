@@ -34,8 +34,13 @@ from gis.validation import Repair
 from layers.catalog.changes import BBox, publish_change
 from layers.catalog.identifiers import column, quote
 from layers.catalog.registry import Layer
-from layers.db.scope import UNLIMITED, Scope
-from layers.features.filters import ItemQuery, check_property_names, where_sql
+from layers.db.scope import EVERYONE, UNLIMITED, Scope, Visibility
+from layers.features.filters import (
+    ItemQuery,
+    check_property_names,
+    visible_conditions,
+    where_sql,
+)
 from layers.features.input import PreparedWrite, prepare_write
 from layers.features.scope import check_departments, check_layer, owners
 from layers.features.sql import Params, feature_sql
@@ -169,10 +174,16 @@ def _version_sql(layer: Layer) -> str:
 
 
 async def _read(
-    conn: AsyncConnection, layer: Layer, feature_id: Any, crs: CRS = CRS84
+    conn: AsyncConnection,
+    layer: Layer,
+    feature_id: Any,
+    crs: CRS = CRS84,
+    visible: Visibility = EVERYONE,
 ) -> StoredFeature | None:
     params = Params()
     where = f"{column(layer, layer.id_column)} = {params.add(feature_id, _id_sql_type(layer))}"
+    for condition in visible_conditions(layer, visible, params):
+        where += f" AND {condition}"
     sql = (
         f"SELECT {feature_sql(layer, CRS84)}, {_version_sql(layer)}, "
         f"{feature_sql(layer, crs)} FROM {quote(layer.table)} AS t WHERE {where}"
@@ -191,11 +202,16 @@ def _id_sql_type(layer: Layer) -> str:
 
 
 async def get_feature(
-    engine: AsyncEngine, layer: Layer, feature_id: Any, crs: CRS = CRS84
+    engine: AsyncEngine,
+    layer: Layer,
+    feature_id: Any,
+    crs: CRS = CRS84,
+    visible: Visibility = EVERYONE,
 ) -> StoredFeature:
-    """The feature ``feature_id`` as stored now; 404 when there is none."""
+    """The feature ``feature_id`` as stored now; 404 when there is none, or when it lies
+    outside what ``visible`` lets the caller read (its existence is not told)."""
     async with engine.connect() as conn:
-        found = await _read(conn, layer, feature_id, crs)
+        found = await _read(conn, layer, feature_id, crs, visible)
     if found is None:
         raise NotFound(f"no feature {feature_id} in {layer.id}", code="feature_not_found")
     return found

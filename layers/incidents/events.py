@@ -32,6 +32,7 @@ EVENT_JSON = f"""json_build_object(
     'from', t.from_status, 'to', t.to_status, 'actor', t.actor, 'at', t.at,
     'note', left(t.note, 500), 'category_code', i.category_code,
     'department_id', i.department_id, 'inspector_id', i.inspector_id,
+    'district_id', i.district_id,
     'deadline', i.deadline, 'cell', to_hex(i.h3), 'lon', ST_X(i.geom), 'lat', ST_Y(i.geom)
 )::text"""
 EVENT_FROM = "FROM incident_transitions t JOIN incidents i ON i.id = t.incident_id"
@@ -39,17 +40,28 @@ EVENT_FROM = "FROM incident_transitions t JOIN incidents i ON i.id = t.incident_
 
 @dataclass(frozen=True)
 class Event:
-    """One incident event: its id, its type and its JSON text."""
+    """One incident event: its id, its type and its JSON text, and the case's district,
+    department and inspector (whose callers may see it)."""
 
     id: int
     type: str
     data: str
+    district_id: int | None = None
+    department_id: int | None = None
+    inspector_id: int | None = None
 
 
 def parse_event(payload: str) -> Event:
     """The event carried by a NOTIFY payload."""
     data = orjson.loads(payload)
-    return Event(data["event_id"], data["type"], payload)
+    return Event(
+        data["event_id"],
+        data["type"],
+        payload,
+        data.get("district_id"),
+        data.get("department_id"),
+        data.get("inspector_id"),
+    )
 
 
 def recording_step(insert: str) -> str:

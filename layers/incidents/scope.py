@@ -15,7 +15,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.errors import Forbidden
+from layers.db.scope import Visibility
 from layers.incidents.cases import Actor, Incident, get_incident
+from layers.incidents.events import Event
 
 
 @dataclass(frozen=True)
@@ -96,3 +98,40 @@ async def visible_incident(
     incident = await get_incident(conn, incident_id, lock=lock)
     await check_visible(conn, incident_id, actor)
     return incident
+
+
+@dataclass(frozen=True)
+class EventScope:
+    """Which incident events a caller may receive: those of the cases it may see (the same
+    limits as ``limits``, with district and department codes resolved to ids)."""
+
+    districts: frozenset[int] | None = None
+    departments: frozenset[int] | None = None
+    inspector_id: int | None = None
+
+    def allows(self, event: Event) -> bool:
+        """Whether the event's case lies within what the caller may see."""
+        return (
+            (self.districts is None or event.district_id in self.districts)
+            and (self.departments is None or event.department_id in self.departments)
+            and (self.inspector_id is None or event.inspector_id == self.inspector_id)
+        )
+
+
+async def event_scope(conn: AsyncConnection, actor: Actor) -> EventScope:
+    """The events ``actor`` may receive."""
+    visible = Visibility.of(actor.role, actor.user_id, actor.scope)
+
+    async def ids(table: str, codes: frozenset[str] | None) -> frozenset[int] | None:
+        if codes is None:
+            return None
+        rows = await conn.execute(
+            text(f"SELECT id FROM {table} WHERE code = ANY(:codes)"), {"codes": sorted(codes)}
+        )
+        return frozenset(r[0] for r in rows)
+
+    return EventScope(
+        await ids("districts", visible.districts),
+        await ids("departments", visible.departments),
+        visible.inspector_id,
+    )

@@ -16,7 +16,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from gis.errors import BadRequest
 from layers.incidents.cases import BIGINT_MAX
 from layers.incidents.events import TYPES, Event, EventHub, events_after
+from layers.incidents.scope import EventScope, event_scope
 from spatial_api.deps import Engine, IncidentEvents, Reader
+from spatial_api.routers.incident_common import actor_of
 
 router = APIRouter(tags=["events"])
 
@@ -45,9 +47,14 @@ def last_event_id(value: str | None) -> int | None:
 
 
 async def stream(
-    hub: EventHub, engine: AsyncEngine, kinds: frozenset[str], after: int | None
+    hub: EventHub,
+    engine: AsyncEngine,
+    kinds: frozenset[str],
+    after: int | None,
+    visible: EventScope,
 ) -> AsyncIterator[ServerSentEvent]:
-    """The missed events after ``after``, a ``: live`` comment, then every new event."""
+    """The missed events after ``after``, a ``: live`` comment, then every new event (of
+    the types asked for, and of the cases the caller may see)."""
 
     def message(event: Event) -> ServerSentEvent:
         return ServerSentEvent(data=event.data, event=event.type, id=str(event.id))
@@ -58,11 +65,12 @@ async def stream(
             async with engine.connect() as conn:
                 for event in await events_after(conn, after):
                     replayed.add(event.id)
-                    if event.type in kinds:
+                    if event.type in kinds and visible.allows(event):
                         yield message(event)
         yield ServerSentEvent(comment="live")
         while (event := await queue.get()) is not None:
-            if event.type in kinds and event.id not in replayed:
+            wanted = event.type in kinds and visible.allows(event)
+            if wanted and event.id not in replayed:
                 yield message(event)
 
 
@@ -75,10 +83,16 @@ async def stream(
 async def events(
     hub: IncidentEvents,
     engine: Engine,
-    _: Reader,
+    caller: Reader,
     types: str | None = Query(None, description="comma list: incident.created, ..."),
     last_event: str | None = Header(None, alias="Last-Event-ID"),
 ) -> EventSourceResponse:
-    """A text/event-stream of incident events; each data is the event as JSON."""
+    """A text/event-stream of incident events; each data is the event as JSON. A caller
+    limited to districts or departments, or an inspector key, gets the events of its cases
+    only. Browsers, whose EventSource sends no headers, pass a token of ``POST /auth/token``
+    as ``?access_token=``."""
     kinds = wanted_types(types)
-    return EventSourceResponse(stream(hub, engine, kinds, last_event_id(last_event)), ping=15)
+    after = last_event_id(last_event)
+    async with engine.connect() as conn:
+        visible = await event_scope(conn, actor_of(caller))
+    return EventSourceResponse(stream(hub, engine, kinds, after, visible), ping=15)

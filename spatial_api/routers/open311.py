@@ -242,6 +242,8 @@ async def requests(
 ) -> list[dict[str, Any]]:
     """Service requests, newest first (at most 1000; the last 90 days unless dates are given)."""
     query = request_query(service_request_id, service_code, start_date, end_date, status)
+    if caller.role != ANONYMOUS:  # keyed callers get exact cases: those of their scope only
+        query.visible_to = actor_of(caller)
     async with engine.connect() as conn:
         page = await list_incidents(conn, query)
         departments = await department_names(conn)
@@ -259,7 +261,10 @@ async def one_request(
 ) -> list[dict[str, Any]]:
     """The request ``request_id`` as a one-element list (as GeoReport v2 has it)."""
     async with engine.connect() as conn:
-        page = await list_incidents(conn, IncidentQuery(ids=[request_id], limit=1))
+        query = IncidentQuery(ids=[request_id], limit=1)
+        if caller.role != ANONYMOUS:  # a case outside a keyed caller's scope: not found
+            query.visible_to = actor_of(caller)
+        page = await list_incidents(conn, query)
         departments = await department_names(conn)
     if not page.items:
         raise NotFound(f"no service request {request_id}", code="unknown_request")

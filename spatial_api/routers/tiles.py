@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from functools import partial
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ from gis.errors import Forbidden, Unauthorized
 from gis.tilemath import check_tile
 from layers.catalog.registry import load_catalog
 from layers.db.engine import database_url
-from spatial_api.auth import ANONYMOUS, CallerLookup
+from spatial_api.auth import ANONYMOUS, CallerLookup, Principal
 from spatial_api.compression import MINIMUM_SIZE, compress, negotiate, variant_etag
 from spatial_api.deps import LazyCaller, Tiles
 from spatial_api.proxies import public_base_url
@@ -78,14 +79,14 @@ def filter_query(
 FilterQuery = Annotated[dict[str, str | None], Depends(filter_query)]
 
 
-async def caller_sources(caller: CallerLookup, layers: str) -> list[Source]:
-    """The sources of ``layers`` as the caller sees them (without the properties its role
-    may not read); 401/403 unless it may read every one."""
+async def caller_sources(caller: CallerLookup, layers: str) -> tuple[Principal, list[Source]]:
+    """The caller, and the sources of ``layers`` as it sees them (without the properties its
+    role may not read); 401/403 unless it may read every one."""
     principal = await caller()
     sources = parse_sources(load_catalog().for_role(principal.role), layers)
     denied = [s.name for s in sources if not s.layer.can_read(principal.role)]
     if not denied:
-        return sources
+        return principal, sources
     if principal.role == ANONYMOUS:
         raise Unauthorized(
             f"layers {', '.join(denied)} need an API key", headers={"WWW-Authenticate": "Bearer"}
@@ -141,10 +142,13 @@ async def serve_tile(
     y: int,
     filters: dict[str, str | None],
 ) -> Response:
-    """Check the request, then answer with the tile."""
-    sources = await caller_sources(caller, layers)
+    """Check the request, then answer with the tile (of the rows the caller's scope lets it
+    read, on a layer with a read scope)."""
+    principal, sources = await caller_sources(caller, layers)
     check_tile(z, x, y)
     checked: TileFilters = parse_filters(sources, **filters)
+    if any(s.layer.read_scope for s in sources):
+        checked = replace(checked, visible=principal.visibility)
     tile = await service.tile(sources, z, x, y, checked)
     return tile_response(request, service, tile, same_for_everyone(sources))
 
@@ -204,6 +208,6 @@ async def tilejson_document(
 ) -> dict[str, Any]:
     """The TileJSON of ``layers``: tile URL (carrying the same filters), layers and fields,
     bounds, center, zoom range."""
-    sources = await caller_sources(caller, layers)
+    _, sources = await caller_sources(caller, layers)
     checked = parse_filters(sources, **filters)
     return await tilejson(service.pool, sources, public_base_url(request), checked)

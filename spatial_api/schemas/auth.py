@@ -20,7 +20,7 @@ class TokenAnswer(Schema):
 
 
 class KeyScope(Schema):
-    """What a key is limited to (an absent field: no limit)."""
+    """What a key is limited to (null: no limit on that dimension)."""
 
     districts: list[str] | None = None
     departments: list[str] | None = None

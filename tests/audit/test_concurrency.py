@@ -67,8 +67,9 @@ def test_parallel_requests_keep_one_chain(new_database) -> None:
         seqs = [s for (s,) in conn.execute("SELECT seq FROM audit_log ORDER BY seq")]
         actions = Counter(conn.execute("SELECT action, actor, status FROM audit_log").fetchall())
         written = {p for (p,) in conn.execute("SELECT path FROM audit_log WHERE action = 'write'")}
-    assert seqs == list(range(1, 2 * CLIENTS + 3))
+    assert seqs == list(range(1, 2 * CLIENTS + 5))
     assert actions == {
+        ("key.create", "system", None): 2,
         ("write", "editor:racer", None): CLIENTS,
         ("personal.read", "dispatcher:reader", 200): CLIENTS,
         ("key.use", "editor:racer", 200): 1,
