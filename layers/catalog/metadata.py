@@ -121,7 +121,7 @@ async def queryables(engine: AsyncEngine, layer: Layer) -> dict[str, Any]:
     if layer.time_column and layer.time_column in properties:
         properties[layer.time_column]["x-ogc-role"] = "primary-instant"
     for key, kind in (await extra_keys(engine, layer)).items():
-        if key in properties:
+        if key in properties or not layer.shows_extra(key):
             continue
         properties[key] = {"title": key, "description": "free-form property"}
         if kind:
@@ -132,5 +132,5 @@ async def queryables(engine: AsyncEngine, layer: Layer) -> dict[str, Any]:
         "title": layer.title,
         "description": layer.description,
         "properties": properties,
-        "additionalProperties": bool(layer.extra_properties_column),
+        "additionalProperties": layer.extras_view != "none" and bool(layer.extra_properties_column),
     }

@@ -23,6 +23,18 @@ BUILTIN = Path(__file__).with_name("catalog.toml")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 PropertyType = Literal["string", "integer", "number", "boolean", "datetime", "object"]
 
+PERSONAL_KEY_PATTERN = (
+    "phone|mobile|e-?mail|contact|address|id_?card|id_?no|identity|passport|plate|person"
+    "|resident|reporter|householder|姓名|电话|手机|身份证|联系|住址|地址|车牌|户主"
+    "|(^|[-_. ])(tel|name|owner)($|[-_. ])"
+)
+"""Free-form property keys named like personal data (case-insensitive search): phone
+numbers, contacts, addresses, ID numbers, plates, people's names (``name``, ``*_name``).
+The same text is a Python and a PostgreSQL regular expression."""
+PERSONAL_KEY = re.compile(PERSONAL_KEY_PATTERN, re.IGNORECASE)
+STAFF_ROLES = ["inspector", "editor", "dispatcher"]
+ExtrasView = Literal["all", "impersonal", "none"]
+
 
 def _identifier(value: str | None) -> str | None:
     if value is not None and not IDENTIFIER.match(value):
@@ -86,6 +98,14 @@ class Layer(BaseModel):
     department_column: str | None = None
     """The property (an integer department id) naming the department that owns a feature:
     a caller limited to departments writes only features of its departments."""
+    extra_properties_read_by: list[str] = Field(default_factory=lambda: list(STAFF_ROLES))
+    """The roles that read the free-form properties (``extra_properties_column``) without
+    the keys named like personal data (``PERSONAL_KEY``) and without nested objects and
+    lists; admin and the layer's editors read them whole, and every other role (anonymous,
+    app) reads the declared properties only."""
+    extras_view: ExtrasView = "all"
+    """How this view of the layer shows the free-form properties: all, impersonal (without
+    personal keys) or none. Set by ``for_role``; the whole layer (storage, exports) is all."""
     read_scope: dict[Literal["districts", "departments", "inspector"], str] = Field(
         default_factory=dict
     )
@@ -179,13 +199,31 @@ class Layer(BaseModel):
         roles = self.property_read_by.get(name)
         return roles is None or role == "admin" or role in roles
 
+    def extras_view_for(self, role: str) -> ExtrasView:
+        """How ``role`` sees the free-form properties (see ``extra_properties_read_by``)."""
+        if role == "admin" or role in self.editable_by:
+            return "all"
+        return "impersonal" if role in self.extra_properties_read_by else "none"
+
+    def shows_extra(self, key: str, value: object = None) -> bool:
+        """Whether this view of the layer shows (and filters by) free-form key ``key`` (with
+        ``value``: the impersonal view shows no nested object or list, which could hold
+        personal data under any key)."""
+        if not self.extra_properties_column or self.extras_view == "none":
+            return False
+        if self.extras_view == "all":
+            return True
+        return PERSONAL_KEY.search(key) is None and not isinstance(value, dict | list)
+
     def for_role(self, role: str) -> Layer:
-        """The layer as ``role`` sees it: without the properties it may not read."""
+        """The layer as ``role`` sees it: without the properties it may not read (declared
+        ones it is not allowed, free-form ones by ``extras_view_for``)."""
         hidden = {n for n in self.property_read_by if not self.may_read_property(role, n)}
-        if not hidden:
+        view = self.extras_view_for(role) if self.extra_properties_column else "all"
+        if not hidden and view == "all":
             return self
         shown = {k: v for k, v in self.properties.items() if k not in hidden}
-        return self.model_copy(update={"properties": shown})
+        return self.model_copy(update={"properties": shown, "extras_view": view})
 
     @property
     def withheld(self) -> frozenset[str]:

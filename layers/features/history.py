@@ -88,8 +88,8 @@ async def list_history(engine: AsyncEngine, layer: Layer, feature_id: Any) -> li
             op,
             None if writer_hidden else actor,
             at,
-            _shown(before, hidden),
-            _shown(after, hidden),
+            _shown(before, layer),
+            _shown(after, layer),
         )
         for v, op, actor, at, before, after in rows
     ]
@@ -99,12 +99,20 @@ def _json(value: str | None) -> dict[str, Any] | None:
     return None if value is None else orjson.loads(value)
 
 
-def _shown(value: str | None, hidden: frozenset[str]) -> dict[str, Any] | None:
-    """A recorded state without the ``hidden`` properties."""
+def _shown(value: str | None, layer: Layer) -> dict[str, Any] | None:
+    """A recorded state as this view of the layer shows it: without its withheld declared
+    properties, and with the free-form ones its ``extras_view`` shows."""
     state = _json(value)
-    if state and hidden and isinstance(state.get("properties"), dict):
+    if not state or not isinstance(state.get("properties"), dict):
+        return state
+    hidden = layer.withheld
+    if hidden or layer.extras_view != "all":
         props = state["properties"]
-        state["properties"] = {k: v for k, v in props.items() if k not in hidden}
+        state["properties"] = {
+            k: v
+            for k, v in props.items()
+            if k not in hidden and (k in layer.properties or k == "h3" or layer.shows_extra(k, v))
+        }
     return state
 
 

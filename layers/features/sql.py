@@ -12,7 +12,7 @@ from typing import Any
 
 from gis.crs import CRS, CRS84
 from layers.catalog.identifiers import column
-from layers.catalog.registry import Layer
+from layers.catalog.registry import PERSONAL_KEY_PATTERN, Layer
 
 GEOGRAPHIC_DIGITS = 8
 PROJECTED_DIGITS = 3
@@ -69,8 +69,9 @@ def _pairs_sql(pairs: Sequence[tuple[str, str]]) -> str:
 def properties_sql(
     layer: Layer, alias: str = "t", names: Sequence[str] | None = None, params: Params | None = None
 ) -> str:
-    """The feature's properties as jsonb: catalog columns over the free-form extras, the
-    h3 cell as a hex string; ``names`` keeps only those (extras keys become parameters)."""
+    """The feature's properties as jsonb: catalog columns over the free-form extras (as
+    the layer's ``extras_view`` shows them), the h3 cell as a hex string; ``names`` keeps
+    only those (extras keys become parameters)."""
     wanted = (
         list(layer.properties) if names is None else [n for n in names if n in layer.properties]
     )
@@ -79,9 +80,15 @@ def properties_sql(
         pairs.append(("'h3'", f"lpad(to_hex({column(layer, layer.h3_column, alias)}), 15, '0')"))
     core = _pairs_sql(pairs)
     extra_col = layer.extra_properties_column
-    if not extra_col:
+    if not extra_col or layer.extras_view == "none":
         return core
     extras = f"COALESCE({column(layer, extra_col, alias)}, '{{}}'::jsonb)"
+    if layer.extras_view == "impersonal":
+        extras = (
+            f"(SELECT COALESCE(jsonb_object_agg(e.key, e.value), '{{}}'::jsonb) "
+            f"FROM jsonb_each({extras}) AS e WHERE e.key !~* '{PERSONAL_KEY_PATTERN}' "
+            "AND jsonb_typeof(e.value) NOT IN ('object', 'array'))"
+        )
     if names is not None:
         if params is None:
             raise ValueError("selecting free-form properties needs a Params")

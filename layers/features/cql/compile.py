@@ -171,7 +171,7 @@ class _Compiler:
             return _Expr(self.column(layer.id_column), kind)
         if name in layer.properties:
             return _Expr(self.column(name), layer.properties[name])
-        if layer.extra_properties_column:
+        if layer.shows_extra(name):
             key = self.param(name, "text")
             return _Expr(f"({self.column(layer.extra_properties_column)} ->> {key})", "dynamic")
         known = ", ".join(sorted(["id", *layer.properties]))
