@@ -106,15 +106,16 @@ DatabaseUrl = Annotated[str | None, Depends(get_database_url)]
 
 
 def readable(layer: Layer, caller: Principal) -> Layer:
-    """``layer`` as the caller may see it (without the properties its role may not read);
-    401 (anonymous) or 403 when it may not read the layer."""
+    """``layer`` as the caller may see it (without the properties its role may not read,
+    and, on a layer with a read scope, only the rows its scope lets it read); 401
+    (anonymous) or 403 when it may not read the layer."""
     if not layer.can_read(caller.role):
         if caller.role == ANONYMOUS:
             raise Unauthorized(
                 f"layer {layer.id} needs an API key", headers={"WWW-Authenticate": "Bearer"}
             )
         raise Forbidden(f"role {caller.role!r} may not read layer {layer.id}")
-    return layer.for_role(caller.role)
+    return layer.for_caller(caller.role, caller.visibility)
 
 
 async def path_layer(layer_id: str) -> Layer:

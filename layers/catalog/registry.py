@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gis.errors import NotFound
+from layers.db.scope import EVERYONE, Visibility
 from layers.db.settings import storage_settings
 
 BUILTIN = Path(__file__).with_name("catalog.toml")
@@ -103,6 +104,9 @@ class Layer(BaseModel):
     the keys named like personal data (``PERSONAL_KEY``) and without nested objects and
     lists; admin and the layer's editors read them whole, and every other role (anonymous,
     app) reads the declared properties only."""
+    visible: Visibility = Field(default=EVERYONE, exclude=True)
+    """Whose rows this view of a layer with a ``read_scope`` shows: set by ``for_caller``
+    (the whole layer shows every row)."""
     extras_view: ExtrasView = "all"
     """How this view of the layer shows the free-form properties: all, impersonal (without
     personal keys) or none. Set by ``for_role``; the whole layer (storage, exports) is all."""
@@ -214,6 +218,14 @@ class Layer(BaseModel):
         if self.extras_view == "all":
             return True
         return PERSONAL_KEY.search(key) is None and not isinstance(value, dict | list)
+
+    def for_caller(self, role: str, visible: Visibility) -> Layer:
+        """The layer as a caller with ``role`` sees it (``for_role``), showing only the rows
+        ``visible`` lets it read when the layer has a read scope."""
+        view = self.for_role(role)
+        if not self.read_scope or not visible.limited:
+            return view
+        return view.model_copy(update={"visible": visible})
 
     def for_role(self, role: str) -> Layer:
         """The layer as ``role`` sees it: without the properties it may not read (declared

@@ -12,7 +12,6 @@ from gis.crs import CRS, CRS84
 from gis.errors import BadRequest
 from layers.catalog.identifiers import column
 from layers.catalog.registry import Layer
-from layers.db.scope import EVERYONE, Visibility
 from layers.features.cql.compile import compile_filter
 from layers.features.cql.parse import parse_filter
 from layers.features.sql import Params, bbox_sql
@@ -35,8 +34,6 @@ class ItemQuery:
     limit: int = DEFAULT_LIMIT
     offset: int = 0
     crs: CRS = CRS84
-    visible: Visibility = EVERYONE
-    """Whose rows the caller reads, on a layer with a ``read_scope`` (others: every row)."""
 
 
 def _bound(value: str) -> datetime | None:
@@ -109,7 +106,7 @@ def _equals_filter(layer: Layer, equals: dict[str, str]) -> dict[str, Any] | Non
 def where_sql(layer: Layer, query: ItemQuery, params: Params) -> str:
     """The WHERE condition of an items query (bbox, datetime, filter, property equality,
     and the caller's read scope)."""
-    conditions = visible_conditions(layer, query.visible, params)
+    conditions = visible_conditions(layer, params)
     if query.bbox is not None:
         conditions.append(bbox_sql(layer, query.bbox, params))
     if query.datetime:
@@ -135,12 +132,12 @@ def where_sql(layer: Layer, query: ItemQuery, params: Params) -> str:
     return " AND ".join(conditions) or "TRUE"
 
 
-def visible_conditions(layer: Layer, visible: Visibility, params: Params) -> list[str]:
-    """The conditions that keep to the rows ``visible`` lets the caller read (over the
-    alias ``t``): none on a layer without a read scope."""
-    if not layer.read_scope or not visible.limited:
+def visible_conditions(layer: Layer, params: Params) -> list[str]:
+    """The conditions that keep to the rows this view of the layer shows its caller (its
+    ``visible``, over the alias ``t``): none on a layer without a read scope."""
+    if not layer.read_scope or not layer.visible.limited:
         return []
-    return visible.conditions(dict(layer.read_scope), "t", params.add)
+    return layer.visible.conditions(dict(layer.read_scope), "t", params.add)
 
 
 def check_property_names(layer: Layer, names: list[str]) -> None:

@@ -34,7 +34,7 @@ from gis.validation import Repair
 from layers.catalog.changes import BBox, publish_change
 from layers.catalog.identifiers import column, quote
 from layers.catalog.registry import Layer
-from layers.db.scope import EVERYONE, UNLIMITED, Scope, Visibility
+from layers.db.scope import UNLIMITED, Scope
 from layers.features.filters import (
     ItemQuery,
     check_property_names,
@@ -174,15 +174,11 @@ def _version_sql(layer: Layer) -> str:
 
 
 async def _read(
-    conn: AsyncConnection,
-    layer: Layer,
-    feature_id: Any,
-    crs: CRS = CRS84,
-    visible: Visibility = EVERYONE,
+    conn: AsyncConnection, layer: Layer, feature_id: Any, crs: CRS = CRS84
 ) -> StoredFeature | None:
     params = Params()
     where = f"{column(layer, layer.id_column)} = {params.add(feature_id, _id_sql_type(layer))}"
-    for condition in visible_conditions(layer, visible, params):
+    for condition in visible_conditions(layer, params):
         where += f" AND {condition}"
     sql = (
         f"SELECT {feature_sql(layer, CRS84)}, {_version_sql(layer)}, "
@@ -202,16 +198,12 @@ def _id_sql_type(layer: Layer) -> str:
 
 
 async def get_feature(
-    engine: AsyncEngine,
-    layer: Layer,
-    feature_id: Any,
-    crs: CRS = CRS84,
-    visible: Visibility = EVERYONE,
+    engine: AsyncEngine, layer: Layer, feature_id: Any, crs: CRS = CRS84
 ) -> StoredFeature:
     """The feature ``feature_id`` as stored now; 404 when there is none, or when it lies
-    outside what ``visible`` lets the caller read (its existence is not told)."""
+    outside the rows this view of the layer shows (its existence is not told)."""
     async with engine.connect() as conn:
-        found = await _read(conn, layer, feature_id, crs, visible)
+        found = await _read(conn, layer, feature_id, crs)
     if found is None:
         raise NotFound(f"no feature {feature_id} in {layer.id}", code="feature_not_found")
     return found

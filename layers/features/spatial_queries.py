@@ -25,6 +25,7 @@ from layers.catalog.identifiers import column, quote
 from layers.catalog.registry import Layer
 from layers.features.cql.compile import compile_filter
 from layers.features.cql.parse import parse_filter
+from layers.features.filters import visible_conditions
 from layers.features.sql import Params, feature_sql
 
 MAX_K = 1_000
@@ -89,8 +90,10 @@ def _geography_sql(layer: Layer) -> str:
 
 
 def _filter_sql(layer: Layer, value: str | dict[str, Any] | None, lang: str, params: Params) -> str:
+    """The filter's condition, and the rows this view of the layer shows (its read scope)."""
+    visible = visible_conditions(layer, params)
     if value is None or value == "":
-        return "TRUE"
+        return " AND ".join(visible) or "TRUE"
     sql, values = compile_filter(
         layer,
         parse_filter(value, lang),
@@ -99,7 +102,7 @@ def _filter_sql(layer: Layer, value: str | dict[str, Any] | None, lang: str, par
         first_param=len(params.values) + 1,
     )
     params.values.update(values)  # type: ignore[arg-type]
-    return sql
+    return " AND ".join([*visible, f"({sql})"])
 
 
 def _nearest_sql(

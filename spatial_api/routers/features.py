@@ -342,7 +342,6 @@ async def collection_schema(request: Request, layer: ReadableLayer) -> Response:
 async def items(
     request: Request,
     layer: ReadableLayer,
-    caller: Caller,
     engine: Engine,
     bbox: str | None = Query(None, description="minx,miny,maxx,maxy (in bbox-crs)"),
     bbox_crs: str | None = Query(None, alias="bbox-crs"),
@@ -378,7 +377,6 @@ async def items(
         limit=min(limit, MAX_LIMIT),
         offset=offset,
         crs=out_crs,
-        visible=caller.visibility,
     )
     page = await query_features(engine, layer, query)
     rest = {
@@ -438,15 +436,13 @@ async def create_item(
 async def item(
     request: Request,
     layer: ReadableLayer,
-    caller: Caller,
     engine: Engine,
     feature_id: str,
     crs: str | None = Query(None),
 ) -> Response:
     """The feature, in ``crs`` (default CRS84); 404 for one outside the caller's scope."""
     out_crs = parse_crs(crs)
-    fid = parse_feature_id(layer, feature_id)
-    found = await get_feature(engine, layer, fid, out_crs, caller.visibility)
+    found = await get_feature(engine, layer, parse_feature_id(layer, feature_id), out_crs)
     base = f"{base_url(request)}/collections/{layer.id}"
     links = [
         {"rel": "self", "type": GEOJSON, "href": f"{base}/items/{feature_id}"},

@@ -108,6 +108,33 @@ def test_departments_and_inspectors_keep_to_their_cases(city: City) -> None:
     assert item_ids(city, header(city, "inspector", inspector))[0] == set(mine)
 
 
+def test_spatial_queries_keep_to_the_callers_scope(city: City) -> None:
+    west = header(city, "dispatcher", districts=[WEST])
+    lon, lat = EAST_POINTS[0]
+    for headers, expected in (
+        (west, district_cases(city, WEST)),
+        (city.key("app"), all_cases(city)),
+    ):
+        near = city.client.get(
+            "/query/nearest",
+            params={"layer": "incidents", "lon": lon, "lat": lat, "k": 100},
+            headers=headers,
+        )
+        assert near.status_code == 200, near.text
+        assert {f["id"] for f in near.json()["features"]} == expected
+        area = {
+            "type": "Polygon",
+            "coordinates": [
+                [[114.0, 22.5], [114.1, 22.5], [114.1, 22.6], [114.0, 22.6], [114.0, 22.5]]
+            ],
+        }
+        hit = city.client.post(
+            "/query/intersects", json={"layers": ["incidents"], "geometry": area}, headers=headers
+        )
+        assert hit.status_code == 200, hit.text
+        assert {f["id"] for f in hit.json()["layers"]["incidents"]["features"]} == expected
+
+
 def tile_ids(city: City, headers: dict, z: int, layer: str = "incidents") -> set[int]:
     """The feature ids of the incidents layer over the tiles holding every case point."""
     found: set[int] = set()
