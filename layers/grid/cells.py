@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.errors import NotFound
+from gis.errors import Forbidden, NotFound
 from gis.hexgrid import to_hex
+from layers.db.scope import Visibility
 from layers.grid.lookup import person_json
 
 MATCHING = """
 FROM grid_cells g LEFT JOIN districts d ON d.id = g.district_id
 WHERE (CAST(:district AS text) IS NULL OR d.code = :district)
+  AND (CAST(:districts AS text[]) IS NULL OR d.code = ANY(CAST(:districts AS text[])))
   AND (CAST(:inspector AS integer) IS NULL OR g.inspector_id = :inspector)
   AND (NOT :unassigned OR g.inspector_id IS NULL)
   AND (CAST(:supervisor AS text) IS NULL OR g.supervisor = :supervisor)
@@ -50,12 +52,31 @@ class CellFilter:
     supervisor: str | None = None
     unassigned: bool = False
     bbox: tuple[float, float, float, float] | None = None
+    districts: frozenset[str] | None = None
+    """The districts the caller's scope limits it to (None: no limit)."""
+
+    def within(self, visible: Visibility) -> CellFilter:
+        """The filter kept to what a caller sees: the districts of its scope, and for an
+        inspector key speaking for a user, that inspector's own cells (Forbidden when it
+        asks for another inspector's)."""
+        own = visible.inspector_id
+        if own is not None and self.inspector_id not in (None, own):
+            raise Forbidden(
+                f"an inspector key lists its own cells only (inspector {own})",
+                code="not_your_cell",
+            )
+        return replace(
+            self,
+            districts=visible.districts,
+            inspector_id=own if own is not None else self.inspector_id,
+        )
 
     def params(self) -> dict[str, Any]:
         """The list query's filter parameters."""
         w, s, e, n = self.bbox or (None, None, None, None)
         return {
             "district": self.district,
+            "districts": None if self.districts is None else sorted(self.districts),
             "inspector": self.inspector_id,
             "supervisor": self.supervisor,
             "unassigned": self.unassigned,

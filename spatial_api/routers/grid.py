@@ -107,7 +107,7 @@ async def grid_lookup(
 @router.get("/grid/cells", summary="Grid cells, filtered and paged", response_model=CellPage)
 async def grid_cells(
     engine: Engine,
-    _: Reader,
+    principal: Reader,
     district: Annotated[str | None, Query(description="District code")] = None,
     inspector_id: UserId = None,
     supervisor: Annotated[str | None, Query(description="Supervisor area")] = None,
@@ -116,8 +116,10 @@ async def grid_cells(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    """One page of cells in cell order with the total that match."""
-    where = CellFilter(district, inspector_id, supervisor, unassigned, _bbox(bbox))
+    """One page of cells in cell order with the total that match: of the caller's
+    districts only, and for an inspector key, of that inspector only (403 for another's)."""
+    asked = CellFilter(district, inspector_id, supervisor, unassigned, _bbox(bbox))
+    where = asked.within(principal.visibility)
     async with engine.connect() as conn:
         return await list_cells(conn, where, limit, offset)
 

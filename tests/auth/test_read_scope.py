@@ -237,3 +237,32 @@ def test_events_keep_to_the_callers_scope(city: City) -> None:
         assert [e["incident_id"] for e in got[len(replayed) :]] == [newest_west]
         # the access_token of a key, or on another path, gives nothing
         assert httpx.get(f"{base}/events", params={"access_token": token[:-2]}).status_code == 401
+
+
+def listed_cells(city: City, headers: dict, **params: object) -> set[str]:
+    r = city.client.get("/grid/cells", params={"limit": 10_000, **params}, headers=headers)
+    assert r.status_code == 200, r.text
+    return {c["cell"] for c in r.json()["cells"]}
+
+
+def sql_cells(city: City, where: str, params: tuple = ()) -> set[str]:
+    rows = city.rows(f"SELECT lpad(to_hex(h3), 15, '0') FROM grid_cells g WHERE {where}", params)
+    return {r[0] for r in rows}
+
+
+def test_grid_cells_keep_to_an_inspectors_cells_and_a_scopes_districts(city: City) -> None:
+    inspector = 101
+    own = sql_cells(city, "inspector_id = %s", (inspector,))
+    assert own and own != sql_cells(city, "true")
+    mine = header(city, "inspector", inspector)
+    assert listed_cells(city, mine) == own
+    assert listed_cells(city, mine, inspector_id=inspector) == own
+    other = city.client.get("/grid/cells", params={"inspector_id": 103}, headers=mine)
+    assert other.status_code == 403 and other.json()["code"] == "not_your_cell"
+    west = header(city, "dispatcher", districts=[WEST])
+    west_cells = sql_cells(
+        city, "district_id = (SELECT id FROM districts WHERE code = %s)", (WEST,)
+    )
+    assert listed_cells(city, west) == west_cells
+    assert listed_cells(city, west, district=EAST) == set()
+    assert listed_cells(city, city.key("dispatcher")) == sql_cells(city, "true")
