@@ -26,6 +26,7 @@ from layers.db.keys import (
 from layers.db.tokens import issue_token
 from spatial_api.auth import KeyCache, Principal, key_scope, token_claims
 from spatial_api.deps import Admin, Caller, Connection, DatabaseUrl
+from spatial_api.openapi import errors
 from spatial_api.schemas.auth import KeyList, KeyListed, KeyMade, NewKey, TokenAnswer
 from spatial_api.settings import api_settings
 
@@ -131,6 +132,7 @@ async def keys_revoke(
     "/auth/keys/{key_id}/rotate",
     summary="Give an API key a new secret (admin)",
     response_model=KeyMade,
+    responses=errors(404, 409),
 )
 async def keys_rotate(
     key_id: KeyId, request: Request, caller: Admin, url: DatabaseUrl

@@ -59,6 +59,10 @@ def config(headers: dict[str, str]) -> SchemathesisConfig:
                 # (minutes of work, and every later grid call slower): its input checks are
                 # fuzzed here, its builds are tests/grid/test_grid_build.py's
                 {"include-path": "/grid/build", "generation": {"mode": "negative"}},
+                # revoking or rotating a key the run may hold (the admin's own) would leave
+                # the rest of the run anonymous: their input checks are fuzzed here, their
+                # effects are tests/auth/test_key_lifecycle.py's
+                {"include-path-regex": "^/auth/keys/", "generation": {"mode": "negative"}},
             ],
         }
     )
