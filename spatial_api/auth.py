@@ -143,8 +143,9 @@ class BearerKey(HTTPBearer):
 BEARER = BearerKey(
     auto_error=False,
     scheme_name="bearer",
-    description="An API key (`cityhex keys create --role ROLE`) or a token of the city's "
-    "identity provider (OIDC); without one the caller is anonymous.",
+    description="An API key (`cityhex keys create --role ROLE`), a short-lived token of "
+    "`POST /auth/token`, or a token of the city's identity provider (OIDC); without one the "
+    "caller is anonymous.",
 )
 Authorization = Annotated[str | None, Depends(BEARER)]
 """The request's Authorization header, declared as the bearer security scheme."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jwt
@@ -120,7 +120,7 @@ async def issue_token(
     seconds."""
     now = time.time()
     ends = min(claims.expires_at, now + minutes * 60)
-    made = TokenClaims(**{**claims.__dict__, "expires_at": ends})
+    made = replace(claims, expires_at=ends)
     token = sign(await signing_secret(conn), made, now)
     lifetime = max(0, int(ends) - int(now))
     entry = audit_entry(by, TOKEN_ISSUE, claims.key_id, expires_in=lifetime, role=claims.role)

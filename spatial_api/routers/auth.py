@@ -7,9 +7,11 @@ too; each operation appends its audit entry in its own transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import psycopg
 from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +33,7 @@ from spatial_api.schemas.auth import KeyList, KeyListed, KeyMade, NewKey, TokenA
 from spatial_api.settings import api_settings
 
 router = APIRouter(tags=["auth"])
+T = TypeVar("T")
 
 KeyId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The key's id")]
 
@@ -60,10 +63,11 @@ def listed(info: KeyInfo, now: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def on_database(url: str | None, work, *args: Any) -> Any:
-    """Run ``work(conn, *args)`` in one committed transaction on a psycopg connection."""
+def on_database(url: str | None, work: Callable[[psycopg.Connection], T]) -> T:
+    """Run ``work(conn)`` in one transaction on a psycopg connection, committed when it
+    returns (rolled back when it raises)."""
     with connect_sync(url or database_url()) as conn:
-        return work(conn, *args)
+        return work(conn)
 
 
 @router.post(
