@@ -15,7 +15,9 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PACKAGE_FONTS = Path(__file__).resolve().parent.parent / "node_modules" / "tileserver-gl-styles"
+PACKAGE_FONTS = (
+    Path(__file__).resolve().parent.parent / "node_modules" / "tileserver-gl-styles" / "fonts"
+)
 RANGE_SIZE = 256
 LAST_START = 65536 - RANGE_SIZE
 RANGE = re.compile(r"^([0-9]{1,5})-([0-9]{1,5})$")
@@ -27,10 +29,15 @@ class GlyphSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CITYHEX_", extra="ignore")
 
-    glyphs_dir: Path = PACKAGE_FONTS / "fonts"
+    glyphs_dir: Path | None = None
     """Folder of SDF glyph ranges, one subfolder per font holding `<start>-<end>.pbf`
-    (default: the fonts of the npm package `tileserver-gl-styles`, from `npm ci`). Without
-    it, styles are served without labels."""
+    (unset: `node_modules/tileserver-gl-styles/fonts` of the repository, from `npm ci`).
+    Without glyphs, styles are served without labels."""
+
+    @property
+    def folder(self) -> Path:
+        """The glyph folder in use."""
+        return self.glyphs_dir or PACKAGE_FONTS
 
 
 @lru_cache

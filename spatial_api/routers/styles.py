@@ -25,7 +25,7 @@ PER_CALLER = {"Vary": "Authorization", "Cache-Control": "private, no-cache"}
 
 def has_glyphs() -> bool:
     """Whether this server has label glyphs to serve."""
-    return bool(fonts(glyph_settings().glyphs_dir))
+    return bool(fonts(glyph_settings().folder))
 
 
 @router.get("/styles", summary="The map styles the caller can render", response_model=StyleList)
@@ -76,7 +76,7 @@ async def glyphs(fontstack: str, range_name: str) -> Response:
     comma list) that this server has, as MapLibre asks for them; 404 naming the fonts
     served when it has none of them; 400 for a bad range."""
     try:
-        body = glyph_range(fontstack, range_name, glyph_settings().glyphs_dir)
+        body = glyph_range(fontstack, range_name, glyph_settings().folder)
     except BadRange as exc:
         raise BadRequest(str(exc), code="invalid_glyph_range") from None
     except UnknownFont as exc:

@@ -5,7 +5,9 @@ cases (anonymous) gets the district and the department, and no inspector nor the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -80,3 +82,18 @@ def test_an_anonymous_reporter_learns_the_district_and_department_not_the_inspec
     assert "inspector" not in body and "inspector_id" not in body
     names = [n for (n,) in city.rows("SELECT name FROM users WHERE name IS NOT NULL")]
     assert names and not any(n in str(body) for n in names)
+
+
+def test_the_manual_example_answer_has_the_real_shape(web: TestClient, city: City) -> None:
+    """docs/incidents.md shows an inspector's answer: every field it shows is in the real
+    answer with the same kind of value, and the routing objects have the same fields."""
+    manual = (Path(__file__).resolve().parents[2] / "docs" / "incidents.md").read_text()
+    block = manual.split("An inspector's key gets", 1)[1].split("```json", 1)[1]
+    example = json.loads(block.split("```", 1)[0])
+    body = report(web, city.key("inspector", 101))
+    assert set(example) <= set(body)
+    for name, value in example.items():
+        assert type(value) is type(body[name]) or body[name] is None, name
+    for part in ("district", "inspector", "department"):
+        assert set(example[part]) == set(body[part]), part
+    assert (example["status"], example["source"]) == (body["status"], body["source"])
