@@ -329,6 +329,20 @@ def test_the_glyphs_of_every_label_are_served(web: tuple[TestClient, dict, str])
         assert needed <= have, [chr(c) for c in needed - have]
 
 
+def test_glyphs_are_compressed_for_clients_that_accept_it(
+    web: tuple[TestClient, dict, str],
+) -> None:
+    client, _, _ = web
+    path = f"/styles/glyphs/{FONT}/0-255.pbf"
+    plain = client.get(path, headers={"Accept-Encoding": "identity"})
+    packed = client.get(path, headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in plain.headers
+    assert packed.headers["content-encoding"] == "gzip"
+    assert int(packed.headers["content-length"]) < len(plain.content) == len(packed.content)
+    assert packed.content == plain.content
+    assert plain.headers["cache-control"].startswith("public")
+
+
 @pytest.mark.parametrize(
     ("path", "status", "code"),
     [
