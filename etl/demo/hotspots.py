@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from layers.analytics.aggregations import Filters, analysis_layer
 from layers.analytics.hotspots import refresh_hotspot_cells
@@ -28,5 +29,8 @@ async def _store(url: str) -> int:
 
 def store_demo_hotspots(url: str) -> int:
     """Recompute and store the demo's incident hotspots in the database at ``url``; the
-    number of significant cells stored."""
-    return asyncio.run(_store(url))
+    number of significant cells stored. Runs its own event loop in a thread of its own, so
+    it works from synchronous code whether or not an event loop runs in the caller's thread
+    (a notebook, a Playwright session)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(_store(url))).result()

@@ -3,6 +3,7 @@ the h3 package and the workflow's own rules."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 
 from etl.demo import loader as demo
+from etl.demo.hotspots import store_demo_hotspots
 from etl.demo.loader import DemoReport, load_demo
 from gis.errors import BadRequest
 from layers.incidents.workflow import ACTIONS, REPORT, STATES
@@ -65,6 +67,21 @@ def test_the_demo_computes_its_hotspots(
         assert count == counts.get(cell, 0), cell
         assert gi_bin != 0 and (z > 0) == (gi_bin > 0) and abs(z) >= 1.644
     assert any(gi_bin > 0 for *_, gi_bin in stored)
+
+
+def test_the_hotspot_step_runs_inside_a_running_event_loop(
+    loaded: tuple[str, DemoReport], db: psycopg.Connection
+) -> None:
+    """As the demo does it, called again from a coroutine: the same cells come back."""
+    before = db.execute("SELECT cell, z FROM hotspot_cells ORDER BY cell").fetchall()
+
+    async def from_a_coroutine() -> int:
+        return store_demo_hotspots(loaded[0])
+
+    assert asyncio.run(from_a_coroutine()) == len(before)
+    after = db.execute("SELECT cell, z FROM hotspot_cells ORDER BY cell").fetchall()
+    assert [c for c, _ in after] == [c for c, _ in before]
+    assert [z for _, z in after] == pytest.approx([z for _, z in before])
 
 
 def test_report_counts_what_is_in_the_tables(
