@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
-.PHONY: install postgis test-tools run test lint bench-demo clean
+.PHONY: install postgis test-tools glyphs run test lint bench-demo clean
 
 install: $(VENV)/.installed
 
@@ -39,10 +39,16 @@ test-tools:
 	  else echo "missing test tools:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
 	fi
 	@if [ -f package.json ] && { [ ! -x node_modules/.bin/gl-style-validate ] || \
-	  [ ! -f node_modules/maplibre-gl/package.json ]; }; then \
+	  [ ! -f node_modules/maplibre-gl/package.json ] || \
+	  [ ! -d node_modules/tileserver-gl-styles/fonts ]; }; then \
 	  npm install --no-audit --no-fund --silent; fi
 
-run: install postgis
+# The label glyphs the styles use (npm package tileserver-gl-styles); without npm, no labels.
+glyphs:
+	@if [ ! -d node_modules/tileserver-gl-styles/fonts ] && command -v npm >/dev/null; then \
+	  npm install --no-audit --no-fund --silent; fi
+
+run: install postgis glyphs
 	$(BIN)/cityhex db start
 	$(BIN)/cityhex migrate
 	$(BIN)/cityhex demo

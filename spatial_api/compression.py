@@ -41,6 +41,7 @@ COMPRESSIBLE = frozenset(
         "application/javascript",
         "application/xml",
         "application/vnd.mapbox-vector-tile",
+        "application/x-protobuf",
         "image/svg+xml",
     }
 )

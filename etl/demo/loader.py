@@ -2,7 +2,8 @@
 
 ``load_demo`` writes districts, the res-10 unit grid and its inspectors, assets, sensors
 with a month of readings, and a year of incidents with their histories, all with COPY in
-one transaction. The same seed gives the same city every time; a database that already
+one transaction; then it computes the incident hotspots (``etl.demo.hotspots``) so the
+hotspots style has a map. The same seed gives the same city every time; a database that already
 holds districts is left alone.
 """
 
@@ -25,6 +26,7 @@ from etl.copytext.writer import copy_columns
 from etl.demo.assets import build_assets
 from etl.demo.bulk_checks import drop_checks
 from etl.demo.city import CITY_TZ, DISTRICTS, phase_rng
+from etl.demo.hotspots import store_demo_hotspots
 from etl.demo.incidents import Categories, build_incidents
 from etl.demo.layout import Layout, city_layout
 from etl.demo.people import People, build_people
@@ -46,6 +48,7 @@ PHASES = (
     "incidents",
     "indexes",
     "analyze",
+    "hotspots",
 )
 SERIAL_TABLES = ("districts", "users", "assets", "sensors", "incidents", "incident_transitions")
 CHECKED_TABLES = (*SERIAL_TABLES, "grid_cells", "grid_assignments")
@@ -227,6 +230,8 @@ def load_demo(url: str, scale: float = 1.0, progress: bool = True) -> DemoReport
             with phases.phase("analyze"):
                 conn.execute(f"ANALYZE {', '.join(LOADED_TABLES)}")
                 conn.commit()
+            with phases.phase("hotspots"):
+                rows["hotspot_cells"] = store_demo_hotspots(url)
     seconds = round(time.perf_counter() - started, 3)
     message = f"demo city loaded at scale {scale:g}: {sum(rows.values()):,} rows in {seconds:.1f} s"
     return DemoReport(True, rows, seconds, phases.seconds, message)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from gis.errors import BadRequest
+from layers.grid.lookup import may_read_names
 from layers.incidents.cases import (
     BIGINT_MAX,
     INT_MAX,
@@ -24,6 +25,7 @@ from layers.incidents.cases import (
 )
 from layers.incidents.lists import IncidentQuery, Page, assignee_me, list_incidents
 from layers.incidents.metrics import GroupBy, case_metrics
+from layers.incidents.routed import routed_to
 from layers.incidents.scope import visible_incident
 from layers.incidents.transitions import (
     TransitionInput,
@@ -79,11 +81,13 @@ async def report(
     engine: Engine,
     limiter: ReportLimiter,
 ) -> Any:
-    """201 with the new case (cell, inspector, department, deadline, possible duplicates);
-    with ``duplicate_of``, the report is attached to that open case: 200 with the case for
-    a caller who may read cases, else 202 ``{"attached": true, "incident_id"}`` and, when
-    it cannot be attached, one 422 whatever the reason. Only app and admin keys may name a
-    ``sensor_id`` (403 otherwise)."""
+    """201 with the new case (cell, deadline, possible duplicates) and where it was routed:
+    ``district``, ``inspector`` and ``department`` as ``/grid/lookup`` gives them to the
+    caller (beside the ``*_id`` numbers; callers who may not read cases get neither the
+    inspector nor their id); with ``duplicate_of``, the report is attached to that open
+    case: 200 with the case for a caller who may read cases, else 202 ``{"attached": true,
+    "incident_id"}`` and, when it cannot be attached, one 422 whatever the reason. Only app
+    and admin keys may name a ``sensor_id`` (403 otherwise)."""
     if principal.role == ANONYMOUS:
         limiter.take(client_address(request))
     actor = actor_of(principal)
@@ -96,8 +100,13 @@ async def report(
                 return JSONResponse({"attached": True, "incident_id": incident.id}, 202)
             return case_body(response, incident, 200, attached=True)
         incident = await report_incident(conn, body, actor)
+        names = may_read_names(principal.role)
+        routed = await routed_to(conn, incident, staff=reads, names=names)
     duplicates = [d.as_dict(where=reads) for d in incident.possible_duplicates]
-    return case_body(response, incident, 201, possible_duplicates=duplicates)
+    answer = case_body(response, incident, 201, possible_duplicates=duplicates, **routed)
+    if not reads:
+        del answer["inspector_id"]
+    return answer
 
 
 def _csv(value: str | None) -> list[str]:

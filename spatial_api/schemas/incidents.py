@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import Field
 
-from spatial_api.schemas import Number, Schema
+from spatial_api.schemas import Coded, Number, Schema
+from spatial_api.schemas.grid import Department, Staff
 
 
 class Point(Schema):
@@ -41,7 +42,10 @@ class AllowedAction(Schema):
 
 
 class Case(Schema):
-    """A case (事件): category, status, location, routing, times, deadline and version."""
+    """A case (事件): category, status, location, routing, times, deadline and version; a
+    new case also says where it was routed (``district``, ``inspector``, ``department``, as
+    ``/grid/lookup`` gives them to the caller; no inspector for callers who may not read
+    cases)."""
 
     id: int
     category_code: str
@@ -52,7 +56,7 @@ class Case(Schema):
     asset_code: str | None
     sensor_id: int | None
     photos: list[str]
-    inspector_id: int | None
+    inspector_id: int | None = None
     department_id: int | None
     district_id: int | None
     cell: str | None
@@ -71,6 +75,9 @@ class Case(Schema):
     possible_duplicates: list[PossibleDuplicate] | None = None
     attached: bool | None = None
     allowed_actions: list[AllowedAction] | None = None
+    district: Coded | None = None
+    inspector: Staff | None = None
+    department: Department | None = None
 
 
 class CasePage(Schema):

@@ -336,6 +336,8 @@ def path_values(path: str, v: Values) -> list[dict[str, str]]:
         return [{"layer_id": k, "feature_id": f} for k, f in v.features.items()]
     if "layers" in names:
         return [{"layers": n} for layer in v.layers for n in (layer, f"{layer}_hex")]
+    if "fontstack" in names:
+        return [{"fontstack": "Noto Sans Regular", "range_name": "0-255"}]
     if path.startswith("/styles/"):
         return [{"name": s} for s in v.styles]
     if path.startswith("/open/"):

@@ -26,7 +26,6 @@ PUBLIC_GETS = [
     "/healthz",
     "/metrics",
     "/conformance",
-    "/styles",
     "/incidents/categories",
     "/incidents/calendar",
     "/open311/v2/discovery.json",

@@ -17,8 +17,7 @@ NO_DATABASE = {
     ("GET", "/"),
     ("GET", "/metrics"),
     ("GET", "/conformance"),
-    ("GET", "/styles"),
-    ("GET", "/styles/{name}.json"),
+    ("GET", "/styles/glyphs/{fontstack}/{range_name}.pbf"),
     ("GET", "/open311/v2/discovery.json"),
 }
 """The operations that never reach the database, so never answer 503."""

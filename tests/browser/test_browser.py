@@ -1,6 +1,8 @@
 """CityHex in a real browser: a page on another origin renders the city style with CityHex's
-tiles (CORS, preflights for the Authorization header, compressed tiles decoded), and the API
-documentation renders with every request going to CityHex alone."""
+tiles (CORS, preflights for the Authorization header, compressed tiles decoded), its labels
+drawn with CityHex's glyphs (Chinese through localIdeographFontFamily) and its legend in the
+style's metadata; an anonymous page renders the style it is given with no request refused;
+and the API documentation renders with every request going to CityHex alone."""
 
 from __future__ import annotations
 
@@ -23,6 +25,10 @@ MAPLIBRE = Path(__file__).resolve().parents[2] / "node_modules" / "maplibre-gl" 
 WAIT_MS = 180_000
 """How long a page may take to settle: generous, for a loaded two-core machine."""
 TILE = re.compile(r"/tiles/([^/]+)/\d+/\d+/\d+\.mvt$")
+GLYPHS = re.compile(r"/styles/glyphs/[^/]+/\d+-\d+\.pbf$")
+LABELS = "districts-labels"
+LABEL_SHARE = 0.002
+"""Share of the map's pixels that the district labels must change: a few words of text."""
 BACKGROUND = (0xF4, 0xF4, 0xF0)
 """The city style's background colour."""
 PAINTED_SHARE = 0.5
@@ -50,9 +56,13 @@ const map = new maplibregl.Map({
   center: [CENTER_LON, CENTER_LAT],
   zoom: 14,
   attributionControl: false,
+  localIdeographFontFamily: "'Noto Sans CJK SC', 'WenQuanYi Zen Hei', sans-serif",
   transformRequest: (url) =>
-    url.startsWith(api) ? { url, headers: { Authorization: `Bearer ${key}` } } : { url },
+    url.startsWith(api) && key
+      ? { url, headers: { Authorization: `Bearer ${key}` } }
+      : { url },
 });
+window.map = map;
 map.on("error", (e) => window.mapErrors.push(String(e.error?.message ?? e.error ?? e)));
 map.on("idle", () => { window.mapIdle = map.loaded() && map.areTilesLoaded(); });
 </script>
@@ -121,27 +131,87 @@ def painted_share(png: bytes) -> float:
     return float(differs.mean())
 
 
+def differing_share(a: bytes, b: bytes) -> float:
+    """Share of pixels that differ between two screenshots of the same size."""
+    first, second = (
+        np.asarray(Image.open(io.BytesIO(p)).convert("RGB"), dtype=np.int16) for p in (a, b)
+    )
+    return float((np.abs(first - second).max(axis=2) > 8).mean())
+
+
+def console_errors(page: Page) -> list[str]:
+    """The page's console errors, collected as they come."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return errors
+
+
+def settle(page: Page) -> None:
+    """Wait until the map has drawn every tile it asked for."""
+    page.wait_for_function("window.mapIdle === true", timeout=WAIT_MS)
+
+
 def test_a_page_on_another_origin_renders_the_city_style_with_cityhex_tiles(
     page: Page, cityhex: str, city: str, map_site: str
 ) -> None:
     requests = network_requests(page)
+    console = console_errors(page)
     tiles: list[Response] = []
+    glyphs: list[Response] = []
     page.on("response", lambda r: tiles.append(r) if TILE.search(urlsplit(r.url).path) else None)
+    page.on("response", lambda r: glyphs.append(r) if GLYPHS.search(urlsplit(r.url).path) else None)
     key = make_key(city, "app")["Authorization"].removeprefix("Bearer ")
     page.goto(f"{map_site}/index.html?api={cityhex}&key={key}")
-    page.wait_for_function("window.mapIdle === true", timeout=WAIT_MS)
+    settle(page)
 
     assert page.evaluate("window.mapErrors") == []
     assert {origin_of(u) for u in requests} == {map_site, cityhex}
     assert tiles, "no tile was requested"
     sources = {TILE.search(urlsplit(r.url).path)[1] for r in tiles}
     assert sources == {"districts,grid,assets,sensors", "incidents_hex,incidents"}
+    cases = [r.url for r in tiles if "incidents" in r.url]
+    assert all("status+NOT+IN" in u for u in cases), "closed cases were fetched by default"
     for response in tiles:
         assert response.status in (200, 204), response.url
         assert response.header_value("access-control-allow-origin") == map_site, response.url
     answered = [r for r in tiles if r.status == 200]
     assert answered, "every tile was empty"
     assert {r.header_value("content-encoding") for r in answered} & {"gzip", "br"}
+    share = painted_share(page.locator("#map").screenshot())
+    assert share > PAINTED_SHARE, f"only {share:.1%} of the map is painted"
+
+    assert glyphs and all(r.status == 200 for r in glyphs), [(r.url, r.status) for r in glyphs]
+    assert not [m for m in console if "glyph" in m.lower() or ".pbf" in m]
+    labels = page.evaluate(f"map.queryRenderedFeatures({{layers: ['{LABELS}']}}).length")
+    assert labels > 0, "no district label was placed"
+    legend = page.evaluate(
+        "(() => { const s = map.getStyle(); const ids = new Set(s.layers.map((l) => l.id));"
+        " return s.metadata['cityhex:legend'].map((e) => [e.layer, ids.has(e.layer),"
+        " e.label.zh, e.label.en]); })()"
+    )
+    assert legend and all(present and zh and en for _, present, zh, en in legend), legend
+    with_labels = page.locator("#map").screenshot()
+    page.evaluate(
+        f"window.mapIdle = false; map.setLayoutProperty('{LABELS}', 'visibility', 'none')"
+    )
+    settle(page)
+    without = page.locator("#map").screenshot()
+    changed = differing_share(with_labels, without)
+    assert changed > LABEL_SHARE, f"the labels changed only {changed:.3%} of the map"
+
+
+def test_an_anonymous_page_renders_the_public_city_style_without_a_refusal(
+    page: Page, cityhex: str, map_site: str
+) -> None:
+    statuses: list[tuple[int, str]] = []
+    page.on("response", lambda r: statuses.append((r.status, r.url)))
+    page.goto(f"{map_site}/index.html?api={cityhex}&key=")
+    settle(page)
+    assert page.evaluate("window.mapErrors") == []
+    refused = [(s, u) for s, u in statuses if s >= 400]
+    assert not refused, refused
+    assert not any("/tiles/incidents" in u for _, u in statuses)
+    assert page.evaluate(f"map.queryRenderedFeatures({{layers: ['{LABELS}']}}).length") > 0
     share = painted_share(page.locator("#map").screenshot())
     assert share > PAINTED_SHARE, f"only {share:.1%} of the map is painted"
 

@@ -3,6 +3,7 @@ the h3 package and the workflow's own rules."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 
 from etl.demo import loader as demo
+from etl.demo.hotspots import store_demo_hotspots
 from etl.demo.loader import DemoReport, load_demo
 from gis.errors import BadRequest
 from layers.incidents.workflow import ACTIONS, REPORT, STATES
@@ -44,6 +46,42 @@ def db(loaded: tuple[str, DemoReport]) -> Iterator[psycopg.Connection]:
 
 def scalar(conn: psycopg.Connection, query: str, params: tuple = ()) -> object:
     return conn.execute(query, params).fetchone()[0]
+
+
+def test_the_demo_computes_its_hotspots(
+    loaded: tuple[str, DemoReport], db: psycopg.Connection
+) -> None:
+    """The hotspots style has a map after the demo alone: significant Gi* cells of the
+    incidents at res 9, each with the count of incidents in it (counted here with h3)."""
+    report = loaded[1]
+    stored = db.execute(
+        "SELECT cell, res, k, count, z, gi_bin FROM hotspot_cells WHERE layer = 'incidents'"
+    ).fetchall()
+    assert stored and report.rows["hotspot_cells"] == len(stored)
+    counts: dict[str, int] = {}
+    for (cell,) in db.execute("SELECT h3 FROM incidents WHERE h3 IS NOT NULL"):
+        parent = h3.cell_to_parent(h3.int_to_str(cell), 9)
+        counts[parent] = counts.get(parent, 0) + 1
+    for cell, res, k, count, z, gi_bin in stored:
+        assert (res, k) == (9, 1)
+        assert count == counts.get(cell, 0), cell
+        assert gi_bin != 0 and (z > 0) == (gi_bin > 0) and abs(z) >= 1.644
+    assert any(gi_bin > 0 for *_, gi_bin in stored)
+
+
+def test_the_hotspot_step_runs_inside_a_running_event_loop(
+    loaded: tuple[str, DemoReport], db: psycopg.Connection
+) -> None:
+    """As the demo does it, called again from a coroutine: the same cells come back."""
+    before = db.execute("SELECT cell, z FROM hotspot_cells ORDER BY cell").fetchall()
+
+    async def from_a_coroutine() -> int:
+        return store_demo_hotspots(loaded[0])
+
+    assert asyncio.run(from_a_coroutine()) == len(before)
+    after = db.execute("SELECT cell, z FROM hotspot_cells ORDER BY cell").fetchall()
+    assert [c for c, _ in after] == [c for c, _ in before]
+    assert [z for _, z in after] == pytest.approx([z for _, z in before])
 
 
 def test_report_counts_what_is_in_the_tables(
