@@ -273,16 +273,22 @@ def formula(x: float, y: float, sites: list[tuple[float, float, float]], power: 
     return num / den
 
 
+CELL_RES = range(5, 12)
+"""The resolutions whose cells point layers store."""
+
+
 def copy_incidents(url: str, rows: list[tuple[str, datetime, float, float]]) -> None:
-    """COPY incidents (category, reported_at, lon, lat) with their res-10 cell from h3."""
+    """COPY incidents (category, reported_at, lon, lat) with their cells at res 5–11 from h3
+    (``h3`` at res 10, ``h3_<res>`` at the others)."""
     buf = io.StringIO()
     for code, ts, lon, lat in rows:
-        cell = h3.str_to_int(h3.latlng_to_cell(lat, lon, 10))
-        buf.write(f"{code}\treported\t{ts.isoformat()}\t{cell}\tSRID=4326;POINT({lon} {lat})\n")
+        cells = "\t".join(str(h3.str_to_int(h3.latlng_to_cell(lat, lon, r))) for r in CELL_RES)
+        buf.write(f"{code}\treported\t{ts.isoformat()}\t{cells}\tSRID=4326;POINT({lon} {lat})\n")
+    columns = ", ".join("h3" if r == 10 else f"h3_{r}" for r in CELL_RES)
     with (
         psycopg.connect(url, autocommit=True) as conn,
         conn.cursor().copy(
-            "COPY incidents (category_code, status, reported_at, h3, geom) FROM STDIN"
+            f"COPY incidents (category_code, status, reported_at, {columns}, geom) FROM STDIN"
         ) as copy,
     ):
         copy.write(buf.getvalue())
