@@ -5,7 +5,8 @@ not tile their parent, so a point near an edge was counted in the neighbour. Ass
 incidents and sensors now store the cell of their point (a line's or polygon's point on
 surface) at resolutions 5, 6, 7, 8, 9 and 11 in ``h3_<res>``, next to ``h3`` (res 10),
 computed by the application with the h3 package on every write. This revision adds the
-columns and fills them for the rows already there.
+columns and fills them for the rows already there (the point read from PostGIS, the cells
+computed with h3, in batches of 50,000 rows).
 
 Revision ID: 0015_h3_levels
 Revises: 0013_audit
@@ -13,27 +14,50 @@ Revises: 0013_audit
 
 from collections.abc import Sequence
 
+import h3
 from alembic import op
-
-from gis.hexgrid import level_columns
-from layers.db.cell_levels import fill_cell_levels
 
 revision: str = "0015_h3_levels"
 down_revision: str | Sequence[str] | None = "0013_audit"
 
 TABLES = ("assets", "incidents", "sensors")
+LEVELS = (5, 6, 7, 8, 9, 11)
+COLUMNS = [f"h3_{r}" for r in LEVELS]
+BATCH = 50_000
+
+
+def _backfill(table: str) -> None:
+    """Compute and store the level cells of every row of ``table``."""
+    conn = op.get_bind().connection.driver_connection
+    to_cell = h3.api.basic_int.latlng_to_cell
+    sets = ", ".join(f"{c} = v.{c}" for c in COLUMNS)
+    arrays = ", ".join("%s::bigint[]" for _ in COLUMNS)
+    last = 0
+    while True:
+        rows = conn.execute(
+            f"SELECT id, ST_X(p), ST_Y(p) FROM (SELECT id, ST_PointOnSurface(geom) AS p"
+            f" FROM {table} WHERE geom IS NOT NULL AND id > %s ORDER BY id LIMIT %s) AS t",
+            (last, BATCH),
+        ).fetchall()
+        if not rows:
+            return
+        cells = [[to_cell(lat, lon, r) for _, lon, lat in rows] for r in LEVELS]
+        conn.execute(
+            f"UPDATE {table} AS t SET {sets} FROM unnest(%s::bigint[], {arrays})"
+            f" AS v(id, {', '.join(COLUMNS)}) WHERE t.id = v.id",
+            [[r[0] for r in rows], *cells],
+        )
+        last = rows[-1][0]
 
 
 def upgrade() -> None:
     """Add ``h3_5`` … ``h3_9`` and ``h3_11`` to the point-carrying tables and fill them."""
     for table in TABLES:
-        adds = ", ".join(f"ADD COLUMN {c} bigint" for c in level_columns().values())
-        op.execute(f"ALTER TABLE {table} {adds}")
-        fill_cell_levels(op.get_bind().connection.driver_connection, table)
+        op.execute(f"ALTER TABLE {table} {', '.join(f'ADD COLUMN {c} bigint' for c in COLUMNS)}")
+        _backfill(table)
 
 
 def downgrade() -> None:
     """Drop the level columns."""
     for table in TABLES:
-        drops = ", ".join(f"DROP COLUMN {c}" for c in level_columns().values())
-        op.execute(f"ALTER TABLE {table} {drops}")
+        op.execute(f"ALTER TABLE {table} {', '.join(f'DROP COLUMN {c}' for c in COLUMNS)}")
