@@ -113,10 +113,10 @@ class Filters:
                 code="unknown_property",
             )
 
-    def where(self, params: SqlParams) -> str:
-        """The SQL condition (never empty) selecting the rows."""
-        h3col = self.layer.h3_column
-        parts = [f"{h3col} IS NOT NULL"]
+    def where(self, params: SqlParams, cell_column: str | None = None) -> str:
+        """The SQL condition (never empty) selecting the rows that have a cell (in
+        ``cell_column``, the layer's ``h3_column`` by default)."""
+        parts = [f"{cell_column or self.layer.h3_column} IS NOT NULL"]
         if self.start:
             parts.append(f"{self.layer.time_column} >= {params.add(self.start)}")
         if self.end:
@@ -167,7 +167,7 @@ async def cell_counts(
     params = SqlParams()
     sql = (
         f"SELECT {cell} AS cell, count(*) AS n FROM {filters.layer.table}"
-        f" WHERE {filters.where(params)} GROUP BY 1 ORDER BY 1"
+        f" WHERE {filters.where(params, cell)} GROUP BY 1 ORDER BY 1"
     )
     async with raw_connection(conn) as raw:
         rows = await raw.fetch(sql, *params.values)

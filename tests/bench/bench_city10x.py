@@ -45,7 +45,7 @@ from tiles.sources import parse_sources
 EXTENT = (113.75, 22.45, 114.35, 22.85)
 YEAR = ("2025-11-01T00:00:00+08:00", "2026-11-01T00:00:00+08:00")
 """The newest year of cases (the demo's year, ending 31 October 2026)."""
-KDE_BBOX = "113.7711,22.3905,114.3538,22.9295"
+KDE_BBOX = "113.7769,22.3959,114.3480,22.9241"
 """About 60 × 60 km over the city: 2,000 × 2,000 cells of 30 m."""
 ONE_X = "city1x"
 

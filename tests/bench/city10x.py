@@ -145,6 +145,7 @@ def load(home: Path, years: int, scale: float) -> None:
         t = time.perf_counter()
         conn.execute("VACUUM ANALYZE incidents")
         conn.execute("VACUUM ANALYZE assets")
+        conn.execute("VACUUM ANALYZE incident_transitions")
         phases["vacuum analyze"] = time.perf_counter() - t
         rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                 for t in ("incidents", "incident_transitions", "assets", "sensors", "readings",

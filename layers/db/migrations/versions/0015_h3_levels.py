@@ -6,7 +6,11 @@ incidents and sensors now store the cell of their point (a line's or polygon's p
 surface) at resolutions 5, 6, 7, 8, 9 and 11 in ``h3_<res>``, next to ``h3`` (res 10),
 computed by the application with the h3 package on every write. This revision adds the
 columns and fills them for the rows already there (the point read from PostGIS, the cells
-computed with h3, in batches of 50,000 rows).
+computed with h3, in batches of 50,000 rows), and indexes the incidents' columns: counting
+millions of cases per cell is then an index-only scan of a small deduplicated B-tree
+(6.5 M cases at res 8: 0.9 s instead of 3 s reading the table). The index of transitions
+by action and time also carries the case id, so the metrics find a period's resolutions
+and reworks from the index alone.
 
 Revision ID: 0015_h3_levels
 Revises: 0013_audit
@@ -55,9 +59,20 @@ def upgrade() -> None:
     for table in TABLES:
         op.execute(f"ALTER TABLE {table} {', '.join(f'ADD COLUMN {c} bigint' for c in COLUMNS)}")
         _backfill(table)
+    for column in COLUMNS:
+        op.execute(f"CREATE INDEX ix_incidents_{column} ON incidents ({column})")
+    op.execute("DROP INDEX ix_incident_transitions_action_at")
+    op.execute(
+        "CREATE INDEX ix_incident_transitions_action_at ON incident_transitions (action, at)"
+        " INCLUDE (incident_id)"
+    )
 
 
 def downgrade() -> None:
-    """Drop the level columns."""
+    """Drop the level columns (and their indexes with them); the transitions index as before."""
+    op.execute("DROP INDEX ix_incident_transitions_action_at")
+    op.execute(
+        "CREATE INDEX ix_incident_transitions_action_at ON incident_transitions (action, at)"
+    )
     for table in TABLES:
         op.execute(f"ALTER TABLE {table} {', '.join(f'DROP COLUMN {c}' for c in COLUMNS)}")
