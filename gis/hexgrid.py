@@ -17,6 +17,15 @@ from shapely.geometry.base import BaseGeometry
 from gis.errors import BadRequest
 
 DEFAULT_RES = 10
+LEVELS = tuple(range(5, 12))
+"""The resolutions whose cells the point layers store (analytics and ``_hex`` tiles use 5–11)."""
+EXTRA_LEVELS = tuple(r for r in LEVELS if r != DEFAULT_RES)
+"""The stored resolutions besides the unit grid's, each in a column ``h3_<res>``."""
+
+
+def level_columns(prefix: str = "h3") -> dict[int, str]:
+    """The column of each of ``EXTRA_LEVELS``: ``<prefix>_<res>``."""
+    return {r: f"{prefix}_{r}" for r in EXTRA_LEVELS}
 
 
 def cover_cells(shape: BaseGeometry, res: int = DEFAULT_RES) -> set[int]:
@@ -58,6 +67,28 @@ def latlng_cells(lon: np.ndarray, lat: np.ndarray, res: int = DEFAULT_RES) -> np
         dtype=np.int64,
         count=len(lon),
     )
+
+
+def cells_by_res(
+    lon: np.ndarray, lat: np.ndarray, resolutions: Iterable[int]
+) -> dict[int, np.ndarray]:
+    """The cell containing every lon/lat point at each of ``resolutions`` (int64 arrays).
+
+    Each resolution is computed from the point itself: H3 children do not tile their parent
+    exactly, so a parent of a finer cell is not always the cell that contains the point.
+    """
+    return {int(r): latlng_cells(lon, lat, int(r)) for r in resolutions}
+
+
+def level_cells(lon: np.ndarray, lat: np.ndarray, prefix: str = "h3") -> dict[str, np.ndarray]:
+    """The columns ``<prefix>_<res>`` of ``EXTRA_LEVELS`` for points: column name to cells."""
+    columns = level_columns(prefix)
+    return {columns[r]: cells for r, cells in cells_by_res(lon, lat, columns).items()}
+
+
+def point_cells(lon: float, lat: float, resolutions: Iterable[int]) -> dict[int, int]:
+    """The cell containing one lon/lat point at each of ``resolutions``."""
+    return {int(r): int(h3_int.latlng_to_cell(lat, lon, int(r))) for r in resolutions}
 
 
 def to_hex(cell: int) -> str:

@@ -29,6 +29,7 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 
+from layers.db.cell_levels import fill_cell_levels
 from layers.db.embedded import EmbeddedCluster, free_port
 from layers.db.settings import storage_settings
 from layers.incidents.workflow import STATES
@@ -311,6 +312,8 @@ def tiles_template(admin_url: str, new_database: Callable[..., str]) -> str:
         _insert_incidents(conn, rng)
         _insert_grid(conn)
         _insert_sensors(conn, rng)
+        for table in ("assets", "incidents", "sensors"):
+            fill_cell_levels(conn, table)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("ANALYZE")
     _seal(admin_url, name)

@@ -273,16 +273,56 @@ def formula(x: float, y: float, sites: list[tuple[float, float, float]], power: 
     return num / den
 
 
+CELL_RES = range(5, 12)
+"""The resolutions whose cells point layers store."""
+M_PER_DEG = 111_320.0
+
+
+def edge_points(
+    rng: np.random.Generator, centre: tuple[float, float], per_edge: int = 4, ring: int = 1
+) -> np.ndarray:
+    """Lon/lat points 1–4 m either side of the edges of the cells within ``ring`` of the
+    cell of ``centre`` at every resolution 5–11: where the cell that contains a point and
+    the ancestor of its finer cell disagree most often."""
+    out = []
+    for res in CELL_RES:
+        for cell in h3.grid_disk(h3.latlng_to_cell(centre[1], centre[0], res), ring):
+            bound = h3.cell_to_boundary(cell)
+            for (alat, alng), (blat, blng) in zip(bound, bound[1:] + bound[:1], strict=True):
+                for _ in range(per_edge):
+                    t = rng.uniform(0.05, 0.95)
+                    lat, lng = alat + t * (blat - alat), alng + t * (blng - alng)
+                    coslat = math.cos(math.radians(lat))
+                    ex, ey = (blng - alng) * coslat, blat - alat
+                    norm = math.hypot(ex, ey)
+                    d = rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 4.0) / M_PER_DEG
+                    out.append((lng - d * ey / norm / coslat, lat + d * ex / norm))
+    return np.array(out)
+
+
+def stored_cells_ok(geom: shapely.Geometry, row: dict[str, int | None]) -> bool:
+    """Whether ``row`` (column name → stored cell) holds, in ``h3`` and every ``h3_<res>``,
+    the cell that contains the geometry's point (a line's or polygon's point on surface)."""
+    point = geom if geom.geom_type == "Point" else shapely.point_on_surface(geom)
+    want = {
+        ("h3" if r == 10 else f"h3_{r}"): h3.str_to_int(h3.latlng_to_cell(point.y, point.x, r))
+        for r in CELL_RES
+    }
+    return row == want
+
+
 def copy_incidents(url: str, rows: list[tuple[str, datetime, float, float]]) -> None:
-    """COPY incidents (category, reported_at, lon, lat) with their res-10 cell from h3."""
+    """COPY incidents (category, reported_at, lon, lat) with their cells at res 5–11 from h3
+    (``h3`` at res 10, ``h3_<res>`` at the others)."""
     buf = io.StringIO()
     for code, ts, lon, lat in rows:
-        cell = h3.str_to_int(h3.latlng_to_cell(lat, lon, 10))
-        buf.write(f"{code}\treported\t{ts.isoformat()}\t{cell}\tSRID=4326;POINT({lon} {lat})\n")
+        cells = "\t".join(str(h3.str_to_int(h3.latlng_to_cell(lat, lon, r))) for r in CELL_RES)
+        buf.write(f"{code}\treported\t{ts.isoformat()}\t{cells}\tSRID=4326;POINT({lon} {lat})\n")
+    columns = ", ".join("h3" if r == 10 else f"h3_{r}" for r in CELL_RES)
     with (
         psycopg.connect(url, autocommit=True) as conn,
         conn.cursor().copy(
-            "COPY incidents (category_code, status, reported_at, h3, geom) FROM STDIN"
+            f"COPY incidents (category_code, status, reported_at, {columns}, geom) FROM STDIN"
         ) as copy,
     ):
         copy.write(buf.getvalue())

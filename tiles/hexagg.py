@@ -2,8 +2,10 @@
 
 The cells are those of the zoom's resolution that overlap the tile widened by its buffer;
 their polygons come from the h3 package and go to PostGIS as parameters. A row belongs to
-the cell ``h3_parent(its stored cell, res)``, so every tile shows the same count for a cell,
-whole, however the cell is cut by tile edges.
+the cell that contains its point at that resolution (a line's or polygon's point on
+surface): its stored cell column of that resolution, or, for a layer that stores none, the
+cell polygon its point falls in. So a hexagon's number is the count of the points inside
+it, and every tile shows the same count for a cell, whole, however tile edges cut it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from gis.tilemath import (
     mercator_to_lonlat,
     tile_bounds,
 )
-from layers.analytics.aggregations import parent_sql
+from layers.catalog.registry import Layer
 from tiles.derived import derived_attributes
 from tiles.filters import TileFilters
 from tiles.mvt import ENVELOPE, Statement, geometry_3857, mvt_call, quoted, row_filters, where
@@ -92,14 +94,19 @@ def tile_cover(z: int, x: int, y: int) -> HexCover:
     return HexCover(res, cells, [shapely.to_wkb(p) for p in polygons], bbox)
 
 
+SLACK = 0.01
+"""The share of a cell edge the box of a cover is widened by: H3 edges are arcs, not the
+straight Mercator lines between the vertices (they differ by well under 1 % of an edge)."""
+
+
 def box_with_slack(lonlat: np.ndarray, res: int) -> BBox:
-    """The EPSG:3857 box of the cell vertices, widened by one cell edge: the points of a cell
-    can lie a little outside its polygon (H3 children do not nest exactly in their parent)."""
+    """The EPSG:3857 box of the cell vertices, widened by a hundredth of a cell edge, so it
+    holds every point whose cell is one of the cells."""
     if not len(lonlat):
         return (0.0, 0.0, 0.0, 0.0)
     pts = mercator(lonlat)
     lat = np.radians(np.abs(lonlat[:, 1]).max())
-    slack = h3.average_hexagon_edge_length(res, unit="m") / max(np.cos(lat), 0.05)
+    slack = SLACK * h3.average_hexagon_edge_length(res, unit="m") / max(np.cos(lat), 0.05)
     lo, hi = pts.min(axis=0) - slack, pts.max(axis=0) + slack
     return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
 
@@ -113,7 +120,7 @@ def hex_part(source: Source, z: int, x: int, y: int, filters: TileFilters, st: S
     box = ", ".join(st.param(v) for v in cover.bbox)
     h3col = f"f.{quoted(layer.h3_column or '')}"
     derived = derived_attributes(layer)
-    cols = [f"{parent_sql(h3col, cover.res, layer.h3_resolution)} AS cell"]
+    cols = [f"{cell_sql(layer, cover.res, cells, wkb)} AS cell"]
     cols += [f"{d.sql} AS {quoted('d_' + d.name)}" for d in derived]
     cols += [f'{d.changes_at} AS "n_{d.name}"' for d in derived]
     group = f"f.{quoted(layer.count_by)}::text" if layer.count_by else "NULL::text"
@@ -149,6 +156,21 @@ def hex_part(source: Source, z: int, x: int, y: int, filters: TileFilters, st: S
         f'AS "__geom" FROM agg AS a JOIN unnest({cells}::bigint[], {wkb}::bytea[]) '
         f"AS c(cell, wkb) USING (cell){by_join}) AS t) AS mvt, "
         f"(SELECT min(next) FROM agg) AS next"
+    )
+
+
+def cell_sql(layer: Layer, res: int, cells: str, wkb: str) -> str:
+    """SQL for the res-``res`` cell of a row of ``f``: its stored column of that resolution,
+    or else the cover cell (``cells``/``wkb`` parameters) whose polygon holds its point."""
+    column = layer.cell_columns.get(res)
+    if column:
+        return f"f.{quoted(column)}"
+    point = geometry_3857(layer)
+    if not layer.is_point:
+        point = f"ST_PointOnSurface({point})"
+    return (
+        f"(SELECT c.cell FROM unnest({cells}::bigint[], {wkb}::bytea[]) AS c(cell, wkb)"
+        f" WHERE ST_Intersects(ST_GeomFromWKB(c.wkb, 3857), {point}) LIMIT 1)"
     )
 
 

@@ -20,7 +20,7 @@ from etl.demo.city import DAY_S, END_S, M_PER_DEG_LAT, M_PER_DEG_LON, ORIGIN, on
 from etl.demo.grid import Grid
 from etl.demo.streets import Streets, along_streets, block_centres, street_points
 from gis.errors import BadRequest
-from gis.hexgrid import latlng_cells
+from gis.hexgrid import latlng_cells, level_cells
 
 
 @dataclass(frozen=True)
@@ -230,6 +230,7 @@ def build_assets(
         "updated_at": timestamp_texts(END_S - rng.integers(30 * DAY_S, 720 * DAY_S, n)),
         "updated_by": ["demo"] * n,
         "h3": cells,
+        **level_cells(shapely.get_x(rep), shapely.get_y(rep)),
         "geom": ewkb_hex(geoms),
     }
     return Assets(rows, kind, code, shapely.get_x(rep), shapely.get_y(rep))

@@ -36,7 +36,7 @@ from etl.demo.workflow import (
     lifecycles,
     transition_steps,
 )
-from gis.hexgrid import latlng_cells
+from gis.hexgrid import latlng_cells, level_cells
 from layers.incidents.working_time import default_calendar
 
 INCIDENT_COUNT = 65_000
@@ -255,6 +255,7 @@ def build_incidents(
         "department_id": department,
         "district_id": district_ids[district],
         "h3": cells,
+        **level_cells(lon, lat),
         "reported_at": timestamp_texts(reported_at),
         "registered_at": timestamp_texts(registered),
         "dispatched_at": timestamp_texts(summary["dispatched_at"]),

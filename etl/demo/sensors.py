@@ -21,7 +21,7 @@ from etl.copytext.fields import json_texts, timestamp_texts
 from etl.demo.assets import Assets
 from etl.demo.city import CITY_TZ
 from etl.demo.streets import Streets, street_points
-from gis.hexgrid import latlng_cells
+from gis.hexgrid import latlng_cells, level_cells
 
 SENSOR_COUNT = 500
 READINGS_START = datetime(2026, 10, 1, tzinfo=CITY_TZ)
@@ -232,6 +232,7 @@ def build_sensors(
         "thresholds": json_texts(sensors["thresholds"]),
         "latest": json_texts(sensors["latest"]),
         "h3": latlng_cells(lon, lat),
+        **level_cells(lon, lat),
         "geom": ewkb_hex_points(lon, lat),
     }
     readings["sensor_id"] = np.concatenate(readings["sensor_id"])

@@ -23,7 +23,6 @@ from etl.imports.report import Problem
 from etl.imports.source_table import SourceTable
 from etl.imports.target_table import TargetTable
 from gis.errors import BadRequest
-from gis.hexgrid import DEFAULT_RES
 
 
 def typed_columns(
@@ -126,7 +125,7 @@ def build_rows(
     target: TargetTable,
     actor: str,
 ) -> RowsToWrite:
-    """The COPY rows: typed columns, extra properties, actor, H3 cell, geometry."""
+    """The COPY rows: typed columns, extra properties, actor, H3 cells, geometry."""
     layer = target.layer
     names = list(columns)
     makers: list[FieldMaker] = [columns[c].texts_of for c in names]
@@ -142,9 +141,9 @@ def build_rows(
         names.append("updated_by")
         makers.append(lambda a, b: escape_texts([actor]) * (b - a))
     lon, lat = geometry.lon, geometry.lat
-    if layer.h3_column:
-        names.append(layer.h3_column)
-        makers.append(lambda a, b: h3_texts(lon[a:b], lat[a:b], DEFAULT_RES))
+    for res, column in layer.cell_columns.items():
+        names.append(column)
+        makers.append(lambda a, b, res=res: h3_texts(lon[a:b], lat[a:b], res))
     names.append(layer.geometry_column)
     if geometry.is_points:
         makers.append(lambda a, b: ewkb_hex_points(lon[a:b], lat[a:b]))

@@ -51,7 +51,7 @@ class TargetTable:
         names = {
             layer.geometry_column,
             layer.geometry_3857_column,
-            layer.h3_column,
+            *layer.cell_columns.values(),
             layer.version_column,
             layer.extra_properties_column,
         }

@@ -1,9 +1,12 @@
-"""SQL roll-ups of point layers onto H3 cells: counts, densities, time series, period
+"""SQL roll-ups of layers onto H3 cells: counts, densities, time series, period
 comparisons, the study area of the grid, the points themselves and sensor readings.
 
-Point layers store their cell (the layer's h3_resolution, 10 by default) in a ``bigint``
-column; coarser cells come from ``h3_parent``'s bit arithmetic in SQL. Everything runs on
-the asyncpg connection under a SQLAlchemy one.
+A row counts in the cell that contains its point at the resolution asked (as
+``h3.latlng_to_cell`` says; a line or polygon by its point on surface). Layers store that
+cell for every resolution they list (``Layer.cell_columns``: ``h3`` at res 10, ``h3_5`` …
+``h3_11``), computed on write; at a resolution with no column the cells are computed here
+from the points. Cells are never rolled up from finer ones: H3 children do not tile their
+parent. Everything runs on the asyncpg connection under a SQLAlchemy one.
 """
 
 from __future__ import annotations
@@ -35,14 +38,22 @@ BBox = tuple[float, float, float, float]
 
 
 def analysis_layer(layer_id: str) -> Layer:
-    """The catalog layer ``layer_id`` if it is a point layer with an H3 column."""
+    """The catalog layer ``layer_id`` if its rows carry an H3 cell (points, or lines and
+    polygons counted by their point on surface)."""
     layer = load_catalog().get(layer_id)
-    if not (layer.is_point and layer.h3_column):
+    if not layer.h3_column:
         raise BadRequest(
-            f"layer {layer_id!r} cannot be analysed: only point layers with an H3 column can",
+            f"layer {layer_id!r} cannot be analysed: only layers with an H3 column can",
             code="layer_not_aggregatable",
         )
     return layer
+
+
+def point_sql(layer: Layer) -> str:
+    """SQL for the point a row counts at: the point itself, or a line's or polygon's point
+    on surface."""
+    geom = layer.geometry_column
+    return geom if layer.is_point else f"ST_PointOnSurface({geom})"
 
 
 def check_res(res: int) -> int:
@@ -102,10 +113,10 @@ class Filters:
                 code="unknown_property",
             )
 
-    def where(self, params: SqlParams) -> str:
-        """The SQL condition (never empty) selecting the rows."""
-        h3col = self.layer.h3_column
-        parts = [f"{h3col} IS NOT NULL"]
+    def where(self, params: SqlParams, cell_column: str | None = None) -> str:
+        """The SQL condition (never empty) selecting the rows that have a cell (in
+        ``cell_column``, the layer's ``h3_column`` by default)."""
+        parts = [f"{cell_column or self.layer.h3_column} IS NOT NULL"]
         if self.start:
             parts.append(f"{self.layer.time_column} >= {params.add(self.start)}")
         if self.end:
@@ -142,35 +153,21 @@ async def check_categories_exist(conn: AsyncConnection, categories: list[str]) -
         raise NotFound(f"no incident category {missing}", code="unknown_category")
 
 
-def parent_sql(column: str, res: int, stored: int) -> str:
-    """SQL for the res-``res`` parent of a cell column that stores res-``stored`` cells.
-
-    This is ``h3_parent(column, res)`` with ``res`` folded into two constants: h3_parent is
-    STRICT around a CASE, so PostgreSQL cannot inline it and would call it once per row
-    (about five times slower on a million rows).
-    """
-    if res == stored:
-        return column
-    keep = ~(15 << 52)
-    fill = (int(res) << 52) | ((1 << (3 * (15 - int(res)))) - 1)
-    return f"(({column} & ({keep})::bigint) | ({fill})::bigint)"
-
-
 async def cell_counts(
     conn: AsyncConnection, filters: Filters, res: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(cells, counts) of the filtered rows per cell at ``res``, cells as int64, sorted."""
+    """(cells, counts) of the filtered rows per cell at ``res`` (the cell containing each
+    row's point), cells as int64, sorted."""
     check_res(res)
-    stored = filters.layer.h3_resolution
-    if res > stored:
+    cell = filters.layer.cell_columns.get(res)
+    if cell is None:
         lon, lat = await point_coordinates(conn, filters)
         cells, counts = np.unique(latlng_cells(lon, lat, res), return_counts=True)
         return cells.astype(np.int64), counts.astype(np.int64)
     params = SqlParams()
-    cell = parent_sql(filters.layer.h3_column or "h3", res, stored)
     sql = (
         f"SELECT {cell} AS cell, count(*) AS n FROM {filters.layer.table}"
-        f" WHERE {filters.where(params)} GROUP BY 1 ORDER BY 1"
+        f" WHERE {filters.where(params, cell)} GROUP BY 1 ORDER BY 1"
     )
     async with raw_connection(conn) as raw:
         rows = await raw.fetch(sql, *params.values)
@@ -189,23 +186,24 @@ def cell_areas_km2(cells: np.ndarray) -> np.ndarray:
 
 
 async def study_area_cells(conn: AsyncConnection, res: int, bbox: BBox | None = None) -> np.ndarray:
-    """The distinct cells at ``res`` that hold the grid's unit cells (within ``bbox``), sorted."""
+    """The cells at ``res`` over the grid (within ``bbox``), sorted: at the grid's resolution
+    and coarser, the cells containing a unit cell's centre; finer, the unit cells' children."""
     check_res(res)
     params = SqlParams()
     where = ""
     if bbox:
         env = ",".join(params.add(float(v)) for v in bbox)
         where = f" WHERE geom && ST_MakeEnvelope({env}, 4326)"
-    sql = f"SELECT DISTINCT {parent_sql('h3', min(res, GRID_RES), GRID_RES)} FROM grid_cells{where}"
+    sql = f"SELECT h3 FROM grid_cells{where}"
     async with raw_connection(conn) as raw:
         rows = await raw.fetch(sql, *params.values)
-    cells = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    units = [r[0] for r in rows]
+    basic = h3.api.basic_int
     if res > GRID_RES:
-        cells = np.fromiter(
-            (child for c in cells.tolist() for child in h3.api.basic_int.cell_to_children(c, res)),
-            dtype=np.int64,
-        )
-    return np.unique(cells)
+        cells = (child for c in units for child in basic.cell_to_children(c, res))
+    else:
+        cells = (basic.latlng_to_cell(*basic.cell_to_latlng(c), res) for c in units)
+    return np.unique(np.fromiter(cells, dtype=np.int64))
 
 
 async def data_extent(conn: AsyncConnection, filters: Filters) -> BBox | None:
@@ -227,7 +225,7 @@ async def point_coordinates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lon and lat of every filtered row, as float64 arrays."""
     params = SqlParams()
-    geom = filters.layer.geometry_column
+    geom = point_sql(filters.layer)
     sql = (
         f"SELECT string_agg(float8send(ST_X({geom})) || float8send(ST_Y({geom})), ''::bytea)"
         f" FROM {filters.layer.table} WHERE {filters.where(params)}"
@@ -236,18 +234,6 @@ async def point_coordinates(
         blob = await raw.fetchval(sql, *params.values)
     xy = np.frombuffer(blob or b"", dtype=">f8").astype(np.float64).reshape(-1, 2)
     return xy[:, 0].copy(), xy[:, 1].copy()
-
-
-def stored_range(cell: int, stored: int) -> tuple[int, int]:
-    """The lowest and highest res-``stored`` cell ids under ``cell`` (or its res-``stored``
-    parent when ``cell`` is finer)."""
-    res = h3.api.basic_int.get_resolution(cell)
-    if res > stored:
-        cell = h3.api.basic_int.cell_to_parent(cell, stored)
-        res = stored
-    free = ((1 << (3 * (stored - res))) - 1) << (3 * (15 - stored))
-    base = (cell & ~(15 << 52)) | (stored << 52)
-    return base & ~free, base | free
 
 
 def interval_step(interval: str) -> timedelta:
@@ -274,7 +260,8 @@ async def time_series(
     tz: str = "UTC",
 ) -> Series:
     """Counts per ``interval`` bucket (in time zone ``tz``) between filters.start and .end,
-    of the rows in ``cell`` (any resolution 5–11) when given."""
+    of the rows in ``cell`` (any resolution 5–11: the rows whose point it contains) when
+    given."""
     if interval not in INTERVALS:
         raise BadRequest(f"interval must be one of {', '.join(INTERVALS)}", code="invalid_interval")
     if not filters.layer.time_column:
@@ -290,11 +277,12 @@ async def time_series(
     params = SqlParams()
     where = filters.where(params)
     if cell is not None:
-        lo, hi = stored_range(cell, filters.layer.h3_resolution)
-        where += f" AND {filters.layer.h3_column} BETWEEN {params.add(lo)} AND {params.add(hi)}"
-        if h3.api.basic_int.get_resolution(cell) > filters.layer.h3_resolution:
+        column = filters.layer.cell_columns.get(h3.api.basic_int.get_resolution(cell))
+        if column:
+            where += f" AND {column} = {params.add(cell)}"
+        else:
             where += (
-                f" AND ST_Intersects({filters.layer.geometry_column},"
+                f" AND ST_Intersects({point_sql(filters.layer)},"
                 f" ST_GeomFromText({params.add(cell_polygon(cell).wkt)}, 4326))"
             )
     unit, zone = params.add(interval), params.add(tz)

@@ -90,6 +90,10 @@ class Layer(BaseModel):
     """Properties that clients see but never write (besides version, updated_* and h3)."""
     h3_resolution: int = Field(10, ge=0, le=15)
     """The resolution of the cell computed on write into ``h3_column``."""
+    h3_levels: list[int] = Field(default_factory=list)
+    """Further resolutions whose cell is computed on write, each into the column
+    ``<h3_column>_<res>``: the cell that contains the point (``h3.latlng_to_cell``), so counts
+    at those resolutions are exact without rolling finer cells up."""
     patterns: dict[str, str] = Field(default_factory=dict)
     """Regular expressions that string properties must match on write."""
     enums: dict[str, list[str]] = Field(default_factory=dict)
@@ -148,6 +152,14 @@ class Layer(BaseModel):
             raise ValueError(
                 f"layer {self.id}: tile_key needs geometry_type Point and geometry_3857_column"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _levels_need_a_cell_column(self) -> Layer:
+        if self.h3_levels and not self.h3_column:
+            raise ValueError(f"layer {self.id}: h3_levels needs h3_column")
+        if any(not 0 <= r <= 15 for r in self.h3_levels):
+            raise ValueError(f"layer {self.id}: h3_levels are resolutions 0–15")
         return self
 
     @model_validator(mode="after")
@@ -252,14 +264,23 @@ class Layer(BaseModel):
         return self.editable and (role == "admin" or role in self.editable_by)
 
     @property
+    def cell_columns(self) -> dict[int, str]:
+        """The stored cell columns by resolution: ``h3_column`` at ``h3_resolution`` and one
+        ``<h3_column>_<res>`` per resolution of ``h3_levels``; empty without ``h3_column``."""
+        if not self.h3_column:
+            return {}
+        levels = {r: f"{self.h3_column}_{r}" for r in self.h3_levels}
+        return levels | {self.h3_resolution: self.h3_column}
+
+    @property
     def managed_columns(self) -> list[str]:
-        """Columns the server sets on write: id, version, updated_*, h3, 3857 copy."""
+        """Columns the server sets on write: id, version, updated_*, the cells, 3857 copy."""
         names = [
             self.id_column,
             self.version_column,
             self.updated_at_column,
             self.updated_by_column,
-            self.h3_column,
+            *self.cell_columns.values(),
             self.geometry_3857_column,
         ]
         return [n for n in names if n]

@@ -51,6 +51,18 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSONB}
 
 
+class CellLevels:
+    """The cell containing the row's point at resolutions 5–9 and 11 (``h3`` holds res 10),
+    computed on write (migration 0015)."""
+
+    h3_5: Mapped[int | None] = mapped_column(BigInteger)
+    h3_6: Mapped[int | None] = mapped_column(BigInteger)
+    h3_7: Mapped[int | None] = mapped_column(BigInteger)
+    h3_8: Mapped[int | None] = mapped_column(BigInteger)
+    h3_9: Mapped[int | None] = mapped_column(BigInteger)
+    h3_11: Mapped[int | None] = mapped_column(BigInteger)
+
+
 class Department(Base):
     """A municipal department that owns assets or handles incident categories."""
 
@@ -86,7 +98,7 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, server_default="true")
 
 
-class Asset(Base):
+class Asset(CellLevels, Base):
     """A municipal component (部件): 16-character code, class, state, owner, location."""
 
     __tablename__ = "assets"
@@ -124,7 +136,7 @@ class IncidentCategory(Base):
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
 
 
-class Incident(Base):
+class Incident(CellLevels, Base):
     """A reported case and where it stands in the workflow."""
 
     __tablename__ = "incidents"
@@ -199,7 +211,7 @@ class GridAssignment(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
 
-class Sensor(Base):
+class Sensor(CellLevels, Base):
     """A sensor: what it measures, where, its thresholds and latest values."""
 
     __tablename__ = "sensors"

@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import h3
 import shapely
 from shapely.geometry.base import BaseGeometry
 
 from gis.crs import CRS, CRS84, to_xy, transform_to_xy
 from gis.errors import BadRequest, Unprocessable
+from gis.hexgrid import point_cells
 from gis.validation import Repair, check_range, check_type, check_valid, parse_geometry
 from layers.catalog.changes import BBox
 from layers.catalog.registry import Layer
@@ -23,11 +23,11 @@ from layers.features.rules import check_properties
 @dataclass(frozen=True)
 class PreparedWrite:
     """A checked write: the stored geometry (WKB in the layer's SRID; None keeps the stored
-    one), its lon/lat bounds, the H3 cell, column values, extras and any repair."""
+    one), its lon/lat bounds, its H3 cells (by column), column values, extras and any repair."""
 
     wkb: bytes | None
     bounds: BBox | None
-    cell: int | None
+    cells: dict[str, int]
     columns: dict[str, Any]
     extras: dict[str, Any]
     repaired: Repair | None
@@ -50,11 +50,15 @@ def _geometry(
     return stored, lonlat, repaired
 
 
-def _cell(layer: Layer, lonlat: BaseGeometry) -> int | None:
-    if not layer.h3_column:
-        return None
+def _cells(layer: Layer, lonlat: BaseGeometry) -> dict[str, int]:
+    """The cell of every stored resolution (column: cell) containing the point, or a line's
+    or polygon's point on surface."""
+    columns = layer.cell_columns
+    if not columns:
+        return {}
     point = lonlat if lonlat.geom_type == "Point" else lonlat.representative_point()
-    return h3.str_to_int(h3.latlng_to_cell(point.y, point.x, layer.h3_resolution))
+    cells = point_cells(point.x, point.y, columns)
+    return {columns[r]: cell for r, cell in cells.items()}
 
 
 def prepare_write(
@@ -72,14 +76,14 @@ def prepare_write(
         )
     checked = check_properties(layer, body.get("properties"))
     if keep_geometry:
-        return PreparedWrite(None, None, None, checked.columns, checked.extras, None)
+        return PreparedWrite(None, None, {}, checked.columns, checked.extras, None)
     if body.get("geometry") is None:
         raise Unprocessable("a feature of this layer needs a geometry", code="invalid_geometry")
     stored, lonlat, repaired = _geometry(layer, body["geometry"], content_crs, repair)
     return PreparedWrite(
         shapely.to_wkb(stored),
         tuple(lonlat.bounds),
-        _cell(layer, lonlat),
+        _cells(layer, lonlat),
         checked.columns,
         checked.extras,
         repaired,

@@ -245,8 +245,8 @@ def _assignments(
         values[layer.geometry_column] = (
             f"ST_GeomFromWKB({params.add(prep.wkb, 'bytea')}, {int(layer.srid)})"
         )
-        if layer.h3_column:
-            values[layer.h3_column] = params.add(prep.cell, "bigint")
+        for column, cell in prep.cells.items():
+            values[column] = params.add(cell, "bigint")
     if layer.updated_at_column:
         values[layer.updated_at_column] = "now()"
     if layer.updated_by_column:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.crs import parse_crs, to_xy, transformer
 from gis.errors import BadRequest, Forbidden, NotFound, Unprocessable
-from gis.hexgrid import parse_cell, to_hex
+from gis.hexgrid import level_columns, parse_cell, point_cells, to_hex
 from layers.catalog.changes import publish_change
 from layers.db.engine import raw_connection
 from layers.db.scope import UNLIMITED, Scope
@@ -363,14 +363,16 @@ def source_of(actor: Actor, data: ReportInput) -> str:
     return "public" if actor.role == "anonymous" else actor.role
 
 
+LEVELS = level_columns()
+"""The cell columns besides ``h3`` (the grid cell): the point's cell at each resolution."""
 INSERT = f"""
 INSERT INTO incidents AS i (category_code, status, description, source, reporter, asset_code,
     sensor_id, photos, inspector_id, department_id, district_id, h3, reported_at, deadline,
-    updated_at, geom)
+    updated_at, geom, {", ".join(LEVELS.values())})
 VALUES (:category, :status, :description, :source, :reporter, :asset, :sensor,
     CAST(:photos AS jsonb), :inspector, :department,
     (SELECT id FROM districts WHERE code = :district), :cell, :at, :deadline, :at,
-    ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+    ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), {", ".join(":" + c for c in LEVELS.values())})
 RETURNING {COLUMNS}
 """
 
@@ -409,6 +411,7 @@ async def report_incident(
         "lon": lon,
         "lat": lat,
     }
+    params |= {LEVELS[r]: c for r, c in point_cells(lon, lat, LEVELS).items()}
     row = (await conn.execute(text(INSERT), params)).one()
     incident = incident_from_row(row, duplicates)
     await record_transition(conn, incident, wf.REPORT, None, actor, data.description, at=at)

@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import h3
 import orjson
 from pydantic import (
     BaseModel,
@@ -27,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.errors import Conflict, NotFound, Unprocessable
-from gis.hexgrid import DEFAULT_RES, to_hex
+from gis.hexgrid import DEFAULT_RES, level_columns, point_cells, to_hex
 from layers.catalog.changes import publish_change
 
 LAYER = "sensors"
@@ -185,8 +184,16 @@ def sensor_dict(row: Any) -> dict[str, Any]:
     }
 
 
-def _cell(lon: float, lat: float) -> int:
-    return h3.str_to_int(h3.latlng_to_cell(lat, lon, DEFAULT_RES))
+CELLS = {DEFAULT_RES: "h3"} | level_columns()
+"""The sensor's cell columns by resolution: the cell containing its point at each."""
+CELL_NAMES = ", ".join(CELLS.values())
+CELL_VALUES = ", ".join(f":{c}" for c in CELLS.values())
+CELL_SETS = ", ".join(f"{c} = :{c}" for c in CELLS.values())
+
+
+def _cells(lon: float, lat: float) -> dict[str, int]:
+    """The sensor's cells, as parameters named by their columns."""
+    return {CELLS[r]: c for r, c in point_cells(lon, lat, CELLS).items()}
 
 
 def _bbox(lon: float, lat: float) -> tuple[float, float, float, float]:
@@ -211,7 +218,7 @@ def _write_params(sensor: SensorIn) -> dict[str, Any]:
         "thresholds": orjson.dumps(sensor.model_dump()["thresholds"]).decode(),
         "lon": sensor.lon,
         "lat": sensor.lat,
-        "h3": _cell(sensor.lon, sensor.lat),
+        **_cells(sensor.lon, sensor.lat),
     }
 
 
@@ -221,9 +228,10 @@ async def create_sensor(conn: AsyncConnection, data: dict[str, Any]) -> dict[str
     await _check_asset(conn, sensor.asset_code)
     new_id = await conn.scalar(
         text(
-            "INSERT INTO sensors (code, kind, name, asset_code, measures, thresholds, h3, geom) "
-            "VALUES (:code, :kind, :name, :asset, CAST(:measures AS jsonb), "
-            "CAST(:thresholds AS jsonb), :h3, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) "
+            f"INSERT INTO sensors (code, kind, name, asset_code, measures, thresholds, geom, "
+            f"{CELL_NAMES}) VALUES (:code, :kind, :name, :asset, CAST(:measures AS jsonb), "
+            "CAST(:thresholds AS jsonb), ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), "
+            f"{CELL_VALUES}) "
             "ON CONFLICT (code) DO NOTHING RETURNING id"
         ),
         _write_params(sensor),
@@ -291,7 +299,7 @@ async def update_sensor(
         text(
             "UPDATE sensors SET kind = :kind, name = :name, asset_code = :asset, "
             "measures = CAST(:measures AS jsonb), thresholds = CAST(:thresholds AS jsonb), "
-            "h3 = :h3, geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) WHERE code = :code"
+            f"{CELL_SETS}, geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) WHERE code = :code"
         ),
         _write_params(sensor),
     )

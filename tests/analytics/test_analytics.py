@@ -98,11 +98,8 @@ def api_counts(http: TestClient, headers: dict[str, str], **params: object) -> d
 
 
 def cell_of(lon: float, lat: float, res: int) -> str:
-    """The cell a stored row counts in: the res-10 cell's ancestor (H3 cells do not nest
-    exactly, so this can differ from the cell of the point), or the point's res-11 cell."""
-    if res > 10:
-        return h3.latlng_to_cell(lat, lon, res)
-    return h3.cell_to_parent(h3.latlng_to_cell(lat, lon, 10), res)
+    """The cell a row counts in: the cell that contains its point at ``res``."""
+    return h3.latlng_to_cell(lat, lon, res)
 
 
 def expected_counts(rows: list[tuple[str, datetime, float, float]], res: int) -> Counter:

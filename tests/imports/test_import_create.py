@@ -77,6 +77,7 @@ def test_create_makes_a_typed_indexed_published_layer(url: str, tmp_path: Path) 
         "properties": "jsonb",
         "version": "integer",
         "h3": "bigint",
+        **{f"h3_{r}": "bigint" for r in (5, 6, 7, 8, 9, 11)},
         "geom": "USER-DEFINED",
         "geom_3857": "USER-DEFINED",
     }
