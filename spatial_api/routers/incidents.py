@@ -223,8 +223,9 @@ async def read_case(
     """The case and the actions the caller may take on it now; the ETag is the version a
     transition must name in If-Match. 403 for a case outside the caller's scope."""
     async with engine.connect() as conn:
-        incident = await visible_incident(conn, incident_id, actor_of(principal))
-        actions = await allowed_actions(conn, incident, principal.role)
+        actor = actor_of(principal)
+        incident = await visible_incident(conn, incident_id, actor)
+        actions = await allowed_actions(conn, incident, actor)
     return case_body(
         response, incident, allowed_actions=[{"action": a.name, "label": a.label} for a in actions]
     )
