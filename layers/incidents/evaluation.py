@@ -4,8 +4,8 @@ Every figure is read from the recorded steps (``incident_transitions``) and the 
 SQL statement per period; docs/evaluation.md gives the formula of each. Stage times and the
 registration, dispatch and verification limits count working hours on the working-day
 calendar of the deadlines (``layers.incidents.working_time``): the statement gets the
-calendar as two arrays (working seconds before each day, whether the day works) and the
-daily working periods, so a working-hour clock reading is a lookup, not a loop.
+calendar as a small table of days (working seconds before each day, whether it works) and
+the daily working periods, so a working-hour clock reading is a join, not a loop.
 
 综合指标值 (the score, 0–100) is the weighted mean of the group's figures, each as a share
 where higher is better (返工率 and 延期率 as 1 − rate), over the figures the group has; its
@@ -25,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.errors import BadRequest
+from layers.incidents import workflow as wf
 from layers.incidents.cases import Actor
 from layers.incidents.metrics import rate
 from layers.incidents.scope import visible_sql
@@ -190,9 +191,9 @@ def evaluation_settings() -> EvaluationSettings:
 class ClockTable:
     """A working-hour clock for SQL: ``clock(x)`` = working seconds from ``origin`` to ``x``.
 
-    ``before[d]`` holds the working seconds of the days before day ``d`` (0-based from
-    ``origin``), ``works[d]`` whether day ``d`` works; moments outside [origin, end) are
-    clamped to it."""
+    The statement gets, per local day from ``origin`` on, the working seconds of the days
+    before it and whether it works, as two arrays indexed by the day; ``origin`` and ``end``
+    are local (naive) times, and moments outside [origin, end] are clamped to it."""
 
     origin: datetime
     end: datetime
@@ -202,7 +203,7 @@ class ClockTable:
     tz: str
 
     def params(self) -> dict[str, Any]:
-        """The statement parameters the clock expression reads."""
+        """The statement parameters the clock expressions read."""
         return {
             "clock_origin": self.origin,
             "clock_end": self.end,
@@ -212,15 +213,19 @@ class ClockTable:
             "tz": self.tz,
         }
 
-    def sql(self, column: str) -> str:
-        """SQL for the working seconds from ``origin`` to the moment ``column``."""
-        local = f"(least(greatest({column}, :clock_origin), :clock_end) AT TIME ZONE :tz)"
+    def local(self, column: str) -> str:
+        """SQL for the moment ``column`` as a local timestamp, clamped to [origin, end]."""
+        return f"least(greatest({column} AT TIME ZONE :tz, :clock_origin), :clock_end)"
+
+    def sql(self, local: str) -> str:
+        """SQL for the working seconds from ``origin`` to the local timestamp ``local``: the
+        working seconds before its day, plus those of its day up to its time."""
         day = f"({local}::date - CAST(:clock_day0 AS date) + 1)"
-        second = f"extract(epoch FROM {local}::time)"
+        second = f"date_part('epoch', {local}::time)"
         within = " + ".join(f"greatest(0, least({second}, {e}) - {b})" for b, e in self.periods)
         return (
-            f"CASE WHEN {column} IS NOT NULL THEN (CAST(:clock_before AS float8[]))[{day}]"
-            f" + CASE WHEN (CAST(:clock_works AS boolean[]))[{day}] THEN {within} ELSE 0 END END"
+            f"((CAST(:clock_before AS float8[]))[{day}]"
+            f" + CASE WHEN (CAST(:clock_works AS boolean[]))[{day}] THEN {within} ELSE 0 END)"
         )
 
 
@@ -232,6 +237,8 @@ def clock_table(calendar: WorkCalendar, first: datetime, last: datetime) -> Cloc
     )
     daily = sum(e - b for b, e in periods)
     day, stop = local_day(first), local_day(last) + timedelta(days=2)
+    origin = datetime.combine(day, datetime.min.time())
+    end = datetime.combine(stop, datetime.min.time())
     before: list[float] = []
     works: list[bool] = []
     total = 0.0
@@ -241,39 +248,41 @@ def clock_table(calendar: WorkCalendar, first: datetime, last: datetime) -> Cloc
         works.append(working)
         total += daily if working else 0
         day += timedelta(days=1)
-    origin = datetime.combine(local_day(first), datetime.min.time(), calendar.tz)
-    end = datetime.combine(stop, datetime.min.time(), calendar.tz)
     return ClockTable(origin, end, before, works, periods, working_time_settings().timezone)
 
 
 SQL = """
 WITH touched AS (
-    SELECT DISTINCT incident_id FROM incident_transitions WHERE at >= :f AND at < :t
+    SELECT DISTINCT incident_id FROM incident_transitions
+    WHERE action = ANY(:actions) AND at >= :f AND at < :t
 ), trail AS (
-    SELECT t.id, t.incident_id, t.action, t.from_status, t.at, t.details,
-        lag(t.at) OVER w AS prev_at,
-        max(t.at) FILTER (WHERE t.action IN ('dispatch', 'redispatch', 'rework')) OVER w
-            AS assigned_at,
+    SELECT t.incident_id, t.action, t.from_status, t.at, t.details, t.local_at,
+        lag(t.local_at) OVER w AS prev_local,
+        max(t.local_at) FILTER (WHERE t.action IN ('dispatch', 'redispatch', 'rework')) OVER w
+            AS assigned_local,
         min(t.at) FILTER (WHERE t.action = 'hand_back') OVER later AS next_hand_back,
         min(t.at) FILTER (WHERE t.action IN ('dispatch', 'redispatch')) OVER later
-            AS next_assignment
-    FROM incident_transitions t JOIN touched USING (incident_id)
-    WINDOW w AS (PARTITION BY t.incident_id ORDER BY t.at, t.id),
-        later AS (PARTITION BY t.incident_id ORDER BY t.at, t.id
-                  ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+            AS next_assignment,
+        bool_or(t.action = 'resolve' AND t.at >= :f AND t.at < :t) OVER whole AS case_resolved
+    FROM (SELECT t.*, {local_at} AS local_at
+          FROM incident_transitions t JOIN touched USING (incident_id)) t
+    WINDOW whole AS (PARTITION BY t.incident_id),
+        w AS (whole ORDER BY t.at, t.id),
+        later AS (whole ORDER BY t.at, t.id ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
 ), steps AS (
     SELECT CASE WHEN tr.action IN ('dispatch', 'redispatch') THEN {step_key} ELSE {key} END
             AS key,
-        tr.incident_id, tr.action, tr.from_status,
-        bool_or(tr.action = 'resolve') OVER (PARTITION BY tr.incident_id) AS case_resolved,
+        tr.incident_id, tr.action, tr.from_status, tr.case_resolved,
         (tr.action IN ('dispatch', 'redispatch') AND tr.next_hand_back < :t
          AND (tr.next_assignment IS NULL OR tr.next_hand_back < tr.next_assignment))
             AS handed_back,
-        ({clock_at} - {clock_prev}) / 3600.0 AS step_hours,
-        ({clock_at} - {clock_assigned}) / 3600.0 AS handling_hours,
-        extract(epoch FROM tr.at - i.reported_at) / 3600.0 AS total_hours
+        CASE WHEN tr.action IN ('register', 'dispatch', 'verify', 'rework', 'close')
+            THEN ({clock_at} - {clock_prev}) / 3600 END AS step_hours,
+        CASE WHEN tr.action = 'resolve'
+            THEN ({clock_at} - {clock_assigned}) / 3600 END AS handling_hours,
+        date_part('epoch', tr.at - i.reported_at) / 3600 AS total_hours
     FROM trail tr JOIN incidents i ON i.id = tr.incident_id
-    WHERE tr.at >= :f AND tr.at < :t AND {visible}
+    WHERE tr.at >= :f AND tr.at < :t AND tr.action IN {counted} AND {visible}
 ), cases AS (
     SELECT {key} AS key,
         (i.registered_at IS NOT NULL AND i.status NOT IN ('cancelled', 'parked')
@@ -328,6 +337,10 @@ WITH touched AS (
 SELECT m.*, l.name AS label FROM m LEFT JOIN {names} l ON l.id = m.key AND NOT m.is_total
 ORDER BY m.is_total, m.key
 """
+COUNTED = (
+    "('register', 'dispatch', 'redispatch', 'resolve', 'verify', 'rework', 'close', 'self_close')"
+)
+"""The actions whose steps a figure or stage counts."""
 STAGE_SQL = {
     "registration": ("step_hours", "action = 'register'"),
     "dispatch": ("step_hours", "action = 'dispatch'"),
@@ -492,15 +505,24 @@ async def evaluate(
         step_key=DISPATCHED_TO if group_by == "department" else key,
         names=names,
         visible=visible,
-        clock_at=clock.sql("tr.at"),
-        clock_prev=clock.sql("tr.prev_at"),
-        clock_assigned=clock.sql("tr.assigned_at"),
+        local_at=clock.local("t.at"),
+        clock_at=clock.sql("tr.local_at"),
+        clock_prev=clock.sql("tr.prev_local"),
+        clock_assigned=clock.sql("tr.assigned_local"),
+        counted=COUNTED,
         stages=stages_sql(),
     )
     rows = (
         await conn.execute(
             text(sql),
-            {**params, **clock.params(), **settings.limits(), "f": start, "t": end},
+            {
+                **params,
+                **clock.params(),
+                **settings.limits(),
+                "actions": [wf.REPORT, *wf.ACTIONS],
+                "f": start,
+                "t": end,
+            },
         )
     ).all()
     weights, grades = settings.weights(group_by), parse_grades(settings.evaluation_grades)
