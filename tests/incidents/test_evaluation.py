@@ -17,12 +17,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
+import orjson
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from layers.db.engine import create_async_engine
 from layers.db.keys import create_key
 from layers.db.scope import Scope
+from layers.db.settings import storage_settings
 from layers.incidents.cases import Actor, ReportInput, report_incident
 from layers.incidents.evaluation import EvaluationSettings, evaluate
 from layers.incidents.transitions import TransitionInput, transition_incident
@@ -539,3 +542,31 @@ def test_weights_and_grades_are_settings(city: City, june: dict[str, int]) -> No
         EvaluationSettings(evaluation_weights_department="speed=3")
     with pytest.raises(ValueError):
         EvaluationSettings(evaluation_grades="50=gold,60=grey,0=red")
+
+
+def test_the_command_line_prints_the_same(city: City, june: dict[str, int]) -> None:
+    from spatial_api.cli import app
+    from spatial_api.cli.common import console
+
+    args = ["incidents", "evaluation", "--from", JUNE[0].isoformat(), "--to", JUNE[1].isoformat()]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CITYHEX_DATABASE_URL", city.url)
+        mp.setattr(console, "width", 240)  # the table is wide: not the runner's 80 columns
+        storage_settings.cache_clear()
+        try:
+            runner = CliRunner()
+            as_json = runner.invoke(app, [*args, "--group-by", "district", "--json"])
+            table = runner.invoke(app, [*args, "--compare", "yoy"])
+            bad = runner.invoke(app, [*args, "--group-by", "cell"])
+        finally:
+            storage_settings.cache_clear()
+    assert as_json.exit_code == 0, as_json.output
+    body = orjson.loads(as_json.stdout)
+    assert body == evaluation(city, city.key("admin"), **june_params(group_by="district"))
+    assert table.exit_code == 0, table.output
+    assert "按期处置" in table.output and "Δ score" in table.output
+    hw = city.department_id("hw")
+    score = evaluation(city, city.key("admin"), **june_params())["groups"]
+    shown = next(g for g in score if g["key"] == hw)
+    assert f"{shown['score']:.1f}" in table.output
+    assert bad.exit_code == 1 and "invalid_group_by" in bad.output
