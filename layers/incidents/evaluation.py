@@ -25,7 +25,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.errors import BadRequest
-from layers.incidents import workflow as wf
 from layers.incidents.cases import Actor
 from layers.incidents.metrics import rate
 from layers.incidents.scope import visible_sql
@@ -254,12 +253,22 @@ def clock_table(calendar: WorkCalendar, first: datetime, last: datetime) -> Cloc
 SQL = """
 WITH touched AS (
     SELECT DISTINCT incident_id FROM incident_transitions
-    WHERE action = ANY(:actions) AND at >= :f AND at < :t
+    WHERE action IN {counted} AND at >= :f AND at < :t
 ), trail AS (
     SELECT t.incident_id, t.action, t.from_status, t.at, t.details, t.local_at,
-        lag(t.local_at) OVER w AS prev_local,
-        max(t.local_at) FILTER (WHERE t.action IN ('dispatch', 'redispatch', 'rework')) OVER w
-            AS assigned_local,
+        CASE
+            WHEN t.action = 'register'
+                THEN max(t.local_at) FILTER (WHERE t.action = 'report') OVER w
+            WHEN t.action = 'dispatch'
+                THEN max(t.local_at) FILTER (WHERE t.action IN ('register', 'hand_back')) OVER w
+            WHEN t.action = 'resolve'
+                THEN max(t.local_at) FILTER (
+                    WHERE t.action IN ('dispatch', 'redispatch', 'rework')) OVER w
+            WHEN t.action IN ('verify', 'rework')
+                THEN max(t.local_at) FILTER (WHERE t.action = 'resolve') OVER w
+            WHEN t.action = 'close'
+                THEN max(t.local_at) FILTER (WHERE t.action = 'verify') OVER w
+        END AS start_local,
         min(t.at) FILTER (WHERE t.action = 'hand_back') OVER later AS next_hand_back,
         min(t.at) FILTER (WHERE t.action IN ('dispatch', 'redispatch')) OVER later
             AS next_assignment,
@@ -276,10 +285,7 @@ WITH touched AS (
         (tr.action IN ('dispatch', 'redispatch') AND tr.next_hand_back < :t
          AND (tr.next_assignment IS NULL OR tr.next_hand_back < tr.next_assignment))
             AS handed_back,
-        CASE WHEN tr.action IN ('register', 'dispatch', 'verify', 'rework', 'close')
-            THEN ({clock_at} - {clock_prev}) / 3600 END AS step_hours,
-        CASE WHEN tr.action = 'resolve'
-            THEN ({clock_at} - {clock_assigned}) / 3600 END AS handling_hours,
+        ({clock_at} - {clock_start}) / 3600 AS step_hours,
         date_part('epoch', tr.at - i.reported_at) / 3600 AS total_hours
     FROM trail tr JOIN incidents i ON i.id = tr.incident_id
     WHERE tr.at >= :f AND tr.at < :t AND tr.action IN {counted} AND {visible}
@@ -297,12 +303,12 @@ WITH touched AS (
                          OR (i.reported_at >= :f AND i.reported_at < :t))
 ), facts AS (
     SELECT key, action, from_status, incident_id, case_resolved, handed_back, step_hours,
-        handling_hours, total_hours, false AS due, NULL::text AS status,
+        total_hours, false AS due, NULL::text AS status,
         NULL::timestamptz AS deadline, NULL::timestamptz AS resolved_at,
         NULL::timestamptz AS closed_at, false AS inspector_report, false AS was_extended
     FROM steps
     UNION ALL
-    SELECT key, NULL, NULL, NULL, false, false, NULL, NULL, NULL, due, status, deadline,
+    SELECT key, NULL, NULL, NULL, false, false, NULL, NULL, due, status, deadline,
         resolved_at, closed_at, inspector_report, was_extended
     FROM cases
 ), m AS (
@@ -344,7 +350,7 @@ COUNTED = (
 STAGE_SQL = {
     "registration": ("step_hours", "action = 'register'"),
     "dispatch": ("step_hours", "action = 'dispatch'"),
-    "handling": ("handling_hours", "action = 'resolve'"),
+    "handling": ("step_hours", "action = 'resolve'"),
     "verification": ("step_hours", "action IN ('verify', 'rework')"),
     "closing": ("step_hours", "action = 'close'"),
     "total": ("total_hours", "action IN ('close', 'self_close')"),
@@ -507,8 +513,7 @@ async def evaluate(
         visible=visible,
         local_at=clock.local("t.at"),
         clock_at=clock.sql("tr.local_at"),
-        clock_prev=clock.sql("tr.prev_local"),
-        clock_assigned=clock.sql("tr.assigned_local"),
+        clock_start=clock.sql("tr.start_local"),
         counted=COUNTED,
         stages=stages_sql(),
     )
@@ -519,7 +524,6 @@ async def evaluate(
                 **params,
                 **clock.params(),
                 **settings.limits(),
-                "actions": [wf.REPORT, *wf.ACTIONS],
                 "f": start,
                 "t": end,
             },

@@ -257,7 +257,9 @@ def expected(
             key = case["key"]
             if group_by == "department" and action in ("dispatch", "redispatch"):
                 key = details["department_id"]
-            elapsed = work_hours(city, trail[n - 1][2], at) if n else 0.0
+            begins = STARTED_BY.get(action)
+            starts = [s[2] for s in trail[:n] if begins and s[0] in begins]
+            elapsed = work_hours(city, starts[-1], at) if starts else None
             if action == "register":
                 add(key, "registered")
                 add(key, "registered_on_time", elapsed <= LIMITS["register"])
@@ -274,8 +276,7 @@ def expected(
                     add(key, "handed_back")
             if action == "resolve":
                 add(key, "resolved", case_id)
-                assigned = [s[2] for s in trail[:n] if s[0] in ("dispatch", "redispatch", "rework")]
-                add(key, "hours:handling", work_hours(city, assigned[-1], at))
+                add(key, "hours:handling", elapsed)
             if action in ("verify", "rework"):
                 add(key, "checks")
                 add(key, "checked_on_time", elapsed <= LIMITS["verify"])
@@ -336,6 +337,15 @@ def expected(
     return out
 
 
+STARTED_BY = {
+    "register": ("report",),
+    "dispatch": ("register", "hand_back"),
+    "resolve": ("dispatch", "redispatch", "rework"),
+    "verify": ("resolve",),
+    "rework": ("resolve",),
+    "close": ("verify",),
+}
+"""The docs' stage rule: a step ends the stage begun by the last of these steps before it."""
 COUNT_NAMES = (
     "registered", "registered_on_time", "dispatches", "dispatched_on_time", "assignments",
     "handed_back", "due", "handled_on_time", "closed", "closed_on_time", "extended", "checks",
