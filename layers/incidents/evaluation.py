@@ -4,8 +4,8 @@ Every figure is read from the recorded steps (``incident_transitions``) and the 
 SQL statement per period; docs/evaluation.md gives the formula of each. Stage times and the
 registration, dispatch and verification limits count working hours on the working-day
 calendar of the deadlines (``layers.incidents.working_time``): the statement gets the
-calendar as a small table of days (working seconds before each day, whether it works) and
-the daily working periods, so a working-hour clock reading is a join, not a loop.
+calendar as two arrays indexed by day (working seconds before each day, whether it works)
+and the daily working periods, so a working-hour clock reading is a lookup, not a loop.
 
 综合指标值 (the score, 0–100) is the weighted mean of the group's figures, each as a share
 where higher is better (返工率 and 延期率 as 1 − rate), over the figures the group has; its
@@ -14,6 +14,7 @@ grade is the colour band whose lower bound it reaches. Weights, bands and limits
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -118,7 +119,7 @@ def parse_grades(value: str) -> tuple[tuple[float, str], ...]:
             lower = float(bound)
         except ValueError:
             raise ValueError(f"{part!r} is not lower_bound=colour") from None
-        if not colour or (bands and lower >= bands[-1][0]):
+        if not math.isfinite(lower) or not colour or (bands and lower >= bands[-1][0]):
             raise ValueError(f"{part!r}: bands need a colour and go from the highest bound down")
         bands.append((lower, colour))
     if not bands or bands[-1][0] != 0:
