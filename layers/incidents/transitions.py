@@ -82,10 +82,18 @@ async def pending_extension(conn: AsyncConnection, incident_id: int) -> dict[str
     return {"id": row[0], "hours": float(row[1])} if row else None
 
 
-async def allowed_actions(conn: AsyncConnection, incident: Incident, role: str) -> list[wf.Action]:
-    """The actions ``role`` may take on the case now (the buttons the app shows)."""
+async def allowed_actions(
+    conn: AsyncConnection, incident: Incident, actor: Actor
+) -> list[wf.Action]:
+    """The actions ``actor`` may take on the case now (the buttons the app shows)."""
     pending = await pending_extension(conn, incident.id) is not None
-    return [wf.ACTIONS[name] for name in wf.actions_for(incident.status, role, pending)]
+    actions = [wf.ACTIONS[name] for name in wf.actions_for(incident.status, actor.role, pending)]
+    return [a for a in actions if not a.reporter_only or is_reporter(incident, actor)]
+
+
+def is_reporter(incident: Incident, actor: Actor) -> bool:
+    """Whether ``actor`` reported the case as an inspector (the name recorded as reporter)."""
+    return incident.source == "inspector" and incident.reporter == actor.name
 
 
 async def check_scope(conn: AsyncConnection, incident: Incident, actor: Actor) -> None:
@@ -233,6 +241,26 @@ async def _rework(
     return Effect({"rework_count": incident.rework_count + 1}, {})
 
 
+async def _self_close(
+    conn: AsyncConnection, incident: Incident, data: TransitionInput, actor: Actor, at: datetime
+) -> Effect:
+    """自行处置: only the inspector who reported the case, with a note, on a case with a photo."""
+    if not is_reporter(incident, actor):
+        raise Forbidden(
+            f"only the inspector who reported incident {incident.id} may close it on the spot",
+            code="not_your_report",
+        )
+    if not (data.note or "").strip():
+        raise BadRequest(
+            "self_close needs a note saying what was done on the spot", code="note_required"
+        )
+    if not incident.photos:
+        raise BadRequest(
+            "self_close needs a photo: report the case with photos first", code="photo_required"
+        )
+    return Effect({"resolved_at": at, "closed_at": at}, {})
+
+
 async def _nothing(
     conn: AsyncConnection, incident: Incident, data: TransitionInput, actor: Actor, at: datetime
 ) -> Effect:
@@ -252,6 +280,7 @@ HANDLERS: dict[str, Handler] = {
     "verify": _nothing,
     "rework": _rework,
     "close": stamp("closed_at"),
+    "self_close": _self_close,
     "cancel": _nothing,
     "park": _nothing,
 }
@@ -306,8 +335,12 @@ async def transition_incident(
     data: TransitionInput,
     actor: Actor,
     if_match: int | None,
+    *,
+    at: datetime | None = None,
 ) -> Incident:
     """Take ``data.action`` on the case at version ``if_match``; the case after the step.
+
+    ``at`` is when the step happened (default now; code replaying a recorded history gives it).
 
     PreconditionRequired (428) without a version, PreconditionFailed (412) when the case has
     moved on, Conflict (409) listing the legal actions when the action does not fit the
@@ -330,7 +363,7 @@ async def transition_incident(
     pending = await pending_extension(conn, incident_id) is not None
     action = wf.check_action(data.action, incident.status, actor.role, pending)
     await check_scope(conn, incident, actor)
-    at = datetime.now(UTC)
+    at = at or datetime.now(UTC)
     effect = await HANDLERS[action.name](conn, incident, data, actor, at)
     if action.withdraws_extension and pending:
         await withdraw_extension(conn, incident_id, actor, at)

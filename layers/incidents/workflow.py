@@ -4,11 +4,14 @@ A case is reported, registered (立案), dispatched (派遣) to a department, ta
 (处置), resolved (处置完成), verified on site (核查) and closed (结案). A failed verification
 sends it back as rework (返工); a department may hand it back as not theirs (回退) and the
 dispatcher dispatches it again; a case can be cancelled (作废) or parked as unsolvable (挂账).
+An inspector who fixes what they report on the spot closes it at once (自行处置): straight from
+reported to closed, only by the reporting inspector, with a note and a photo.
 While a department holds a case it may ask for more time (延期申请), which a dispatcher
 approves or rejects; only one request is pending at a time.
 
 Department staff are keys with the ``editor`` role (see ``DEPARTMENT``); ``admin`` may take
-every action. Everything here is pure data and pure functions: no database.
+every action but the reporter's own (自行处置). Everything here is pure data and pure
+functions: no database.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ class Action:
     """Whether a pending extension request is required (True), forbidden (False) or moot."""
     withdraws_extension: bool = False
     """Whether taking the action withdraws a pending extension request."""
+    reporter_only: bool = False
+    """Whether only the one who reported the case may take it (not even admin)."""
 
     def legal_from(self, status: str, pending_extension: bool) -> bool:
         """Whether the action can be taken on a case in ``status``."""
@@ -67,7 +72,7 @@ class Action:
 
     def allows(self, role: str) -> bool:
         """Whether ``role`` may take the action."""
-        return role == "admin" or role in self.roles
+        return (role == "admin" and not self.reporter_only) or role in self.roles
 
     def next_status(self, status: str) -> str:
         """The status after the action."""
@@ -132,6 +137,7 @@ ACTIONS: dict[str, Action] = {
         _action("verify", "核查通过", {"resolved"}, "verified", "inspector"),
         _action("rework", "返工", {"resolved"}, "dispatched", "inspector"),
         _action("close", "结案", {"verified"}, "closed", "dispatcher"),
+        _action("self_close", "自行处置", {"reported"}, "closed", "inspector", reporter_only=True),
         _action("cancel", "作废", {"reported", "registered"}, "cancelled", "dispatcher"),
         _action(
             "park",

@@ -11,6 +11,7 @@ from spatial_api.cli import (
     demo,
     export,
     importer,
+    incidents,
     ingest,
     keys,
     readings,
@@ -32,6 +33,7 @@ app.command("demo")(demo.demo_command)
 app.add_typer(analytics.app, name="analytics")
 app.add_typer(grid_cli.app, name="grid")
 app.add_typer(audit.app, name="audit")
+app.add_typer(incidents.app, name="incidents")
 
 
 def main() -> None:

@@ -23,6 +23,8 @@ from layers.incidents.cases import (
     attach_report,
     report_incident,
 )
+from layers.incidents.evaluation import Compare, evaluation
+from layers.incidents.evaluation import GroupBy as EvaluationGroupBy
 from layers.incidents.lists import IncidentQuery, Page, assignee_me, list_incidents
 from layers.incidents.metrics import GroupBy, case_metrics
 from layers.incidents.routed import routed_to
@@ -35,10 +37,11 @@ from layers.incidents.transitions import (
     transition_incident,
 )
 from spatial_api.auth import ANONYMOUS
-from spatial_api.deps import Caller, Engine, Reader, ReportLimiter, may_read_cases
+from spatial_api.deps import Caller, Dispatcher, Engine, Reader, ReportLimiter, may_read_cases
 from spatial_api.openapi import errors
 from spatial_api.proxies import client_address
 from spatial_api.routers.incident_common import actor_of, case_body
+from spatial_api.schemas.evaluation import Evaluation
 from spatial_api.schemas.incidents import (
     AttachedReport,
     Case,
@@ -221,6 +224,37 @@ async def metrics(
 
 
 @router.get(
+    "/incidents/evaluation",
+    summary="Evaluation (评价): 按时立案率, 按时派遣率, 准确派遣率, 按期处置率, 按期核查率, "
+    "延期率, 返工率, 自行处置, stage times, 综合指标值 and grade, 同比/环比",
+    response_model=Evaluation,
+    response_model_exclude_unset=True,
+)
+async def evaluation_of_period(
+    engine: Engine,
+    principal: Dispatcher,
+    start: datetime | None = Query(
+        None, alias="from", description="period start (default: to - 30 days)"
+    ),
+    end: datetime | None = Query(
+        None, alias="to", description="period end, exclusive (default: now)"
+    ),
+    group_by: EvaluationGroupBy = "department",
+    compare: Compare | None = Query(
+        None, description="yoy (同比): a year before; mom (环比): the period just before"
+    ),
+) -> dict[str, Any]:
+    """The figures of the period per department, district or inspector and in total, over
+    the cases the caller may see (a scoped dispatcher: its districts or departments); with
+    ``compare``, the previous period's figures and the change. Dispatchers and admins."""
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=30)
+    async with engine.connect() as conn:
+        result = await evaluation(conn, start, end, group_by, compare, actor_of(principal))
+    return result.as_dict()
+
+
+@router.get(
     "/incidents/{incident_id}",
     summary="One case, with its version as ETag",
     response_model=Case,
@@ -232,8 +266,9 @@ async def read_case(
     """The case and the actions the caller may take on it now; the ETag is the version a
     transition must name in If-Match. 403 for a case outside the caller's scope."""
     async with engine.connect() as conn:
-        incident = await visible_incident(conn, incident_id, actor_of(principal))
-        actions = await allowed_actions(conn, incident, principal.role)
+        actor = actor_of(principal)
+        incident = await visible_incident(conn, incident_id, actor)
+        actions = await allowed_actions(conn, incident, actor)
     return case_body(
         response, incident, allowed_actions=[{"action": a.name, "label": a.label} for a in actions]
     )

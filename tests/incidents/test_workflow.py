@@ -39,7 +39,11 @@ def _holding(state: str, pending: bool) -> dict[str, tuple[str, bool, str]]:
 
 
 SPEC: dict[tuple[str, bool], dict[str, tuple[str, bool, str]]] = {
-    ("reported", False): {"register": ("registered", False, D), "cancel": ("cancelled", False, D)},
+    ("reported", False): {
+        "register": ("registered", False, D),
+        "cancel": ("cancelled", False, D),
+        "self_close": ("closed", False, V),  # 自行处置: the reporting inspector, on the spot
+    },
     ("registered", False): {
         "dispatch": ("dispatched", False, D),
         "cancel": ("cancelled", False, D),
@@ -88,7 +92,8 @@ def payload(action: str, city: City) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def keys(city: City) -> dict[str, dict[str, str]]:
-    """One key per role; the inspector key speaks for the inspector of ``POINT``."""
+    """One key per role; the inspector key speaks for the inspector of ``POINT`` and reports
+    the cases (so that it may also close them on the spot)."""
     return {
         D: city.key(D),
         S: city.key(S),
@@ -99,10 +104,11 @@ def keys(city: City) -> dict[str, dict[str, str]]:
 
 
 def report(city: City, keys: dict) -> dict[str, Any]:
+    body = {"category": "0104", "description": "dirty road", "lon": POINT[0], "lat": POINT[1]}
     r = city.client.post(
         "/incidents",
-        json={"category": "0104", "description": "dirty road", "lon": POINT[0], "lat": POINT[1]},
-        headers=keys["app"],
+        json={**body, "photos": ["https://photos.example/dirty-road.jpg"]},
+        headers=keys[V],
     )
     assert r.status_code == 201, r.text
     return r.json()
