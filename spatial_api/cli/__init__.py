@@ -13,6 +13,7 @@ from spatial_api.cli import (
     importer,
     ingest,
     keys,
+    patrol,
     readings,
     serve,
 )
@@ -32,6 +33,7 @@ app.command("demo")(demo.demo_command)
 app.add_typer(analytics.app, name="analytics")
 app.add_typer(grid_cli.app, name="grid")
 app.add_typer(audit.app, name="audit")
+app.add_typer(patrol.app, name="patrol")
 
 
 def main() -> None:

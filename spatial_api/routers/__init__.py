@@ -20,6 +20,7 @@ from spatial_api.routers import (
     incidents,
     open311,
     open_data,
+    patrol,
     queries,
     sensors,
     styles,
@@ -45,5 +46,6 @@ ROUTERS: list[APIRouter] = [
     imports.router,
     open_data.router,
     audit.router,
+    patrol.router,
     docs.router,
 ]
