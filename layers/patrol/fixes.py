@@ -62,12 +62,14 @@ WITH good AS (
     FROM good g
     CROSS JOIN LATERAL (
         (SELECT f.ts, f.lon, f.lat FROM patrol_fixes f
-         WHERE f.inspector_id = g.inspector_id AND f.ts < g.ts AND f.ts >= g.ts - CAST(:gap AS interval)
+         WHERE f.inspector_id = g.inspector_id AND f.ts < g.ts
+           AND f.ts >= g.ts - CAST(:gap AS interval)
            AND (f.accuracy_m IS NULL OR f.accuracy_m <= :acc)
          ORDER BY f.ts DESC LIMIT 1)
         UNION ALL
         (SELECT f.ts, f.lon, f.lat FROM patrol_fixes f
-         WHERE f.inspector_id = g.inspector_id AND f.ts > g.ts AND f.ts <= g.ts + CAST(:gap AS interval)
+         WHERE f.inspector_id = g.inspector_id AND f.ts > g.ts
+           AND f.ts <= g.ts + CAST(:gap AS interval)
            AND (f.accuracy_m IS NULL OR f.accuracy_m <= :acc)
          ORDER BY f.ts LIMIT 1)
     ) n

@@ -12,6 +12,7 @@ polygons (made with h3), for the tests to compare with what CityHex computes in 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -43,7 +44,7 @@ def pieces(
     """Each segment cut to ``window``: its line, start and end time."""
     lo, hi = window
     out = []
-    for a, b in zip(fixes, fixes[1:], strict=False):
+    for a, b in itertools.pairwise(fixes):
         if b.ts - a.ts > gap or b.ts <= lo or a.ts >= hi:
             continue
         dur = (b.ts - a.ts).total_seconds()

@@ -6,6 +6,7 @@ what (every patrol read refused to anonymous and app callers)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -133,7 +134,7 @@ def test_tracks_are_split_at_gaps(posted: PatrolCity) -> None:
     assert r.status_code == 200
     fixes = expected.counted(posted.track, ACCURACY)
     runs = [[fixes[0]]]
-    for a, b in zip(fixes, fixes[1:], strict=False):
+    for a, b in itertools.pairwise(fixes):
         if b.ts - a.ts > GAP:
             runs.append([])
         runs[-1].append(b)
@@ -303,7 +304,8 @@ def test_live_and_audited_reads(posted: PatrolCity) -> None:
         routes = {
             r[0]
             for r in conn.execute(
-                "SELECT route FROM audit_log WHERE action = 'personal.read' AND route LIKE '/patrol/%'"
+                "SELECT route FROM audit_log "
+                "WHERE action = 'personal.read' AND route LIKE '/patrol/%'"
             )
         }
     assert {"/patrol/live", "/patrol/tracks"} <= routes
@@ -359,7 +361,7 @@ def test_off_post_episode_has_its_record_and_events(patrol_city: PatrolCity) -> 
         assert by == ("shift_end" if hi == shift[1] else "back")
     patrol = [e for e in events if e["type"].startswith("inspector.") and e["inspector_id"] == 1]
     expect = []
-    for rid, _, ended, by in records:
+    for rid, _, _, by in records:
         expect.append(("inspector.off_post", rid))
         if by == "back":
             expect.append(("inspector.back", rid))
