@@ -38,11 +38,10 @@ from spatial_api.deps import Connection, Dispatcher, Engine, FixSender, PatrolRe
 from spatial_api.openapi import errors
 from spatial_api.params import UserId
 from spatial_api.schemas.patrol import (
-    Coverage,
-    CoverageTable,
-    Evaluation,
-    FeatureCollection,
+    CoverageAnswer,
     FixReport,
+    PatrolEvaluation,
+    PatrolFeatures,
     ShiftSchedule,
 )
 
@@ -150,7 +149,7 @@ async def fixes_ingest(request: Request, engine: Engine, caller: FixSender) -> d
 @router.get(
     "/coverage",
     summary="Patrolled cells, coverage, on-duty time and off-post episodes",
-    response_model=Coverage | CoverageTable,
+    response_model=CoverageAnswer,
     responses=errors(404),
 )
 async def patrol_coverage(
@@ -179,7 +178,7 @@ async def patrol_coverage(
 @router.get(
     "/tracks",
     summary="An inspector's track (GeoJSON lines, split at gaps)",
-    response_model=FeatureCollection,
+    response_model=PatrolFeatures,
     response_model_exclude_unset=True,
     responses=errors(404),
 )
@@ -199,7 +198,7 @@ async def patrol_tracks(
 @router.get(
     "/live",
     summary="Last position of each inspector on shift",
-    response_model=FeatureCollection,
+    response_model=PatrolFeatures,
     response_model_exclude_unset=True,
 )
 async def patrol_live(
@@ -216,7 +215,7 @@ async def patrol_live(
 @router.get(
     "/evaluation",
     summary="Inspector evaluation: reports, 有效上报, 按时核实率, 按时核查率, coverage, 在岗率",
-    response_model=Evaluation,
+    response_model=PatrolEvaluation,
 )
 async def patrol_evaluation(
     conn: Connection,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, RootModel
 
 from spatial_api.schemas import Number, Schema
 
@@ -38,7 +38,7 @@ class OffPost(Schema):
     minutes: Number
 
 
-class Coverage(Schema):
+class PatrolCoverage(Schema):
     """An inspector's patrol over a period."""
 
     inspector_id: int
@@ -89,7 +89,11 @@ class CoverageTable(Schema):
     inspectors: list[InspectorRow]
 
 
-class FeatureCollection(Schema):
+class CoverageAnswer(RootModel[PatrolCoverage | CoverageTable]):
+    """One inspector's coverage, or (``group_by=district``) a centre's table."""
+
+
+class PatrolFeatures(Schema):
     """GeoJSON features (a track's lines, or live positions)."""
 
     type: str
@@ -108,7 +112,7 @@ class ShiftSchedule(Schema):
     working_days_only: bool
 
 
-class Evaluation(Schema):
+class PatrolEvaluation(Schema):
     """Inspector evaluation figures per inspector and per district over a period."""
 
     from_: str = Field(alias="from")
