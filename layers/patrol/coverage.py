@@ -8,8 +8,11 @@ Definitions (docs/patrol.md gives them with formulas):
 - a segment is cut to a time window [ws, we) by its time fractions
   a = max(0, (ws − t0)/(t1 − t0)) and b = min(1, (we − t0)/(t1 − t0)), which are also its
   fractions of length (constant speed on a straight line);
-- a cell (a grid cell: the stored polygon, at the grid's resolution) is patrolled in a
-  period when a segment cut to the period intersects it or a fix of the period lies in it;
+- a fix lies in its H3 cell (``patrol_fixes.h3``, computed on ingest with the h3 package at
+  the grid's resolution); a cell (a grid cell: the stored polygon) is patrolled in a period
+  when a segment cut to the period intersects it or a fix of the period lies in it;
+- a whole segment whose two fixes lie in the same cell lies in that cell (cells are convex)
+  and is not cut; every other piece is cut exactly against the cell polygons;
 - the time a segment piece of duration d spends in the inspector's assigned cells is
   d · min(1, Σ length(piece ∩ cell) / length(piece)) over the assigned cells it meets
   (PostGIS ST_Intersection, planar in lon/lat: the same plane the segment is straight in);
@@ -48,13 +51,13 @@ win AS (
                          CAST(:ws AS timestamptz[]), CAST(:we AS timestamptz[]))
         AS w(inspector_id, kind, ws, we)
 ), fx AS (
-    SELECT f.inspector_id, f.ts, f.lon, f.lat FROM patrol_fixes f
+    SELECT f.inspector_id, f.ts, f.lon, f.lat, f.h3 FROM patrol_fixes f
     WHERE f.inspector_id = ANY(CAST(:inspectors AS integer[]))
       AND f.ts >= CAST(:lo AS timestamptz) AND f.ts <= CAST(:hi AS timestamptz)
       AND (f.accuracy_m IS NULL OR f.accuracy_m <= :acc)
 ), pairs AS (
     SELECT inspector_id, lag(ts) OVER w AS t0, ts AS t1, lag(lon) OVER w AS x0,
-           lag(lat) OVER w AS y0, lon AS x1, lat AS y1
+           lag(lat) OVER w AS y0, lon AS x1, lat AS y1, lag(h3) OVER w AS h0, h3 AS h1
     FROM fx WINDOW w AS (PARTITION BY inspector_id ORDER BY ts)
 ), seg AS (
     SELECT *, extract(epoch FROM t1 - t0)::float8 AS dur FROM pairs
@@ -65,41 +68,60 @@ win AS (
            least(1.0, extract(epoch FROM w.we - s.t0)::float8 / s.dur) AS b
     FROM seg s JOIN win w ON w.inspector_id = s.inspector_id AND s.t0 < w.we AND s.t1 > w.ws
 ), geo AS (
-    SELECT inspector_id, kind, t0, dur, a, b, (b - a) * dur AS secs,
-           ST_SetSRID(ST_MakeLine(
+    SELECT inspector_id, kind, t0, dur, a, b, (b - a) * dur AS secs, h0,
+           CASE WHEN h0 = h1 AND a = 0 AND b = 1 THEN NULL ELSE ST_SetSRID(ST_MakeLine(
                CASE WHEN a = 0 THEN ST_MakePoint(x0, y0)
                     ELSE ST_MakePoint(x0 + a * (x1 - x0), y0 + a * (y1 - y0)) END,
                CASE WHEN b = 1 THEN ST_MakePoint(x1, y1)
-                    ELSE ST_MakePoint(x0 + b * (x1 - x0), y0 + b * (y1 - y0)) END), 4326) AS g
+                    ELSE ST_MakePoint(x0 + b * (x1 - x0), y0 + b * (y1 - y0)) END), 4326)
+           END AS g
     FROM piece
 )
 """
 
+MINE = """
+mine AS (
+    SELECT h3, inspector_id FROM grid_cells
+    WHERE inspector_id = ANY(CAST(:inspectors AS integer[]))
+)
+"""
+
+CUT = """
+SELECT CASE WHEN ST_Length(g.g) = 0 THEN (CASE WHEN count(c.h3) > 0 THEN 1.0 ELSE 0.0 END)
+            ELSE least(1.0, coalesce(sum(ST_Length(ST_Intersection(c.geom, g.g))), 0)
+                            / ST_Length(g.g)) END AS frac,
+       array_agg(c.h3) FILTER (WHERE c.h3 IS NOT NULL) AS cells
+FROM grid_cells c WHERE c.inspector_id = g.inspector_id AND ST_Intersects(c.geom, g.g)
+"""
+"""The fraction of a cut piece ``g.g`` inside the inspector's cells, and the cells it meets."""
+
 COVERAGE = text(f"""
-WITH {SEGMENTS}, inside AS (
+WITH {SEGMENTS}, {MINE}, whole AS (
+    SELECT g.inspector_id, g.kind, g.secs, g.h0 AS h3
+    FROM geo g JOIN mine m ON m.h3 = g.h0 AND m.inspector_id = g.inspector_id
+    WHERE g.g IS NULL
+), cut AS (
     SELECT g.inspector_id, g.kind, g.secs * x.frac AS secs, x.cells
-    FROM geo g CROSS JOIN LATERAL (
-        SELECT CASE WHEN ST_Length(g.g) = 0 THEN (CASE WHEN count(c.h3) > 0 THEN 1.0 ELSE 0.0 END)
-                    ELSE least(1.0, coalesce(sum(ST_Length(ST_Intersection(c.geom, g.g))), 0)
-                                    / ST_Length(g.g)) END AS frac,
-               array_agg(c.h3) FILTER (WHERE c.h3 IS NOT NULL) AS cells
-        FROM grid_cells c WHERE c.inspector_id = g.inspector_id AND ST_Intersects(c.geom, g.g)
-    ) x
+    FROM geo g CROSS JOIN LATERAL ({CUT}) x
+    WHERE g.g IS NOT NULL
 ), seconds AS (
-    SELECT inspector_id, kind, sum(secs) AS secs FROM inside GROUP BY inspector_id, kind
+    SELECT inspector_id, kind, sum(secs) AS secs FROM (
+        SELECT inspector_id, kind, secs FROM whole
+        UNION ALL SELECT inspector_id, kind, secs FROM cut
+    ) t GROUP BY inspector_id, kind
 ), patrolled AS (
-    SELECT inspector_id, unnest(cells) AS h3 FROM inside WHERE kind = {PERIOD}
+    SELECT inspector_id, h3 FROM whole WHERE kind = {PERIOD}
     UNION
-    SELECT f.inspector_id, c.h3 FROM fx f
+    SELECT inspector_id, unnest(cells) FROM cut WHERE kind = {PERIOD}
+    UNION
+    SELECT f.inspector_id, f.h3 FROM fx f
     JOIN win w ON w.kind = {PERIOD} AND w.inspector_id = f.inspector_id
                   AND f.ts >= w.ws AND f.ts < w.we
-    JOIN grid_cells c ON c.inspector_id = f.inspector_id
-                     AND ST_Intersects(c.geom, ST_SetSRID(ST_MakePoint(f.lon, f.lat), 4326))
+    JOIN mine m ON m.h3 = f.h3 AND m.inspector_id = f.inspector_id
 ), cells AS (
     SELECT inspector_id, array_agg(h3 ORDER BY h3) AS cells FROM patrolled GROUP BY inspector_id
 ), assigned AS (
-    SELECT inspector_id, count(*) AS n FROM grid_cells
-    WHERE inspector_id = ANY(CAST(:inspectors AS integer[])) GROUP BY inspector_id
+    SELECT inspector_id, count(*) AS n FROM mine GROUP BY inspector_id
 )
 SELECT i.id, coalesce(a.n, 0), coalesce(p.secs, 0), coalesce(s.secs, 0),
        coalesce(c.cells, '{{}}')
@@ -112,10 +134,11 @@ ORDER BY i.id
 """)
 
 INSIDE_TIMES = text(f"""
-WITH {SEGMENTS}, part AS (
+WITH {SEGMENTS}, {MINE}, part AS (
     SELECT g.t0, g.dur, g.a, g.b, g.g, (ST_Dump(ST_Intersection(c.geom, g.g))).geom AS p
     FROM geo g JOIN grid_cells c ON c.inspector_id = g.inspector_id
                                 AND ST_Intersects(c.geom, g.g)
+    WHERE g.g IS NOT NULL
 )
 SELECT t0 + make_interval(secs => (a + (b - a) * ST_LineLocatePoint(g, ST_StartPoint(p))) * dur),
        t0 + make_interval(secs => (a + (b - a) * ST_LineLocatePoint(g, ST_EndPoint(p))) * dur)
@@ -123,6 +146,9 @@ FROM part WHERE GeometryType(p) = 'LINESTRING' AND ST_Length(g) > 0
 UNION ALL
 SELECT DISTINCT t0 + make_interval(secs => a * dur), t0 + make_interval(secs => b * dur)
 FROM part WHERE ST_Length(g) = 0
+UNION ALL
+SELECT g.t0, g.t0 + make_interval(secs => g.dur)
+FROM geo g JOIN mine m ON m.h3 = g.h0 AND m.inspector_id = g.inspector_id WHERE g.g IS NULL
 ORDER BY 1
 """)
 

@@ -19,10 +19,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import numpy as np
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gis.errors import BadRequest, PayloadTooLarge, ServiceUnavailable, Unprocessable
+from gis.hexgrid import latlng_cells
 from gis.jsontext import parse_json
 from layers.catalog.changes import publish_change
 from layers.db.engine import raw_connection
@@ -32,51 +34,57 @@ from layers.patrol.settings import patrol_settings
 MAX_BATCH = 10_000
 MAX_CLOCK_SKEW = timedelta(minutes=10)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-COLUMNS = ("inspector_id", "ts", "lon", "lat", "accuracy_m", "speed_mps")
+COLUMNS = ("inspector_id", "ts", "lon", "lat", "accuracy_m", "speed_mps", "h3")
 Row = tuple[int, datetime, float, float, float | None, float | None]
+"""A checked fix: inspector, ts, lon, lat, accuracy, speed (its cell is added on insert)."""
 STALENESS_LAYER = "patrol_staleness"
 
 STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS patrol_stage (inspector_id integer, ts timestamptz, "
-    "lon double precision, lat double precision, accuracy_m real, speed_mps real) "
+    "lon double precision, lat double precision, accuracy_m real, speed_mps real, h3 bigint) "
     "ON COMMIT DELETE ROWS"
 )
 # Key order: concurrent batches of one inspector wait for each other in the same order.
 MOVE = (
-    "INSERT INTO patrol_fixes (inspector_id, ts, lon, lat, accuracy_m, speed_mps) "
-    "SELECT inspector_id, ts, lon, lat, accuracy_m, speed_mps FROM patrol_stage "
+    "INSERT INTO patrol_fixes (inspector_id, ts, lon, lat, accuracy_m, speed_mps, h3) "
+    "SELECT inspector_id, ts, lon, lat, accuracy_m, speed_mps, h3 FROM patrol_stage "
     "ORDER BY inspector_id, ts ON CONFLICT DO NOTHING"
 )
 # The cells that the staged fixes lie in and that their segments (with the fix before and
 # the fix after, within the gap) cross, with the latest time each was patrolled; upserted
-# into patrol_cells. Returns the bounding boxes of the cells whose staleness fell to 0 days.
+# into patrol_cells. A segment whose fixes share a cell is in that cell; only the others are
+# cut against the cell polygons. Returns the bounding boxes of the cells whose staleness
+# fell to 0 days.
 TOUCHED = """
 WITH good AS (
-    SELECT DISTINCT inspector_id, ts, lon, lat FROM patrol_stage
+    SELECT DISTINCT inspector_id, ts, lon, lat, h3 FROM patrol_stage
     WHERE accuracy_m IS NULL OR accuracy_m <= :acc
-), shapes AS (
-    SELECT g.ts, ST_SetSRID(ST_MakePoint(g.lon, g.lat), 4326) AS geom FROM good g
-    UNION ALL
-    SELECT greatest(g.ts, n.ts),
+), crossing AS (
+    SELECT greatest(g.ts, n.ts) AS ts,
            ST_SetSRID(ST_MakeLine(ST_MakePoint(g.lon, g.lat), ST_MakePoint(n.lon, n.lat)), 4326)
+               AS geom
     FROM good g
     CROSS JOIN LATERAL (
-        (SELECT f.ts, f.lon, f.lat FROM patrol_fixes f
+        (SELECT f.ts, f.lon, f.lat, f.h3 FROM patrol_fixes f
          WHERE f.inspector_id = g.inspector_id AND f.ts < g.ts
            AND f.ts >= g.ts - CAST(:gap AS interval)
            AND (f.accuracy_m IS NULL OR f.accuracy_m <= :acc)
          ORDER BY f.ts DESC LIMIT 1)
         UNION ALL
-        (SELECT f.ts, f.lon, f.lat FROM patrol_fixes f
+        (SELECT f.ts, f.lon, f.lat, f.h3 FROM patrol_fixes f
          WHERE f.inspector_id = g.inspector_id AND f.ts > g.ts
            AND f.ts <= g.ts + CAST(:gap AS interval)
            AND (f.accuracy_m IS NULL OR f.accuracy_m <= :acc)
          ORDER BY f.ts LIMIT 1)
     ) n
+    WHERE n.h3 <> g.h3
+), touched AS (
+    SELECT h3, ts FROM good
+    UNION ALL
+    SELECT c.h3, s.ts FROM crossing s JOIN grid_cells c ON ST_Intersects(c.geom, s.geom)
 ), cells AS (
-    SELECT c.h3, max(s.ts) AS last_at FROM shapes s
-    JOIN grid_cells c ON ST_Intersects(c.geom, s.geom)
-    GROUP BY c.h3
+    SELECT t.h3, max(t.ts) AS last_at FROM touched t
+    WHERE EXISTS (SELECT 1 FROM grid_cells c WHERE c.h3 = t.h3) GROUP BY t.h3
 ), old AS (
     SELECT c.h3, p.last_at FROM cells c LEFT JOIN patrol_cells p ON p.h3 = c.h3
 ), up AS (
@@ -262,9 +270,13 @@ async def insert_fixes(conn: AsyncConnection, rows: list[Row]) -> int:
     how many rows were new."""
     settings = patrol_settings()
     await conn.execute(text(STAGE))
+    lon = np.fromiter((r[2] for r in rows), dtype=np.float64, count=len(rows))
+    lat = np.fromiter((r[3] for r in rows), dtype=np.float64, count=len(rows))
+    cells = latlng_cells(lon, lat).tolist()
+    records = [(*row, cell) for row, cell in zip(rows, cells, strict=True)]
     try:
         async with raw_connection(conn) as pg:
-            await pg.copy_records_to_table("patrol_stage", records=rows, columns=COLUMNS)
+            await pg.copy_records_to_table("patrol_stage", records=records, columns=COLUMNS)
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise ServiceUnavailable(f"the database did not take the batch: {exc}") from exc
     accepted = (await conn.execute(text(MOVE))).rowcount

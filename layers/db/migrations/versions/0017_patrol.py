@@ -1,7 +1,8 @@
 """patrol: inspectors' GPS fixes in day partitions, shift schedules, off-post episodes and
 their events, and the last day each cell was patrolled
 
-``patrol_fixes`` holds one row per (inspector, ts), partitioned by UTC day
+``patrol_fixes`` holds one row per (inspector, ts) with the fix's H3 cell at the grid's
+resolution (computed on write with the h3 package), partitioned by UTC day
 (``patrol_fixes_YYYYMMDD``, made on demand by ``patrol_fixes_ensure_partition``; retention
 drops whole days). ``patrol_schedules`` gives a shift (local start and end time, on working
 days of the incidents' calendar or on every day) to an inspector or to a district.
@@ -30,6 +31,7 @@ CREATE TABLE patrol_fixes (
     lat double precision NOT NULL,
     accuracy_m real,
     speed_mps real,
+    h3 bigint NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (inspector_id, ts)
 ) PARTITION BY RANGE (ts);
