@@ -60,12 +60,12 @@ win AS (
            lag(lat) OVER w AS y0, lon AS x1, lat AS y1, lag(h3) OVER w AS h0, h3 AS h1
     FROM fx WINDOW w AS (PARTITION BY inspector_id ORDER BY ts)
 ), seg AS (
-    SELECT *, extract(epoch FROM t1 - t0)::float8 AS dur FROM pairs
+    SELECT *, date_part('epoch', t1 - t0) AS dur FROM pairs
     WHERE t0 IS NOT NULL AND t1 - t0 <= CAST(:gap AS interval)
 ), piece AS (
     SELECT s.*, w.kind, w.ws, w.we,
-           greatest(0.0, extract(epoch FROM w.ws - s.t0)::float8 / s.dur) AS a,
-           least(1.0, extract(epoch FROM w.we - s.t0)::float8 / s.dur) AS b
+           greatest(0.0, date_part('epoch', w.ws - s.t0) / s.dur) AS a,
+           least(1.0, date_part('epoch', w.we - s.t0) / s.dur) AS b
     FROM seg s JOIN win w ON w.inspector_id = s.inspector_id AND s.t0 < w.we AND s.t1 > w.ws
 ), geo AS (
     SELECT inspector_id, kind, t0, dur, a, b, (b - a) * dur AS secs, h0,
