@@ -280,6 +280,8 @@ async def insert_fixes(conn: AsyncConnection, rows: list[Row]) -> int:
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise ServiceUnavailable(f"the database did not take the batch: {exc}") from exc
     accepted = (await conn.execute(text(MOVE))).rowcount
+    if not accepted:  # a batch sent again: its cells were marked the first time
+        return 0
     boxes = (
         await conn.execute(
             text(TOUCHED),

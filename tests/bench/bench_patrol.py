@@ -246,6 +246,16 @@ def bench_day(url: str, parents: list[str], inspectors: int, parallel: int) -> N
         f"(median coverage {coverage:.2f}, median on-duty {duty:.1f} h)",
         flush=True,
     )
+    one = []
+    for i in range(1, min(inspectors, 9) + 1):
+        t = time.perf_counter()
+        asyncio.run(day_coverage(url, [i], 1, 1))
+        one.append(time.perf_counter() - t)
+    print(
+        f"day: one inspector's coverage of a full day ({steps:,} fixes), connection included: "
+        f"median {statistics.median(one) * 1000:,.0f} ms, worst {max(one) * 1000:,.0f} ms",
+        flush=True,
+    )
     if fixes < full:
         print(
             f"day: extrapolated linearly to 2,000 inspectors ({full:,} fixes): "
