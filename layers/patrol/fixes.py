@@ -57,27 +57,27 @@ MOVE = (
 # fell to 0 days.
 TOUCHED = """
 WITH good AS (
-    SELECT DISTINCT inspector_id, ts, lon, lat, h3 FROM patrol_stage
+    SELECT DISTINCT inspector_id, ts, h3 FROM patrol_stage
     WHERE accuracy_m IS NULL OR accuracy_m <= :acc
+), span AS (
+    SELECT inspector_id, min(ts) - CAST(:gap AS interval) AS lo,
+           max(ts) + CAST(:gap AS interval) AS hi
+    FROM good GROUP BY inspector_id
+), near AS (
+    SELECT f.inspector_id, f.ts, f.lon, f.lat, f.h3,
+           EXISTS (SELECT 1 FROM good g WHERE g.inspector_id = f.inspector_id AND g.ts = f.ts)
+               AS new
+    FROM span s JOIN patrol_fixes f
+      ON f.inspector_id = s.inspector_id AND f.ts >= s.lo AND f.ts <= s.hi
+    WHERE f.accuracy_m IS NULL OR f.accuracy_m <= :acc
+), pairs AS (
+    SELECT ts, lon, lat, h3, new, lag(ts) OVER w AS t0, lag(lon) OVER w AS x0,
+           lag(lat) OVER w AS y0, lag(h3) OVER w AS h0, lag(new) OVER w AS new0
+    FROM near WINDOW w AS (PARTITION BY inspector_id ORDER BY ts)
 ), crossing AS (
-    SELECT greatest(g.ts, n.ts) AS ts,
-           ST_SetSRID(ST_MakeLine(ST_MakePoint(g.lon, g.lat), ST_MakePoint(n.lon, n.lat)), 4326)
-               AS geom
-    FROM good g
-    CROSS JOIN LATERAL (
-        (SELECT f.ts, f.lon, f.lat, f.h3 FROM patrol_fixes f
-         WHERE f.inspector_id = g.inspector_id AND f.ts < g.ts
-           AND f.ts >= g.ts - CAST(:gap AS interval)
-           AND (f.accuracy_m IS NULL OR f.accuracy_m <= :acc)
-         ORDER BY f.ts DESC LIMIT 1)
-        UNION ALL
-        (SELECT f.ts, f.lon, f.lat, f.h3 FROM patrol_fixes f
-         WHERE f.inspector_id = g.inspector_id AND f.ts > g.ts
-           AND f.ts <= g.ts + CAST(:gap AS interval)
-           AND (f.accuracy_m IS NULL OR f.accuracy_m <= :acc)
-         ORDER BY f.ts LIMIT 1)
-    ) n
-    WHERE n.h3 <> g.h3
+    SELECT ts, ST_SetSRID(ST_MakeLine(ST_MakePoint(x0, y0), ST_MakePoint(lon, lat)), 4326) AS geom
+    FROM pairs
+    WHERE (new OR new0) AND ts - t0 <= CAST(:gap AS interval) AND h0 <> h3
 ), touched AS (
     SELECT h3, ts FROM good
     UNION ALL
