@@ -86,6 +86,11 @@ async def check_inspector(conn: AsyncConnection, inspector_id: int, now: datetim
     how many events were sent."""
     settings = patrol_settings()
     limit = settings.off_post
+    # one check of an inspector at a time (every server process runs the periodic check)
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('cityhex.patrol.off_post'), :i)"),
+        {"i": inspector_id},
+    )
     open_row = (
         await conn.execute(
             text(
@@ -145,7 +150,9 @@ async def check_inspector(conn: AsyncConnection, inspector_id: int, now: datetim
             if ended_by == "back":
                 await _event(conn, BACK, inspector_id, existing.id, hi)
                 sent += 1
-    if open_row and not any(hi > open_row.started_at for _, hi in found):
+    if open_row and not shifts:  # the schedule was taken away: the episode ends with it
+        await _close(conn, open_row.id, now, "shift_end")
+    elif open_row and not any(hi > open_row.started_at for _, hi in found):
         # fixes that came in late show no away stretch there any more: the episode ends now
         still_open = await conn.scalar(
             text("SELECT ended_at IS NULL FROM patrol_off_post WHERE id = :id"), {"id": open_row.id}
