@@ -68,6 +68,12 @@ async def inspector_for(conn: AsyncConnection, reader: Reader, asked: int | None
     return asked
 
 
+def check_district(reader: Reader, code: str | None) -> None:
+    """403 when a district is named that the reader's scope does not allow."""
+    if code is not None and reader.districts is not None and code not in reader.districts:
+        raise Forbidden(f"district {code} is out of this key's scope", code="out_of_scope")
+
+
 async def inspectors_for(
     conn: AsyncConnection, reader: Reader, district_code: str | None
 ) -> list[int]:
@@ -75,12 +81,7 @@ async def inspectors_for(
     inspector; for others those of ``district_code`` (or all) within their scope."""
     if reader.role == "inspector":
         return [reader.own()]
-    if (
-        district_code is not None
-        and reader.districts is not None
-        and district_code not in reader.districts
-    ):
-        raise Forbidden(f"district {district_code} is out of this key's scope", code="out_of_scope")
+    check_district(reader, district_code)
     ids = await inspectors_of(conn, district_code)
     if reader.districts is None:
         return ids

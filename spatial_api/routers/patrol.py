@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, StrictBool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gis.errors import BadRequest, Forbidden, PayloadTooLarge
-from layers.patrol.access import Reader, inspector_for, inspectors_for
+from layers.patrol.access import Reader, check_district, inspector_for, inspectors_for
 from layers.patrol.coverage import coverage_by_district, coverage_of, parse_period
 from layers.patrol.evaluation import evaluation
 from layers.patrol.fixes import MAX_BATCH, ingest, parse_batch
@@ -262,16 +262,24 @@ async def shifts_set(body: ShiftIn, conn: Connection, caller: Dispatcher) -> dic
     """Store the shift: local times in CITYHEX_TIMEZONE, on working days of the calendar
     (or on every day); an end not after the start runs past midnight."""
     schedule = Schedule(body.start_time, body.end_time, body.working_days_only)
+    reader = reader_of(caller)
+    check_district(reader, body.district)
+    if body.inspector_id is not None:
+        await inspector_for(conn, reader, body.inspector_id)
     return await set_schedule(conn, schedule, caller.actor, body.inspector_id, body.district)
 
 
 @router.delete("/shifts", status_code=204, summary="Remove a shift schedule", responses=errors(404))
 async def shifts_delete(
     conn: Connection,
-    _: Dispatcher,
+    caller: Dispatcher,
     inspector_id: UserId = None,
     district: str | None = Query(None, pattern="^[0-9]{6}$"),
 ) -> Response:
     """Remove the schedule of an inspector or of a district."""
+    reader = reader_of(caller)
+    check_district(reader, district)
+    if inspector_id is not None:
+        await inspector_for(conn, reader, inspector_id)
     await delete_schedule(conn, inspector_id, district)
     return Response(status_code=204)
