@@ -216,6 +216,7 @@ async def patrol_live(
     "/evaluation",
     summary="Inspector evaluation: reports, 有效上报, 按时核实率, 按时核查率, coverage, 在岗率",
     response_model=PatrolEvaluation,
+    responses=errors(404),
 )
 async def patrol_evaluation(
     conn: Connection,
@@ -256,7 +257,7 @@ async def shifts_list(conn: Connection, _: Dispatcher) -> list[dict[str, Any]]:
     "/shifts",
     summary="Set the shift of an inspector or of a district",
     response_model=ShiftSchedule,
-    responses=errors(422),
+    responses=errors(404, 422),
 )
 async def shifts_set(body: ShiftIn, conn: Connection, caller: Dispatcher) -> dict[str, Any]:
     """Store the shift: local times in CITYHEX_TIMEZONE, on working days of the calendar
