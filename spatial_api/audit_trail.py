@@ -64,6 +64,7 @@ PERSONAL_READS: dict[str, tuple[str, ...]] = {
     "/grid/coverage": ("staff",),
     "/collections/{layer_id}/items/{feature_id}/history": ("staff",),
     "/patrol/tracks": ("patrol_track",),
+    "/patrol/live": ("patrol_position",),
 }
 """Route templates whose answers hold personal data for every role with a key, and what
 kind: reporters' details, staff names, ids and contacts, patrol tracks (recorded as soon as

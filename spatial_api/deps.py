@@ -47,6 +47,10 @@ App = Annotated[Principal, Depends(require_role("app"))]
 """An app or admin key."""
 Admin = Annotated[Principal, Depends(require_role())]
 """An admin key."""
+PatrolReader = Annotated[Principal, Depends(require_role("inspector", "dispatcher"))]
+"""An inspector, dispatcher or admin key: who may read patrol data (positions)."""
+FixSender = Annotated[Principal, Depends(require_role("inspector"))]
+"""An inspector or admin key: who may send GPS fixes."""
 
 
 def may_read_cases(caller: Principal) -> bool:

@@ -14,6 +14,7 @@ from spatial_api.cli import (
     incidents,
     ingest,
     keys,
+    patrol,
     readings,
     serve,
 )
@@ -34,6 +35,7 @@ app.add_typer(analytics.app, name="analytics")
 app.add_typer(grid_cli.app, name="grid")
 app.add_typer(audit.app, name="audit")
 app.add_typer(incidents.app, name="incidents")
+app.add_typer(patrol.app, name="patrol")
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from spatial_api.routers import (
     incidents,
     open311,
     open_data,
+    patrol,
     queries,
     sensors,
     styles,
@@ -47,5 +48,6 @@ ROUTERS: list[APIRouter] = [
     open_data.router,
     audit.router,
     auth.router,  # tokens and the keys' lifecycle
+    patrol.router,
     docs.router,
 ]

@@ -1,4 +1,6 @@
-"""``/events``: incident events as server-sent events (incident.created, incident.transitioned).
+"""``/events``: incident events as server-sent events (incident.created, incident.transitioned),
+and patrol events (inspector.off_post, inspector.back) for the callers who may read them
+(dispatchers, admin, and an inspector for their own).
 
 Each event's id is its step in the case history; a client that reconnects with
 ``Last-Event-ID`` first gets the events it missed (up to 1000), then a ``: live`` comment
@@ -9,16 +11,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import orjson
 from fastapi import APIRouter, Header, Query
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from gis.errors import BadRequest
 from layers.incidents.cases import BIGINT_MAX
-from layers.incidents.events import TYPES, Event, EventHub, events_after
+from layers.incidents.events import TYPES as INCIDENT_TYPES
+from layers.incidents.events import Event, EventHub, events_after
 from layers.incidents.scope import EventScope, event_scope
+from layers.patrol.off_post import TYPES as PATROL_TYPES
+from layers.patrol.off_post import events_after as patrol_events_after
+from spatial_api.auth import Principal
 from spatial_api.deps import Engine, IncidentEvents, Reader
 from spatial_api.routers.incident_common import actor_of
+
+TYPES = INCIDENT_TYPES + PATROL_TYPES
 
 router = APIRouter(tags=["events"])
 
@@ -46,11 +55,39 @@ def last_event_id(value: str | None) -> int | None:
     return int(value)
 
 
+def may_see(caller: Principal, event: Event) -> bool:
+    """Whether the caller may see the event: a patrol event (about an inspector's
+    whereabouts) only for dispatchers, admin and that inspector."""
+    if event.type not in PATROL_TYPES or caller.role in ("dispatcher", "admin"):
+        return True
+    return caller.role == "inspector" and (
+        caller.inspector_id == orjson.loads(event.data)["inspector_id"]
+    )
+
+
+def shown(caller: Principal, visible: EventScope, event: Event) -> bool:
+    """Whether the caller gets the event: a patrol event by ``may_see``, an incident event
+    when its case lies within what the caller may see."""
+    if event.type in PATROL_TYPES:
+        return may_see(caller, event)
+    return visible.allows(event)
+
+
+async def missed(engine: AsyncEngine, after: int) -> list[Event]:
+    """The incident and patrol events after ``after`` (they share one id sequence), oldest
+    first, at most 1000."""
+    async with engine.connect() as conn:
+        found = await events_after(conn, after)
+        found += [Event(*row) for row in await patrol_events_after(conn, after)]
+    return sorted(found, key=lambda e: e.id)[:1000]
+
+
 async def stream(
     hub: EventHub,
     engine: AsyncEngine,
     kinds: frozenset[str],
     after: int | None,
+    caller: Principal,
     visible: EventScope,
 ) -> AsyncIterator[ServerSentEvent]:
     """The missed events after ``after``, a ``: live`` comment, then every new event (of
@@ -62,14 +99,13 @@ async def stream(
     async with hub.subscribe() as queue:
         replayed: set[int] = set()
         if after is not None:
-            async with engine.connect() as conn:
-                for event in await events_after(conn, after):
-                    replayed.add(event.id)
-                    if event.type in kinds and visible.allows(event):
-                        yield message(event)
+            for event in await missed(engine, after):
+                replayed.add(event.id)
+                if event.type in kinds and shown(caller, visible, event):
+                    yield message(event)
         yield ServerSentEvent(comment="live")
         while (event := await queue.get()) is not None:
-            wanted = event.type in kinds and visible.allows(event)
+            wanted = event.type in kinds and shown(caller, visible, event)
             if wanted and event.id not in replayed:
                 yield message(event)
 
@@ -84,7 +120,9 @@ async def events(
     hub: IncidentEvents,
     engine: Engine,
     caller: Reader,
-    types: str | None = Query(None, description="comma list: incident.created, ..."),
+    types: str | None = Query(
+        None, description="comma list: incident.created, inspector.off_post, ..."
+    ),
     last_event: str | None = Header(None, alias="Last-Event-ID"),
 ) -> EventSourceResponse:
     """A text/event-stream of incident events; each data is the event as JSON. A caller
@@ -95,4 +133,4 @@ async def events(
     after = last_event_id(last_event)
     async with engine.connect() as conn:
         visible = await event_scope(conn, actor_of(caller))
-    return EventSourceResponse(stream(hub, engine, kinds, after, visible), ping=15)
+    return EventSourceResponse(stream(hub, engine, kinds, after, caller, visible), ping=15)

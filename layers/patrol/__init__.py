@@ -1,0 +1,2 @@
+"""Patrol: inspectors' GPS fixes, shifts, patrolled cells, coverage, on-duty time, off-post
+episodes (脱岗) and the inspector evaluation."""

@@ -1,0 +1,89 @@
+"""Who may read whose patrol data: positions are personal data.
+
+An inspector reads their own (their key or token names them); a dispatcher reads the
+inspectors of the districts their scope allows (all without a district scope); admin reads
+everyone. Every other caller is refused before these checks (401/403 by role).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gis.errors import Forbidden, NotFound
+from layers.patrol.coverage import inspectors_of
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A caller of the patrol reads: role, the inspector it is (if any), district scope."""
+
+    role: str
+    inspector_id: int | None
+    districts: frozenset[str] | None
+
+    def own(self) -> int:
+        """The caller's own inspector id; 403 for a key that names none."""
+        if self.inspector_id is None:
+            raise Forbidden(
+                "this inspector key names no inspector: ask for a key with an inspector id",
+                code="no_inspector",
+            )
+        return self.inspector_id
+
+
+async def _district_codes(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, str | None]:
+    rows = await conn.execute(
+        text(
+            "SELECT u.id, d.code FROM users u LEFT JOIN districts d ON d.id = u.district_id "
+            "WHERE u.id = ANY(:ids)"
+        ),
+        {"ids": list(ids)},
+    )
+    return dict(rows.all())
+
+
+async def inspector_for(conn: AsyncConnection, reader: Reader, asked: int | None) -> int:
+    """The inspector a read is about (an inspector's own by default); 403 when the reader
+    may not read them, 404 when there is no such user."""
+    if reader.role == "inspector":
+        own = reader.own()
+        if asked is not None and asked != own:
+            raise Forbidden("an inspector reads only their own patrol data", code="not_yours")
+        return own
+    if asked is None:
+        if reader.inspector_id is not None:
+            return reader.inspector_id
+        raise Forbidden("name the inspector: inspector=ID", code="inspector_required")
+    codes = await _district_codes(conn, [asked])
+    if asked not in codes:
+        raise NotFound(f"no user with id {asked}", code="unknown_inspector")
+    if reader.districts is not None and codes[asked] not in reader.districts:
+        raise Forbidden(
+            f"inspector {asked} is not in the districts this key may read", code="out_of_scope"
+        )
+    return asked
+
+
+def check_district(reader: Reader, code: str | None) -> None:
+    """403 when a district is named that the reader's scope does not allow."""
+    if code is not None and reader.districts is not None and code not in reader.districts:
+        raise Forbidden(f"district {code} is out of this key's scope", code="out_of_scope")
+
+
+async def inspectors_for(
+    conn: AsyncConnection, reader: Reader, district_code: str | None
+) -> list[int]:
+    """The inspectors (with assigned cells) a list read covers: the reader alone for an
+    inspector; for others those of ``district_code`` (or all) within their scope."""
+    if reader.role == "inspector":
+        return [reader.own()]
+    check_district(reader, district_code)
+    ids = await inspectors_of(conn, district_code)
+    if reader.districts is None:
+        return ids
+    codes = await _district_codes(conn, ids)
+    return [i for i in ids if codes.get(i) in reader.districts]
