@@ -6,6 +6,7 @@ import typer
 
 from spatial_api.cli import (
     analytics,
+    attachments,
     audit,
     db,
     demo,
@@ -32,6 +33,7 @@ app.command("demo")(demo.demo_command)
 app.add_typer(analytics.app, name="analytics")
 app.add_typer(grid_cli.app, name="grid")
 app.add_typer(audit.app, name="audit")
+app.add_typer(attachments.app, name="attachments")
 
 
 def main() -> None:
