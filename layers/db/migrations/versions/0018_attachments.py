@@ -47,7 +47,7 @@ CREATE INDEX ix_attachments_feature ON attachments (layer, feature_id, id) WHERE
 CREATE INDEX ix_attachments_sha256 ON attachments (sha256);
 COMMENT ON TABLE attachments IS
     'Photos and documents of cases and features; the file is CITYHEX_HOME/attachments/'
-    '<sha256[:2]>/<sha256> (see layers.attachments), shared by rows with the same bytes';
+    '<first 2 hex digits>/<sha256> (layers.attachments), shared by rows with the same bytes';
 COMMENT ON COLUMN attachments.geom IS
     'Where the photo was taken (its EXIF GPS, removed from the stored file): staff only';
 """
