@@ -193,10 +193,8 @@ def make_thumbnail(stored: bytes, size: int) -> bytes:
     Decoding it reads the whole image (a JPEG at a reduced scale), so a truncated or broken
     image raises here."""
     with Image.open(io.BytesIO(stored)) as image:
-        image.draft(None, (size, size))
-        image.load()
+        image.thumbnail((size, size), reducing_gap=1.0)  # a JPEG decoded at 1/2 to 1/8 scale
         small = ImageOps.exif_transpose(image)
-        small.thumbnail((size, size))
         mode = "RGBA" if "A" in small.getbands() or "transparency" in small.info else "RGB"
         small = small.convert(mode)
         small.info = {}
