@@ -404,3 +404,19 @@ def test_a_feature_takes_photos_from_its_editors(city: City, home: Path) -> None
         "/collections/assets/items/999999999/attachments", files=files, headers=editor
     )
     assert missing.status_code == 404
+
+
+def test_reading_where_photos_were_taken_is_audited(city: City) -> None:
+    app = city.key("app")
+    case = new_case(city, app)
+    upload(city, case["id"], photo(12), app)
+    route = "/incidents/{incident_id}/attachments"
+    before = city.value(
+        "SELECT count(*) FROM audit_log WHERE action = 'personal.read' AND route = %s", (route,)
+    )
+    listed = city.client.get(f"/incidents/{case['id']}/attachments", headers=city.key("dispatcher"))
+    assert listed.status_code == 200
+    after = city.value(
+        "SELECT count(*) FROM audit_log WHERE action = 'personal.read' AND route = %s", (route,)
+    )
+    assert after == before + 1
