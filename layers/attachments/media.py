@@ -96,7 +96,9 @@ def prepare(data: bytes, thumbnail_px: int, tz: ZoneInfo) -> Prepared:
             width, height = image.size
             if orientation >= 5:  # 5..8 turn the picture a quarter
                 width, height = height, width
-            media_type = MEDIA_TYPES[image.format or ""]
+            media_type = MEDIA_TYPES.get(image.format or "")
+            if media_type is None:
+                raise UnsupportedMediaType(UNKNOWN_TYPE, code="unsupported_file_type")
             stored = strip_jpeg(data, orientation) if media_type == JPEG else _reencode(image)
             thumbnail = make_thumbnail(stored, thumbnail_px)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:

@@ -22,6 +22,7 @@ are shown to staff (inspector, editor, dispatcher, admin), never to app keys.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +41,8 @@ from layers.features.repository import get_feature
 from layers.incidents.cases import Actor, Incident
 from layers.incidents.scope import check_visible, visible_incident
 from layers.incidents.working_time import working_time_settings
+
+log = logging.getLogger("cityhex.attachments")
 
 STAGES = ("report", "before", "after", "verification")
 STAFF = frozenset({"inspector", "editor", "dispatcher", "admin"})
@@ -348,13 +351,22 @@ async def feature_attachment(
 
 
 def stored_file(attachment: Attachment, thumbnail: bool = False) -> Path:
-    """The file of an attachment (or its thumbnail); NotFound when it has no thumbnail."""
+    """The file of an attachment (or its thumbnail); NotFound when it has no thumbnail, or
+    when the file is not on disk (storage lost or restored apart from the database: logged
+    as an error)."""
     if thumbnail and not attachment.has_thumbnail:
         raise NotFound(
             f"attachment {attachment.id} ({attachment.media_type}) has no thumbnail",
             code="no_thumbnail",
         )
-    return file_path(attachment.sha256, thumbnail)
+    path = file_path(attachment.sha256, thumbnail)
+    if not path.is_file():
+        log.error("attachment %s: its file %s is missing", attachment.id, path)
+        raise NotFound(
+            f"the file of attachment {attachment.id} is missing from storage",
+            code="attachment_file_missing",
+        )
+    return path
 
 
 async def report_photos(conn: AsyncConnection, incident_ids: list[int]) -> dict[int, int]:

@@ -169,6 +169,36 @@ def test_photo_is_served_without_gps_device_or_owner(city: City, home: Path) -> 
     assert "location" not in app_view["attachments"][0]
 
 
+def jpeg_variant(kind: str) -> bytes:
+    """A progressive JPEG, or a multi-picture one (MPO: a second image after the first's
+    end, each with EXIF GPS), as some phones write them."""
+    rng = np.random.default_rng(13)
+    first = Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    gps = exif.get_ifd(GPS_IFD)
+    gps[1], gps[2], gps[3], gps[4] = "N", GPS_LAT, "E", GPS_LON
+    out = io.BytesIO()
+    if kind == "progressive":
+        first.save(out, "JPEG", progressive=True, exif=exif)
+    else:
+        second = Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8))
+        first.save(out, "MPO", save_all=True, append_images=[second], exif=exif)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["progressive", "multi-picture"])
+def test_other_jpegs_keep_their_pixels_and_lose_their_gps(city: City, kind: str) -> None:
+    app = city.key("app")
+    case = new_case(city, app)
+    original = jpeg_variant(kind)
+    body = upload(city, case["id"], original, app).json()
+    served = city.client.get(body["url"], headers=app).content
+    assert b"MPF" not in served and served.endswith(b"\xff\xd9")
+    image = Image.open(io.BytesIO(served))
+    assert image.getexif().get_ifd(GPS_IFD) == {} and dict(image.getexif()) == {}
+    assert np.array_equal(np.asarray(image), np.asarray(Image.open(io.BytesIO(original))))
+
+
 @pytest.mark.parametrize(
     ("data", "status", "code"),
     [
