@@ -9,6 +9,8 @@ import asyncio
 import hashlib
 import io
 import os
+import subprocess
+import sys
 import time
 import warnings
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from PIL import Image
 
@@ -450,3 +453,18 @@ def test_reading_where_photos_were_taken_is_audited(city: City) -> None:
         "SELECT count(*) FROM audit_log WHERE action = 'personal.read' AND route = %s", (route,)
     )
     assert after == before + 1
+
+
+@pytest.mark.subprocess
+def test_the_sweep_command_reports_as_json(city: City, home: Path) -> None:
+    orphan = hashlib.sha256(b"another orphan").hexdigest()
+    folder = home / "attachments" / orphan[:2]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / orphan).write_bytes(b"another orphan")
+    env = {**os.environ, "CITYHEX_DATABASE_URL": city.url, "CITYHEX_HOME": str(home)}
+    command = [sys.executable, "-m", "spatial_api", "attachments", "sweep"]
+    dry = subprocess.run([*command, "--dry-run"], env=env, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    assert orjson.loads(dry.stdout)["removed"] == [orphan] and (folder / orphan).exists()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert orjson.loads(done.stdout)["removed"] == [orphan] and not (folder / orphan).exists()
