@@ -13,7 +13,9 @@ last one is answered (closed loop). Each upload sniffs the file, strips its meta
 the thumbnail, writes file and thumbnail durably and inserts the row. It checks that every
 upload was answered 201, that the database holds one row per upload and the disk one file
 (and one thumbnail) per distinct hash, and that a served photo has no GPS; it prints the
-sustained uploads/s and the median and p95 latency.
+sustained uploads/s, the median and p95 latency, and the server's CPU time per upload (its
+process and workers, from /proc), the figure that does not depend on what else the machine
+runs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import statistics
 import sys
 import time
@@ -41,6 +44,36 @@ from tests.incidents.conftest import build_city
 
 GPS_IFD = 0x8825
 CASES_EVERY = 20
+
+
+def server_cpu_s(port: str) -> float:
+    """CPU seconds (user + system) used so far by the ``cityhex serve`` listening on ``port``
+    and every process under it (its workers), read from /proc."""
+    parents: dict[int, int] = {}
+    root = None
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        if b"serve" in cmdline and b"--port" in cmdline and port.encode() in cmdline:
+            root = pid
+    tree, grown = {root}, True
+    while grown:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grown = bool(more)
+    ticks = 0
+    for pid in tree:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def photos(count: int, width: int, height: int, seed: int) -> list[bytes]:
@@ -128,9 +161,13 @@ def main() -> None:
                 )
                 r.raise_for_status()
                 cases.append(r.json()["id"])
+            port = base.rsplit(":", 1)[1]
+            cpu_before, client_before = server_cpu_s(port), time.process_time()
             latencies, statuses, bodies, elapsed = asyncio.run(
                 upload_all(base, headers, cases, files, args.concurrency)
             )
+            server_cpu = server_cpu_s(port) - cpu_before
+            client_cpu = time.process_time() - client_before
             served = httpx.get(base + bodies[0]["url"], headers=headers).content
         with psycopg.connect(url) as conn:
             rows = conn.execute("SELECT count(*) FROM attachments").fetchone()[0]
@@ -149,6 +186,12 @@ def main() -> None:
     print(
         f"latency           median {1000 * statistics.median(cut):.0f} ms  "
         f"p95 {1000 * cut[int(0.95 * (len(cut) - 1))]:.0f} ms"
+    )
+    per_upload = 1000 * server_cpu / len(statuses)
+    print(
+        f"server CPU        {per_upload:.0f} ms per upload (all workers; the load client used "
+        f"{1000 * client_cpu / len(statuses):.0f} ms): {2000 / per_upload:.1f} uploads/s "
+        f"would fill 2 free cores; load average at the end {os.getloadavg()[0]:.1f}"
     )
     print(
         f"stored            {rows} rows, {len(on_disk) - thumbs} files + {thumbs} thumbnails "
