@@ -2,8 +2,9 @@
 row together or neither), and reading them under the case's read rules.
 
 Who may upload to a case, by stage (admin always may); the case must be one the caller may
-see (``layers.incidents.scope``: districts, departments, an inspector's own cases) and in
-one of the stage's states:
+see (``layers.incidents.scope``: districts, departments, an inspector's own cases), one it
+may act on (``layers.incidents.transitions.check_scope``: a key speaking for department
+staff, its department's cases) and in one of the stage's states:
 
 - ``report``: the case's reporter (the key that reported it), dispatcher; while the case
   is reported or registered;
@@ -40,6 +41,7 @@ from layers.catalog.registry import Layer
 from layers.features.repository import get_feature
 from layers.incidents.cases import Actor, Incident
 from layers.incidents.scope import check_visible, visible_incident
+from layers.incidents.transitions import check_scope
 from layers.incidents.working_time import working_time_settings
 
 log = logging.getLogger("cityhex.attachments")
@@ -178,6 +180,7 @@ async def _check_case(
     """Every rule of an upload to a case (visibility, stage, the named transition)."""
     incident = await visible_incident(conn, incident_id, actor, lock=lock)
     check_stage(incident, stage, actor)
+    await check_scope(conn, incident, actor)
     if transition_id is not None:
         found = await conn.execute(
             text("SELECT 1 FROM incident_transitions WHERE id = :t AND incident_id = :i"),

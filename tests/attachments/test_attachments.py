@@ -381,8 +381,9 @@ def test_who_may_upload_and_read(city: City) -> None:
     )
     r = upload(city, case["id"], data, dispatcher, stage="before", transition_id=str(transition))
     assert r.status_code == 201 and r.json()["transition_id"] == transition, r.text
+    other_case = new_case(city, reporter)
     foreign = city.value(
-        "SELECT min(id) FROM incident_transitions WHERE incident_id <> %s", (case["id"],)
+        "SELECT min(id) FROM incident_transitions WHERE incident_id = %s", (other_case["id"],)
     )
     r = upload(city, case["id"], data, dispatcher, stage="before", transition_id=str(foreign))
     assert r.status_code == 422 and r.json()["code"] == "unknown_transition"
@@ -468,3 +469,45 @@ def test_the_sweep_command_reports_as_json(city: City, home: Path) -> None:
     assert orjson.loads(dry.stdout)["removed"] == [orphan] and (folder / orphan).exists()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     assert orjson.loads(done.stdout)["removed"] == [orphan] and not (folder / orphan).exists()
+
+
+def test_the_stages_follow_the_workflow(city: City) -> None:
+    dispatcher = city.key("dispatcher")
+    case = new_case(city, city.key("app"))
+    assert city.category_department("0102") == city.department_id("hw")
+    staff, other_staff = city.key("editor", 201), city.key("editor", 202)  # hw, cgj
+    inspector = city.key(
+        "inspector", city.value("SELECT inspector_id FROM incidents WHERE id = %s", (case["id"],))
+    )
+    for action in ("register", "dispatch"):
+        case = step(city, case, action, dispatcher)
+    r = upload(city, case["id"], photo(14), other_staff, stage="before")
+    assert r.status_code == 403 and r.json()["code"] == "not_your_case"
+    assert upload(city, case["id"], photo(14), staff, stage="before").status_code == 201
+    r = upload(city, case["id"], photo(15), staff, stage="after")
+    assert r.status_code == 409 and r.json()["details"]["allowed_states"] == [
+        "in_progress",
+        "resolved",
+    ]
+    case = step(city, case, "accept", staff)
+    assert upload(city, case["id"], photo(15), staff, stage="after").status_code == 201
+    case = step(city, case, "resolve", staff)
+    assert upload(city, case["id"], photo(16), inspector, stage="verification").status_code == 201
+    case = step(city, case, "verify", inspector)
+    case = step(city, case, "close", dispatcher)
+    r = upload(city, case["id"], photo(17), inspector, stage="verification")
+    assert r.status_code == 409
+    stages = [
+        a["stage"]
+        for a in city.client.get(f"/incidents/{case['id']}/attachments", headers=dispatcher).json()[
+            "attachments"
+        ]
+    ]
+    assert stages == ["before", "after", "verification"]
+    assert (
+        city.value(
+            "SELECT array_agg(stage ORDER BY id) FROM attachments WHERE incident_id = %s",
+            (case["id"],),
+        )
+        == stages
+    )
