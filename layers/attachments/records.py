@@ -39,6 +39,7 @@ from layers.attachments.media import Prepared, prepare
 from layers.attachments.store import attachment_settings, file_path, lock_hash, write_file
 from layers.catalog.registry import Layer
 from layers.features.repository import get_feature
+from layers.features.scope import check_departments, owners
 from layers.incidents.cases import Actor, Incident
 from layers.incidents.scope import check_visible, visible_incident
 from layers.incidents.transitions import check_scope
@@ -156,13 +157,14 @@ def check_stage(incident: Incident, stage: str, actor: Actor) -> None:
     if actor.role != "admin" and actor.role not in rule.roles and not reporter:
         who = ", ".join([*sorted({"admin", *rule.roles}), *(["the reporter"] * rule.reporter)])
         raise Forbidden(
-            f"a {stage} attachment is added by {who}, not by role {actor.role!r}",
+            f"a {stage} attachment is added by {who}, not by role {actor.role!r} / "
+            "你的角色不能在此环节上传附件",
             code="stage_not_allowed",
         )
     if incident.status not in rule.states:
         raise Conflict(
             f"incident {incident.id} is {incident.status}; {stage} attachments are added while "
-            f"it is {', '.join(sorted(rule.states))}",
+            f"it is {', '.join(sorted(rule.states))} / 案件当前状态不能上传此环节的附件",
             code="stage_closed",
             details={"allowed_states": sorted(rule.states)},
         )
@@ -274,12 +276,16 @@ async def add_feature_attachment(
 ) -> Attachment:
     """Store ``data`` as an attachment of feature ``feature_id`` of ``layer`` (the caller
     has been checked as one who may edit the layer); NotFound when there is no such
-    feature."""
-    await get_feature(engine, layer, feature_id)
+    feature, Forbidden when the feature belongs to a department outside the actor's scope
+    (as for an edit of the feature)."""
+    feature = await get_feature(engine, layer, feature_id)
+    touched = owners(layer, feature.geojson, None)
+    async with engine.connect() as conn:
+        await check_departments(conn, layer, actor.scope, touched)
     prepared = await _prepare(data)
 
     async def check(conn: AsyncConnection) -> None:
-        return None
+        await check_departments(conn, layer, actor.scope, touched)
 
     owner = {"layer": layer.id, "feature_id": str(feature_id)}
     return await _store(engine, owner, prepared, actor, check)

@@ -19,11 +19,14 @@ from typing import Any
 
 import numpy as np
 import orjson
+import psycopg
 import pytest
 from PIL import Image
 
 from layers.attachments.store import attachment_settings, sweep
 from layers.db.engine import create_async_engine
+from layers.db.keys import create_key
+from layers.db.scope import Scope
 from tests.helpers import INCIDENT_CENTRE, City, make_key
 
 LON, LAT = INCIDENT_CENTRE
@@ -415,16 +418,20 @@ def test_open311_media_url_is_the_report_photo(city: City) -> None:
 
 def test_a_feature_takes_photos_from_its_editors(city: City, home: Path) -> None:
     fid = city.value(
-        "INSERT INTO assets (code, class_code, kind, name, state, geom) VALUES "
-        "('4403040101000001', '0101', 'lamp', 'lamp 1', 'damaged', "
+        "INSERT INTO assets (code, class_code, kind, name, state, owner_department_id, geom) "
+        "VALUES ('4403040101000001', '0101', 'lamp', 'lamp 1', 'damaged', %s, "
         "ST_SetSRID(ST_MakePoint(%s, %s), 4326)) RETURNING id",
-        (LON, LAT),
+        (city.department_id("hw"), LON, LAT),
     )
     url = f"/collections/assets/items/{fid}/attachments"
     data = photo(11)
     files = {"file": ("lamp.jpg", data, "image/jpeg")}
     assert city.client.post(url, files=files).status_code == 401
     assert city.client.post(url, files=files, headers=city.key("app")).status_code == 403
+    with psycopg.connect(city.url, autocommit=True) as conn:
+        token = create_key(conn, "editor", "cgj-editor", scope=Scope.of(departments=["cgj"]))
+    r = city.client.post(url, files=files, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 403 and r.json()["code"] == "out_of_scope"  # hw's lamp
     editor = city.key("editor")
     r = city.client.post(url, files=files, headers=editor)
     assert r.status_code == 201, r.text
