@@ -174,7 +174,11 @@ async def sweep(
     if temp_dir.is_dir():
         cutoff = time.time() - temporary_older_than_s
         for path in temp_dir.iterdir():
-            if path.stat().st_mtime < cutoff:
+            try:
+                stale = path.stat().st_mtime < cutoff
+            except FileNotFoundError:  # an upload has just renamed it into place
+                continue
+            if stale:
                 if not dry_run:
                     path.unlink(missing_ok=True)
                 report.temporary_removed += 1

@@ -23,10 +23,12 @@ import psycopg
 import pytest
 from PIL import Image
 
+from layers.attachments.records import add_case_attachment
 from layers.attachments.store import attachment_settings, sweep
 from layers.db.engine import create_async_engine
 from layers.db.keys import create_key
 from layers.db.scope import Scope
+from layers.incidents.cases import Actor
 from tests.helpers import INCIDENT_CENTRE, City, make_key
 
 LON, LAT = INCIDENT_CENTRE
@@ -518,3 +520,43 @@ def test_the_stages_follow_the_workflow(city: City) -> None:
         )
         == stages
     )
+
+
+ROUNDS = 8
+
+
+def test_uploads_racing_the_sweep_never_leave_a_row_without_its_file(
+    city: City, home: Path
+) -> None:
+    case = new_case(city, city.key("app"))
+    actor = Actor(role="dispatcher", name="dispatcher:race")
+
+    async def run() -> list[Any]:
+        engine = create_async_engine(city.url, pool_size=10)
+        try:
+            stored: list[Any] = []
+            finished = asyncio.Event()
+
+            async def sweeping() -> None:
+                while not finished.is_set():
+                    await sweep(engine)
+
+            async def uploading() -> None:
+                for k in range(ROUNDS):  # 4 new photos at once
+                    uploads = (
+                        add_case_attachment(engine, case["id"], photo(n), "report", None, actor)
+                        for n in range(100 + 4 * k, 104 + 4 * k)
+                    )
+                    stored.extend(await asyncio.gather(*uploads))
+                finished.set()
+
+            await asyncio.gather(uploading(), sweeping(), sweeping())
+            return stored
+        finally:
+            await engine.dispose()
+
+    stored = asyncio.run(run())
+    assert len({a.sha256 for a in stored}) == 4 * ROUNDS
+    for sha in {a.sha256 for a in stored}:
+        assert (home / "attachments" / sha[:2] / sha).is_file()
+        assert (home / "attachments" / sha[:2] / f"{sha}.thumb").is_file()
