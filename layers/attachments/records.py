@@ -182,7 +182,8 @@ async def _check_case(
     """Every rule of an upload to a case (visibility, stage, the named transition)."""
     incident = await visible_incident(conn, incident_id, actor, lock=lock)
     check_stage(incident, stage, actor)
-    await check_scope(conn, incident, actor)
+    if not (stage == "report" and incident.reporter == actor.name):  # the reporter's photos
+        await check_scope(conn, incident, actor)
     if transition_id is not None:
         found = await conn.execute(
             text("SELECT 1 FROM incident_transitions WHERE id = :t AND incident_id = :i"),

@@ -488,6 +488,9 @@ def test_the_stages_follow_the_workflow(city: City) -> None:
     inspector = city.key(
         "inspector", city.value("SELECT inspector_id FROM incidents WHERE id = %s", (case["id"],))
     )
+    # staff of another department report what they see, with its photo, but do not fix it
+    theirs = new_case(city, other_staff)
+    assert upload(city, theirs["id"], photo(18), other_staff).status_code == 201
     for action in ("register", "dispatch"):
         case = step(city, case, action, dispatcher)
     r = upload(city, case["id"], photo(14), other_staff, stage="before")
