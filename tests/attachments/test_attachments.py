@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 import psycopg
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from layers.attachments.records import add_case_attachment
 from layers.attachments.store import attachment_settings, sweep
@@ -61,10 +61,16 @@ def photo(seed: int = 0, size: tuple[int, int] = (400, 300), orientation: int = 
 
 
 def png(seed: int) -> bytes:
-    """A small PNG."""
+    """A small PNG with EXIF GPS and an author in a text chunk."""
     pixels = np.random.default_rng(seed).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[MAKE] = "PhoneCo"
+    gps = exif.get_ifd(GPS_IFD)
+    gps[1], gps[2] = "N", GPS_LAT
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Author", "Zhang San")
     out = io.BytesIO()
-    Image.fromarray(pixels).save(out, "PNG")
+    Image.fromarray(pixels).save(out, "PNG", exif=exif, pnginfo=text)
     return out.getvalue()
 
 
@@ -232,8 +238,15 @@ def test_a_file_that_is_not_what_it_claims_is_refused_and_nothing_written(
 def test_the_type_comes_from_the_bytes_not_the_name(city: City) -> None:
     app = city.key("app")
     case = new_case(city, app)
-    r = upload(city, case["id"], png(3), app, name="photo.jpg", content_type="image/jpeg")
+    original = png(3)
+    assert Image.open(io.BytesIO(original)).getexif().get_ifd(GPS_IFD)
+    r = upload(city, case["id"], original, app, name="photo.jpg", content_type="image/jpeg")
     assert r.status_code == 201, r.text
+    served = city.client.get(r.json()["url"], headers=app).content
+    image = Image.open(io.BytesIO(served))
+    assert dict(image.getexif()) == {} and "Author" not in image.info
+    assert b"Zhang San" not in served and b"PhoneCo" not in served
+    assert np.array_equal(np.asarray(image), np.asarray(Image.open(io.BytesIO(original))))
     assert r.json()["media_type"] == "image/png" and (r.json()["width"], r.json()["height"]) == (
         30,
         20,
