@@ -576,3 +576,25 @@ def test_uploads_racing_the_sweep_never_leave_a_row_without_its_file(
     for sha in {a.sha256 for a in stored}:
         assert (home / "attachments" / sha[:2] / sha).is_file()
         assert (home / "attachments" / sha[:2] / f"{sha}.thumb").is_file()
+
+
+def test_a_webp_is_served_upright_without_its_metadata(city: City) -> None:
+    app = city.key("app")
+    case = new_case(city, app)
+    pixels = np.random.default_rng(19).integers(0, 255, (20, 40, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[MAKE], exif[0x0112] = "PhoneCo", 6
+    gps = exif.get_ifd(GPS_IFD)
+    gps[1], gps[2] = "N", GPS_LAT
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "WEBP", exif=exif, xmp=b"<x:xmpmeta>Zhang San</x:xmpmeta>")
+    r = upload(city, case["id"], out.getvalue(), app, name="x.bin", content_type="text/plain")
+    assert r.status_code == 201, r.text
+    assert r.json()["media_type"] == "image/webp" and (r.json()["width"], r.json()["height"]) == (
+        20,
+        40,
+    )
+    served = city.client.get(r.json()["url"], headers=app).content
+    image = Image.open(io.BytesIO(served))
+    assert image.size == (20, 40), "the orientation is applied to the pixels"
+    assert dict(image.getexif()) == {} and b"Zhang San" not in served and b"PhoneCo" not in served
