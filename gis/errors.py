@@ -80,6 +80,12 @@ class PayloadTooLarge(CityHexError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(CityHexError):
+    """The input is not of a type the action reads (judged from its bytes, not its name)."""
+
+    code = "unsupported_media_type"
+
+
 class Unprocessable(CityHexError):
     """Well-formed input that breaks a rule (invalid geometry, wrong property type)."""
 

@@ -56,6 +56,8 @@ PERSONAL_READS: dict[str, tuple[str, ...]] = {
     "/incidents": ("reporter",),
     "/incidents/{incident_id}": ("reporter",),
     "/incidents/{incident_id}/transitions": ("staff",),
+    "/incidents/{incident_id}/attachments": ("staff", "photo_location"),
+    "/collections/{layer_id}/items/{feature_id}/attachments": ("staff",),
     "/events": ("staff",),
     "/grid/lookup": ("staff",),
     "/grid/cells": ("staff",),
@@ -67,8 +69,8 @@ PERSONAL_READS: dict[str, tuple[str, ...]] = {
     "/patrol/live": ("patrol_position",),
 }
 """Route templates whose answers hold personal data for every role with a key, and what
-kind: reporters' details, staff names, ids and contacts, patrol tracks (recorded as soon as
-the patrol routes exist)."""
+kind: reporters' details, staff names, ids and contacts, where photos were taken, patrol
+tracks (recorded as soon as the patrol routes exist)."""
 
 POOL_SIZE = 4
 TIMEOUT_S = 5.0

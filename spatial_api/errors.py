@@ -30,6 +30,7 @@ from gis.errors import (
     ServiceUnavailable,
     Unauthorized,
     Unprocessable,
+    UnsupportedMediaType,
 )
 from layers.db.outage import outage
 from spatial_api.rate_limit import TooManyRequests
@@ -51,6 +52,7 @@ HTTP_STATUS: dict[type[CityHexError], int] = {
     Conflict: 409,
     PreconditionFailed: 412,
     PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
     Unprocessable: 422,
     PreconditionRequired: 428,
     TooManyRequests: 429,

@@ -6,6 +6,7 @@ import typer
 
 from spatial_api.cli import (
     analytics,
+    attachments,
     audit,
     db,
     demo,
@@ -36,6 +37,7 @@ app.add_typer(grid_cli.app, name="grid")
 app.add_typer(audit.app, name="audit")
 app.add_typer(incidents.app, name="incidents")
 app.add_typer(patrol.app, name="patrol")
+app.add_typer(attachments.app, name="attachments")
 
 
 def main() -> None:

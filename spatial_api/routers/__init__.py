@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from spatial_api.routers import (
     analytics,
+    attachments,
     audit,
     auth,
     categories,
@@ -38,6 +39,7 @@ ROUTERS: list[APIRouter] = [
     analytics.router,
     categories.router,  # before incidents: /incidents/categories before /incidents/{id}
     incidents.router,
+    attachments.router,
     open311.router,
     events.router,
     tiles.router,

@@ -17,9 +17,11 @@ from typing import Annotated, Any
 import h3
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from gis.jsontext import parse_json
+from layers.attachments.records import report_photos
 from layers.incidents import workflow as wf
 from layers.incidents.cases import BIGINT_MAX, Incident, ReportInput, report_incident
 from layers.incidents.categories import department_names, get_category_record, list_categories
@@ -156,10 +158,13 @@ async def service_definition(code: str, engine: Engine) -> dict[str, Any]:
     return {"service_code": record.code, "attributes": [ASSET_ATTRIBUTE]}
 
 
-def as_request(incident: Incident, departments: dict[int, str], exact: bool) -> dict[str, Any]:
+def as_request(
+    incident: Incident, departments: dict[int, str], exact: bool, photo_url: str | None = None
+) -> dict[str, Any]:
     """A case as a GeoReport service request: as reported when ``exact`` (a caller with a
     key), else at its cell's centre with phone numbers, ID numbers and plates masked in the
-    description."""
+    description. ``media_url`` is ``photo_url`` (its report photo, for a caller with a key)
+    or else the first photo URL the report carried."""
     lon, lat = incident.lon, incident.lat
     if not exact and incident.h3:
         lat, lon = h3.cell_to_latlng(h3.int_to_str(incident.h3))
@@ -179,8 +184,20 @@ def as_request(incident: Incident, departments: dict[int, str], exact: bool) -> 
         "zipcode": None,
         "lat": lat,
         "long": lon,
-        "media_url": incident.photos[0] if incident.photos else None,
+        "media_url": photo_url or (incident.photos[0] if incident.photos else None),
     }
+
+
+async def photo_urls(
+    request: Request, conn: AsyncConnection, cases: list[Incident], exact: bool
+) -> dict[int, str]:
+    """The absolute URL of each case's report photo (``layers.attachments``), for a caller
+    with a key (anonymous callers may not fetch case photos, so they get none)."""
+    if not exact or not cases:
+        return {}
+    found = await report_photos(conn, [c.id for c in cases])
+    base = public_base_url(request)
+    return {case: f"{base}/incidents/{case}/attachments/{photo}" for case, photo in found.items()}
 
 
 def _date(value: str | None, name: str) -> datetime | None:
@@ -232,6 +249,7 @@ def request_query(
 
 @both("/requests", list[ServiceRequest])
 async def requests(
+    request: Request,
     caller: Caller,
     engine: Engine,
     service_request_id: str | None = None,
@@ -242,13 +260,14 @@ async def requests(
 ) -> list[dict[str, Any]]:
     """Service requests, newest first (at most 1000; the last 90 days unless dates are given)."""
     query = request_query(service_request_id, service_code, start_date, end_date, status)
-    if caller.role != ANONYMOUS:  # keyed callers get exact cases: those of their scope only
+    exact = caller.role != ANONYMOUS
+    if exact:  # keyed callers get exact cases: those of their scope only
         query.visible_to = actor_of(caller)
     async with engine.connect() as conn:
         page = await list_incidents(conn, query)
         departments = await department_names(conn)
-    exact = caller.role != ANONYMOUS
-    return [as_request(i, departments, exact) for i in page.items]
+        photos = await photo_urls(request, conn, page.items, exact)
+    return [as_request(i, departments, exact, photos.get(i.id)) for i in page.items]
 
 
 @router.get(
@@ -257,18 +276,23 @@ async def requests(
     response_model=list[ServiceRequest],
 )
 async def one_request(
-    request_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], caller: Caller, engine: Engine
+    request_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)],
+    request: Request,
+    caller: Caller,
+    engine: Engine,
 ) -> list[dict[str, Any]]:
     """The request ``request_id`` as a one-element list (as GeoReport v2 has it)."""
+    exact = caller.role != ANONYMOUS
     async with engine.connect() as conn:
         query = IncidentQuery(ids=[request_id], limit=1)
-        if caller.role != ANONYMOUS:  # a case outside a keyed caller's scope: not found
+        if exact:  # a case outside a keyed caller's scope: not found
             query.visible_to = actor_of(caller)
         page = await list_incidents(conn, query)
         departments = await department_names(conn)
+        photos = await photo_urls(request, conn, page.items, exact)
     if not page.items:
         raise NotFound(f"no service request {request_id}", code="unknown_request")
-    return [as_request(page.items[0], departments, caller.role != ANONYMOUS)]
+    return [as_request(page.items[0], departments, exact, photos.get(request_id))]
 
 
 async def poster(request: Request, authorization: str | None, fields: dict[str, Any]) -> Principal:

@@ -330,6 +330,11 @@ def path_values(path: str, v: Values) -> list[dict[str, str]]:
     names = set(re.findall(r"{(\w+)}", path))
     if not names:
         return [{}]
+    if "attachment_id" in names:  # any id: a case's or feature's attachment, or none
+        return [
+            {**d, "attachment_id": "1"}
+            for d in path_values(path.replace("{attachment_id}", "1"), v)
+        ]
     if {"z", "x", "y"} <= names:
         return tiles_of(v.layers)
     if "feature_id" in names:
