@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from layers.db.engine import create_async_engine, database_url
+from layers.db.engine import create_async_engine
 from layers.db.replicas import ReplicaSet
 from layers.db.settings import storage_settings
 from spatial_api.audit_trail import AuditTrail
@@ -33,7 +33,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = create_async_engine(app.state.database_url)
     settings = storage_settings()
     app.state.replicas = ReplicaSet(
-        app.state.database_url or database_url(),
         settings.replicas(),
         settings.replica_max_lag_s,
         on_check=observe_replicas,

@@ -2,12 +2,12 @@
 
 A replica answers a read only when all three hold:
 
-- it is **healthy**: a background check (every ``CHECK_INTERVAL_S``) reaches it, finds it in
-  recovery, and finds it no more than ``CITYHEX_REPLICA_MAX_LAG_S`` behind the primary. The
-  lag is measured against the primary's own clock of WAL positions: each check records the
-  primary's insert position; the lag is the age of the oldest recorded position the replica
-  has not replayed yet (0 when it has replayed them all). A replica that fails a check is
-  skipped and taken back by a later check that passes.
+- it is **healthy**: a background check (every ``CHECK_INTERVAL_S``) reaches it and finds it
+  in recovery, receiving WAL, and no more than ``CITYHEX_REPLICA_MAX_LAG_S`` behind: the lag
+  is 0 when it has replayed all the WAL it received, else the age of the last transaction
+  it replayed (``now() - pg_last_xact_replay_timestamp()``), so an idle primary does not
+  count as lag. A replica that fails a check is skipped and taken back by a later check
+  that passes.
 - the process **hears change notices** (its LISTEN connection on the primary is up): while it
   is down, a write could go unheard, so every read goes to the primary.
 - it has **replayed every notice** the process has heard for what the read touches. Each
@@ -30,8 +30,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +50,12 @@ LSN = "(pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint"
 """The primary's WAL insert position, in bytes."""
 REPLAY = "(pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint"
 """A replica's replayed WAL position, in bytes."""
+HEALTH = f"""SELECT pg_is_in_recovery() AS standby, {REPLAY} AS replayed,
+    (SELECT count(*) = 1 FROM pg_stat_wal_receiver) AS receiving,
+    CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0.0
+         ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END AS lag"""
+"""What a check reads on a replica: whether it is one, its replayed position, whether its
+WAL receiver runs, and its lag in seconds (NULL: behind, with no transaction replayed yet)."""
 EVERYTHING = "*"
 """The name under which a notice of any layer also counts (for reads that name no layer)."""
 
@@ -97,12 +101,10 @@ class ReplicaSet:
 
     def __init__(
         self,
-        primary_url: str,
         urls: Iterable[str],
         max_lag_s: float,
         on_check: Callable[[list[Replica]], None] | None = None,
     ) -> None:
-        self.primary_url = plain_url(primary_url)
         self.max_lag_s = max_lag_s
         self.replicas = [
             Replica(plain_url(u), replica_name(u), create_async_engine(u)) for u in urls
@@ -117,7 +119,6 @@ class ReplicaSet:
         self.wake = asyncio.Event()
         """Set when a notice waits for its stamp."""
         self._turn = itertools.count()
-        self._primary_marks: deque[tuple[float, int]] = deque()
         self._task: asyncio.Task | None = None
         self._pool_lock = asyncio.Lock()
 
@@ -165,7 +166,7 @@ class ReplicaSet:
         names = [EVERYTHING] if layers is None else list(layers)
         if any(n in self._unstamped for n in names):
             return None
-        return max((self._required.get(n, 0) for n in names), default=self._floor)
+        return max((self._required.get(n, self._floor) for n in names), default=self._floor)
 
     # -- choosing a replica ----------------------------------------------------------------
 
@@ -211,66 +212,37 @@ class ReplicaSet:
 
     # -- the health check ------------------------------------------------------------------
 
-    async def _look(self, replica: Replica) -> bool:
-        """Read ``replica``'s replayed position (on its small probe pool); whether it is in
-        recovery."""
+    async def _look(self, replica: Replica) -> asyncpg.Record:
+        """Read ``replica``'s health (on its small probe pool) and note its replayed
+        position."""
         probe = await self.pool(replica, "probe", _open_probe)
-        row = await probe.fetchrow(
-            f"SELECT pg_is_in_recovery() AS standby, {REPLAY} AS replayed",
-            timeout=CHECK_TIMEOUT_S,
-        )
+        row = await probe.fetchrow(HEALTH, timeout=CHECK_TIMEOUT_S)
         if row["standby"] and row["replayed"] is not None:
             replica.replayed = max(replica.replayed, int(row["replayed"]))
-        return bool(row["standby"])
+        return row
 
-    def _lag(self, replayed: int, now: float) -> float:
-        """Seconds since the primary was first seen at a position ``replayed`` lacks."""
-        for when, position in self._primary_marks:
-            if position > replayed:
-                return now - when
-        return 0.0
-
-    async def check(self, primary: asyncpg.Connection) -> None:
-        """Check every replica once against the primary's position now."""
-        now = time.monotonic()
-        position = int(await primary.fetchval(f"SELECT {LSN}", timeout=CHECK_TIMEOUT_S))
-        marks = self._primary_marks
-        if not marks or marks[-1][1] != position:
-            marks.append((now, position))
-        while len(marks) > 1 and now - marks[1][0] > 4 * self.max_lag_s:
-            marks.popleft()
+    async def check(self) -> None:
+        """Check every replica once."""
         for replica in self.replicas:
             try:
-                standby = await self._look(replica)
+                row = await self._look(replica)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 replica.healthy, replica.state, replica.lag_s = False, "down", None
                 log.debug("replica %s: %s", replica.name, exc)
                 continue
-            if not standby:
+            if not (row["standby"] and row["receiving"]):
                 replica.healthy, replica.state, replica.lag_s = False, "down", None
                 continue
-            replica.lag_s = self._lag(replica.replayed, now)
-            replica.healthy = replica.lag_s <= self.max_lag_s
+            replica.lag_s = row["lag"]
+            replica.healthy = replica.lag_s is not None and replica.lag_s <= self.max_lag_s
             replica.state = "up" if replica.healthy else "lagging"
         if self.on_check:
             self.on_check(self.replicas)
 
     async def _run(self) -> None:
         while True:
-            try:
-                primary = await asyncpg.connect(self.primary_url, timeout=CHECK_TIMEOUT_S)
-                try:
-                    while True:
-                        await self.check(primary)
-                        await asyncio.sleep(CHECK_INTERVAL_S)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await primary.close(timeout=CHECK_TIMEOUT_S)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("replica check: the primary: %s", exc)
-                for replica in self.replicas:  # without the primary no lag is known
-                    replica.healthy, replica.state = False, "unknown"
-                await asyncio.sleep(CHECK_INTERVAL_S)
+            await self.check()
+            await asyncio.sleep(CHECK_INTERVAL_S)
 
     def start(self) -> None:
         """Begin checking the replicas in the background."""

@@ -3,7 +3,8 @@ nginx, and two servers behind nginx reading from a streaming replica; then the r
 under sustained readings ingest.
 
 Run: ``flock /tmp/cityhex-bench.lock .venv/bin/python tests/bench/bench_scale_out.py``
-(``--scale 0.2 --seconds 8 --connections 8`` by default).
+(``--scale 0.2 --seconds 8 --connections 8 --ingest-seconds 15`` by default; ``--only reads``
+or ``--only lag`` runs one part).
 
 It makes a throwaway PostGIS cluster in /tmp, loads the demo city, makes a replica of it
 (``ReplicaCluster``, as ``cityhex db replica start``), and replays with wrk (one thread,
@@ -11,7 +12,8 @@ keep-alive) 20,000 random lookups and 2,000 tiles (z14-16, assets and incidents,
 off so every tile is built) against each set-up, in one run so the ratios compare like with
 like. Every server runs one worker. Then it posts readings batches for ``--ingest-seconds``
 to both servers while sampling, every 0.2 s, how far the replica's replayed position is
-behind the primary's insert position (bytes) and the lag the servers report in /metrics.
+behind the primary's insert position (bytes, and that over the WAL rate: time) and the lag
+the servers report in /metrics.
 On a machine of few cores, the servers, nginx, both clusters and wrk share them: read the
 ratios with that in mind.
 """
@@ -131,57 +133,62 @@ def bench_reads(url: str, replica: str, auth: str, tmp: Path, seconds: float, c:
         print(f"{name:30s} " + "; ".join(parts))
 
 
-def lsn_gap(primary: psycopg.Connection, standby: psycopg.Connection) -> int:
-    """Bytes of WAL the replica has not replayed yet."""
+def lsn_gap(primary: psycopg.Connection, standby: psycopg.Connection) -> tuple[int, int]:
+    """Bytes of WAL the replica has not replayed yet, and the primary's insert position."""
     insert = primary.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
-    return int(
-        standby.execute(
-            "SELECT pg_wal_lsn_diff(%s, pg_last_wal_replay_lsn())", (insert,)
-        ).fetchone()[0]
-    )
+    gap = standby.execute(
+        "SELECT pg_wal_lsn_diff(%s, pg_last_wal_replay_lsn())", (insert,)
+    ).fetchone()[0]
+    position = primary.execute("SELECT pg_wal_lsn_diff(%s, '0/0')", (insert,)).fetchone()[0]
+    return int(gap), int(position)
 
 
 def bench_lag(url: str, replica: str, key: str, seconds: float) -> None:
-    """The replica's lag while two servers take readings batches as fast as they can."""
+    """The replica's lag while two servers take readings batches as fast as one client
+    each sends them."""
     plan = register_sensors(url)
     env = {"CITYHEX_REPLICA_URLS": replica}
     with running_server(url, env=env) as a, running_server(url, env=env) as b:
-        gaps: list[int] = []
+        samples: list[tuple[int, int]] = []
         reported: list[float] = []
-        accepted = [0]
+        accepted = [0, 0]
         stop = threading.Event()
 
-        def ingest() -> None:
-            minute = 0
+        def ingest(k: int, base: str) -> None:
+            minute = k * 10_000_000
             while not stop.is_set():
-                bodies = [orjson.dumps(batch_rows(plan, minute + m * 10, 10)) for m in (0, 1)]
-                minute += 20
-                for base, body in zip((a, b), bodies, strict=True):
-                    accepted[0] += post_all(base, key, [body], 1)[1]
+                body = orjson.dumps(batch_rows(plan, minute, 10))
+                minute += 10
+                accepted[k] += post_all(base, key, [body], 1)[1]
 
-        worker = threading.Thread(target=ingest)
+        workers = [threading.Thread(target=ingest, args=(k, s)) for k, s in enumerate((a, b))]
         t0 = time.perf_counter()
-        worker.start()
+        for w in workers:
+            w.start()
         with (
             psycopg.connect(url, autocommit=True) as p,
             psycopg.connect(replica, autocommit=True) as s,
         ):
             while time.perf_counter() - t0 < seconds:
-                gaps.append(lsn_gap(p, s))
+                samples.append(lsn_gap(p, s))
                 text = httpx.get(a + "/metrics").text
                 lag = re.search(r"cityhex_replica_lag_seconds\{[^}]*\} ([\d.e+-]+|NaN)", text)
                 if lag and lag.group(1) != "NaN":
                     reported.append(float(lag.group(1)))
                 time.sleep(0.2)
         stop.set()
-        worker.join()
+        for w in workers:
+            w.join()
         wall = time.perf_counter() - t0
+    gaps = [g for g, _ in samples]
+    wal_rate = (samples[-1][1] - samples[0][1]) / (wall - 0.2)
     print(
-        f"ingest {accepted[0] / wall:,.0f} readings/s for {wall:.0f} s through 2 servers: "
-        f"replica behind by median {statistics.median(gaps) / 1024:.0f} KiB, max "
-        f"{max(gaps) / 1024:.0f} KiB of WAL; lag in /metrics median "
-        f"{statistics.median(reported):.2f} s, max {max(reported):.2f} s "
-        f"({len(gaps)} samples)"
+        f"ingest {sum(accepted) / wall:,.0f} readings/s for {wall:.0f} s through 2 servers, "
+        f"WAL {wal_rate / 2**20:.1f} MiB/s: replica behind by median "
+        f"{statistics.median(gaps) / 1024:.0f} KiB, max {max(gaps) / 1024:.0f} KiB "
+        f"(÷ the WAL rate: {statistics.median(gaps) / wal_rate * 1000:.0f} ms, max "
+        f"{max(gaps) / wal_rate * 1000:.0f} ms); lag in /metrics (1 s checks) median "
+        f"{statistics.median(reported):.2f} s, max {max(reported):.2f} s ({len(samples)} samples)"
     )
 
 
@@ -192,6 +199,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--ingest-seconds", type=float, default=15)
+    parser.add_argument("--only", choices=("reads", "lag"), help="run one of the two parts")
     args = parser.parse_args()
     with throwaway_cluster("scale-out") as (cluster, home):
         url = cluster.start()
@@ -202,11 +210,13 @@ def main() -> None:
             with psycopg.connect(url, autocommit=True) as conn:
                 key = create_key(conn, "dispatcher", "bench")
                 app_key = create_key(conn, "app", "bench-ingest")
-            with tempfile.TemporaryDirectory() as tmp:
-                bench_reads(
-                    url, replica, f"Bearer {key}", Path(tmp), args.seconds, args.connections
-                )
-            bench_lag(url, replica, app_key, args.ingest_seconds)
+            if args.only != "lag":
+                with tempfile.TemporaryDirectory() as tmp:
+                    bench_reads(
+                        url, replica, f"Bearer {key}", Path(tmp), args.seconds, args.connections
+                    )
+            if args.only != "reads":
+                bench_lag(url, replica, app_key, args.ingest_seconds)
         finally:
             standby.stop()
 
