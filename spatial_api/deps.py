@@ -103,14 +103,28 @@ async def get_tile_service(request: Request) -> TileService:
     return request.app.state.tiles
 
 
-async def get_grid_lookup_pool(request: Request) -> asyncpg.Pool:
-    """The asyncpg pool that serves /grid/lookup: a read replica's when one may answer (its
-    own lookup pool, opened on first use), else the primary's."""
+async def get_grid_lookup_pool(
+    request: Request,
+) -> AsyncIterator[asyncpg.Pool | asyncpg.Connection]:
+    """What serves /grid/lookup: a connection of a read replica's own lookup pool (opened on
+    first use) when one may answer and accepts it, else the primary's lookup pool (a replica
+    that refuses is skipped until its health check passes)."""
     replicas: ReplicaSet = request.app.state.replicas
     replica = await replicas.choose()
     if replica is None:
-        return request.app.state.grid_lookup_pool
-    return await replicas.pool(replica, "grid_lookup", open_lookup_pool)
+        yield request.app.state.grid_lookup_pool
+        return
+    pool = await replicas.pool(replica, "grid_lookup", open_lookup_pool)
+    try:
+        conn = await pool.acquire()
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        replicas.failed(replica)
+        yield request.app.state.grid_lookup_pool
+        return
+    try:
+        yield conn
+    finally:
+        await pool.release(conn)
 
 
 async def get_report_limiter(request: Request) -> RateLimiter:
@@ -141,7 +155,9 @@ ReadEngine = Annotated[AsyncEngine, Depends(get_read_engine)]
 ReadConnection = Annotated[AsyncConnection, Depends(get_read_connection, scope="function")]
 """A connection of ``ReadEngine``, in a transaction: for handlers that only read."""
 Tiles = Annotated[TileService, Depends(get_tile_service)]
-GridLookupPool = Annotated[asyncpg.Pool, Depends(get_grid_lookup_pool)]
+GridLookupPool = Annotated[
+    asyncpg.Pool | asyncpg.Connection, Depends(get_grid_lookup_pool, scope="function")
+]
 ReportLimiter = Annotated[RateLimiter, Depends(get_report_limiter)]
 IncidentEvents = Annotated[EventHub, Depends(get_incident_events)]
 DatabaseUrl = Annotated[str | None, Depends(get_database_url)]

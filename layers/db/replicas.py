@@ -190,7 +190,10 @@ class ReplicaSet:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 self.failed(replica)
                 continue
-            if replica.replayed >= need and self.required(layers) is not None:
+            need = self.required(layers)  # notices may have come while it answered
+            if need is None:
+                return None
+            if replica.replayed >= need:
                 return replica
         return None
 

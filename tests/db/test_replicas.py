@@ -307,7 +307,7 @@ def test_a_stopped_replica_is_skipped_and_taken_back(
     asset, lon, lat = point_asset(city, 3)
     replica.stop()
     try:
-        for z, base in ((16, a), (18, b)):  # uncached tiles and items, at once
+        for z, base in ((16, a), (18, b)):  # uncached tiles, items and lookups, at once
             t = tile_of(lon, lat, z)
             tile = httpx.get(base + tile_path(t))
             assert tile.status_code == 200 and asset in asset_ids(tile.content)
@@ -317,11 +317,9 @@ def test_a_stopped_replica_is_skipped_and_taken_back(
                 city, "SELECT name FROM assets WHERE id = %s", (asset,)
             )
         for base in servers:
+            lookup = httpx.get(base + "/grid/lookup?lon=114.05&lat=22.55", headers=app)
+            assert lookup.status_code == 200, lookup.text
             wait_state(base, "down")
-            assert (
-                httpx.get(base + "/grid/lookup?lon=114.05&lat=22.55", headers=app).status_code
-                == 200
-            )
     finally:
         replica.start()
     for base in servers:
