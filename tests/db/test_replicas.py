@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from string import Template
 
+import h3
 import httpx
 import mapbox_vector_tile
 import psycopg
@@ -25,7 +26,7 @@ import pytest
 from layers.catalog.changes import publish_change_sync
 from layers.catalog.registry import load_catalog
 from layers.db.embedded import ReplicaCluster, free_port
-from tests.helpers import make_key, running_server, tile_box, tile_of
+from tests.helpers import cell, make_key, running_server, tile_box, tile_of
 
 pytestmark = pytest.mark.subprocess
 
@@ -187,6 +188,14 @@ def tile_path(t: tuple[int, int, int]) -> str:
     return f"/tiles/assets/{t[0]}/{t[1]}/{t[2]}.mvt"
 
 
+def cell_count(base: str, key: dict, target: str) -> int:
+    """The incidents a server's /analytics/h3 counts in the res-9 cell ``target``."""
+    answer = httpx.get(
+        f"{base}/analytics/h3", params={"layer": "incidents", "res": 9}, headers=key
+    ).json()
+    return sum(c["count"] for c in answer["cells"] if c["cell"] == target)
+
+
 def replica_running(standby: str, application: str, like: str) -> bool:
     """Whether a CityHex connection named ``application`` on the replica's city database
     last ran a statement matching ``like``."""
@@ -212,13 +221,25 @@ def test_reads_reach_the_replica_until_a_notice_says_it_is_behind(
     asset, lon, lat = point_asset(city, 0)
     dest = (lon + 0.01, lat + 0.01)
     t = tile_of(*dest, 17)
+    target = h3.cell_to_parent(h3.int_to_str(cell(*dest)), 9)
+    incident = one(  # an incident outside the target cell, by the h3 package
+        city,
+        "SELECT id FROM incidents WHERE NOT h3 = ANY(%s) ORDER BY id LIMIT 1",
+        ([h3.str_to_int(c) for c in h3.cell_to_children(target, 10)],),
+    )
+    before = cell_count(a, app, target)
     one(standby, "SELECT pg_wal_replay_pause()")
     try:
         with psycopg.connect(city) as conn:  # a write nobody announces: only the primary has it
             conn.execute(
                 "UPDATE assets SET name = 'unannounced', geom = ST_SetSRID(ST_MakePoint(%s, %s),"
-                " 4326) WHERE id = %s",
-                (*dest, asset),
+                " 4326), h3 = %s WHERE id = %s",
+                (*dest, cell(*dest), asset),
+            )
+            conn.execute(  # and an incident moved into the target cell
+                "UPDATE incidents SET h3 = %s, geom = ST_SetSRID(ST_MakePoint(%s, %s), 4326)"
+                " WHERE id = %s",
+                (cell(*dest), *dest, incident),
             )
         assert one(standby, "SELECT name FROM assets WHERE id = %s", (asset,)) != "unannounced"
         item = httpx.get(f"{a}/collections/assets/items/{asset}").json()
@@ -232,15 +253,18 @@ def test_reads_reach_the_replica_until_a_notice_says_it_is_behind(
         assert replica_running(standby, "cityhex-tiles", "%")
         assert httpx.get(a + "/grid/lookup?lon=114.05&lat=22.55", headers=app).status_code == 200
         assert replica_running(standby, "cityhex-grid-lookup", "%grid_cells%")
+        assert cell_count(a, app, target) == before
 
         with psycopg.connect(city) as conn:  # now announced, as every writer does
             publish_change_sync(conn, "assets", [(lon, lat, lon, lat), (*dest, *dest)])
+            publish_change_sync(conn, "incidents", None)
         time.sleep(NOTICE_SETTLE)
         item = httpx.get(f"{a}/collections/assets/items/{asset}").json()
         assert item["properties"]["name"] == "unannounced"
         assert item["geometry"]["coordinates"] == pytest.approx(list(dest))
         tile = httpx.get(a + tile_path(t))
         assert asset in asset_ids(tile.content)
+        assert cell_count(a, app, target) == before + 1
         assert one(standby, "SELECT name FROM assets WHERE id = %s", (asset,)) != "unannounced"
     finally:
         one(standby, "SELECT pg_wal_replay_resume()")
