@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from layers.db.engine import create_async_engine
+from layers.db.replicas import ReplicaSet
+from layers.db.settings import storage_settings
 from spatial_api.audit_trail import AuditTrail
 from spatial_api.auth import new_key_cache, new_token_secret
 from spatial_api.compression import CompressionMiddleware
@@ -16,7 +18,7 @@ from spatial_api.disconnect import CancelOnDisconnect
 from spatial_api.errors import install_error_handlers
 from spatial_api.input_guard import InputGuard
 from spatial_api.log_redaction import install_log_redaction
-from spatial_api.metrics import MetricsMiddleware
+from spatial_api.metrics import MetricsMiddleware, observe_replicas
 from spatial_api.oidc import new_identity_provider
 from spatial_api.openapi import install_openapi
 from spatial_api.openapi_layers import install_layer_items
@@ -26,13 +28,22 @@ from spatial_api.settings import api_settings
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the database pool and the identity provider's key cache for the life of the
-    process (routers open their own services, such as the tile service, inside it)."""
+    """Open the database pool, the read replicas' health check and the identity provider's
+    key cache for the life of the process (routers open their own services, such as the
+    tile service, inside it)."""
     app.state.engine = create_async_engine(app.state.database_url)
+    settings = storage_settings()
+    app.state.replicas = ReplicaSet(
+        settings.replicas(),
+        settings.replica_max_lag_s,
+        on_check=observe_replicas,
+    )
+    app.state.replicas.start()
     app.state.oidc = new_identity_provider()
     try:
         yield
     finally:
+        await app.state.replicas.close()
         await app.state.engine.dispose()
 
 

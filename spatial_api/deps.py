@@ -4,6 +4,11 @@ process, and the layer a request addresses.
 Routers declare these as parameters (``caller: Caller``, ``engine: Engine``, ...) and never
 reach into ``request.app.state`` nor read the Authorization header themselves; every route
 that depends on the caller thereby declares the bearer security scheme in OpenAPI.
+
+A handler that only reads takes ``ReadEngine`` or ``ReadConnection``: a read replica's when
+one may answer (``layers.db.replicas``: healthy, and it has replayed every change notice
+this process has heard), else the primary's. A handler that writes, or reads to decide a
+write, takes ``Engine`` or ``Connection``: always the primary.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gis.errors import Forbidden, Unauthorized
 from layers.catalog.registry import Layer, load_catalog
+from layers.db.outage import outage
+from layers.db.replicas import ReplicaSet
 from layers.features.scope import check_layer
+from layers.grid.lookup import open_lookup_pool
 from layers.incidents.events import EventHub
 from spatial_api.auth import (
     ANONYMOUS,
@@ -69,14 +77,58 @@ async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
+async def get_read_engine(request: Request) -> AsyncEngine:
+    """The engine of a read replica that may answer a read now and accepts a connection,
+    else the primary's (a replica that refuses is skipped until its health check passes)."""
+    replicas: ReplicaSet = request.app.state.replicas
+    replica = await replicas.choose()
+    if replica is None:
+        return request.app.state.engine
+    try:
+        async with replica.engine.connect():
+            pass
+    except Exception as exc:
+        if outage(exc) is None:
+            raise
+        replicas.failed(replica)
+        return request.app.state.engine
+    return replica.engine
+
+
+async def get_read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection of ``get_read_engine``'s engine, in a transaction, for a handler
+    that only reads."""
+    async with (await get_read_engine(request)).begin() as conn:
+        yield conn
+
+
 async def get_tile_service(request: Request) -> TileService:
     """The process's tile service."""
     return request.app.state.tiles
 
 
-async def get_grid_lookup_pool(request: Request) -> asyncpg.Pool:
-    """The asyncpg pool that serves /grid/lookup."""
-    return request.app.state.grid_lookup_pool
+async def get_grid_lookup_pool(
+    request: Request,
+) -> AsyncIterator[asyncpg.Pool | asyncpg.Connection]:
+    """What serves /grid/lookup: a connection of a read replica's own lookup pool (opened on
+    first use) when one may answer and accepts it, else the primary's lookup pool (a replica
+    that refuses is skipped until its health check passes)."""
+    replicas: ReplicaSet = request.app.state.replicas
+    replica = await replicas.choose()
+    if replica is None:
+        yield request.app.state.grid_lookup_pool
+        return
+    pool = await replicas.pool(replica, "grid_lookup", open_lookup_pool)
+    try:
+        conn = await pool.acquire()
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        replicas.failed(replica)
+        yield request.app.state.grid_lookup_pool
+        return
+    try:
+        yield conn
+    finally:
+        await pool.release(conn)
 
 
 async def get_report_limiter(request: Request) -> RateLimiter:
@@ -102,8 +154,14 @@ async def get_database_url(request: Request) -> str | None:
 
 Engine = Annotated[AsyncEngine, Depends(get_engine)]
 Connection = Annotated[AsyncConnection, Depends(get_connection, scope="function")]
+ReadEngine = Annotated[AsyncEngine, Depends(get_read_engine)]
+"""A replica's engine when one may answer, else the primary's: for handlers that only read."""
+ReadConnection = Annotated[AsyncConnection, Depends(get_read_connection, scope="function")]
+"""A connection of ``ReadEngine``, in a transaction: for handlers that only read."""
 Tiles = Annotated[TileService, Depends(get_tile_service)]
-GridLookupPool = Annotated[asyncpg.Pool, Depends(get_grid_lookup_pool)]
+GridLookupPool = Annotated[
+    asyncpg.Pool | asyncpg.Connection, Depends(get_grid_lookup_pool, scope="function")
+]
 ReportLimiter = Annotated[RateLimiter, Depends(get_report_limiter)]
 IncidentEvents = Annotated[EventHub, Depends(get_incident_events)]
 DatabaseUrl = Annotated[str | None, Depends(get_database_url)]

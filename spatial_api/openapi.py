@@ -30,6 +30,8 @@ from spatial_api.deps import (
     get_engine,
     get_grid_lookup_pool,
     get_incident_events,
+    get_read_connection,
+    get_read_engine,
     get_tile_service,
 )
 from spatial_api.responses import JSON
@@ -54,6 +56,8 @@ ERROR_CONTENT = {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}
 DATABASE: set[Callable[..., Any]] = {
     get_engine,
     get_connection,
+    get_read_engine,
+    get_read_connection,
     get_tile_service,
     get_grid_lookup_pool,
     get_incident_events,

@@ -30,7 +30,7 @@ import shapely
 from fastapi.testclient import TestClient
 
 from layers.db.cell_levels import fill_cell_levels
-from layers.db.embedded import EmbeddedCluster, free_port
+from layers.db.embedded import EmbeddedCluster, ReplicaCluster, free_port
 from layers.db.settings import storage_settings
 from layers.incidents.workflow import STATES
 from tests.helpers import CENTER, cell, create_database, make_key
@@ -107,6 +107,19 @@ def admin_url() -> Iterator[str]:
         os.environ["CITYHEX_DATABASE_URL"] = NO_DATABASE
         storage_settings.cache_clear()
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def replica(admin_url: str) -> Iterator[ReplicaCluster]:
+    """A streaming replica of the session's cluster, made as ``cityhex db replica start``
+    makes one (pg_basebackup -R through a replication slot) and started; it follows every
+    database of the primary (``replica.url(name)``). Removed with its slot at the end."""
+    standby = ReplicaCluster(_home[0], EmbeddedCluster(_home[0]), port=free_port())
+    standby.start()
+    try:
+        yield standby
+    finally:
+        standby.drop()
 
 
 @pytest.fixture(scope="session")

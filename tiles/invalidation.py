@@ -7,6 +7,12 @@ whole cells, so for it each box first grows by the reach of a cell of that zoom.
 
 While the listening connection is down, notices may be lost: the cache is then emptied and
 bypassed until the connection is back.
+
+With read replicas, this listener is also what tells them apart (``layers.db.replicas``):
+each notice marks its layer as read from the primary until the primary's WAL position,
+read on this connection after the notice arrived, stamps it; only a replica that has
+replayed that position then answers for the layer. One connection does both, so no tile
+is built from a replica between the drop of a stale tile and its notice's stamp.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import h3
 
 from gis.tilemath import BBox, buffer_margin, hex_resolution, mercator_bbox, tile_range
 from layers.catalog.changes import CHANNEL, parse_payload
+from layers.db.replicas import LSN, ReplicaSet
 from tiles.cache import Key, Region, TileCache
 
 log = logging.getLogger("cityhex.tiles")
@@ -85,9 +92,11 @@ class ChangeListener:
         url: str,
         cache: TileCache,
         connect: Callable[..., asyncpg.Connection] = asyncpg.connect,
+        replicas: ReplicaSet | None = None,
     ) -> None:
         self.url = url
         self.cache = cache
+        self.replicas = replicas
         self.connected = asyncio.Event()
         self._connect = connect
         self._task: asyncio.Task | None = None
@@ -114,6 +123,8 @@ class ChangeListener:
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring a malformed change notice: %r", payload[:200])
             return
+        if self.replicas:
+            self.replicas.heard(layer)
         invalidate(self.cache, layer, boxes)
 
     async def _run(self) -> None:
@@ -136,13 +147,33 @@ class ChangeListener:
         try:
             await conn.add_listener(CHANNEL, self._notice)
             self.cache.clear()
+            if self.replicas:
+                self.replicas.hearing(await conn.fetchval(f"SELECT {LSN}", timeout=PROBE_SECONDS))
             self.connected.set()
             while not lost.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), PROBE_SECONDS)
-                if not lost.is_set():
-                    await asyncio.wait_for(conn.fetchval("SELECT 1"), PROBE_SECONDS)
+                await self._pause(lost)
+                if lost.is_set():
+                    break
+                if self.replicas:  # the probe doubles as the stamp of the notices heard
+                    mark = self.replicas.stamp_mark()
+                    position = await conn.fetchval(f"SELECT {LSN}", timeout=PROBE_SECONDS)
+                    self.replicas.stamp(mark, position)
+                else:
+                    await conn.fetchval("SELECT 1", timeout=PROBE_SECONDS)
         finally:
             self.connected.clear()
+            if self.replicas:
+                self.replicas.hearing(None)
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
+
+    async def _pause(self, lost: asyncio.Event) -> None:
+        """Wait until the connection is lost, a notice waits for its stamp, or it is time
+        to probe the connection."""
+        events = [lost] + ([self.replicas.wake] if self.replicas else [])
+        waits = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waits, timeout=PROBE_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()

@@ -1,5 +1,9 @@
 """Serving tiles: build them in PostGIS through a dedicated asyncpg pool, cache them, and
 keep the cache true through change notices.
+
+With read replicas, a tile is built on a replica that has replayed every notice of its
+layers (``layers.db.replicas``), else on the primary; a replica that cannot be reached is
+skipped and the tile built on the primary.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from typing import Protocol
 
 import asyncpg
 
-from gis.errors import BadRequest
+from gis.errors import BadRequest, ServiceUnavailable
 from gis.tilemath import check_tile
 from layers.db.engine import create_pool, plain_url
-from layers.db.outage import outage
+from layers.db.outage import UNAVAILABLE, outage
+from layers.db.replicas import ReplicaSet
 from tiles.cache import CachedTile, Key, TileCache, strong_etag
 from tiles.filters import TileFilters
 from tiles.invalidation import ChangeListener
@@ -99,33 +104,53 @@ def cache_key(sources: list[Source], z: int, x: int, y: int, filters: TileFilter
     return (names, z, x, y, filters.key() + "#" + filters.visible.key())
 
 
+async def open_tile_pool(url: str, settings: TileSettings) -> asyncpg.Pool:
+    """A pool of tile connections to ``url`` (the primary or a replica)."""
+    return await create_pool(
+        url,
+        settings.statement_timeout_ms,
+        min_size=0,
+        max_size=settings.pool_size,
+        connection_class=TileConnection,
+        server_settings=SESSION_SETTINGS,
+    )
+
+
 class TileService:
     """The tiles of one server process: a connection pool, a cache and its listener."""
 
     def __init__(
-        self, pool: asyncpg.Pool, cache: TileCache, listener: ChangeListener | None
+        self,
+        pool: asyncpg.Pool,
+        cache: TileCache,
+        listener: ChangeListener | None,
+        replicas: ReplicaSet | None = None,
+        settings: TileSettings | None = None,
     ) -> None:
         self.pool = pool
         self.cache = cache
         self.listener = listener
+        self.replicas = replicas
+        self.settings = settings or tile_settings()
 
     @classmethod
-    async def open(cls, url: str, settings: TileSettings | None = None) -> TileService:
-        """Connect to the database at ``url`` and start listening for changes."""
+    async def open(
+        cls, url: str, settings: TileSettings | None = None, replicas: ReplicaSet | None = None
+    ) -> TileService:
+        """Connect to the database at ``url`` and start listening for changes (which, with
+        ``replicas`` that have replicas, also tells which replica may build a tile)."""
         settings = settings or tile_settings()
-        pool = await create_pool(
-            url,
-            settings.statement_timeout_ms,
-            min_size=0,
-            max_size=settings.pool_size,
-            connection_class=TileConnection,
-            server_settings=SESSION_SETTINGS,
-        )
+        pool = await open_tile_pool(url, settings)
         cache = TileCache(int(settings.cache_mb * 1024 * 1024))
-        listener = ChangeListener(plain_url(url), cache) if cache.max_bytes > 0 else None
+        replicas = replicas if replicas and replicas.replicas else None
+        listener = (
+            ChangeListener(plain_url(url), cache, replicas=replicas)
+            if cache.max_bytes > 0 or replicas
+            else None
+        )
         if listener:
             listener.start()
-        return cls(pool, cache, listener)
+        return cls(pool, cache, listener, replicas, settings)
 
     async def close(self) -> None:
         """Stop listening and close the pool."""
@@ -136,7 +161,26 @@ class TileService:
     @property
     def caching(self) -> bool:
         """Whether the cache may be used now (it is on and hears every change)."""
-        return self.listener is not None and self.listener.live
+        return self.cache.max_bytes > 0 and self.listener is not None and self.listener.live
+
+    async def _build(
+        self, sources: list[Source], z: int, x: int, y: int, filters: TileFilters
+    ) -> tuple[bytes, datetime | None]:
+        """Build a tile on a replica that may answer for its layers, else on the primary."""
+        if self.replicas:
+            layers = {s.layer.id for s in sources}
+            replica = await self.replicas.choose(layers)
+            if replica is not None:
+                try:
+                    pool = await self.replicas.pool(
+                        replica, "tiles", lambda u: open_tile_pool(u, self.settings)
+                    )
+                    return await build_tile(pool, sources, z, x, y, filters)
+                except (ServiceUnavailable, OSError, asyncpg.PostgresConnectionError) as exc:
+                    if getattr(exc, "code", UNAVAILABLE) != UNAVAILABLE:
+                        raise
+                    self.replicas.failed(replica)
+        return await build_tile(self.pool, sources, z, x, y, filters)
 
     def cached(self, key: Key) -> Tile | None:
         """The cached tile under ``key``, if the cache may be used and holds it."""
@@ -163,7 +207,7 @@ class TileService:
             return hit
         regions = tuple((s.layer.id, s.hex) for s in sources)
         stamp = self.cache.generation([layer for layer, _ in regions])
-        body, next_change = await build_tile(self.pool, sources, z, x, y, filters)
+        body, next_change = await self._build(sources, z, x, y, filters)
         etag = strong_etag(body) if body else EMPTY_ETAG
         if self.caching:
             expires = next_change.timestamp() if next_change else None

@@ -336,3 +336,110 @@ def _is_zombie(pid: int | None) -> bool:
 def _has_c_utf8() -> bool:
     out = subprocess.run(["locale", "-a"], capture_output=True, text=True)
     return any(loc.lower() in ("c.utf8", "c.utf-8") for loc in out.stdout.split())
+
+
+REPLICA_SLOT = "cityhex_replica"
+"""The replication slot of the embedded replica on its primary: the primary keeps the WAL
+the replica has not received yet (also while the replica is stopped)."""
+
+
+class ReplicaCluster(EmbeddedCluster):
+    """A streaming replica of an embedded cluster, in ``<home>/pg-replica``, on loopback.
+
+    It is made once with ``pg_basebackup -R`` (standby.signal and primary_conninfo) through
+    a physical replication slot, then started and stopped like the primary; it answers reads
+    only (hot standby).
+    """
+
+    def __init__(self, home: Path, primary: EmbeddedCluster, port: int = 0) -> None:
+        super().__init__(home, port=port)
+        self.root = (Path(home) / "pg-replica").absolute()
+        self.data = self.root / "data"
+        self.log = self.root / "postgres.log"
+        self._port_file = self.root / "port"
+        self.primary = primary
+
+    def init(self) -> None:
+        """Copy the running primary with pg_basebackup through the replica's slot (once) and
+        give the copy its own port, socket folder and standby settings."""
+        if self.initialized():
+            return
+        if not self.primary.running():
+            raise ClusterError("the primary is not running: start it first (cityhex db start)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._chown(self.root)
+        self._check_reachable()
+        with psycopg.connect(self.primary.url("postgres"), autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_name = %s AND NOT active",
+                (REPLICA_SLOT,),
+            )
+        self._run(
+            "pg_basebackup",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.primary.port),
+            "-U",
+            SUPERUSER,
+            "-D",
+            str(self.data),
+            "-R",
+            "-X",
+            "stream",
+            "-C",
+            "-S",
+            REPLICA_SLOT,
+            "-c",
+            "fast",
+        )
+        port = self._wanted_port or free_port()
+        self._port_file.write_text(f"{port}\n")
+        conf = self.data / "cityhex.conf"
+        conf.write_text(
+            "# written by cityhex: the embedded replica\n"
+            "listen_addresses = '127.0.0.1'\n"
+            f"port = {port}\n"
+            f"unix_socket_directories = '{self.root}'\n"
+            "max_connections = 200\n"
+            "shared_buffers = 128MB\n"
+            "work_mem = 32MB\n"
+            "random_page_cost = 1.1\n"
+            "jit = off\n"
+            "hot_standby = on\n"
+            "hot_standby_feedback = on\n"
+            "wal_receiver_status_interval = 1s\n"
+        )
+        self._chown(conf)
+
+    def start(self, extra_conf: dict[str, str] | None = None) -> str:
+        """Make (once) and start the replica; return its URL. It replays the primary's WAL
+        and takes no writes, so no database is created here."""
+        self.init()
+        if not self.running():
+            self._clear_stale_locks()
+            self._run(
+                "pg_ctl",
+                "start",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                *WAIT,
+                env=SERVER_ENVIRONMENT,
+            )
+        return self.url()
+
+    def drop(self) -> None:
+        """Stop the replica, delete its folder and its slot on the primary (which otherwise
+        keeps WAL for it)."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self.primary.running():
+            with psycopg.connect(self.primary.url("postgres"), autocommit=True) as conn:
+                conn.execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                    "WHERE slot_name = %s AND NOT active",
+                    (REPLICA_SLOT,),
+                )

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
-from layers.db.embedded import EmbeddedCluster
+from layers.db.embedded import EmbeddedCluster, ReplicaCluster
 from layers.db.settings import StorageSettings, storage_settings
 
 ANSWER_GRACE_S = 2.0
@@ -35,6 +35,11 @@ def embedded_cluster(home: Path | None = None) -> EmbeddedCluster:
     """The embedded cluster under ``home`` (default: CITYHEX_HOME or .cityhex)."""
     settings = storage_settings()
     return EmbeddedCluster(home or settings.home, port=settings.pg_port)
+
+
+def replica_cluster(port: int = 0, home: Path | None = None) -> ReplicaCluster:
+    """The embedded cluster's streaming replica (``port`` 0: a free one, when it is made)."""
+    return ReplicaCluster(home or storage_settings().home, embedded_cluster(home), port=port)
 
 
 def database_url() -> str:

@@ -37,10 +37,25 @@ class StorageSettings(BaseSettings):
     """Longest a statement of command-line work and jobs (imports, exports, the demo, grid
     builds, hotspot refreshes) may run before the database cancels it."""
 
+    replica_urls: str = ""
+    """Streaming replicas of the database, a comma list of PostgreSQL URLs (e.g. from
+    `cityhex db replica url`). Tiles, Features reads, spatial queries, grid lookups and
+    analytics read from one of them when it has replayed every change notice this server
+    has heard for what the request reads; writes, LISTEN and reads inside a write use the
+    primary."""
+
+    replica_max_lag_s: float = Field(5.0, gt=0)
+    """A replica further behind the primary than this (seconds), or down, is not read from
+    until a health check (every second) finds it caught up again."""
+
     connect_timeout_s: float = Field(3.0, gt=0)
     """How long CityHex waits for the database to accept a connection, to answer the check
     made before a pooled connection is used, or to free a pooled connection; past it the
     request answers 503 `database_unavailable`."""
+
+    def replicas(self) -> list[str]:
+        """The replica URLs of ``replica_urls``, in order, blanks left out."""
+        return [u.strip() for u in self.replica_urls.split(",") if u.strip()]
 
 
 @lru_cache

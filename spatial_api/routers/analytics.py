@@ -37,7 +37,7 @@ from layers.analytics.hotspots import LAYER_ID as HOTSPOTS_LAYER
 from layers.analytics.hotspots import compute_hotspots, refresh_hotspot_cells
 from layers.catalog.registry import Layer, load_catalog
 from spatial_api.auth import ANONYMOUS, Principal
-from spatial_api.deps import Caller, Connection, Dispatcher
+from spatial_api.deps import Caller, Connection, Dispatcher, ReadConnection
 from spatial_api.openapi import errors
 from spatial_api.responses import GEOJSON, json_response
 from spatial_api.schemas.analytics import (
@@ -152,7 +152,7 @@ def raster_response(heatmap: Heatmap, fmt: str, bbox: BBox, name: str) -> Respon
 async def h3_aggregate(
     layer: LayerId,
     principal: Caller,
-    conn: Connection,
+    conn: ReadConnection,
     res: Res = 8,
     start: From = None,
     end: To = None,
@@ -202,7 +202,7 @@ Fdr = Annotated[bool, Query(description="Benjamini–Hochberg false-discovery-ra
 async def hotspots(
     layer: LayerId,
     principal: Caller,
-    conn: Connection,
+    conn: ReadConnection,
     res: Res = 9,
     k: HotspotK = 1,
     start: From = None,
@@ -285,7 +285,7 @@ async def kde_raster(
     layer: LayerId,
     bbox: BBoxText,
     principal: Caller,
-    conn: Connection,
+    conn: ReadConnection,
     cell_m: CellM = 50.0,
     bandwidth_m: Annotated[
         float, Query(gt=0, description="Gaussian kernel bandwidth (sigma) in metres")
@@ -315,7 +315,7 @@ async def kde_raster(
 )
 async def idw_raster(
     principal: Caller,
-    conn: Connection,
+    conn: ReadConnection,
     property: Annotated[str, Query(description="The measured property, e.g. pm25")],
     bbox: BBoxText,
     at: Annotated[datetime | None, Query(description="The moment mapped (default: now)")] = None,
@@ -348,7 +348,7 @@ async def idw_raster(
 async def timeseries(
     layer: LayerId,
     principal: Caller,
-    conn: Connection,
+    conn: ReadConnection,
     interval: Annotated[Literal["hour", "day", "week"], Query(description="Bucket length")],
     cell: Annotated[str | None, Query(description="An H3 cell (hex), res 5–11")] = None,
     bbox: OptionalBBox = None,
@@ -392,7 +392,7 @@ async def timeseries(
 async def compare(
     layer: LayerId,
     principal: Caller,
-    conn: Connection,
+    conn: ReadConnection,
     a_from: Annotated[datetime, Query(description="Start of period a")],
     a_to: Annotated[datetime, Query(description="End of period a (exclusive)")],
     b_from: Annotated[datetime, Query(description="Start of period b")],

@@ -34,7 +34,14 @@ from layers.features.repository import (
 )
 from spatial_api.auth import Principal
 from spatial_api.bodies import read_json
-from spatial_api.deps import Caller, EditableLayer, Engine, HistoryLayer, ReadableLayer
+from spatial_api.deps import (
+    Caller,
+    EditableLayer,
+    Engine,
+    HistoryLayer,
+    ReadableLayer,
+    ReadEngine,
+)
 from spatial_api.openapi import errors
 from spatial_api.params import INT_MAX, Offset
 from spatial_api.proxies import public_base_url
@@ -278,7 +285,7 @@ async def conformance() -> dict[str, list[str]]:
     response_model=Collections,
     response_model_exclude_unset=True,
 )
-async def collections(request: Request, caller: Caller, engine: Engine) -> dict[str, Any]:
+async def collections(request: Request, caller: Caller, engine: ReadEngine) -> dict[str, Any]:
     """The readable layers, with their extents and links."""
     found = []
     for layer in load_catalog():
@@ -301,7 +308,7 @@ async def collections(request: Request, caller: Caller, engine: Engine) -> dict[
     response_model=Collection,
     response_model_exclude_unset=True,
 )
-async def collection(request: Request, layer: ReadableLayer, engine: Engine) -> dict[str, Any]:
+async def collection(request: Request, layer: ReadableLayer, engine: ReadEngine) -> dict[str, Any]:
     """The layer's description, extent and links."""
     extent = await layer_extent(engine, layer)
     return collection_json(request, layer, extent)
@@ -313,7 +320,9 @@ async def collection(request: Request, layer: ReadableLayer, engine: Engine) -> 
     response_class=SchemaJSONResponse,
     responses={200: {"model": Queryables}},
 )
-async def collection_queryables(request: Request, layer: ReadableLayer, engine: Engine) -> Response:
+async def collection_queryables(
+    request: Request, layer: ReadableLayer, engine: ReadEngine
+) -> Response:
     """The queryables: catalog properties and the free-form keys found in the data."""
     schema = await queryables(engine, layer)
     schema = {"$id": f"{base_url(request)}/collections/{layer.id}/queryables", **schema}
@@ -342,7 +351,7 @@ async def collection_schema(request: Request, layer: ReadableLayer) -> Response:
 async def items(
     request: Request,
     layer: ReadableLayer,
-    engine: Engine,
+    engine: ReadEngine,
     bbox: str | None = Query(None, description="minx,miny,maxx,maxy (in bbox-crs)"),
     bbox_crs: str | None = Query(None, alias="bbox-crs"),
     limit: int = Query(DEFAULT_LIMIT, ge=1, description=f"Page size; at most {MAX_LIMIT}"),
@@ -436,7 +445,7 @@ async def create_item(
 async def item(
     request: Request,
     layer: ReadableLayer,
-    engine: Engine,
+    engine: ReadEngine,
     feature_id: str,
     crs: str | None = Query(None),
 ) -> Response:
@@ -553,7 +562,7 @@ async def delete_item(
     summary="Every version of a feature: operation, who, when, before and after",
     response_model=FeatureHistory,
 )
-async def history(layer: HistoryLayer, engine: Engine, feature_id: str) -> dict[str, Any]:
+async def history(layer: HistoryLayer, engine: ReadEngine, feature_id: str) -> dict[str, Any]:
     """The feature's versions, oldest first (needs an API key: it names who edited)."""
     fid = parse_feature_id(layer, feature_id)
     versions = await list_history(engine, layer, fid)

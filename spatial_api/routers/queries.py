@@ -25,7 +25,7 @@ from layers.features.spatial_queries import (
     within,
 )
 from spatial_api.bodies import read_json
-from spatial_api.deps import Engine, LazyCaller, QueriedLayer, readable
+from spatial_api.deps import LazyCaller, QueriedLayer, ReadEngine, readable
 from spatial_api.openapi import errors
 from spatial_api.responses import GEOJSON, JSON, json_response
 
@@ -72,7 +72,7 @@ def hits_response(layer_id: str, hits: list[Hit], extra: dict[str, Any]) -> Resp
 )
 async def nearest_features(
     layer: QueriedLayer,
-    engine: Engine,
+    engine: ReadEngine,
     lon: float = Query(..., description="WGS 84 longitude"),
     lat: float = Query(..., description="WGS 84 latitude"),
     k: int = Query(10, description=f"How many, 1..{MAX_K}"),
@@ -92,7 +92,7 @@ async def nearest_features(
 )
 async def features_within(
     layer: QueriedLayer,
-    engine: Engine,
+    engine: ReadEngine,
     lon: float = Query(...),
     lat: float = Query(...),
     radius_m: float = Query(..., description=f"Metres, at most {MAX_RADIUS_M:g}"),
@@ -112,7 +112,9 @@ async def features_within(
     openapi_extra=INTERSECTS_BODY,
     responses=errors(413, 415, 422),
 )
-async def features_intersecting(request: Request, caller: LazyCaller, engine: Engine) -> Response:
+async def features_intersecting(
+    request: Request, caller: LazyCaller, engine: ReadEngine
+) -> Response:
     """Body ``{"layers": [...], "geometry": {...}, "crs": "..."}``; one FeatureCollection
     per layer. The caller is looked up after the body is read, once a layer is named."""
     body = await read_json(request, MAX_BODY)

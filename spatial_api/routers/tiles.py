@@ -38,9 +38,11 @@ TILE_RESPONSES: dict[int | str, dict] = {
 
 @asynccontextmanager
 async def tile_service(app: FastAPI) -> AsyncIterator[None]:
-    """The tile service of this process, on the application's database, for the life of
-    the process."""
-    app.state.tiles = await TileService.open(app.state.database_url or database_url())
+    """The tile service of this process, on the application's database (and its read
+    replicas), for the life of the process."""
+    app.state.tiles = await TileService.open(
+        app.state.database_url or database_url(), replicas=app.state.replicas
+    )
     try:
         yield
     finally:
