@@ -14,6 +14,7 @@ from spatial_api.compression import CompressionMiddleware
 from spatial_api.cors import install_cors
 from spatial_api.disconnect import CancelOnDisconnect
 from spatial_api.errors import install_error_handlers
+from spatial_api.idempotency import Idempotency
 from spatial_api.input_guard import InputGuard
 from spatial_api.metrics import MetricsMiddleware
 from spatial_api.oidc import new_identity_provider
@@ -48,6 +49,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.state.database_url = database_url
     app.state.key_cache = new_key_cache()
     install_error_handlers(app)
+    app.add_middleware(Idempotency)  # innermost: it stores the answer as the route gave it
     app.add_middleware(CancelOnDisconnect)  # inside the metrics: they count abandoned requests
     # innermost first: compression sees the answers of every route and of the tile fast path,
     # CORS marks them all (and answers preflights), the metrics time everything

@@ -24,6 +24,9 @@ class ApiSettings(BaseSettings):
     key_cache_seconds: float = 10.0
     """How long a looked-up API key is trusted before it is read again (revocation delay)."""
     health_timeout_seconds: float = 2.0
+    idempotency_key_hours: float = Field(24.0, gt=0, le=720)
+    """How long the first answer to an ``Idempotency-Key`` is kept: a retry with the key
+    within this time gets that answer again instead of running the request twice."""
     cors_origins: Annotated[list[str], NoDecode] = []
     """Origins whose web pages may call the API (comma list, such as
     ``https://app.example.org,http://localhost:5173``; ``*`` for any). Empty: no cross-origin
