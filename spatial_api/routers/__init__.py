@@ -18,6 +18,7 @@ from spatial_api.routers import (
     grid,
     imports,
     incidents,
+    me,
     open311,
     open_data,
     queries,
@@ -26,6 +27,7 @@ from spatial_api.routers import (
     system,
     tile_fast_path,
     tiles,
+    webapp,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -46,4 +48,6 @@ ROUTERS: list[APIRouter] = [
     open_data.router,
     audit.router,
     docs.router,
+    me.router,
+    webapp.router,
 ]

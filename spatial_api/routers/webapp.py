@@ -1,0 +1,63 @@
+"""``/app``: the web app for inspectors, dispatchers, GIS staff and a layer preview (the
+page and the built files of ``spatial_api/web``; see ``spatial_api.webapp``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+
+from spatial_api.openapi import errors
+from spatial_api.proxies import public_base_url
+from spatial_api.webapp import (
+    CSP,
+    IMMUTABLE,
+    NO_CACHE,
+    NOT_BUILT,
+    NotBuilt,
+    app_page,
+    asset_file,
+    current_build,
+)
+
+router = APIRouter(tags=["web app"])
+
+
+@router.get(
+    "/app",
+    summary="The web app (HTML)",
+    response_class=HTMLResponse,
+    responses={503: {"content": {"text/html": {}}, "description": "The app is not built"}},
+)
+async def app(request: Request) -> HTMLResponse:
+    """The app's page, never cached (it names the current build's files); 503 with a page
+    saying how to build it when it is not built."""
+    headers = {"Cache-Control": NO_CACHE, "Content-Security-Policy": CSP}
+    try:
+        build = current_build()
+    except NotBuilt:
+        return HTMLResponse(NOT_BUILT, 503, headers={"Cache-Control": NO_CACHE})
+    page = app_page(f"{public_base_url(request)}/app/assets", build)
+    return HTMLResponse(page, headers=headers)
+
+
+@router.get("/app/", include_in_schema=False)
+async def app_slash() -> RedirectResponse:
+    """``/app/`` is ``/app``."""
+    return RedirectResponse("/app", 308)
+
+
+@router.get(
+    "/app/assets/{name}",
+    summary="A file of the web app's build (hashed name, cached for a year)",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"text/javascript": {}, "text/css": {}}, "description": "The file"},
+        **errors(404, 503),
+    },
+)
+async def asset(name: Annotated[str, Path(max_length=200)]) -> FileResponse:
+    """One file the current build lists; 404 for any other name."""
+    path, media_type = asset_file(name, current_build())
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": IMMUTABLE})
