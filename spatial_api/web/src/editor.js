@@ -50,7 +50,8 @@ function Feature({ layer, id, map, onSaved }) {
     setLoaded({ feature: data, etag });
     setEdits({});
     setMoved(null);
-    setVersions((await api(`/collections/${layer}/items/${encodeURIComponent(id)}/history`)).data.versions);
+    const history = `/collections/${layer}/items/${encodeURIComponent(id)}/history`;
+    setVersions(await api(history).then(({ data }) => data.versions, () => []));
     const g = data.geometry;
     if (map && g?.type === "Point") {
       map.jumpTo({ center: g.coordinates, zoom: Math.max(map.getZoom(), 16) });

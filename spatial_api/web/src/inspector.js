@@ -41,7 +41,7 @@ function Banner({ at, me }) {
   return text ? html`<div class="banner" role="status">${text}</div>` : null;
 }
 
-function Tasks({ me, position, onOpen }) {
+function Tasks({ position, onOpen }) {
   const [sort, setSort] = useState("deadline");
   const [items, setItems] = useState(null);
   const [message, say] = useMessage();
@@ -71,8 +71,16 @@ function Tasks({ me, position, onOpen }) {
   </div>`;
 }
 
-function Report({ place, setPlace, onOpen }) {
-  const [categories, setCategories] = useState([]);
+/** The incident categories: from the API when online, else as last read (kept offline). */
+async function loadCategories() {
+  const kept = JSON.parse(localStorage.getItem("cityhex.categories") || "[]");
+  if (!navigator.onLine && kept.length) return kept;
+  const { data } = await api("/incidents/categories");
+  localStorage.setItem("cityhex.categories", JSON.stringify(data.categories));
+  return data.categories;
+}
+
+function Report({ categories, place, setPlace, onOpen }) {
   const [major, setMajor] = useState("");
   const [category, setCategory] = useState("");
   const [description, setDescription] = useState("");
@@ -80,9 +88,6 @@ function Report({ place, setPlace, onOpen }) {
   const [message, say] = useMessage();
   const photos = useRef(null);
   const zh = language() === "zh";
-  useEffect(() => {
-    api("/incidents/categories").then(({ data }) => setCategories(data.categories));
-  }, []);
   const majors = [...new Map(categories.map((c) => [c.major, c.major_name])).entries()];
   const department = (id) => categories.find((c) => c.department_id === id);
   function gps() {
@@ -176,11 +181,15 @@ export function Inspector({ me }) {
   const [here, setHere] = useState(null);
   const [place, setPlace] = useState(null);
   const [waiting, setWaiting] = useState(0);
+  const [categories, setCategories] = useState([]);
   const [online, setOnline] = useState(navigator.onLine);
   const cells = useRef(null);
   const map = useRef(null);
   const marker = useRef(null);
   useEffect(() => watchOutbox((items) => setWaiting(items.length)), []);
+  useEffect(() => {
+    loadCategories().then(setCategories, () => {});
+  }, []);
   useEffect(() => {
     const on = () => setOnline(navigator.onLine);
     window.addEventListener("online", on);
@@ -216,8 +225,9 @@ export function Inspector({ me }) {
         ${waiting ? html` <span class="count">${waiting}</span>` : null}</button>
     </nav>
     ${open ? html`<${CaseView} id=${open} viaOutbox=${true} onClose=${() => setOpen(null)} />` : null}
-    ${tab === "tasks" ? html`<${Tasks} me=${me} position=${here} onOpen=${setOpen} />` : null}
-    ${tab === "report" ? html`<${Report} place=${place} setPlace=${setPlace} onOpen=${setOpen} />` : null}
-    ${tab === "outbox" ? html`<${Outbox} />` : null}
+    <div hidden=${tab !== "tasks"}><${Tasks} position=${here} onOpen=${setOpen} /></div>
+    <div hidden=${tab !== "report"}><${Report} categories=${categories} place=${place}
+      setPlace=${setPlace} onOpen=${setOpen} /></div>
+    <div hidden=${tab !== "outbox"}><${Outbox} /></div>
   </div>`;
 }

@@ -12,15 +12,17 @@ import { Editor } from "./editor.js";
 
 const VIEWS = { inspector: Inspector, dispatcher: Dispatcher, editor: Editor, preview: Preview };
 const ROLE_VIEWS = {
-  admin: ["inspector", "dispatcher", "editor", "preview"],
+  admin: ["dispatcher", "editor", "inspector", "preview"],
   inspector: ["inspector", "preview"],
   dispatcher: ["dispatcher", "preview"],
   editor: ["editor", "preview"],
 };
 
-/** The views a role may use, its own first. */
-function viewsOf(role) {
-  return ROLE_VIEWS[role] ?? ["preview"];
+/** The views a caller may use, its own first (the inspector's only for a key that speaks
+ * for an inspector: the task list is that person's). */
+function viewsOf(me) {
+  const views = ROLE_VIEWS[me.role] ?? ["preview"];
+  return me.inspector_id ? views : views.filter((v) => v !== "inspector");
 }
 
 function SignIn({ onSignedIn }) {
@@ -62,7 +64,7 @@ function App() {
   }, []);
   if (!me && storedKey()) return html`<p class="msg">…</p>`;
   if (!me) return html`<${SignIn} onSignedIn=${setMe} />`;
-  const views = viewsOf(me.role);
+  const views = viewsOf(me);
   const current = views.includes(view) ? view : views[0];
   const View = VIEWS[current];
   return html`<div class="shell">
