@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from spatial_api.openapi import errors
+from spatial_api.pages import wants_html
 from spatial_api.proxies import public_base_url
 from spatial_api.webapp import (
     CSP,
@@ -22,21 +23,32 @@ from spatial_api.webapp import (
 )
 
 router = APIRouter(tags=["web app"])
+NOT_BUILT_503 = {
+    503: {
+        "description": "The web app is not built (for browsers, a page saying how to build it)",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}},
+            "text/html": {},
+        },
+    }
+}
 
 
 @router.get(
     "/app",
     summary="The web app (HTML)",
     response_class=HTMLResponse,
-    responses={503: {"content": {"text/html": {}}, "description": "The app is not built"}},
+    responses=NOT_BUILT_503,
 )
 async def app(request: Request) -> HTMLResponse:
-    """The app's page, never cached (it names the current build's files); 503 with a page
-    saying how to build it when it is not built."""
+    """The app's page, never cached (it names the current build's files); 503 when it is
+    not built, with a page saying how to build it for a browser."""
     headers = {"Cache-Control": NO_CACHE, "Content-Security-Policy": CSP}
     try:
         build = current_build()
     except NotBuilt:
+        if not wants_html(request.headers.get("accept"), None):
+            raise
         return HTMLResponse(NOT_BUILT, 503, headers={"Cache-Control": NO_CACHE})
     page = app_page(f"{public_base_url(request)}/app/assets", build)
     return HTMLResponse(page, headers=headers)

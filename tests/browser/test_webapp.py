@@ -229,7 +229,7 @@ def report_here(page: Page, category: str, description: str) -> None:
 
 def test_an_inspector_reports_a_case_and_sees_its_routing(app: Callable, city: str) -> None:
     page, _ = app("inspector", INSPECTOR, PHONE)
-    wait_until(page, "window.cityhexReady === true")
+    wait_until(page, "window.cityhexReady > 0")
     outlined = page.evaluate(
         "window.cityhexMap.getSource('my-cells').serialize().data.features.length"
     )
@@ -289,7 +289,7 @@ def test_offline_reports_and_a_verify_are_queued_and_each_lands_once(
 ) -> None:
     case = resolved_case_of(city, cityhex, INSPECTOR)
     page, context = app("inspector", INSPECTOR, PHONE)
-    wait_until(page, "window.cityhexReady === true")
+    wait_until(page, "window.cityhexReady > 0")
     page.locator(f".task[data-case='{case}']").click()
     page.locator(".case [data-action=verify]").wait_for()
     context.set_offline(True)
