@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from spatial_api.webapp import DIST, NotBuilt, current_build
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.helpers import CENTER, make_key, running_server, scalar
+from tests.helpers import CENTER, make_key, running_server, scalar, tile_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.subprocess]
 
@@ -317,6 +317,42 @@ def test_offline_reports_and_a_verify_are_queued_and_each_lands_once(
     assert scalar(city, "SELECT status FROM incidents WHERE id = %s", (case,)) == "verified"
     keys = scalar(city, "SELECT count(*) FROM idempotency_keys WHERE response_status < 300")
     assert keys >= 3
+
+
+def test_my_area_is_stored_and_the_map_draws_it_offline(
+    app: Callable, city: str, cityhex: str
+) -> None:
+    page, context = app("inspector", INSPECTOR, PHONE)
+    wait_until(page, "window.cityhexReady > 0")
+    page.locator(".download button").click()
+    page.get_by_text("已下载瓦片").wait_for()
+    stored = int(page.locator(".download .stored").inner_text().rsplit(" ", 1)[1])
+    w, s, e, n = scalar(
+        city,
+        "SELECT json_build_array(ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x)) FROM "
+        "(SELECT ST_Extent(geom) x FROM grid_cells WHERE inspector_id = %s) t",
+        (INSPECTOR,),
+    )
+    expected = 0
+    key = make_key(city, "inspector", INSPECTOR)
+    for layers in ("districts,grid,assets,sensors", "incidents_hex,incidents"):
+        tilejson = httpx.get(f"{cityhex}/tiles/{layers}/tilejson.json", headers=key).json()
+        for z in range(max(12, tilejson["minzoom"]), min(17, tilejson["maxzoom"]) + 1):
+            _, x0, y0 = tile_of(w, n, z)
+            _, x1, y1 = tile_of(e, s, z)
+            expected += (x1 - x0 + 1) * (y1 - y0 + 1)
+    assert stored == expected
+    kept = page.evaluate("caches.open('cityhex-tiles').then(c => c.keys()).then(k => k.length)")
+    assert kept == expected
+    context.set_offline(True)
+    wait_until(page, "navigator.onLine === false")
+    lon, lat = (w + e) / 2, (s + n) / 2
+    page.evaluate(f"window.cityhexMap.jumpTo({{center: [{lon}, {lat}], zoom: 16}})")
+    for overlay in ("my-cells-fill", "my-cells-line"):  # drawn without tiles: not counted
+        page.evaluate(f"window.cityhexMap.setLayoutProperty('{overlay}', 'visibility', 'none')")
+    wait_map(page)
+    share = painted_share(page.locator(".map canvas").screenshot())
+    assert share > 0.5, f"offline, only {share:.1%} of the map is painted"
 
 
 # --- the dispatcher ------------------------------------------------------------------------------

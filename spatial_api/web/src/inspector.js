@@ -7,6 +7,7 @@ import { language, t, when } from "./i18n.js";
 import { boundsOf, placeMarker } from "./map.js";
 import { discard, enqueue, flush, watchOutbox } from "./outbox.js";
 import { CaseView } from "./cases.js";
+import { downloadArea } from "./offline.js";
 import { html, MapBox, Message, useMessage } from "./ui.js";
 
 const MY_CELLS = "my-cells";
@@ -182,6 +183,7 @@ export function Inspector({ me }) {
   const [place, setPlace] = useState(null);
   const [waiting, setWaiting] = useState(0);
   const [categories, setCategories] = useState([]);
+  const [stored, setStored] = useState("");
   const [online, setOnline] = useState(navigator.onLine);
   const cells = useRef(null);
   const map = useRef(null);
@@ -199,6 +201,16 @@ export function Inspector({ me }) {
   useEffect(() => {
     if (map.current && place) marker.current = placeMarker(map.current, marker.current, place);
   }, [place]);
+  async function download() {
+    const bounds = boundsOf(cells.current ?? { features: [] });
+    if (!bounds) return;
+    try {
+      const count = await downloadArea(map.current, bounds, (n) => setStored(`${n} …`));
+      setStored(`${t("downloaded")}: ${count}`);
+    } catch (error) {
+      setStored(error.message);
+    }
+  }
   async function onMap(m) {
     map.current = m;
     m.on("click", (e) => setPlace([e.lngLat.lng, e.lngLat.lat]));
@@ -229,5 +241,7 @@ export function Inspector({ me }) {
     <div hidden=${tab !== "report"}><${Report} categories=${categories} place=${place}
       setPlace=${setPlace} onOpen=${setOpen} /></div>
     <div hidden=${tab !== "outbox"}><${Outbox} /></div>
+    <p class="download"><button class="link" onClick=${download}>${t("download")}</button>
+      <small class="stored">${stored}</small></p>
   </div>`;
 }

@@ -1,6 +1,8 @@
 // MapLibre maps on CityHex's own style, tiles and glyphs: the key goes with every request to
-// this origin; Chinese labels are drawn with the device's own fonts (no font download).
+// this origin; Chinese labels are drawn with the device's own fonts (no font download); tiles
+// come from the network, or offline from the area the inspector downloaded (offline.js).
 import { authHeaders } from "./api.js";
+import { offlineCapable } from "./offline.js";
 
 const maplibregl = window.maplibregl;
 export const CENTRE = [114.05, 22.55];
@@ -15,6 +17,7 @@ export async function makeMap(container, { style = "city", keep = () => true, ..
   doc.layers = doc.layers.filter((layer) => layer.type === "background" || keep(layer));
   const used = new Set(doc.layers.map((layer) => layer.source).filter(Boolean));
   doc.sources = Object.fromEntries(Object.entries(doc.sources).filter(([id]) => used.has(id)));
+  await offlineCapable(doc, maplibregl);
   const map = new maplibregl.Map({
     container,
     style: doc,
