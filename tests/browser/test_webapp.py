@@ -363,6 +363,7 @@ def test_a_dispatchers_open_page_shows_a_case_reported_elsewhere_within_2_s(
 ) -> None:
     page, _ = app("dispatcher")
     page.locator(".queue .live.on").wait_for()
+    wait_until(page, "window.cityhexMap && window.cityhexMap.getSource('open-cases')")
     r = httpx.post(
         cityhex + "/incidents",
         json={"category": "0101", "description": "elsewhere", "lon": CENTER[0], "lat": CENTER[1]},

@@ -25,7 +25,8 @@ const TEXT = {
     import: "导入文件", importLayer: "导入到图层", upload: "上传", importReport: "导入报告",
     moveHint: "点击地图移动该点", move: "移动位置", download: "下载我的区域（离线地图）",
     downloaded: "已下载瓦片", photoLater: "照片上传功能暂不可用", sharePos: "上班共享位置",
-    coverage: "今日巡查覆盖", noAccess: "你的角色无权使用此功能", case: "案件",
+    coverage: "今日巡查覆盖", case: "案件", district: "区", since: "起始日期",
+    heat: "热力图", ownership: "网格归属", positions: "网格员位置", evaluation: "综合评价",
   },
   en: {
     app: "CityHex", signin: "Sign in", signout: "Sign out", key: "API key",
@@ -54,7 +55,9 @@ const TEXT = {
     importReport: "Import report", moveHint: "Click the map to move the point",
     move: "Move", download: "Download my area (offline map)", downloaded: "Tiles stored",
     photoLater: "Photo upload is not available yet", sharePos: "Share my position on shift",
-    coverage: "Coverage today", noAccess: "Your role may not use this", case: "Case",
+    coverage: "Coverage today", case: "Case", district: "District", since: "Since",
+    heat: "Heat", ownership: "Grid ownership", positions: "Inspectors' positions",
+    evaluation: "Evaluation",
   },
 };
 

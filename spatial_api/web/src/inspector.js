@@ -8,6 +8,7 @@ import { boundsOf, placeMarker } from "./map.js";
 import { discard, enqueue, flush, watchOutbox } from "./outbox.js";
 import { CaseView } from "./cases.js";
 import { downloadArea } from "./offline.js";
+import { Shift } from "./patrol.js";
 import { html, MapBox, Message, useMessage } from "./ui.js";
 
 const MY_CELLS = "my-cells";
@@ -187,6 +188,7 @@ export function Inspector({ me }) {
   const [online, setOnline] = useState(navigator.onLine);
   const cells = useRef(null);
   const map = useRef(null);
+  const [shown, setShown] = useState(null); // the map, once my cells are on it
   const marker = useRef(null);
   useEffect(() => watchOutbox((items) => setWaiting(items.length)), []);
   useEffect(() => {
@@ -224,6 +226,7 @@ export function Inspector({ me }) {
       () => setHere(m.getCenter().toArray()),
       { timeout: 5000 },
     );
+    setShown(m);
     window.cityhexReady = performance.now(); // for tests and the benchmark: my cells shown
   }
   return html`<div class="inspector">
@@ -241,6 +244,7 @@ export function Inspector({ me }) {
     <div hidden=${tab !== "report"}><${Report} categories=${categories} place=${place}
       setPlace=${setPlace} onOpen=${setOpen} /></div>
     <div hidden=${tab !== "outbox"}><${Outbox} /></div>
+    ${me.inspector_id ? html`<${Shift} me=${me} map=${shown} />` : null}
     <p class="download"><button class="link" onClick=${download}>${t("download")}</button>
       <small class="stored">${stored}</small></p>
   </div>`;
