@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -230,6 +231,15 @@ def report_here(page: Page, category: str, description: str) -> None:
 def test_an_inspector_reports_a_case_and_sees_its_routing(app: Callable, city: str) -> None:
     page, _ = app("inspector", INSPECTOR, PHONE)
     wait_until(page, "window.cityhexReady > 0")
+    lon, lat = page.evaluate("window.cityhexMap.getCenter().toArray()")
+    here = h3.latlng_to_cell(lat, lon, 10)
+    owner = scalar(
+        city, "SELECT inspector_id FROM grid_cells WHERE h3 = %s", (h3.str_to_int(here),)
+    )
+    page.locator(".banner").wait_for()
+    banner = page.locator(".banner").inner_text()
+    assert here in banner
+    assert ("这是你的网格" in banner) == (owner == INSPECTOR), banner
     outlined = page.evaluate(
         "window.cityhexMap.getSource('my-cells').serialize().data.features.length"
     )
@@ -428,6 +438,78 @@ def test_two_editors_change_one_lamp_and_the_second_merges(
         city, "SELECT json_build_array(name, state, version) FROM assets WHERE id = %s", (lamp,)
     )
     assert row == ["lamp renamed by the first", "damaged", version + 2]
+
+
+def lamp_via_api(cityhex: str, city: str, code: str, name: str) -> int:
+    """A lamp written through the API (so it has a history); its id."""
+    made = httpx.post(
+        cityhex + "/collections/assets/items",
+        json={
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": list(CENTER)},
+            "properties": {"code": code, "kind": "lamp", "name": name, "state": "intact"},
+        },
+        headers=make_key(city, "editor"),
+    )
+    assert made.status_code == 201, made.text
+    return made.json()["id"]
+
+
+def test_an_editor_restores_an_earlier_version(app: Callable, city: str, cityhex: str) -> None:
+    lamp = lamp_via_api(cityhex, city, "4403040101999002", "first name")
+    current = httpx.get(f"{cityhex}/collections/assets/items/{lamp}")
+    changed = httpx.patch(
+        f"{cityhex}/collections/assets/items/{lamp}",
+        json={"properties": {"name": "second name"}},
+        headers={
+            **make_key(city, "editor"),
+            "If-Match": current.headers["etag"],
+            "Content-Type": "application/merge-patch+json",
+        },
+    )
+    assert changed.status_code == 200, changed.text
+    page, _ = app("editor")
+    open_feature(page, lamp)
+    assert page.locator("input[name=name]").input_value() == "second name"
+    page.locator(".history li").first.get_by_role("button").click()
+    page.get_by_text("已保存").wait_for()
+    row = scalar(city, "SELECT json_build_array(name, version) FROM assets WHERE id = %s", (lamp,))
+    first_version = scalar(
+        city,
+        "SELECT min(version) FROM feature_history WHERE layer = 'assets' AND feature_id = %s",
+        (str(lamp),),
+    )
+    assert row == ["first name", 3]
+    assert first_version == 1
+
+
+def test_an_admin_imports_a_file_and_reads_the_report(
+    app: Callable, city: str, tmp_path: Path
+) -> None:
+    codes = [f"44030401019990{i:02d}" for i in range(10, 13)]
+    collection = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [CENTER[0] + i * 1e-4, CENTER[1]]},
+                "properties": {"code": code, "kind": "lamp", "name": f"imported {i}"},
+            }
+            for i, code in enumerate(codes)
+        ],
+    }
+    upload = tmp_path / "lamps.geojson"
+    upload.write_text(json.dumps(collection), encoding="utf-8")
+    page, _ = app("admin")
+    page.locator("[data-view=editor]").click()
+    page.select_option("form.import select", "assets")
+    page.set_input_files("form.import input[type=file]", str(upload))
+    page.locator("form.import button[type=submit]").click()
+    page.locator("form.import pre").wait_for()
+    report = json.loads(page.locator("form.import pre").inner_text())
+    stored = scalar(city, "SELECT count(*) FROM assets WHERE code = ANY(%s)", (codes,))
+    assert stored == report["written"] == report["inserted"] == len(codes)
+    assert page.locator("form.import progress").get_attribute("value") == "1"
 
 
 # --- the picture ---------------------------------------------------------------------------------

@@ -33,8 +33,8 @@ function Banner({ at, me }) {
     if (!at) return;
     api(`/grid/lookup?lon=${at[0]}&lat=${at[1]}`).then(
       ({ data }) => {
-        const mine = data.inspector_id === me.inspector_id;
-        const who = data.inspector_name ?? data.inspector?.name ?? data.inspector_id ?? "—";
+        const mine = data.inspector !== null && data.inspector.id === me.inspector_id;
+        const who = data.inspector?.name ?? data.inspector?.id ?? "—";
         setText(`${t("inCell")} ${data.cell}，${mine ? t("yours") : `${t("whose")}: ${who}`}`);
       },
       (e) => setText(e.status === 404 ? t("outside") : e.message),
