@@ -1,5 +1,5 @@
 """The built web app (``spatial_api/web``, built by ``make install`` into ``web/dist``):
-its page and its files.
+its page, its files and its service worker (``sw.js``, which keeps them for offline starts).
 
 The build writes each file under a name holding a hash of its content and lists them in
 ``dist/manifest.json``; only listed names are served, with a year-long immutable cache
@@ -108,6 +108,12 @@ def app_page(assets_url: str, build: Build) -> str:
         for f in build.scripts
     )
     return PAGE.format(styles=styles, scripts=scripts)
+
+
+def service_worker(dist: Path = DIST) -> Path:
+    """The build's service worker (``sw.js``); NotBuilt without a build."""
+    current_build(dist)
+    return dist / "sw.js"
 
 
 def asset_file(name: str, build: Build, dist: Path = DIST) -> tuple[Path, str]:

@@ -14,12 +14,14 @@ from spatial_api.proxies import public_base_url
 from spatial_api.webapp import (
     CSP,
     IMMUTABLE,
+    MEDIA_TYPES,
     NO_CACHE,
     NOT_BUILT,
     NotBuilt,
     app_page,
     asset_file,
     current_build,
+    service_worker,
 )
 
 router = APIRouter(tags=["web app"])
@@ -73,3 +75,19 @@ async def asset(name: Annotated[str, Path(max_length=200)]) -> FileResponse:
     """One file the current build lists; 404 for any other name."""
     path, media_type = asset_file(name, current_build())
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": IMMUTABLE})
+
+
+@router.get(
+    "/app/sw.js",
+    summary="The web app's service worker (keeps the app for offline starts)",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"text/javascript": {}}, "description": "The script"},
+        **errors(503),
+    },
+)
+async def worker() -> FileResponse:
+    """The service worker, never cached (a new build names new files), allowed to serve the
+    whole app (``Service-Worker-Allowed: /app``)."""
+    headers = {"Cache-Control": NO_CACHE, "Service-Worker-Allowed": "/app"}
+    return FileResponse(service_worker(), media_type=MEDIA_TYPES["js"], headers=headers)

@@ -1,6 +1,7 @@
 // Builds the web app into dist/: the app bundle and its CSS (esbuild), MapLibre GL JS and its
 // CSS copied as they are published (its build makes its own worker), each file named by a hash
-// of its content, and manifest.json listing them in load order for the server's /app page.
+// of its content, manifest.json listing them in load order for the server's /app page, and the
+// service worker sw.js (a fixed name) holding that list.
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -43,5 +44,14 @@ for (const f of bundle.outputFiles) {
   const ext = f.path.endsWith(".css") ? "css" : "js";
   await emit(ext === "css" ? "styles" : "scripts", "app", ext, Buffer.from(f.contents));
 }
+// the service worker keeps a fixed name (its scope is the app) and names this build's files
+const sw = await esbuild.build({
+  entryPoints: [join(here, "src/sw.js")],
+  minify: true,
+  write: false,
+  banner: { js: `self.ASSETS=${JSON.stringify([...files.styles, ...files.scripts])};` },
+  logLevel: "warning",
+});
+await writeFile(join(out, "sw.js"), sw.outputFiles[0].contents);
 await writeFile(join(out, "manifest.json"), JSON.stringify(files, null, 1) + "\n");
 console.log(`web app built: ${[...files.styles, ...files.scripts].join(", ")}`);

@@ -365,6 +365,33 @@ def test_my_area_is_stored_and_the_map_draws_it_offline(
     assert share > 0.5, f"offline, only {share:.1%} of the map is painted"
 
 
+def test_the_app_starts_again_offline_and_its_report_lands_once(app: Callable, city: str) -> None:
+    page, context = app("inspector", INSPECTOR, PHONE)
+    wait_until(page, "window.cityhexReady > 0 && navigator.serviceWorker.controller !== null")
+    page.reload()  # now every answer the app reads passes the service worker
+    wait_until(page, "window.cityhexReady > 0")
+    page.locator(".tasks h4").first.wait_for()
+    tasks = page.locator(".task").count()
+    context.set_offline(True)
+    page.reload()
+    wait_until(page, "window.cityhexReady > 0")
+    page.locator(".tasks h4").first.wait_for()
+    assert page.locator(".task").count() == tasks
+    cells = page.evaluate(
+        "window.cityhexMap.getSource('my-cells').serialize().data.features.length"
+    )
+    assert cells == scalar(
+        city, "SELECT count(*) FROM grid_cells WHERE inspector_id = %s", (INSPECTOR,)
+    )
+    marker = f"offline start {time.time_ns()}"
+    report_here(page, "0101", marker)
+    page.get_by_text("已加入待发送").first.wait_for()
+    assert scalar(city, "SELECT count(*) FROM incidents WHERE description = %s", (marker,)) == 0
+    context.set_offline(False)
+    wait_until(page, "!document.querySelector('[data-tab=outbox] .count')")
+    assert scalar(city, "SELECT count(*) FROM incidents WHERE description = %s", (marker,)) == 1
+
+
 # --- the dispatcher ------------------------------------------------------------------------------
 
 

@@ -25,6 +25,20 @@ function viewsOf(me) {
   return me.inspector_id ? views : views.filter((v) => v !== "inspector");
 }
 
+/** Who the stored key is (kept for offline starts); a key the API refuses is forgotten. */
+async function whoAmI() {
+  try {
+    const { data } = await api("/auth/me");
+    localStorage.setItem("cityhex.me", JSON.stringify(data));
+    return data;
+  } catch (error) {
+    const kept = localStorage.getItem("cityhex.me");
+    if (error.status === 0 && kept) return JSON.parse(kept);
+    storeKey(null);
+    throw error;
+  }
+}
+
 function SignIn({ onSignedIn }) {
   const [key, setKey] = useState("");
   const [message, say] = useMessage();
@@ -32,9 +46,8 @@ function SignIn({ onSignedIn }) {
     event.preventDefault();
     storeKey(key.trim());
     try {
-      onSignedIn((await api("/auth/me")).data);
+      onSignedIn(await whoAmI());
     } catch (error) {
-      storeKey(null);
       say(error.status === 401 ? t("badKey") : error.message, true);
     }
   }
@@ -57,7 +70,7 @@ function App() {
   const [, rerender] = useState(0);
   const [view, setView] = useState(location.hash.slice(2) || null);
   useEffect(() => {
-    if (storedKey()) api("/auth/me").then((r) => setMe(r.data), () => storeKey(null) || rerender(1));
+    if (storedKey()) whoAmI().then(setMe, () => rerender(1));
     const onHash = () => setView(location.hash.slice(2));
     window.addEventListener("hashchange", onHash);
     return () => window.removeEventListener("hashchange", onHash);
@@ -78,6 +91,8 @@ function App() {
       }}>${t("lang")}</button>
       <button class="link" onClick=${() => {
         storeKey(null);
+        localStorage.removeItem("cityhex.me");
+        if (window.caches) ["cityhex-app", "cityhex-tiles"].forEach((c) => caches.delete(c));
         setMe(null);
       }}>${t("signout")}</button>
     </header>
@@ -86,4 +101,8 @@ function App() {
 }
 
 setLanguage(language());
+if ("serviceWorker" in navigator) {
+  // the app's files and the answers it read, for starting again without network
+  navigator.serviceWorker.register("/app/sw.js", { scope: "/app" }).catch(() => {});
+}
 render(html`<${App} />`, document.getElementById("app"));
