@@ -1,18 +1,30 @@
-# CityHex: `make run` serves the demo city on an embedded PostGIS; `make test` runs the tests.
+# CityHex: `make run` serves the demo city on an embedded PostGIS (the web app at /app);
+# `make test` runs the tests.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+WEB := spatial_api/web
 
 .PHONY: install postgis test-tools glyphs run test lint bench-demo clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(WEB)/dist/manifest.json
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $@
+
+# The web app served at /app: its npm lockfile installed, then built into $(WEB)/dist.
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
+	@command -v npm >/dev/null || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q >/dev/null && $(APT_INSTALL) npm >/dev/null; \
+	  else echo "npm is missing: sudo apt-get install npm (Debian/Ubuntu)"; exit 1; fi; }
+	cd $(WEB) && npm ci --no-audit --no-fund --silent
+
+$(WEB)/dist/manifest.json: $(WEB)/node_modules/.package-lock.json $(WEB)/build.mjs $(wildcard $(WEB)/src/*)
+	cd $(WEB) && node build.mjs
 
 # PostGIS for the machine's PostgreSQL (Debian/Ubuntu packages when root, else how to get it).
 postgis:
@@ -71,4 +83,4 @@ bench-demo: install postgis
 
 clean:
 	-$(BIN)/cityhex db stop
-	rm -rf $(VENV) node_modules
+	rm -rf $(VENV) node_modules $(WEB)/node_modules $(WEB)/dist

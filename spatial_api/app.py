@@ -16,6 +16,7 @@ from spatial_api.compression import CompressionMiddleware
 from spatial_api.cors import install_cors
 from spatial_api.disconnect import CancelOnDisconnect
 from spatial_api.errors import install_error_handlers
+from spatial_api.idempotency import Idempotency
 from spatial_api.input_guard import InputGuard
 from spatial_api.log_redaction import install_log_redaction
 from spatial_api.metrics import MetricsMiddleware, observe_replicas
@@ -62,6 +63,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.state.token_secret = new_token_secret()  # signs and checks POST /auth/token's tokens
     install_log_redaction()  # no key or token in access logs (?access_token=, ?api_key=)
     install_error_handlers(app)
+    app.add_middleware(Idempotency)  # innermost: it stores the answer as the route gave it
     app.add_middleware(CancelOnDisconnect)  # inside the metrics: they count abandoned requests
     # innermost first: compression sees the answers of every route and of the tile fast path,
     # CORS marks them all (and answers preflights), the metrics time everything

@@ -29,6 +29,9 @@ class ApiSettings(BaseSettings):
     """How long a token of ``POST /auth/token`` lasts (never past the key's expiry or the
     identity-provider token it was made from)."""
     health_timeout_seconds: float = 2.0
+    idempotency_key_hours: float = Field(24.0, gt=0, le=720)
+    """How long the first answer to an ``Idempotency-Key`` is kept: a retry with the key
+    within this time gets that answer again instead of running the request twice."""
     cors_origins: Annotated[list[str], NoDecode] = []
     """Origins whose web pages may call the API (comma list, such as
     ``https://app.example.org,http://localhost:5173``; ``*`` for any). Empty: no cross-origin

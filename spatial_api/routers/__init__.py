@@ -20,6 +20,7 @@ from spatial_api.routers import (
     grid,
     imports,
     incidents,
+    me,
     open311,
     open_data,
     patrol,
@@ -29,6 +30,7 @@ from spatial_api.routers import (
     system,
     tile_fast_path,
     tiles,
+    webapp,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -52,4 +54,6 @@ ROUTERS: list[APIRouter] = [
     auth.router,  # tokens and the keys' lifecycle
     patrol.router,
     docs.router,
+    me.router,
+    webapp.router,
 ]

@@ -1,0 +1,202 @@
+// The dispatcher's desk: a live map of open cases (new cases and transitions arrive by SSE
+// within a second or two; overdue ones ringed red), the filtered case queue with the
+// dispatcher's actions (each with If-Match), and the metrics panel.
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api } from "./api.js";
+import { t, when } from "./i18n.js";
+import { followEvents } from "./events.js";
+import { CaseView } from "./cases.js";
+import { html, MapBox, Message, useMessage } from "./ui.js";
+
+const OPEN = ["reported", "registered", "dispatched", "in_progress", "resolved", "verified", "parked"];
+const SOURCE = "open-cases";
+
+function feature(c) {
+  return {
+    type: "Feature",
+    id: c.id,
+    geometry: c.location,
+    properties: { id: c.id, status: c.status, category: c.category_code, overdue: !!c.overdue },
+  };
+}
+
+const pct = (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(1)}%`);
+const MONTHS = 6;
+
+/** 结案率 and 按期结案率 of each of the last months, as bars. */
+function Trend() {
+  const [months, setMonths] = useState([]);
+  useEffect(() => {
+    const now = new Date();
+    const starts = [...Array(MONTHS + 1).keys()].map((i) => new Date(now.getFullYear(), now.getMonth() - MONTHS + 1 + i, 1));
+    Promise.all(starts.slice(0, MONTHS).map((start, i) =>
+      api(`/incidents/metrics?from=${start.toISOString()}&to=${starts[i + 1].toISOString()}`)
+        .then(({ data }) => ({ label: `${start.getMonth() + 1}`, ...data.total })),
+    )).then(setMonths, () => {});
+  }, []);
+  const w = 28;
+  return html`<svg class="trend" viewBox=${`0 0 ${MONTHS * w * 1.5} 110`} role="img">
+    ${months.map((m, i) => html`<g transform=${`translate(${i * w * 1.5},0)`}>
+      <rect x="0" y=${100 - (m.closing_rate ?? 0) * 100} width=${w / 2} height=${(m.closing_rate ?? 0) * 100} fill="#0b63c5"><title>${t("closeRate")} ${pct(m.closing_rate)}</title></rect>
+      <rect x=${w / 2} y=${100 - (m.on_time_closing_rate ?? 0) * 100} width=${w / 2} height=${(m.on_time_closing_rate ?? 0) * 100} fill="#1b998b"><title>${t("onTimeRate")} ${pct(m.on_time_closing_rate)}</title></rect>
+      <text x="0" y="110" font-size="9">${m.label}</text></g>`)}
+  </svg>`;
+}
+
+function Metrics() {
+  const [by, setBy] = useState("department");
+  const [rows, setRows] = useState([]);
+  const [evaluation, setEvaluation] = useState(null);
+  const [message, say] = useMessage();
+  useEffect(() => {
+    api(`/incidents/metrics?group_by=${by}`).then(({ data }) => setRows([...data.groups, { ...data.total, label: t("all") }]), () => {});
+  }, [by]);
+  function evaluate() {
+    api(`/incidents/evaluation?group_by=${by === "category" ? "department" : by}`).then(
+      ({ data }) => setEvaluation(data),
+      (error) => say(error.status === 404 ? `${t("evaluation")}: —` : error.message, true),
+    );
+  }
+  const evaluated = evaluation?.groups ?? evaluation?.items ?? [];
+  const columns = evaluated.length ? Object.keys(evaluated[0]).filter((k) => typeof evaluated[0][k] !== "object").slice(0, 8) : [];
+  return html`<section class="metrics"><h3>${t("metrics")}
+    <select value=${by} onChange=${(e) => setBy(e.target.value)}>
+      ${["department", "category", "district"].map((g) => html`<option value=${g}>${t(g)}</option>`)}</select></h3>
+    <table>
+    <thead><tr><th></th><th>${t("closeRate")}</th><th>${t("onTimeRate")}</th><th>${t("reworkRate")}</th></tr></thead>
+    <tbody>${rows.map((r) => html`<tr><td>${r.label ?? r.key}</td><td>${pct(r.closing_rate)}</td>
+      <td>${pct(r.on_time_closing_rate)}</td><td>${pct(r.rework_rate)}</td></tr>`)}</tbody></table>
+    <${Trend} />
+    <button class="link" onClick=${evaluate}>${t("evaluation")}</button>
+    <${Message} ...${message} />
+    ${columns.length ? html`<h3>${t("evaluation")}</h3><table><thead><tr>${columns.map((c) => html`<th>${c}</th>`)}</tr></thead>
+      <tbody>${evaluated.map((r) => html`<tr>${columns.map((c) => html`<td>${typeof r[c] === "number" ? +r[c].toFixed(3) : r[c]}</td>`)}</tr>`)}</tbody></table>` : null}
+  </section>`;
+}
+
+const OWNERSHIP = "grid-ownership";
+const POSITIONS = "inspector-positions";
+
+/** Show or hide the extra layers: heat, grid ownership, inspectors' last positions. */
+async function toggle(map, name, on) {
+  if (name === "heat") {
+    for (const id of ["incidents-heat", "incidents-heat-overdue"])
+      if (map.getLayer(id)) map.setLayoutProperty(id, "visibility", on ? "visible" : "none");
+  } else if (name === "ownership") {
+    if (!map.getLayer(OWNERSHIP))
+      map.addLayer({ id: OWNERSHIP, type: "fill", source: "public", "source-layer": "grid", minzoom: 12,
+        paint: { "fill-opacity": 0.35, "fill-color": ["match", ["%", ["coalesce", ["get", "inspector_id"], 0], 6],
+          0, "#e41a1c", 1, "#377eb8", 2, "#4daf4a", 3, "#984ea3", 4, "#ff7f00", "#a65628"] } }, SOURCE);
+    map.setLayoutProperty(OWNERSHIP, "visibility", on ? "visible" : "none");
+  } else if (name === "positions") {
+    if (!on) return map.getLayer(POSITIONS) && map.setLayoutProperty(POSITIONS, "visibility", "none");
+    const { data } = await api("/patrol/live");
+    const features = data.type === "FeatureCollection" ? data.features : (data.items ?? []).map((p) => ({
+      type: "Feature", geometry: { type: "Point", coordinates: [p.lon, p.lat] }, properties: p }));
+    const collection = { type: "FeatureCollection", features };
+    if (map.getSource(POSITIONS)) map.getSource(POSITIONS).setData(collection);
+    else {
+      map.addSource(POSITIONS, { type: "geojson", data: collection });
+      map.addLayer({ id: POSITIONS, type: "circle", source: POSITIONS,
+        paint: { "circle-radius": 5, "circle-color": "#111", "circle-stroke-color": "#fff", "circle-stroke-width": 2 } });
+    }
+    map.setLayoutProperty(POSITIONS, "visibility", "visible");
+  }
+}
+
+/** The dispatcher's screen. */
+export function Dispatcher() {
+  const [cases, setCases] = useState(new Map());
+  const [status, setStatus] = useState("");
+  const [category, setCategory] = useState("");
+  const [district, setDistrict] = useState("");
+  const [department, setDepartment] = useState("");
+  const [since, setSince] = useState("");
+  const [shownLayers, setShownLayers] = useState({ heat: true, ownership: false, positions: false });
+  const [open, setOpen] = useState(null);
+  const [live, setLive] = useState(false);
+  const [message, say] = useMessage();
+  const map = useRef(null);
+  async function load() {
+    const { data } = await api(`/incidents?status=${OPEN.join(",")}&sort=newest&limit=1000`);
+    setCases(new Map(data.items.map((c) => [c.id, c])));
+  }
+  useEffect(() => {
+    load().catch((e) => say(e.message, true));
+    const stop = new AbortController();
+    followEvents(
+      ({ data }) =>
+        setCases((old) => {
+          const next = new Map(old);
+          const known = old.get(data.incident_id) ?? {
+            id: data.incident_id,
+            category_code: data.category_code,
+            location: { type: "Point", coordinates: [data.lon, data.lat] },
+          };
+          next.set(data.incident_id, { ...known, status: data.to, deadline: data.deadline });
+          return next;
+        }),
+      () => setLive(true),
+      stop.signal,
+    );
+    return () => stop.abort();
+  }, []);
+  useEffect(() => {
+    const source = map.current?.getSource(SOURCE);
+    source?.setData({ type: "FeatureCollection", features: [...cases.values()].map(feature) });
+  }, [cases]);
+  function onMap(m) {
+    m.addSource(SOURCE, { type: "geojson", data: { type: "FeatureCollection", features: [...cases.values()].map(feature) } });
+    m.addLayer({ id: SOURCE, type: "circle", source: SOURCE, paint: {
+      "circle-radius": 6,
+      "circle-color": ["match", ["get", "status"], "reported", "#d7263d", "registered", "#f49d37",
+        "dispatched", "#3f88c5", "in_progress", "#1b998b", "resolved", "#6a4c93", "#888"],
+      "circle-stroke-width": ["case", ["get", "overdue"], 3, 1],
+      "circle-stroke-color": ["case", ["get", "overdue"], "#ff0000", "#ffffff"] } });
+    m.on("click", SOURCE, (e) => setOpen(e.features[0].properties.id));
+    map.current = m;
+  }
+  const distinct = (field) => [...new Set([...cases.values()].map((c) => c[field]).filter((v) => v != null))].sort((a, b) => a - b);
+  const shown = [...cases.values()]
+    .filter((c) => OPEN.includes(c.status))
+    .filter((c) => !status || c.status === status)
+    .filter((c) => !category || c.category_code.startsWith(category))
+    .filter((c) => !district || String(c.district_id) === district)
+    .filter((c) => !department || String(c.department_id) === department)
+    .filter((c) => !since || !c.reported_at || c.reported_at >= since)
+    .sort((a, b) => b.id - a.id);
+  return html`<div class="dispatcher">
+    <div class="split">
+      <${MapBox} onMap=${onMap} />
+      <section class="queue">
+        <h3>${t("queue")} <span class=${live ? "live on" : "live"}>${live ? t("live") : ""}</span></h3>
+        <div class="filters">
+          <select value=${status} onChange=${(e) => setStatus(e.target.value)}>
+            <option value="">${t("status")}: ${t("all")}</option>
+            ${OPEN.map((s) => html`<option value=${s}>${s}</option>`)}</select>
+          <input placeholder=${t("category")} value=${category} onInput=${(e) => setCategory(e.target.value)} />
+          <select value=${district} onChange=${(e) => setDistrict(e.target.value)}>
+            <option value="">${t("district")}: ${t("all")}</option>
+            ${distinct("district_id").map((d) => html`<option value=${d}>${d}</option>`)}</select>
+          <select value=${department} onChange=${(e) => setDepartment(e.target.value)}>
+            <option value="">${t("department")}: ${t("all")}</option>
+            ${distinct("department_id").map((d) => html`<option value=${d}>${d}</option>`)}</select>
+          <label class="inline">${t("since")} <input type="date" value=${since} onInput=${(e) => setSince(e.target.value)} /></label>
+        </div>
+        <div class="filters">${Object.keys(shownLayers).map((name) => html`<label class="inline"><input type="checkbox"
+          checked=${shownLayers[name]} onChange=${(e) => {
+            const on = e.target.checked;
+            setShownLayers({ ...shownLayers, [name]: on });
+            if (map.current) toggle(map.current, name, on).catch((error) => say(error.status === 404 ? `${t(name)}: —` : error.message, true));
+          }} /> ${t(name)}</label>`)}</div>
+        <${Message} ...${message} />
+        ${open ? html`<${CaseView} id=${open} onClose=${() => setOpen(null)} />` : null}
+        <table><thead><tr><th>#</th><th>${t("category")}</th><th>${t("status")}</th><th>${t("deadline")}</th></tr></thead>
+        <tbody>${shown.slice(0, 200).map((c) => html`<tr data-case=${c.id} class=${c.overdue ? "overdue" : ""}
+          onClick=${() => setOpen(c.id)}><td>${c.id}</td><td>${c.category_code}</td><td>${c.status}</td>
+          <td>${when(c.deadline)}</td></tr>`)}</tbody></table>
+      </section>
+    </div>
+    <${Metrics} />
+  </div>`;
+}

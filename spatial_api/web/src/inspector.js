@@ -1,0 +1,251 @@
+// The inspector's phone screen: the map on my position or my cells (outlined), a banner saying
+// whose cell I stand in, my task list, reporting a case, and the outbox of what waits for the
+// network. Reports and actions go through the outbox, so they work offline.
+import { useEffect, useRef, useState } from "preact/hooks";
+import { ApiError, api } from "./api.js";
+import { language, t, when } from "./i18n.js";
+import { boundsOf, placeMarker } from "./map.js";
+import { discard, enqueue, flush, watchOutbox } from "./outbox.js";
+import { CaseView } from "./cases.js";
+import { downloadArea } from "./offline.js";
+import { Shift } from "./patrol.js";
+import { html, MapBox, Message, useMessage } from "./ui.js";
+
+const MY_CELLS = "my-cells";
+
+/** Show my cells on the map and fit the view to them (or to my position). */
+async function showMyCells(map, me) {
+  const filter = encodeURIComponent(`inspector_id=${me.inspector_id}`);
+  const { data } = await api(`/collections/grid/items?filter=${filter}&limit=10000`);
+  map.addSource(MY_CELLS, { type: "geojson", data });
+  map.addLayer({ id: `${MY_CELLS}-fill`, type: "fill", source: MY_CELLS,
+    paint: { "fill-color": "#0b63c5", "fill-opacity": 0.12 } });
+  map.addLayer({ id: `${MY_CELLS}-line`, type: "line", source: MY_CELLS,
+    paint: { "line-color": "#0b63c5", "line-width": 2 } });
+  const bounds = boundsOf(data);
+  if (bounds) map.fitBounds(bounds, { padding: 20, duration: 0 });
+  return data;
+}
+
+function Banner({ at, me }) {
+  const [text, setText] = useState("");
+  useEffect(() => {
+    if (!at) return;
+    api(`/grid/lookup?lon=${at[0]}&lat=${at[1]}`).then(
+      ({ data }) => {
+        const mine = data.inspector !== null && data.inspector.id === me.inspector_id;
+        const who = data.inspector?.name ?? data.inspector?.id ?? "—";
+        setText(`${t("inCell")} ${data.cell}，${mine ? t("yours") : `${t("whose")}: ${who}`}`);
+      },
+      (e) => setText(e.status === 404 ? t("outside") : e.message),
+    );
+  }, [at && at.join()]);
+  return text ? html`<div class="banner" role="status">${text}</div>` : null;
+}
+
+function Tasks({ position, onOpen }) {
+  const [sort, setSort] = useState("deadline");
+  const [items, setItems] = useState(null);
+  const [message, say] = useMessage();
+  useEffect(() => {
+    const near = sort === "distance" && position ? `&near=${position.join(",")}` : "";
+    const by = near ? "distance" : "deadline";
+    api(`/incidents?assignee=me&sort=${by}${near}&limit=100`).then(
+      ({ data }) => setItems(data.items),
+      (e) => say(e.message, true),
+    );
+  }, [sort]);
+  if (!items) return html`<${Message} ...${message} />`;
+  const verify = items.filter((c) => c.status === "resolved" || c.status === "reported");
+  const other = items.filter((c) => !verify.includes(c));
+  const row = (c) => html`<li><button class="task" data-case=${c.id} onClick=${() => onOpen(c.id)}>
+    <b>${c.id}</b> ${c.category_code} · ${c.status}
+    ${c.overdue ? html` <span class="overdue">${t("overdue")}</span>` : null}
+    ${c.distance_m !== undefined ? ` · ${Math.round(c.distance_m)} m` : ""}
+    <small>${when(c.deadline)}</small></button></li>`;
+  return html`<div class="tasks">
+    <div class="seg"><button class=${sort === "deadline" ? "on" : ""}
+      onClick=${() => setSort("deadline")}>${t("sortDeadline")}</button><button
+      class=${sort === "distance" ? "on" : ""} onClick=${() => setSort("distance")}>${t("sortNear")}</button></div>
+    <h4>${t("toVerify")}</h4><ul>${verify.map(row)}</ul>
+    <h4>${t("tasks")}</h4><ul>${other.map(row)}</ul>
+    ${items.length === 0 ? html`<p>${t("noTasks")}</p>` : null}
+  </div>`;
+}
+
+/** The incident categories: from the API when online, else as last read (kept offline). */
+async function loadCategories() {
+  const kept = JSON.parse(localStorage.getItem("cityhex.categories") || "[]");
+  if (!navigator.onLine && kept.length) return kept;
+  const { data } = await api("/incidents/categories");
+  localStorage.setItem("cityhex.categories", JSON.stringify(data.categories));
+  return data.categories;
+}
+
+function Report({ categories, place, setPlace, onOpen }) {
+  const [major, setMajor] = useState("");
+  const [category, setCategory] = useState("");
+  const [description, setDescription] = useState("");
+  const [routed, setRouted] = useState(null);
+  const [message, say] = useMessage();
+  const photos = useRef(null);
+  const zh = language() === "zh";
+  const majors = [...new Map(categories.map((c) => [c.major, c.major_name])).entries()];
+  const department = (id) => categories.find((c) => c.department_id === id);
+  function gps() {
+    navigator.geolocation?.getCurrentPosition(
+      (p) => setPlace([p.coords.longitude, p.coords.latitude]),
+      (e) => say(e.message, true),
+    );
+  }
+  async function uploadPhotos(caseId) {
+    for (const file of photos.current?.files ?? []) {
+      const form = new FormData();
+      form.append("file", file);
+      form.append("stage", "report");
+      try {
+        await api(`/incidents/${caseId}/attachments`, { method: "POST", body: form });
+      } catch (error) {
+        say(error.status === 404 || error.status === 405 ? t("photoLater") : error.message, true);
+        return;
+      }
+    }
+  }
+  async function submit(event, duplicateOf) {
+    event?.preventDefault();
+    const body = { category, lon: place[0], lat: place[1] };
+    if (description) body.description = description;
+    if (duplicateOf) body.duplicate_of = duplicateOf;
+    try {
+      const answer = await enqueue("/incidents", body, { label: `${t("report")} ${category}` });
+      if (answer === null) {
+        say(t("queued"));
+        setRouted(null);
+        return;
+      }
+      say(duplicateOf ? `${t("attached")} ${answer.data.id}` : "");
+      setRouted(answer.data);
+      await uploadPhotos(answer.data.id);
+    } catch (error) {
+      say(error instanceof ApiError ? error.message : String(error), true);
+    }
+  }
+  const ready = category && place;
+  return html`<form class="report" onSubmit=${submit}>
+    <label>${t("category")}<select name="major" value=${major}
+      onChange=${(e) => { setMajor(e.target.value); setCategory(""); }}>
+      <option value="">—</option>
+      ${majors.map(([code, name]) => html`<option value=${code}>${code} ${name}</option>`)}
+    </select><select name="category" value=${category} onChange=${(e) => setCategory(e.target.value)}>
+      <option value="">—</option>
+      ${categories.filter((c) => c.major === major).map((c) =>
+        html`<option value=${c.code}>${c.code} ${zh ? c.name : c.name_en || c.name}</option>`)}
+    </select></label>
+    <label>${t("location")} <span class="coords">${place ? place.map((v) => v.toFixed(5)).join(", ") : "—"}</span>
+      <button type="button" onClick=${gps}>${t("useGps")}</button> <small>${t("tapMap")}</small></label>
+    <label>${t("description")}<textarea name="description" value=${description}
+      onInput=${(e) => setDescription(e.target.value)}></textarea></label>
+    <label>${t("photos")}<input type="file" accept="image/*" multiple ref=${photos} /></label>
+    <button type="submit" disabled=${!ready}>${t("submit")}</button>
+    <${Message} ...${message} />
+    ${routed ? html`<div class="routed" data-routed=${routed.id}>
+      <h4>${t("routed")}</h4>
+      <dl><dt>${t("case")}</dt><dd><a href="#/inspector" onClick=${() => onOpen(routed.id)}>${routed.id}</a></dd>
+      <dt>${t("cell")}</dt><dd class="cell">${routed.cell}</dd>
+      <dt>${t("inspectorName")}</dt><dd class="inspector">${routed.inspector_id ?? "—"}</dd>
+      <dt>${t("department")}</dt><dd class="department">${(() => {
+        const d = department(routed.department_id);
+        return d ? (zh ? d.department_name : d.department_name_en || d.department_name) : routed.department_id;
+      })()}</dd>
+      <dt>${t("deadline")}</dt><dd>${when(routed.deadline)}</dd></dl>
+      ${(routed.possible_duplicates ?? []).length ? html`<h4>${t("duplicates")}</h4><ul>
+        ${routed.possible_duplicates.map((d) => html`<li>${d.id} · ${d.status} · ${Math.round(d.distance_m ?? 0)} m
+          <button type="button" onClick=${() => submit(null, d.id)}>${t("attach")}</button></li>`)}</ul>` : null}
+    </div>` : null}
+  </form>`;
+}
+
+function Outbox() {
+  const [items, setItems] = useState([]);
+  useEffect(() => watchOutbox(setItems), []);
+  return html`<div class="outbox">
+    <button onClick=${() => flush()}>${t("sendNow")}</button>
+    ${items.length === 0 ? html`<p>${t("empty")}</p>` : html`<ul>${items.map((i) => html`<li
+      class=${i.error ? "failed" : "waiting"}>${i.label} · ${new Date(i.queued).toLocaleTimeString()}
+      ${i.error ? html` · ${t("failed")}: ${i.error} <button class="link" onClick=${() => discard(i.key)}>×</button>` : null}</li>`)}</ul>`}
+  </div>`;
+}
+
+/** The inspector's screen. */
+export function Inspector({ me }) {
+  const [tab, setTab] = useState("tasks");
+  const [open, setOpen] = useState(null);
+  const [here, setHere] = useState(null);
+  const [place, setPlace] = useState(null);
+  const [waiting, setWaiting] = useState(0);
+  const [categories, setCategories] = useState([]);
+  const [stored, setStored] = useState("");
+  const [online, setOnline] = useState(navigator.onLine);
+  const cells = useRef(null);
+  const map = useRef(null);
+  const [shown, setShown] = useState(null); // the map, once my cells are on it
+  const marker = useRef(null);
+  useEffect(() => watchOutbox((items) => setWaiting(items.length)), []);
+  useEffect(() => {
+    loadCategories().then(setCategories, () => {});
+  }, []);
+  useEffect(() => {
+    const on = () => setOnline(navigator.onLine);
+    window.addEventListener("online", on);
+    window.addEventListener("offline", on);
+    return () => { window.removeEventListener("online", on); window.removeEventListener("offline", on); };
+  }, []);
+  useEffect(() => {
+    if (map.current && place) marker.current = placeMarker(map.current, marker.current, place);
+  }, [place]);
+  async function download() {
+    const bounds = boundsOf(cells.current ?? { features: [] });
+    if (!bounds) return;
+    try {
+      const count = await downloadArea(map.current, bounds, (n) => setStored(`${n} …`));
+      setStored(`${t("downloaded")}: ${count}`);
+    } catch (error) {
+      setStored(error.message);
+    }
+  }
+  async function onMap(m) {
+    map.current = m;
+    m.on("click", (e) => setPlace([e.lngLat.lng, e.lngLat.lat]));
+    if (me.inspector_id) cells.current = await showMyCells(m, me);
+    navigator.geolocation?.getCurrentPosition(
+      (p) => {
+        const at = [p.coords.longitude, p.coords.latitude];
+        setHere(at);
+        m.jumpTo({ center: at, zoom: Math.max(m.getZoom(), 15) });
+      },
+      () => setHere(m.getCenter().toArray()),
+      { timeout: 5000 },
+    );
+    setShown(m);
+    window.cityhexReady = performance.now(); // for tests and the benchmark: my cells shown
+  }
+  return html`<div class="inspector">
+    <${MapBox} className="map phone" onMap=${onMap} />
+    <${Banner} at=${here} me=${me} />
+    <div class="net ${online ? "on" : "off"}">${online ? t("online") : t("offline")}</div>
+    <nav class="tabs">
+      <button class=${tab === "tasks" ? "on" : ""} data-tab="tasks" onClick=${() => setTab("tasks")}>${t("tasks")}</button>
+      <button class=${tab === "report" ? "on" : ""} data-tab="report" onClick=${() => setTab("report")}>${t("report")}</button>
+      <button class=${tab === "outbox" ? "on" : ""} data-tab="outbox" onClick=${() => setTab("outbox")}>${t("outbox")}
+        ${waiting ? html` <span class="count">${waiting}</span>` : null}</button>
+    </nav>
+    ${open ? html`<${CaseView} id=${open} viaOutbox=${true} onClose=${() => setOpen(null)} />` : null}
+    <div hidden=${tab !== "tasks"}><${Tasks} position=${here} onOpen=${setOpen} /></div>
+    <div hidden=${tab !== "report"}><${Report} categories=${categories} place=${place}
+      setPlace=${setPlace} onOpen=${setOpen} /></div>
+    <div hidden=${tab !== "outbox"}><${Outbox} /></div>
+    ${me.inspector_id ? html`<${Shift} me=${me} map=${shown} />` : null}
+    <p class="download"><button class="link" onClick=${download}>${t("download")}</button>
+      <small class="stored">${stored}</small></p>
+  </div>`;
+}

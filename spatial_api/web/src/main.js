@@ -1,0 +1,108 @@
+// The CityHex web app: sign in with an API key, then the views the caller's role may use
+// (the API judges every request; the app only hides what would be refused).
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { api, storeKey, storedKey } from "./api.js";
+import { language, setLanguage, t } from "./i18n.js";
+import { html, Message, useMessage } from "./ui.js";
+import { Preview } from "./preview.js";
+import { Inspector } from "./inspector.js";
+import { Dispatcher } from "./dispatcher.js";
+import { Editor } from "./editor.js";
+
+const VIEWS = { inspector: Inspector, dispatcher: Dispatcher, editor: Editor, preview: Preview };
+const ROLE_VIEWS = {
+  admin: ["dispatcher", "editor", "inspector", "preview"],
+  inspector: ["inspector", "preview"],
+  dispatcher: ["dispatcher", "preview"],
+  editor: ["editor", "preview"],
+};
+
+/** The views a caller may use, its own first (the inspector's only for a key that speaks
+ * for an inspector: the task list is that person's). */
+function viewsOf(me) {
+  const views = ROLE_VIEWS[me.role] ?? ["preview"];
+  return me.inspector_id ? views : views.filter((v) => v !== "inspector");
+}
+
+/** Who the stored key is (kept for offline starts); a key the API refuses is forgotten. */
+async function whoAmI() {
+  try {
+    const { data } = await api("/auth/me");
+    localStorage.setItem("cityhex.me", JSON.stringify(data));
+    return data;
+  } catch (error) {
+    const kept = localStorage.getItem("cityhex.me");
+    if (error.status === 0 && kept) return JSON.parse(kept);
+    storeKey(null);
+    throw error;
+  }
+}
+
+function SignIn({ onSignedIn }) {
+  const [key, setKey] = useState("");
+  const [message, say] = useMessage();
+  async function submit(event) {
+    event.preventDefault();
+    storeKey(key.trim());
+    try {
+      onSignedIn(await whoAmI());
+    } catch (error) {
+      say(error.status === 401 ? t("badKey") : error.message, true);
+    }
+  }
+  async function anonymous() {
+    storeKey(null);
+    onSignedIn((await api("/auth/me")).data);
+  }
+  return html`<form class="signin" onSubmit=${submit}>
+    <h1>${t("app")}</h1>
+    <label>${t("key")}<input name="key" type="password" autocomplete="off" value=${key}
+      onInput=${(e) => setKey(e.target.value)} placeholder=${t("keyHint")} /></label>
+    <button type="submit">${t("signin")}</button>
+    <button type="button" class="link" onClick=${anonymous}>${t("preview")}</button>
+    <${Message} ...${message} />
+  </form>`;
+}
+
+function App() {
+  const [me, setMe] = useState(null);
+  const [, rerender] = useState(0);
+  const [view, setView] = useState(location.hash.slice(2) || null);
+  useEffect(() => {
+    if (storedKey()) whoAmI().then(setMe, () => rerender(1));
+    const onHash = () => setView(location.hash.slice(2));
+    window.addEventListener("hashchange", onHash);
+    return () => window.removeEventListener("hashchange", onHash);
+  }, []);
+  if (!me && storedKey()) return html`<p class="msg">…</p>`;
+  if (!me) return html`<${SignIn} onSignedIn=${setMe} />`;
+  const views = viewsOf(me);
+  const current = views.includes(view) ? view : views[0];
+  const View = VIEWS[current];
+  return html`<div class="shell">
+    <header>
+      <nav>${views.map((v) => html`<a href=${`#/${v}`} class=${v === current ? "on" : ""}
+        data-view=${v}>${t(v)}</a>`)}</nav>
+      <span class="who">${t("role")}: ${me.role}${me.name ? ` · ${me.name}` : ""}</span>
+      <button class="link" onClick=${() => {
+        setLanguage(language() === "zh" ? "en" : "zh");
+        rerender((n) => n + 1);
+      }}>${t("lang")}</button>
+      <button class="link" onClick=${() => {
+        storeKey(null);
+        localStorage.removeItem("cityhex.me");
+        if (window.caches) ["cityhex-app", "cityhex-tiles"].forEach((c) => caches.delete(c));
+        setMe(null);
+      }}>${t("signout")}</button>
+    </header>
+    <main><${View} key=${current + language()} me=${me} /></main>
+  </div>`;
+}
+
+setLanguage(language());
+if ("serviceWorker" in navigator) {
+  // the app's files and the answers it read, for starting again without network
+  navigator.serviceWorker.register("/app/sw.js", { scope: "/app" }).catch(() => {});
+}
+render(html`<${App} />`, document.getElementById("app"));

@@ -1,0 +1,56 @@
+// MapLibre maps on CityHex's own style, tiles and glyphs: the key goes with every request to
+// this origin; Chinese labels are drawn with the device's own fonts (no font download); tiles
+// come from the network, or offline from the area the inspector downloaded (offline.js).
+import { authHeaders } from "./api.js";
+import { offlineCapable } from "./offline.js";
+
+const maplibregl = window.maplibregl;
+export const CENTRE = [114.05, 22.55];
+
+/**
+ * A map in `container` on `/styles/{style}.json`. `keep(layer)` chooses the style's layers
+ * (a caller without a key cannot read the case layers). Resolves once the style is loaded.
+ */
+export async function makeMap(container, { style = "city", keep = () => true, ...options } = {}) {
+  const response = await fetch(`/styles/${style}.json`, { headers: authHeaders() });
+  const doc = await response.json();
+  doc.layers = doc.layers.filter((layer) => layer.type === "background" || keep(layer));
+  const used = new Set(doc.layers.map((layer) => layer.source).filter(Boolean));
+  doc.sources = Object.fromEntries(Object.entries(doc.sources).filter(([id]) => used.has(id)));
+  await offlineCapable(doc, maplibregl);
+  const map = new maplibregl.Map({
+    container,
+    style: doc,
+    center: CENTRE,
+    zoom: 13,
+    attributionControl: false,
+    localIdeographFontFamily: "'Noto Sans CJK SC', 'PingFang SC', 'Microsoft YaHei', sans-serif",
+    transformRequest: (url) =>
+      new URL(url, location.href).origin === location.origin
+        ? { url, headers: authHeaders() }
+        : { url },
+    ...options,
+  });
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
+  window.cityhexMap = map; // for the browser tests: the map on screen
+  await new Promise((resolve) => map.once("load", resolve));
+  return map;
+}
+
+/** The bounds [[w, s], [e, n]] of a GeoJSON FeatureCollection (null when empty). */
+export function boundsOf(collection) {
+  let w = Infinity, s = Infinity, e = -Infinity, n = -Infinity;
+  const visit = (c) => {
+    if (typeof c[0] === "number") {
+      w = Math.min(w, c[0]); e = Math.max(e, c[0]); s = Math.min(s, c[1]); n = Math.max(n, c[1]);
+    } else c.forEach(visit);
+  };
+  for (const f of collection.features) if (f.geometry) visit(f.geometry.coordinates);
+  return w === Infinity ? null : [[w, s], [e, n]];
+}
+
+/** A point marker at [lon, lat] (moved when it exists). */
+export function placeMarker(map, marker, lonlat, color = "#d7263d") {
+  if (marker) return marker.setLngLat(lonlat);
+  return new maplibregl.Marker({ color }).setLngLat(lonlat).addTo(map);
+}

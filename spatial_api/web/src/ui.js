@@ -1,0 +1,38 @@
+// What every view shares: preact with htm, a map element, a message line.
+import { h } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+import htm from "htm";
+import { makeMap } from "./map.js";
+
+export const html = htm.bind(h);
+
+/** A map filling its box; `onMap(map)` is called once it has loaded. */
+export function MapBox({ onMap, style, keep, className = "map" }) {
+  const box = useRef(null);
+  useEffect(() => {
+    let map = null;
+    let gone = false;
+    makeMap(box.current, { style, keep }).then((m) => {
+      map = m;
+      if (gone) m.remove();
+      else onMap?.(m);
+    });
+    return () => {
+      gone = true;
+      map?.remove();
+    };
+  }, []);
+  return html`<div class=${className} ref=${box}></div>`;
+}
+
+/** A line telling the user what happened (error in red). */
+export function Message({ text, error }) {
+  if (!text) return null;
+  return html`<p class=${error ? "msg error" : "msg"} role="status">${text}</p>`;
+}
+
+/** [message, setMessage(text, error?)] as a hook. */
+export function useMessage() {
+  const [message, set] = useState({ text: "", error: false });
+  return [message, (text, error = false) => set({ text, error })];
+}
