@@ -22,7 +22,7 @@ import h3
 from alembic import op
 
 revision: str = "0015_h3_levels"
-down_revision: str | Sequence[str] | None = "0013_audit"
+down_revision: str | Sequence[str] | None = "0014_key_lifecycle"
 
 TABLES = ("assets", "incidents", "sensors")
 LEVELS = (5, 6, 7, 8, 9, 11)

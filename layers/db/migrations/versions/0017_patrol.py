@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0017_patrol"
-down_revision: str | Sequence[str] | None = "0013_audit"
+down_revision: str | Sequence[str] | None = "0015_h3_levels"
 
 TABLES = r"""
 CREATE TABLE patrol_fixes (

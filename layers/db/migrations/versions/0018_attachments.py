@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0018_attachments"
-down_revision: str | Sequence[str] | None = "0013_audit"
+down_revision: str | Sequence[str] | None = "0017_patrol"
 
 UPGRADE = """
 CREATE TABLE attachments (
