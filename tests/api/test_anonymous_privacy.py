@@ -347,6 +347,8 @@ def path_values(path: str, v: Values) -> list[dict[str, str]]:
         return [{"name": s} for s in v.styles]
     if path.startswith("/open/"):
         return [{"name": d} for d in v.downloads]
+    if path.startswith("/app/"):  # the web app's built files: code, no data
+        return [{"name": "manifest.json"}]
     choices = {
         "layer_id": v.layers,
         "cell": v.cells,
