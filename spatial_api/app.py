@@ -11,7 +11,7 @@ from layers.db.engine import create_async_engine
 from layers.db.replicas import ReplicaSet
 from layers.db.settings import storage_settings
 from spatial_api.audit_trail import AuditTrail
-from spatial_api.auth import new_key_cache, new_token_secret
+from spatial_api.auth import new_key_cache, new_token_verifier
 from spatial_api.compression import CompressionMiddleware
 from spatial_api.cors import install_cors
 from spatial_api.disconnect import CancelOnDisconnect
@@ -60,7 +60,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     )
     app.state.database_url = database_url
     app.state.key_cache = new_key_cache()
-    app.state.token_secret = new_token_secret()  # signs and checks POST /auth/token's tokens
+    app.state.token_verifier = new_token_verifier()  # checks POST /auth/token's tokens
     install_log_redaction()  # no key or token in access logs (?access_token=, ?api_key=)
     install_error_handlers(app)
     app.add_middleware(Idempotency)  # innermost: it stores the answer as the route gave it

@@ -112,22 +112,44 @@ class KeyCache:
             del self._entries[token]
 
 
-class TokenSecret:
-    """The database's token-signing secret, read again after the key cache's lifetime (so a
-    replaced secret voids old tokens in every process within that time)."""
+class TokenVerifier:
+    """Checks CityHex tokens: the database's signing secret, read again after ``ttl``
+    seconds (so a replaced secret voids old tokens in every process within that time), and
+    the tokens verified with it, trusted as long (never past their expiry), so a hot
+    caller's token is verified once and then costs a dictionary lookup."""
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._secret: bytes | None = None
         self._until = -float("inf")
+        self._verified: dict[str, tuple[float, tokens.TokenClaims]] = {}
 
-    async def get(self, request: HTTPConnection) -> bytes:
+    async def secret(self, request: HTTPConnection) -> bytes:
         """The secret (read from the database when the kept one is old)."""
         if self._secret is None or time.monotonic() >= self._until:
             async with request.app.state.engine.connect() as conn:
                 self._secret = await tokens.signing_secret(conn)
             self._until = time.monotonic() + self.ttl
         return self._secret
+
+    def knows(self, token: str) -> bool:
+        """Whether ``token`` was verified as a CityHex token (and is still trusted)."""
+        entry = self._verified.get(token)
+        return entry is not None and entry[0] > time.monotonic()
+
+    async def claims(self, request: HTTPConnection, token: str) -> tokens.TokenClaims:
+        """The claims of a valid token; jwt.ExpiredSignatureError once it has expired,
+        another jwt.PyJWTError or ValueError when it is not a valid token."""
+        entry = self._verified.get(token)
+        if entry is not None and entry[0] > time.monotonic():
+            if entry[1].expires_at <= time.time():
+                raise jwt.ExpiredSignatureError("the token has expired")
+            return entry[1]
+        claims = tokens.verify(await self.secret(request), token)
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[token] = (time.monotonic() + self.ttl, claims)
+        return claims
 
 
 class BearerKey(HTTPBearer):
@@ -189,7 +211,8 @@ async def principal_from(request: HTTPConnection, authorization: str | None) -> 
                 "issuer's token"
             )
     if looks_like_jwt(token):
-        if tokens.is_own_token(token):
+        verifier: TokenVerifier = request.app.state.token_verifier
+        if verifier.knows(token) or tokens.is_own_token(token):
             return await own_token_principal(request, token)
         return await token_principal(request.app.state.oidc, token)
     return await key_principal(request, token)
@@ -219,9 +242,9 @@ def ended(record: KeyRecord) -> bool:
 async def own_token_principal(request: HTTPConnection, token: str) -> Principal:
     """The caller a CityHex token names; 401 when it is not valid, has expired, or the key
     it was made from is revoked, expired or rotated."""
-    secret = await request.app.state.token_secret.get(request)
+    verifier: TokenVerifier = request.app.state.token_verifier
     try:
-        claims = tokens.verify(secret, token)
+        claims = await verifier.claims(request, token)
     except jwt.ExpiredSignatureError:
         raise InvalidToken("the token has expired; get a new one from POST /auth/token") from None
     except (jwt.PyJWTError, ValueError):
@@ -359,6 +382,6 @@ def new_key_cache() -> KeyCache:
     return KeyCache(api_settings().key_cache_seconds)
 
 
-def new_token_secret() -> TokenSecret:
-    """The holder of the token-signing secret, kept as long as keys are."""
-    return TokenSecret(api_settings().key_cache_seconds)
+def new_token_verifier() -> TokenVerifier:
+    """The checker of CityHex tokens, trusting what it read as long as keys are trusted."""
+    return TokenVerifier(api_settings().key_cache_seconds)

@@ -12,6 +12,7 @@ import time
 
 import httpx
 import psycopg
+import pytest
 
 from layers.db.embedded import free_port
 from layers.db.keys import create_key
@@ -29,6 +30,7 @@ def test_redact_blanks_credentials_only() -> None:
     assert redact(plain) == plain
 
 
+@pytest.mark.subprocess
 def test_a_real_server_logs_no_key_nor_token(new_database) -> None:
     url = new_database("cityhex_log_redaction")
     with psycopg.connect(url, autocommit=True) as conn:
