@@ -56,8 +56,12 @@ def get(client: TestClient, url: str, key: dict):
 
 
 def served(client: TestClient, key: dict) -> dict[str, dict]:
-    """Every style the caller is offered, by name, as served to it."""
-    listed = get(client, "/styles", key).json()["styles"]
+    """Every style the caller is offered, by name, as served to it (answers that no shared
+    cache may give another caller)."""
+    answer = get(client, "/styles", key)
+    assert "Authorization" in answer.headers["vary"].split(", ")
+    assert answer.headers["cache-control"].startswith("private")
+    listed = answer.json()["styles"]
     assert all(s["url"] == f"{BASE}/styles/{s['name']}.json" and s["title"] for s in listed)
     return {s["name"]: get(client, s["url"], key).json() for s in listed}
 
