@@ -208,7 +208,7 @@ def _insert_assets(conn: psycopg.Connection, rng: np.random.Generator) -> None:
                 f"pipe {j}",
                 "intact",
                 3,
-                cell(*walk[0]),
+                cell(*shapely.point_on_surface(line).coords[0]),
                 line.wkt,
             )
         )
@@ -226,7 +226,7 @@ def _insert_assets(conn: psycopg.Connection, rng: np.random.Generator) -> None:
                 f"green {k}",
                 "intact",
                 7,
-                cell(lon, lat),
+                cell(*shapely.point_on_surface(poly).coords[0]),
                 poly.wkt,
             )
         )

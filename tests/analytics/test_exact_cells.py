@@ -9,11 +9,13 @@ is computed here from the points themselves: with ``h3.latlng_to_cell``, with sh
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import h3
 import mapbox_vector_tile
 import numpy as np
@@ -24,8 +26,14 @@ from fastapi.testclient import TestClient
 
 from etl.imports.options import ImportOptions
 from etl.imports.vector import import_file
+from layers.analytics.aggregations import Filters, cell_counts
+from layers.catalog.registry import load_catalog
+from layers.db.engine import create_async_engine
 from layers.db.settings import storage_settings
 from tests.helpers import edge_points, tile_of, two_sided, write_file
+from tiles.filters import TileFilters
+from tiles.service import SESSION_SETTINGS, build_tile
+from tiles.sources import Source
 
 CENTRE = (114.06, 22.55)
 LAYER = "exact_edges"
@@ -181,3 +189,34 @@ def test_hex_tile_counts_are_the_points_inside_each_hexagon(http, points, z: int
         cell = f["properties"]["cell"]
         inside = int(shapely.contains_xy(cell_polygon(cell), pts[:, 0], pts[:, 1]).sum())
         assert f["properties"]["count"] == inside == counts[cell], cell
+
+
+@pytest.mark.parametrize("res", [6, 8, 9])
+def test_a_layer_storing_no_level_cells_counts_the_same(points, res: int) -> None:
+    """Without ``h3_levels`` counts come from the points and ``_hex`` cells from polygons."""
+    url, pts, _ = points
+    bare = load_catalog().get(LAYER).model_copy(update={"h3_levels": []})
+    assert res not in bare.cell_columns
+    z = {6: 10, 8: 12, 9: 14}[res]
+    tile = tile_of(*CENTRE, z)
+
+    async def run() -> tuple[dict, bytes]:
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            cells, counts = await cell_counts(conn, Filters(bare), res)
+        await engine.dispose()
+        raw = await asyncpg.connect(url, server_settings=SESSION_SETTINGS)
+        try:
+            body, _ = await build_tile(raw, [Source(f"{LAYER}_hex", bare, hex=True)], *tile,
+                                       TileFilters())  # fmt: skip
+        finally:
+            await raw.close()
+        return {h3.int_to_str(int(c)): int(n) for c, n in zip(cells, counts, strict=True)}, body
+
+    got, body = asyncio.run(run())
+    expected = exact(pts, res)
+    assert got == expected
+    features = mapbox_vector_tile.decode(body)[f"{LAYER}_hex"]["features"]
+    assert features
+    for f in features:
+        assert f["properties"]["count"] == expected[f["properties"]["cell"]]

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from gis.analytics.gistar import gi_star
 from gis.analytics.grid import RasterGrid
 from gis.analytics.kde import kde
-from gis.hexgrid import latlng_cells
+from gis.hexgrid import latlng_cells, level_cells
 from layers.analytics.aggregations import Filters, analysis_layer, cell_counts
 from layers.db.embedded import EmbeddedCluster
 from layers.db.engine import create_async_engine
@@ -92,6 +92,7 @@ def load_incidents(url: str, n: int, seed: int = 1) -> None:
     rng = np.random.default_rng(seed)
     lon, lat = clustered_points(n, rng)
     cells = latlng_cells(lon, lat, 10)
+    levels = level_cells(lon, lat)
     with psycopg.connect(url, autocommit=True) as conn:
         codes = [r[0] for r in conn.execute("SELECT code FROM incident_categories ORDER BY 1")]
         start = datetime(2025, 1, 1, tzinfo=UTC)
@@ -100,13 +101,15 @@ def load_incidents(url: str, n: int, seed: int = 1) -> None:
         buf = io.StringIO()
         for i in range(n):
             ts = (start + timedelta(seconds=int(seconds[i]))).isoformat()
+            cols = "\t".join(str(v[i]) for v in levels.values())
             buf.write(
-                f"{codes[picks[i]]}\treported\t{ts}\t{cells[i]}\t"
+                f"{codes[picks[i]]}\treported\t{ts}\t{cells[i]}\t{cols}\t"
                 f"SRID=4326;POINT({lon[i]:.7f} {lat[i]:.7f})\n"
             )
         buf.seek(0)
         with conn.cursor().copy(
-            "COPY incidents (category_code, status, reported_at, h3, geom) FROM STDIN"
+            f"COPY incidents (category_code, status, reported_at, h3, {', '.join(levels)}, geom)"
+            " FROM STDIN"
         ) as copy:
             while chunk := buf.read(1 << 20):
                 copy.write(chunk)
