@@ -56,6 +56,7 @@ PERSONAL_READS: dict[str, tuple[str, ...]] = {
     "/incidents": ("reporter",),
     "/incidents/{incident_id}": ("reporter",),
     "/incidents/{incident_id}/transitions": ("staff",),
+    "/incidents/evaluation": ("staff",),  # inspectors' names and performance
     "/events": ("staff",),
     "/grid/lookup": ("staff",),
     "/grid/cells": ("staff",),
