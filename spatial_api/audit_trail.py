@@ -58,6 +58,7 @@ PERSONAL_READS: dict[str, tuple[str, ...]] = {
     "/incidents/{incident_id}/transitions": ("staff",),
     "/incidents/{incident_id}/attachments": ("staff", "photo_location"),
     "/collections/{layer_id}/items/{feature_id}/attachments": ("staff",),
+    "/incidents/evaluation": ("staff",),  # inspectors' names and performance
     "/events": ("staff",),
     "/grid/lookup": ("staff",),
     "/grid/cells": ("staff",),

@@ -6,8 +6,9 @@ Run: ``flock /tmp/cityhex-bench.lock .venv/bin/python tests/bench/bench_evaluati
 It loads the demo city into a throwaway PostGIS cluster, then times, on the latest full year
 of cases, ``layers.incidents.evaluation.evaluation`` grouped by department, district and
 inspector, with and without 同比 (compare=yoy, two periods), next to ``case_metrics`` (the
-simpler /incidents/metrics) on the same year, and prints the medians, their ratio, and the
-size of what was evaluated. The evaluation is one SQL statement per period.
+simpler /incidents/metrics) on the same year, all timed in turns round after round, and
+prints the medians, their ratio to the metrics, and the size of what was evaluated. The
+evaluation is one SQL statement per period.
 """
 
 from __future__ import annotations
@@ -32,16 +33,20 @@ from layers.incidents.metrics import case_metrics
 from tests.bench.common import throwaway_city
 
 
-async def timed(repeat: int, make: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
-    """The median seconds of ``repeat`` awaits of ``make()`` after one untimed (warming the
-    cache), and the last result."""
-    seconds = []
-    result = await make()
+async def in_turns(
+    repeat: int, makers: dict[str, Callable[[], Awaitable[Any]]]
+) -> dict[str, tuple[float, Any]]:
+    """Each maker's median seconds over ``repeat`` rounds, and its last result: one untimed
+    round first (warming the cache), then every round awaits each maker once in turn, so
+    the machine's changing load falls on all of them alike."""
+    seconds: dict[str, list[float]] = {name: [] for name in makers}
+    results = {name: await make() for name, make in makers.items()}
     for _ in range(repeat):
-        started = time.perf_counter()
-        result = await make()
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds), result
+        for name, make in makers.items():
+            started = time.perf_counter()
+            results[name] = await make()
+            seconds[name].append(time.perf_counter() - started)
+    return {name: (statistics.median(seconds[name]), results[name]) for name in makers}
 
 
 async def run(url: str, repeat: int) -> None:
@@ -62,20 +67,26 @@ async def run(url: str, repeat: int) -> None:
                 )
             ).one()
             print(f"{cases:,} cases in all; {steps:,} steps in [{start:%Y-%m-%d}, {end:%Y-%m-%d})")
-            base, _ = await timed(repeat, lambda: case_metrics(conn, start, end, "department"))
-            print(f"/incidents/metrics, a year by department: median {base * 1000:.0f} ms")
+            makers: dict[str, Callable[[], Awaitable[Any]]] = {
+                "metrics": lambda: case_metrics(conn, start, end, "department")
+            }
             for group_by in ("department", "district", "inspector"):
                 for compare in (None, "yoy"):
-                    median, result = await timed(
-                        repeat, lambda g=group_by, c=compare: evaluation(conn, start, end, g, c)
+                    makers[f"{group_by} {compare or '-'}"] = lambda g=group_by, c=compare: (
+                        evaluation(conn, start, end, g, c)
                     )
-                    total = result.current.total.counts
-                    print(
-                        f"evaluation, a year by {group_by:<10} compare={compare or '-':<3}: "
-                        f"median {median * 1000:6.0f} ms ({median / base:4.1f}× metrics), "
-                        f"{len(result.current.groups)} groups, {total['registered']:,} "
-                        f"registered, {total['due']:,} due, {total['checks']:,} checks"
-                    )
+            measured = await in_turns(repeat, makers)
+            base = measured.pop("metrics")[0]
+            print(f"/incidents/metrics, a year by department: median {base * 1000:.0f} ms")
+            for name, (median, result) in measured.items():
+                group_by, compare = name.split()
+                total = result.current.total.counts
+                print(
+                    f"evaluation, a year by {group_by:<10} compare={compare:<3}: "
+                    f"median {median * 1000:6.0f} ms ({median / base:4.1f}× metrics), "
+                    f"{len(result.current.groups)} groups, {total['registered']:,} "
+                    f"registered, {total['due']:,} due, {total['checks']:,} checks"
+                )
     finally:
         await engine.dispose()
 

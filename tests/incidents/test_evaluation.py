@@ -580,3 +580,14 @@ def test_the_command_line_prints_the_same(city: City, june: dict[str, int]) -> N
     shown = next(g for g in score if g["key"] == hw)
     assert f"{shown['score']:.1f}" in table.output
     assert bad.exit_code == 1 and "invalid_group_by" in bad.output
+
+
+def test_a_read_is_recorded_as_personal(city: City, june: dict[str, int]) -> None:
+    """Inspectors' names with their performance are staff data: each answer is in the log."""
+    before = city.value("SELECT coalesce(max(seq), 0) FROM audit_log")
+    evaluation(city, city.key("dispatcher"), **june_params(group_by="inspector"))
+    rows = city.rows(
+        "SELECT route, detail FROM audit_log WHERE seq > %s AND action = 'personal.read'",
+        (before,),
+    )
+    assert rows == [("/incidents/evaluation", {"personal": ["staff"]})]
