@@ -95,8 +95,32 @@ FROM grid_cells c WHERE c.inspector_id = g.inspector_id AND ST_Intersects(c.geom
 """
 """The fraction of a cut piece ``g.g`` inside the inspector's cells, and the cells it meets."""
 
+EDGE_SEGMENTS = SEGMENTS.replace(
+    """    SELECT f.inspector_id, f.ts, f.lon, f.lat, f.h3 FROM patrol_fixes f
+    WHERE f.inspector_id = ANY(CAST(:inspectors AS integer[]))
+      AND f.ts >= CAST(:lo AS timestamptz) AND f.ts <= CAST(:hi AS timestamptz)
+      AND (f.accuracy_m IS NULL OR f.accuracy_m <= :acc)""",
+    """    SELECT DISTINCT f.inspector_id, f.ts, f.lon, f.lat, f.h3
+    FROM win w CROSS JOIN LATERAL (VALUES (w.ws), (w.we)) AS e(at)
+    JOIN patrol_fixes f ON f.inspector_id = w.inspector_id
+         AND f.ts >= e.at - CAST(:gap AS interval) AND f.ts <= e.at + CAST(:gap AS interval)
+    WHERE f.accuracy_m IS NULL OR f.accuracy_m <= :acc""",
+).replace(
+    "JOIN win w ON w.inspector_id = s.inspector_id AND s.t0 < w.we AND s.t1 > w.ws",
+    "JOIN win w ON w.inspector_id = s.inspector_id AND s.t0 < w.we AND s.t1 > w.ws\n"
+    "                     AND (s.t0 < w.ws OR s.t1 > w.we)",
+)
+"""SEGMENTS for the segments that straddle an edge of a window only: the fixes within the
+gap of each edge (a straddling segment's two fixes and every fix between them are there)."""
+assert EDGE_SEGMENTS.count("e(at)") == 1 and EDGE_SEGMENTS.count("s.t1 > w.we") == 1
+
 COVERAGE = text(f"""
-WITH {SEGMENTS}, {MINE}, whole AS (
+WITH {EDGE_SEGMENTS}, {MINE}, inner_pieces AS (
+    SELECT w.inspector_id, w.kind, p.h3, date_part('epoch', p.t1 - p.t0) * p.frac AS secs
+    FROM win w JOIN patrol_pieces p ON p.inspector_id = w.inspector_id
+                                   AND p.t0 >= w.ws AND p.t1 <= w.we
+    JOIN mine m ON m.h3 = p.h3 AND m.inspector_id = p.inspector_id
+), whole AS (
     SELECT g.inspector_id, g.kind, g.secs, g.h0 AS h3
     FROM geo g JOIN mine m ON m.h3 = g.h0 AND m.inspector_id = g.inspector_id
     WHERE g.g IS NULL
@@ -106,18 +130,21 @@ WITH {SEGMENTS}, {MINE}, whole AS (
     WHERE g.g IS NOT NULL
 ), seconds AS (
     SELECT inspector_id, kind, sum(secs) AS secs FROM (
-        SELECT inspector_id, kind, secs FROM whole
+        SELECT inspector_id, kind, secs FROM inner_pieces
+        UNION ALL SELECT inspector_id, kind, secs FROM whole
         UNION ALL SELECT inspector_id, kind, secs FROM cut
     ) t GROUP BY inspector_id, kind
 ), patrolled AS (
+    SELECT inspector_id, h3 FROM inner_pieces WHERE kind = {PERIOD}
+    UNION
     SELECT inspector_id, h3 FROM whole WHERE kind = {PERIOD}
     UNION
     SELECT inspector_id, unnest(cells) FROM cut WHERE kind = {PERIOD}
     UNION
-    SELECT f.inspector_id, f.h3 FROM fx f
-    JOIN win w ON w.kind = {PERIOD} AND w.inspector_id = f.inspector_id
-                  AND f.ts >= w.ws AND f.ts < w.we
+    SELECT f.inspector_id, f.h3 FROM win w
+    JOIN patrol_fixes f ON f.inspector_id = w.inspector_id AND f.ts >= w.ws AND f.ts < w.we
     JOIN mine m ON m.h3 = f.h3 AND m.inspector_id = f.inspector_id
+    WHERE w.kind = {PERIOD} AND (f.accuracy_m IS NULL OR f.accuracy_m <= :acc)
 ), cells AS (
     SELECT inspector_id, array_agg(h3 ORDER BY h3) AS cells FROM patrolled GROUP BY inspector_id
 ), assigned AS (
