@@ -114,6 +114,29 @@ def test_inaccurate_fixes_are_ignored(patrol_city: PatrolCity) -> None:
     assert got["on_duty_minutes"] == 0
 
 
+def test_fixes_sent_out_of_order_give_the_same_figures(patrol_city: PatrolCity) -> None:
+    """The walk three days ago for inspector 2: every other fix first, then the rest in
+    reverse order (a phone catching up), so each late fix breaks a stored segment."""
+    back = timedelta(days=3)
+    track = [type(f)(f.ts - back, f.lon, f.lat, f.accuracy_m) for f in patrol_city.track]
+    admin = patrol_city.key("admin")
+    for part in (track[::2], track[1::2][::-1]):
+        for lo in range(0, len(part), 40):
+            body = {"inspector_id": 2, "fixes": [f.as_json() for f in part[lo : lo + 40]]}
+            r = patrol_city.client.post("/patrol/fixes", json=body, headers=admin)
+            assert r.status_code == 200
+    lo, hi = track[0].ts - timedelta(minutes=1), track[-1].ts + timedelta(minutes=1)
+    got = coverage(patrol_city, 2, lo, hi, patrol_city.key("dispatcher"))
+    fixes = expected.counted(track, ACCURACY)
+    mine = patrol_city.assigned(2)
+    assert {int(c, 16) for c in got["patrolled_cells"]} == expected.patrolled(
+        fixes, GAP, (lo, hi), mine
+    )
+    assert got["on_duty_minutes"] == pytest.approx(
+        expected.seconds_inside(fixes, GAP, (lo, hi), mine) / 60, abs=1e-6
+    )
+
+
 def test_staleness_marks_exactly_the_patrolled_cells(posted: PatrolCity) -> None:
     fixes = expected.counted(posted.track, ACCURACY)
     want = expected.patrolled(fixes, GAP, period(posted), posted.cells)
