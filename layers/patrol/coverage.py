@@ -115,11 +115,16 @@ gap of each edge (a straddling segment's two fixes and every fix between them ar
 assert EDGE_SEGMENTS.count("e(at)") == 1 and EDGE_SEGMENTS.count("s.t1 > w.we") == 1
 
 COVERAGE = text(f"""
-WITH {EDGE_SEGMENTS}, {MINE}, inner_pieces AS (
+WITH {EDGE_SEGMENTS}, {MINE}, in_windows AS MATERIALIZED (
     SELECT w.inspector_id, w.kind, p.h3, date_part('epoch', p.t1 - p.t0) * p.frac AS secs
     FROM win w JOIN patrol_pieces p ON p.inspector_id = w.inspector_id
                                    AND p.t0 >= w.ws AND p.t1 <= w.we
-    JOIN mine m ON m.h3 = p.h3 AND m.inspector_id = p.inspector_id
+), inner_pieces AS (
+    SELECT i.* FROM in_windows i JOIN mine m ON m.h3 = i.h3 AND m.inspector_id = i.inspector_id
+), spots AS MATERIALIZED (
+    SELECT f.inspector_id, f.h3 FROM win w
+    JOIN patrol_fixes f ON f.inspector_id = w.inspector_id AND f.ts >= w.ws AND f.ts < w.we
+    WHERE w.kind = {PERIOD} AND (f.accuracy_m IS NULL OR f.accuracy_m <= :acc)
 ), whole AS (
     SELECT g.inspector_id, g.kind, g.secs, g.h0 AS h3
     FROM geo g JOIN mine m ON m.h3 = g.h0 AND m.inspector_id = g.inspector_id
@@ -141,10 +146,8 @@ WITH {EDGE_SEGMENTS}, {MINE}, inner_pieces AS (
     UNION
     SELECT inspector_id, unnest(cells) FROM cut WHERE kind = {PERIOD}
     UNION
-    SELECT f.inspector_id, f.h3 FROM win w
-    JOIN patrol_fixes f ON f.inspector_id = w.inspector_id AND f.ts >= w.ws AND f.ts < w.we
-    JOIN mine m ON m.h3 = f.h3 AND m.inspector_id = f.inspector_id
-    WHERE w.kind = {PERIOD} AND (f.accuracy_m IS NULL OR f.accuracy_m <= :acc)
+    SELECT s.inspector_id, s.h3 FROM spots s
+    JOIN mine m ON m.h3 = s.h3 AND m.inspector_id = s.inspector_id
 ), cells AS (
     SELECT inspector_id, array_agg(h3 ORDER BY h3) AS cells FROM patrolled GROUP BY inspector_id
 ), assigned AS (

@@ -4,9 +4,9 @@ their events, and the last day each cell was patrolled
 ``patrol_fixes`` holds one row per (inspector, ts) with the fix's H3 cell at the grid's
 resolution (computed on write with the h3 package), partitioned by UTC day
 (``patrol_fixes_YYYYMMDD``, made on demand by ``patrol_fixes_ensure_partition``; retention
-drops whole days). ``patrol_pieces`` holds, for every segment of a track (two consecutive counted fixes at most
-the gap apart), each grid cell the segment meets and the fraction of its length inside that
-cell, written as fixes arrive, so that a day's figures are sums.
+drops whole days). ``patrol_pieces`` holds, for every segment of a track (two consecutive
+counted fixes at most the gap apart), each grid cell the segment meets and the fraction of
+its length inside that cell, written as fixes arrive, so that a day's figures are sums.
 ``patrol_schedules`` gives a shift (local start and end time, on working
 days of the incidents' calendar or on every day) to an inspector or to a district.
 ``patrol_off_post`` records each off-post episode (脱岗); ``patrol_events`` the
