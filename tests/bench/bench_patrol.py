@@ -251,7 +251,7 @@ def bench_day(url: str, parents: list[str], inspectors: int, parallel: int) -> N
         flush=True,
     )
     t = time.perf_counter()
-    results = asyncio.run(day_coverage(url, list(range(1, inspectors + 1)), parallel, 10))
+    results = asyncio.run(day_coverage(url, list(range(1, inspectors + 1)), parallel, 50))
     seconds = time.perf_counter() - t
     coverage = statistics.median(r.coverage for r in results)
     duty = statistics.median(r.on_duty_seconds for r in results) / 3600
