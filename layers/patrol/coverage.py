@@ -22,6 +22,13 @@ Definitions (docs/patrol.md gives them with formulas):
   the shifts of the period).
 
 Cells are assigned as they are now (``grid_cells.inspector_id``).
+
+How: a segment that lies wholly inside a window is read from ``patrol_pieces`` (each grid
+cell it meets and its length fraction there, written when its fixes arrived, see
+``layers.patrol.fixes``), so a period costs a sum over stored rows joined to the inspector's
+cells; only the segments across a window's edge are cut when asked, from the fixes within
+the gap of that edge. (A stored segment is not capped at 1 over its cells: the sum of its
+fractions exceeds 1 only for a segment running along a shared cell edge.)
 """
 
 from __future__ import annotations
