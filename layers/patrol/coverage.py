@@ -22,6 +22,13 @@ Definitions (docs/patrol.md gives them with formulas):
   the shifts of the period).
 
 Cells are assigned as they are now (``grid_cells.inspector_id``).
+
+How: a segment that lies wholly inside a window is read from ``patrol_pieces`` (each grid
+cell it meets and its length fraction there, written when its fixes arrived, see
+``layers.patrol.fixes``), so a period costs a sum over stored rows joined to the inspector's
+cells; only the segments across a window's edge are cut when asked, from the fixes within
+the gap of that edge. (A stored segment is not capped at 1 over its cells: the sum of its
+fractions exceeds 1 only for a segment running along a shared cell edge.)
 """
 
 from __future__ import annotations
@@ -95,8 +102,37 @@ FROM grid_cells c WHERE c.inspector_id = g.inspector_id AND ST_Intersects(c.geom
 """
 """The fraction of a cut piece ``g.g`` inside the inspector's cells, and the cells it meets."""
 
+EDGE_SEGMENTS = SEGMENTS.replace(
+    """    SELECT f.inspector_id, f.ts, f.lon, f.lat, f.h3 FROM patrol_fixes f
+    WHERE f.inspector_id = ANY(CAST(:inspectors AS integer[]))
+      AND f.ts >= CAST(:lo AS timestamptz) AND f.ts <= CAST(:hi AS timestamptz)
+      AND (f.accuracy_m IS NULL OR f.accuracy_m <= :acc)""",
+    """    SELECT DISTINCT f.inspector_id, f.ts, f.lon, f.lat, f.h3
+    FROM win w CROSS JOIN LATERAL (VALUES (w.ws), (w.we)) AS e(at)
+    JOIN patrol_fixes f ON f.inspector_id = w.inspector_id
+         AND f.ts >= e.at - CAST(:gap AS interval) AND f.ts <= e.at + CAST(:gap AS interval)
+    WHERE f.accuracy_m IS NULL OR f.accuracy_m <= :acc""",
+).replace(
+    "JOIN win w ON w.inspector_id = s.inspector_id AND s.t0 < w.we AND s.t1 > w.ws",
+    "JOIN win w ON w.inspector_id = s.inspector_id AND s.t0 < w.we AND s.t1 > w.ws\n"
+    "                     AND (s.t0 < w.ws OR s.t1 > w.we)",
+)
+"""SEGMENTS for the segments that straddle an edge of a window only: the fixes within the
+gap of each edge (a straddling segment's two fixes and every fix between them are there)."""
+assert EDGE_SEGMENTS.count("e(at)") == 1 and EDGE_SEGMENTS.count("s.t1 > w.we") == 1
+
 COVERAGE = text(f"""
-WITH {SEGMENTS}, {MINE}, whole AS (
+WITH {EDGE_SEGMENTS}, {MINE}, in_windows AS MATERIALIZED (
+    SELECT w.inspector_id, w.kind, p.h3, date_part('epoch', p.t1 - p.t0) * p.frac AS secs
+    FROM win w JOIN patrol_pieces p ON p.inspector_id = w.inspector_id
+                                   AND p.t0 >= w.ws AND p.t1 <= w.we
+), inner_pieces AS (
+    SELECT i.* FROM in_windows i JOIN mine m ON m.h3 = i.h3 AND m.inspector_id = i.inspector_id
+), spots AS MATERIALIZED (
+    SELECT f.inspector_id, f.h3 FROM win w
+    JOIN patrol_fixes f ON f.inspector_id = w.inspector_id AND f.ts >= w.ws AND f.ts < w.we
+    WHERE w.kind = {PERIOD} AND (f.accuracy_m IS NULL OR f.accuracy_m <= :acc)
+), whole AS (
     SELECT g.inspector_id, g.kind, g.secs, g.h0 AS h3
     FROM geo g JOIN mine m ON m.h3 = g.h0 AND m.inspector_id = g.inspector_id
     WHERE g.g IS NULL
@@ -106,18 +142,19 @@ WITH {SEGMENTS}, {MINE}, whole AS (
     WHERE g.g IS NOT NULL
 ), seconds AS (
     SELECT inspector_id, kind, sum(secs) AS secs FROM (
-        SELECT inspector_id, kind, secs FROM whole
+        SELECT inspector_id, kind, secs FROM inner_pieces
+        UNION ALL SELECT inspector_id, kind, secs FROM whole
         UNION ALL SELECT inspector_id, kind, secs FROM cut
     ) t GROUP BY inspector_id, kind
 ), patrolled AS (
+    SELECT inspector_id, h3 FROM inner_pieces WHERE kind = {PERIOD}
+    UNION
     SELECT inspector_id, h3 FROM whole WHERE kind = {PERIOD}
     UNION
     SELECT inspector_id, unnest(cells) FROM cut WHERE kind = {PERIOD}
     UNION
-    SELECT f.inspector_id, f.h3 FROM fx f
-    JOIN win w ON w.kind = {PERIOD} AND w.inspector_id = f.inspector_id
-                  AND f.ts >= w.ws AND f.ts < w.we
-    JOIN mine m ON m.h3 = f.h3 AND m.inspector_id = f.inspector_id
+    SELECT s.inspector_id, s.h3 FROM spots s
+    JOIN mine m ON m.h3 = s.h3 AND m.inspector_id = s.inspector_id
 ), cells AS (
     SELECT inspector_id, array_agg(h3 ORDER BY h3) AS cells FROM patrolled GROUP BY inspector_id
 ), assigned AS (

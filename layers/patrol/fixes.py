@@ -41,15 +41,63 @@ STALENESS_LAYER = "patrol_staleness"
 
 STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS patrol_stage (inspector_id integer, ts timestamptz, "
-    "lon double precision, lat double precision, accuracy_m real, speed_mps real, h3 bigint) "
-    "ON COMMIT DELETE ROWS"
+    "lon double precision, lat double precision, accuracy_m real, speed_mps real, h3 bigint, "
+    "fresh boolean NOT NULL DEFAULT false) ON COMMIT DELETE ROWS"
 )
-# Key order: concurrent batches of one inspector wait for each other in the same order.
-MOVE = (
-    "INSERT INTO patrol_fixes (inspector_id, ts, lon, lat, accuracy_m, speed_mps, h3) "
-    "SELECT inspector_id, ts, lon, lat, accuracy_m, speed_mps, h3 FROM patrol_stage "
-    "ORDER BY inspector_id, ts ON CONFLICT DO NOTHING"
+# Key order: concurrent batches of one inspector wait for each other in the same order. The
+# staged rows that were new are marked fresh (their segments are written next).
+MOVE = """
+WITH ins AS (
+    INSERT INTO patrol_fixes (inspector_id, ts, lon, lat, accuracy_m, speed_mps, h3)
+    SELECT inspector_id, ts, lon, lat, accuracy_m, speed_mps, h3 FROM patrol_stage
+    ORDER BY inspector_id, ts ON CONFLICT DO NOTHING RETURNING inspector_id, ts
+), mark AS (
+    UPDATE patrol_stage s SET fresh = true FROM ins
+    WHERE s.inspector_id = ins.inspector_id AND s.ts = ins.ts
 )
+SELECT count(*) FROM ins
+"""
+# The segments the fresh counted fixes make or break: a stored segment that a fresh fix falls
+# inside is deleted, and every segment with a fresh end is written, one row per grid cell it
+# meets with the fraction of its length inside that cell (a segment whose two fixes share a
+# cell: that cell, 1; a segment of zero length: each cell that covers it, 1).
+PIECES = """
+WITH fresh AS (
+    SELECT DISTINCT inspector_id, ts FROM patrol_stage
+    WHERE fresh AND (accuracy_m IS NULL OR accuracy_m <= :acc)
+), broken AS (
+    DELETE FROM patrol_pieces p USING fresh f
+    WHERE p.inspector_id = f.inspector_id AND p.t0 < f.ts AND p.t1 > f.ts
+      AND p.t0 >= f.ts - CAST(:gap AS interval)
+), span AS (
+    SELECT inspector_id, min(ts) - CAST(:gap AS interval) AS lo,
+           max(ts) + CAST(:gap AS interval) AS hi
+    FROM fresh GROUP BY inspector_id
+), near AS (
+    SELECT f.inspector_id, f.ts, f.lon, f.lat, f.h3,
+           EXISTS (SELECT 1 FROM fresh n WHERE n.inspector_id = f.inspector_id AND n.ts = f.ts)
+               AS new
+    FROM span s JOIN patrol_fixes f
+      ON f.inspector_id = s.inspector_id AND f.ts >= s.lo AND f.ts <= s.hi
+    WHERE f.accuracy_m IS NULL OR f.accuracy_m <= :acc
+), pairs AS (
+    SELECT inspector_id, ts AS t1, lon AS x1, lat AS y1, h3 AS h1, new,
+           lag(ts) OVER w AS t0, lag(lon) OVER w AS x0, lag(lat) OVER w AS y0,
+           lag(h3) OVER w AS h0, lag(new) OVER w AS new0
+    FROM near WINDOW w AS (PARTITION BY inspector_id ORDER BY ts)
+), seg AS (
+    SELECT *, CASE WHEN h0 = h1 THEN NULL ELSE ST_SetSRID(
+               ST_MakeLine(ST_MakePoint(x0, y0), ST_MakePoint(x1, y1)), 4326) END AS g
+    FROM pairs WHERE (new OR new0) AND t1 - t0 <= CAST(:gap AS interval)
+)
+INSERT INTO patrol_pieces (inspector_id, t0, t1, h3, frac)
+SELECT inspector_id, t0, t1, h0, 1.0 FROM seg WHERE g IS NULL
+UNION ALL
+SELECT s.inspector_id, s.t0, s.t1, c.h3,
+       CASE WHEN ST_Length(s.g) = 0 THEN 1.0
+            ELSE ST_Length(ST_Intersection(c.geom, s.g)) / ST_Length(s.g) END
+FROM seg s JOIN grid_cells c ON ST_Intersects(c.geom, s.g) WHERE s.g IS NOT NULL
+"""
 # The cells that the staged fixes lie in and that their segments (with the fix before and
 # the fix after, within the gap) cross, with the latest time each was patrolled; upserted
 # into patrol_cells. A segment whose fixes share a cell is in that cell; only the others are
@@ -279,15 +327,12 @@ async def insert_fixes(conn: AsyncConnection, rows: list[Row]) -> int:
             await pg.copy_records_to_table("patrol_stage", records=records, columns=COLUMNS)
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise ServiceUnavailable(f"the database did not take the batch: {exc}") from exc
-    accepted = (await conn.execute(text(MOVE))).rowcount
-    if not accepted:  # a batch sent again: its cells were marked the first time
+    accepted = (await conn.execute(text(MOVE))).scalar_one()
+    if not accepted:  # a batch sent again: its segments and cells were done the first time
         return 0
-    boxes = (
-        await conn.execute(
-            text(TOUCHED),
-            {"acc": settings.patrol_max_accuracy_m, "gap": settings.max_gap},
-        )
-    ).all()
+    params = {"acc": settings.patrol_max_accuracy_m, "gap": settings.max_gap}
+    await conn.execute(text(PIECES), params)
+    boxes = (await conn.execute(text(TOUCHED), params)).all()
     if boxes:
         await publish_change(conn, STALENESS_LAYER, [tuple(b) for b in boxes])
     return accepted
@@ -335,4 +380,10 @@ async def prune_fixes(
     if not dry_run:
         for name in names:
             await conn.execute(text(f'DROP TABLE "{name}"'))
+        if names:
+            upper = await conn.scalar(
+                text("SELECT coalesce(min(lower), :cutoff) FROM patrol_fixes_partitions()"),
+                {"cutoff": cutoff},
+            )
+            await conn.execute(text("DELETE FROM patrol_pieces WHERE t1 <= :u"), {"u": upper})
     return list(names)

@@ -12,12 +12,12 @@ out of it). Then:
   batch, as phones send them); it prints the sustained rate of new fixes, and the time
   ``GET /patrol/coverage`` takes for an inspector's whole day right after their last batch
   (median and worst of several inspectors);
-- day: a day of fixes (one per 10 s) for ``--day-inspectors`` inspectors, loaded by COPY,
-  then every one of those inspectors' coverage and on-duty time computed (``coverage_of``
-  over chunks of inspectors on ``--parallel`` connections). The full goal is 2,000
-  inspectors (≈ 17.3 M fixes) in 60 s; a smaller run is extrapolated linearly in the number
-  of fixes (the work is per segment: each is cut against its inspector's cells), and the
-  script says so.
+- day: a day of fixes (one per 10 s) for ``--day-inspectors`` inspectors, stored through
+  ``insert_fixes`` (what the fixes API runs) a day per transaction, then every one of those
+  inspectors' coverage and on-duty time computed (``coverage_of`` over chunks of inspectors
+  on ``--parallel`` connections). The full goal is 2,000 inspectors (about 17.3 M fixes) in
+  60 s; a smaller run is extrapolated linearly in the number of fixes (the work is a sum over
+  each inspector's stored segment pieces and fixes), and the script says so.
 """
 
 from __future__ import annotations
@@ -36,14 +36,15 @@ import httpx
 import numpy as np
 import orjson
 import psycopg
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from gis.hexgrid import latlng_cells
 from layers.db.engine import create_async_engine
 from layers.db.keys import create_key
 from layers.db.migrate import migrate
 from layers.patrol.coverage import coverage_of
+from layers.patrol.fixes import ensure_partitions, insert_fixes
 from tests.bench.common import throwaway_cluster
 from tests.helpers import running_server
 
@@ -186,21 +187,36 @@ def bench_http(
             )
 
 
-def load_day(url: str, pos: np.ndarray) -> int:
-    """A day of fixes for every inspector of ``pos``, by COPY; how many."""
+async def load_day(url: str, pos: np.ndarray, parallel: int) -> int:
+    """A day of fixes for every inspector of ``pos``, stored as ``POST /patrol/fixes`` stores
+    them (``insert_fixes``: partitions, segments per cell, staleness), one inspector's day
+    (8,640 fixes) a transaction on ``parallel`` connections; how many."""
     n, steps, _ = pos.shape
-    with psycopg.connect(url, autocommit=True) as conn:
-        for day in {DAY.date(), (DAY + timedelta(days=1)).date()}:
-            conn.execute("SELECT patrol_fixes_ensure_partition(%s)", (day,))
-        with conn.cursor().copy(
-            "COPY patrol_fixes (inspector_id, ts, lon, lat, accuracy_m, h3) FROM STDIN"
-        ) as copy:
-            times = [DAY + timedelta(seconds=STEP_S * s) for s in range(steps)]
-            for i in range(n):
-                cells = latlng_cells(pos[i, :, 0], pos[i, :, 1]).tolist()
-                for s in range(steps):
-                    copy.write_row((i + 1, times[s], pos[i, s, 0], pos[i, s, 1], 8.0, cells[s]))
-        conn.execute("VACUUM ANALYZE patrol_fixes")
+    engine = create_async_engine(url, pool_size=parallel, job=True)
+    times = [DAY + timedelta(seconds=STEP_S * s) for s in range(steps)]
+    queue = list(range(n))
+
+    async def worker() -> None:
+        while queue:
+            i = queue.pop()
+            rows = [
+                (i + 1, times[s], float(pos[i, s, 0]), float(pos[i, s, 1]), 8.0, None)
+                for s in range(steps)
+            ]
+            async with engine.connect() as conn:
+                await ensure_partitions(conn, [times[0], times[-1]])
+                await conn.commit()
+                await insert_fixes(conn, rows)
+                await conn.commit()
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(parallel)))
+        async with engine.connect() as conn:
+            await conn.execute(text("ANALYZE patrol_fixes"))
+            await conn.execute(text("ANALYZE patrol_pieces"))
+            await conn.commit()
+    finally:
+        await engine.dispose()
     return n * steps
 
 
@@ -228,14 +244,14 @@ def bench_day(url: str, parents: list[str], inspectors: int, parallel: int) -> N
     steps = 24 * 3600 // STEP_S
     pos = walks(parents[:inspectors], steps, seed=17)
     t = time.perf_counter()
-    fixes = load_day(url, pos)
+    fixes = asyncio.run(load_day(url, pos, parallel))
     print(
-        f"day: {fixes:,} fixes of {inspectors} inspectors loaded in "
-        f"{time.perf_counter() - t:.1f} s",
+        f"day: {fixes:,} fixes of {inspectors} inspectors stored by insert_fixes (a day per "
+        f"transaction, {parallel} connections) in {time.perf_counter() - t:.1f} s",
         flush=True,
     )
     t = time.perf_counter()
-    results = asyncio.run(day_coverage(url, list(range(1, inspectors + 1)), parallel, 10))
+    results = asyncio.run(day_coverage(url, list(range(1, inspectors + 1)), parallel, 50))
     seconds = time.perf_counter() - t
     coverage = statistics.median(r.coverage for r in results)
     duty = statistics.median(r.on_duty_seconds for r in results) / 3600

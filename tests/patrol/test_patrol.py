@@ -15,7 +15,7 @@ import pytest
 
 from layers.db.engine import create_async_engine
 from layers.incidents.events import CHANNEL as EVENTS
-from layers.patrol.fixes import ingest
+from layers.patrol.fixes import ingest, prune_fixes
 from layers.patrol.off_post import check_inspectors
 from spatial_api.routers.events import missed
 from tests.patrol import expected
@@ -112,6 +112,29 @@ def test_inaccurate_fixes_are_ignored(patrol_city: PatrolCity) -> None:
     )
     assert got["patrolled_cells"] == [format(cells[0], "x")]
     assert got["on_duty_minutes"] == 0
+
+
+def test_fixes_sent_out_of_order_give_the_same_figures(patrol_city: PatrolCity) -> None:
+    """The walk three days ago for inspector 2: every other fix first, then the rest in
+    reverse order (a phone catching up), so each late fix breaks a stored segment."""
+    back = timedelta(days=3)
+    track = [type(f)(f.ts - back, f.lon, f.lat, f.accuracy_m) for f in patrol_city.track]
+    admin = patrol_city.key("admin")
+    for part in (track[::2], track[1::2][::-1]):
+        for lo in range(0, len(part), 40):
+            body = {"inspector_id": 2, "fixes": [f.as_json() for f in part[lo : lo + 40]]}
+            r = patrol_city.client.post("/patrol/fixes", json=body, headers=admin)
+            assert r.status_code == 200
+    lo, hi = track[0].ts - timedelta(minutes=1), track[-1].ts + timedelta(minutes=1)
+    got = coverage(patrol_city, 2, lo, hi, patrol_city.key("dispatcher"))
+    fixes = expected.counted(track, ACCURACY)
+    mine = patrol_city.assigned(2)
+    assert {int(c, 16) for c in got["patrolled_cells"]} == expected.patrolled(
+        fixes, GAP, (lo, hi), mine
+    )
+    assert got["on_duty_minutes"] == pytest.approx(
+        expected.seconds_inside(fixes, GAP, (lo, hi), mine) / 60, abs=1e-6
+    )
 
 
 def test_staleness_marks_exactly_the_patrolled_cells(posted: PatrolCity) -> None:
@@ -449,3 +472,59 @@ def test_evaluation_counts_reports_and_checks(posted: PatrolCity) -> None:
     assert (row["verifications"], row["verified_on_time"]) == (2, 1)
     assert (row["checks"], row["checked_on_time"], row["on_time_check_rate"]) == (2, 1, 0.5)
     assert row["coverage"] == 0.0 and not row["on_duty_rate"]  # no fixes then
+
+
+def test_prune_drops_the_old_days_only(patrol_city: PatrolCity) -> None:
+    """Fixes 20 days old and 1 day old: pruning at 10 days drops the old day's partition
+    (and its segments), and keeps the other."""
+    admin = patrol_city.key("admin")
+    now = datetime.now(UTC).replace(microsecond=0)
+    for age in (20, 1):
+        fixes = [
+            f.as_json() | {"ts": (now - timedelta(days=age, seconds=-10 * i)).isoformat()}
+            for i, f in enumerate(patrol_city.track[:30])
+        ]
+        r = patrol_city.client.post(
+            "/patrol/fixes", json={"inspector_id": 3, "fixes": fixes}, headers=admin
+        )
+        assert r.json()["accepted"] == 30
+
+    def counts() -> tuple[int, int]:
+        with psycopg.connect(patrol_city.url) as conn:
+            old = conn.execute(
+                "SELECT count(*) FROM patrol_fixes WHERE ts < now() - interval '11 days'"
+            ).fetchone()[0]
+            pieces = conn.execute(
+                "SELECT count(*) FROM patrol_pieces WHERE t1 < now() - interval '11 days'"
+            ).fetchone()[0]
+        return old, pieces
+
+    assert counts()[0] >= 30 and counts()[1] > 0
+
+    async def prune(dry_run: bool) -> list[str]:
+        engine = create_async_engine(patrol_city.url)
+        try:
+            async with engine.begin() as conn:
+                return await prune_fixes(conn, timedelta(days=10), dry_run=dry_run)
+        finally:
+            await engine.dispose()
+
+    with psycopg.connect(patrol_city.url) as conn:
+        want = {
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'patrol_fixes'::regclass "
+                "AND (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC' "
+                "<= now() - interval '10 days'"
+            )
+        }
+    assert want and set(asyncio.run(prune(True))) == want
+    assert set(asyncio.run(prune(False))) == want
+    assert counts() == (0, 0)
+    with psycopg.connect(patrol_city.url) as conn:
+        recent = conn.execute(
+            "SELECT count(*) FROM patrol_fixes "
+            "WHERE inspector_id = 3 AND ts > now() - interval '2 days'"
+        ).fetchone()[0]
+    assert recent == 30

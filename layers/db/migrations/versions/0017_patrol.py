@@ -4,7 +4,10 @@ their events, and the last day each cell was patrolled
 ``patrol_fixes`` holds one row per (inspector, ts) with the fix's H3 cell at the grid's
 resolution (computed on write with the h3 package), partitioned by UTC day
 (``patrol_fixes_YYYYMMDD``, made on demand by ``patrol_fixes_ensure_partition``; retention
-drops whole days). ``patrol_schedules`` gives a shift (local start and end time, on working
+drops whole days). ``patrol_pieces`` holds, for every segment of a track (two consecutive
+counted fixes at most the gap apart), each grid cell the segment meets and the fraction of
+its length inside that cell, written as fixes arrive, so that a day's figures are sums.
+``patrol_schedules`` gives a shift (local start and end time, on working
 days of the incidents' calendar or on every day) to an inspector or to a district.
 ``patrol_off_post`` records each off-post episode (脱岗); ``patrol_events`` the
 ``inspector.off_post`` and ``inspector.back`` events, whose ids come from the sequence of
@@ -59,6 +62,15 @@ LANGUAGE sql STABLE AS $$
     WHERE i.inhparent = 'patrol_fixes'::regclass
     ORDER BY 2
 $$;
+
+CREATE TABLE patrol_pieces (
+    inspector_id integer NOT NULL,
+    t0 timestamptz NOT NULL,
+    t1 timestamptz NOT NULL,
+    h3 bigint NOT NULL,
+    frac double precision NOT NULL
+);
+CREATE INDEX ix_patrol_pieces_inspector_t0 ON patrol_pieces (inspector_id, t0);
 
 CREATE TABLE patrol_schedules (
     id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -123,6 +135,7 @@ def downgrade() -> None:
         "patrol_events",
         "patrol_off_post",
         "patrol_schedules",
+        "patrol_pieces",
         "patrol_fixes",
     ):
         op.execute(f"DROP TABLE {table}")
