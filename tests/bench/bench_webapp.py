@@ -56,9 +56,10 @@ def inspector_key(url: str) -> tuple[int, int, str]:
         return inspector, cells, create_key(conn, "inspector", "bench-webapp", inspector)
 
 
-def first_screen(base: str, key: str) -> tuple[float, int, int]:
+def first_screen(base: str, key: str, timeline: bool = False) -> tuple[float, int, int]:
     """One cold load of the inspector's screen: seconds until the map with the cells is
-    drawn, bytes transferred by then, and bytes of JS + CSS among them."""
+    drawn, bytes transferred by then, and bytes of JS + CSS among them (with ``timeline``,
+    each request's start and end, in ms from the first, and its bytes are printed)."""
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         context = browser.new_context(viewport=PHONE)
@@ -70,6 +71,15 @@ def first_screen(base: str, key: str) -> tuple[float, int, int]:
         cdp.send("Emulation.setCPUThrottlingRate", {"rate": CPU_SLOWDOWN})
         kinds: dict[str, str] = {}
         sizes: dict[str, int] = {}
+        starts: dict[str, tuple[str, float]] = {}
+        ends: dict[str, float] = {}
+        cdp.on(
+            "Network.requestWillBeSent",
+            lambda e: starts.setdefault(e["requestId"], (e["request"]["url"], e["timestamp"])),
+        )
+        cdp.on(
+            "Network.loadingFinished", lambda e: ends.__setitem__(e["requestId"], e["timestamp"])
+        )
         cdp.on("Network.responseReceived", lambda e: kinds.__setitem__(e["requestId"], e["type"]))
         cdp.on(
             "Network.loadingFinished",
@@ -82,6 +92,13 @@ def first_screen(base: str, key: str) -> tuple[float, int, int]:
         code = sum(n for r, n in sizes.items() if kinds.get(r) in ("Script", "Stylesheet"))
         total = sum(sizes.values())
         browser.close()
+    if timeline and starts:
+        first = min(t for _, t in starts.values())
+        for rid, (url, t) in sorted(starts.items(), key=lambda item: item[1][1]):
+            end = f"{(ends[rid] - first) * 1000:7.0f}" if rid in ends else "      —"
+            path = url.removeprefix(base)[:70]
+            size = sizes.get(rid, 0) / 1024
+            print(f"    {(t - first) * 1000:7.0f} → {end} ms {size:7.1f} KB {path}")
     return seconds, total, code
 
 
@@ -104,7 +121,7 @@ def main() -> None:
         inspector, cells, key = inspector_key(url)
         print(f"inspector {inspector} with {cells} cells; Fast 3G, CPU slowed {CPU_SLOWDOWN}×")
         with running_server(url) as base:
-            runs = [first_screen(base, key) for _ in range(args.runs)]
+            runs = [first_screen(base, key, timeline=i == 0) for i in range(args.runs)]
         for i, (s, total, code) in enumerate(runs, 1):
             print(f"  run {i}: {s:6.2f} s, {total / 1024:7.1f} KB ({code / 1024:.1f} KB JS+CSS)")
         seconds = statistics.median(r[0] for r in runs)

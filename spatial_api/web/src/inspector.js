@@ -13,10 +13,16 @@ import { html, MapBox, Message, useMessage } from "./ui.js";
 
 const MY_CELLS = "my-cells";
 
-/** Show my cells on the map and fit the view to them (or to my position). */
-async function showMyCells(map, me) {
+/** My cells as GeoJSON (asked for while the map loads). */
+function fetchMyCells(me) {
   const filter = encodeURIComponent(`inspector_id=${me.inspector_id}`);
-  const { data } = await api(`/collections/grid/items?filter=${filter}&limit=10000`);
+  return api(`/collections/grid/items?filter=${filter}&limit=10000&properties=inspector_id`).then(
+    ({ data }) => data,
+  );
+}
+
+/** Show my cells on the map and fit the view to them. */
+function showMyCells(map, data) {
   map.addSource(MY_CELLS, { type: "geojson", data });
   map.addLayer({ id: `${MY_CELLS}-fill`, type: "fill", source: MY_CELLS,
     paint: { "fill-color": "#0b63c5", "fill-opacity": 0.12 } });
@@ -189,6 +195,8 @@ export function Inspector({ me }) {
   const cells = useRef(null);
   const map = useRef(null);
   const [shown, setShown] = useState(null); // the map, once my cells are on it
+  const myCells = useRef(null);
+  if (me.inspector_id && !myCells.current) myCells.current = fetchMyCells(me);
   const marker = useRef(null);
   useEffect(() => watchOutbox((items) => setWaiting(items.length)), []);
   useEffect(() => {
@@ -216,7 +224,7 @@ export function Inspector({ me }) {
   async function onMap(m) {
     map.current = m;
     m.on("click", (e) => setPlace([e.lngLat.lng, e.lngLat.lat]));
-    if (me.inspector_id) cells.current = await showMyCells(m, me);
+    if (me.inspector_id) cells.current = showMyCells(m, await myCells.current);
     navigator.geolocation?.getCurrentPosition(
       (p) => {
         const at = [p.coords.longitude, p.coords.latitude];
