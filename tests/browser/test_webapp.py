@@ -213,6 +213,10 @@ def test_anyone_previews_the_public_layers_with_their_attributes(app: Callable, 
     layers = page.locator(".layers [data-layer]").evaluate_all("e => e.map(x => x.dataset.layer)")
     assert "incidents" not in layers  # not public: an anonymous caller may not read it
     assert {"assets", "grid", "districts"} <= set(layers)
+    assert page.locator("header nav a").inner_text() == "图层预览"  # Chinese by default
+    page.get_by_role("button", name="English").click()
+    assert page.locator("header nav a").inner_text() == "Layer preview"
+    assert page.locator(".table h3").inner_text() == "Attributes"
 
 
 # --- the inspector ------------------------------------------------------------------------------
