@@ -417,6 +417,10 @@ def test_a_dispatchers_open_page_shows_a_case_reported_elsewhere_within_2_s(
     took = time.monotonic() - sent
     assert took <= 2.0, f"the case showed after {took:.2f} s"
     assert scalar(city, "SELECT status FROM incidents WHERE id = %s", (case,)) == "reported"
+    cells = scalar(city, "SELECT json_build_array(count(inspector_id), count(*)) FROM grid_cells")
+    page.locator(".workload .total").wait_for()
+    shown = [int(page.locator(f".workload .{c}").inner_text()) for c in ("assigned", "total")]
+    assert shown == cells
     features = "window.cityhexMap.getSource('open-cases').serialize().data.features"
     on_map = page.evaluate(f"{features}.some(f => f.id === {case})")
     assert on_map

@@ -24,7 +24,7 @@ const TEXT = {
     moveHint: "点击地图移动该点", move: "移动位置", download: "下载我的区域（离线地图）",
     downloaded: "已下载瓦片", photoLater: "照片上传功能暂不可用", sharePos: "上班共享位置",
     coverage: "今日巡查覆盖", case: "案件", district: "区", since: "起始日期",
-    heat: "热力图", ownership: "网格归属", positions: "网格员位置", evaluation: "综合评价",
+    workload: "网格覆盖与工作量", unassigned: "未分配", balance: "均衡度", heat: "热力图", ownership: "网格归属", positions: "网格员位置", evaluation: "综合评价",
   },
   en: {
     app: "CityHex", signin: "Sign in", signout: "Sign out", key: "API key",
@@ -54,6 +54,7 @@ const TEXT = {
     move: "Move", download: "Download my area (offline map)", downloaded: "Tiles stored",
     photoLater: "Photo upload is not available yet", sharePos: "Share my position on shift",
     coverage: "Coverage today", case: "Case", district: "District", since: "Since",
+    workload: "Grid coverage and workload", unassigned: "unassigned", balance: "balance",
     heat: "Heat", ownership: "Grid ownership", positions: "Inspectors' positions",
     evaluation: "Evaluation",
   },
