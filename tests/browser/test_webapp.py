@@ -313,8 +313,7 @@ def test_offline_reports_and_a_verify_are_queued_and_each_lands_once(
         report_here(page, "0101", marker)
         page.get_by_text("已加入待发送").first.wait_for()
     page.locator(".case [data-action=verify]").click()
-    page.locator("[data-tab=outbox] .count").wait_for()
-    assert page.locator("[data-tab=outbox] .count").inner_text() == "3"
+    wait_until(page, "document.querySelector('[data-tab=outbox] .count')?.textContent === '3'")
     assert (
         scalar(city, "SELECT count(*) FROM incidents WHERE description = ANY(%s)", (markers,)) == 0
     )

@@ -21,15 +21,13 @@ function fetchMyCells(me) {
   );
 }
 
-/** Show my cells on the map and fit the view to them. */
+/** Outline my cells on the map (which opened on their bounds). */
 function showMyCells(map, data) {
   map.addSource(MY_CELLS, { type: "geojson", data });
   map.addLayer({ id: `${MY_CELLS}-fill`, type: "fill", source: MY_CELLS,
     paint: { "fill-color": "#0b63c5", "fill-opacity": 0.12 } });
   map.addLayer({ id: `${MY_CELLS}-line`, type: "line", source: MY_CELLS,
     paint: { "line-color": "#0b63c5", "line-width": 2 } });
-  const bounds = boundsOf(data);
-  if (bounds) map.fitBounds(bounds, { padding: 20, duration: 0 });
   return data;
 }
 
@@ -197,6 +195,11 @@ export function Inspector({ me }) {
   const [shown, setShown] = useState(null); // the map, once my cells are on it
   const myCells = useRef(null);
   if (me.inspector_id && !myCells.current) myCells.current = fetchMyCells(me);
+  const view = useRef(null); // the map opens on my cells: no tiles loaded for another view
+  view.current ??= (myCells.current ?? Promise.resolve(null)).then((data) => {
+    const bounds = data && boundsOf(data);
+    return bounds ? { bounds, fitBoundsOptions: { padding: 20 } } : {};
+  });
   const marker = useRef(null);
   useEffect(() => watchOutbox((items) => setWaiting(items.length)), []);
   useEffect(() => {
@@ -238,7 +241,7 @@ export function Inspector({ me }) {
     window.cityhexReady = performance.now(); // for tests and the benchmark: my cells shown
   }
   return html`<div class="inspector">
-    <${MapBox} className="map phone" onMap=${onMap} />
+    <${MapBox} className="map phone" view=${view.current} onMap=${onMap} />
     <${Banner} at=${here} me=${me} />
     <div class="net ${online ? "on" : "off"}">${online ? t("online") : t("offline")}</div>
     <nav class="tabs">

@@ -9,10 +9,14 @@ export const CENTRE = [114.05, 22.55];
 
 /**
  * A map in `container` on `/styles/{style}.json`. `keep(layer)` chooses the style's layers
- * (a caller without a key cannot read the case layers). Resolves once the style is loaded.
+ * (a caller without a key cannot read the case layers); `view` is (a promise of) further Map
+ * options, such as the bounds to open on. Resolves once the style is loaded.
  */
-export async function makeMap(container, { style = "city", keep = () => true, ...options } = {}) {
-  const response = await fetch(`/styles/${style}.json`, { headers: authHeaders() });
+export async function makeMap(container, { style = "city", keep = () => true, view = {} } = {}) {
+  const [response, options] = await Promise.all([
+    fetch(`/styles/${style}.json`, { headers: authHeaders() }),
+    view,
+  ]);
   const doc = await response.json();
   doc.layers = doc.layers.filter((layer) => layer.type === "background" || keep(layer));
   const used = new Set(doc.layers.map((layer) => layer.source).filter(Boolean));
