@@ -59,12 +59,14 @@ def inspector_key(url: str) -> tuple[int, int, str]:
 def first_screen(base: str, key: str, timeline: bool = False) -> tuple[float, int, int, float, int]:
     """One cold load of the inspector's screen: seconds until the map with the cells is
     drawn, bytes transferred by then, and bytes of JS + CSS among them; then the same screen
-    loaded again in the same profile (the next morning: files kept by the browser and the
-    service worker): its seconds and bytes. With ``timeline``, each request of the cold load
+    loaded again in the same profile (the next morning: files kept by the browser's HTTP
+    cache; the service worker is blocked, as CDP's network emulation would not slow its
+    fetches): its seconds and bytes. With ``timeline``, each request of the cold load
     (start and end in ms from the first, bytes) is printed."""
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport=PHONE)
+        # no service worker: its own fetches would escape the page's network emulation
+        context = browser.new_context(viewport=PHONE, service_workers="block")
         context.add_init_script(f"localStorage.setItem('cityhex.key', {key!r})")
         page = context.new_page()
         cdp = context.new_cdp_session(page)
