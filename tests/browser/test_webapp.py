@@ -278,6 +278,27 @@ def test_an_inspector_reports_a_case_and_sees_its_routing(app: Callable, city: s
     assert page.locator(".routed .department").inner_text() == department
 
 
+def test_an_inspector_attaches_a_report_to_the_open_case_nearby(app: Callable, city: str) -> None:
+    page, _ = app("inspector", INSPECTOR, PHONE)
+    wait_until(page, "window.cityhexReady > 0")
+    first = f"first report {time.time_ns()}"
+    report_here(page, "0101", first)
+    page.locator(".routed").wait_for()
+    case = scalar(city, "SELECT id FROM incidents WHERE description = %s", (first,))
+    page.locator(f".nearby [data-nearby='{case}'] button").wait_for()
+    again = f"same place again {time.time_ns()}"
+    page.fill("textarea[name=description]", again)
+    page.locator(f".nearby [data-nearby='{case}'] button").click()
+    page.get_by_text(f"已并入案件 {case}").wait_for()
+    assert scalar(city, "SELECT count(*) FROM incidents WHERE description = %s", (again,)) == 0
+    attached = scalar(
+        city,
+        "SELECT count(*) FROM incident_duplicates WHERE incident_id = %s AND description = %s",
+        (case, again),
+    )
+    assert attached == 1
+
+
 def resolved_case_of(city: str, base: str, inspector: int) -> int:
     """A case in one of the inspector's cells, moved to ``resolved`` (waiting to be verified)."""
     h3cell = scalar(

@@ -12,6 +12,9 @@ import { Shift } from "./patrol.js";
 import { html, MapBox, Message, useMessage } from "./ui.js";
 
 const MY_CELLS = "my-cells";
+/** The radius within which an open case of the same category may be the same (as the API's
+ * default CITYHEX_DUPLICATE_RADIUS_M). */
+const DUPLICATE_M = 50;
 
 /** My cells as GeoJSON (asked for while the map loads). */
 function fetchMyCells(me) {
@@ -91,9 +94,17 @@ function Report({ categories, place, setPlace, onOpen }) {
   const [category, setCategory] = useState("");
   const [description, setDescription] = useState("");
   const [routed, setRouted] = useState(null);
+  const [nearby, setNearby] = useState([]);
   const [message, say] = useMessage();
   const photos = useRef(null);
   const zh = language() === "zh";
+  useEffect(() => {
+    // open cases of this category close by, to attach the report to one instead of a new case
+    if (!category || !place || !navigator.onLine) return setNearby([]);
+    const open = "reported,registered,dispatched,in_progress,resolved";
+    api(`/incidents?near=${place.join(",")}&sort=distance&category=${category}&status=${open}&limit=5`)
+      .then(({ data }) => setNearby(data.items.filter((c) => c.distance_m <= DUPLICATE_M)), () => setNearby([]));
+  }, [category, place && place.join(), routed]);
   const majors = [...new Map(categories.map((c) => [c.major, c.major_name])).entries()];
   const department = (id) => categories.find((c) => c.department_id === id);
   function gps() {
@@ -162,10 +173,10 @@ function Report({ categories, place, setPlace, onOpen }) {
         return d ? (zh ? d.department_name : d.department_name_en || d.department_name) : routed.department_id;
       })()}</dd>
       <dt>${t("deadline")}</dt><dd>${when(routed.deadline)}</dd></dl>
-      ${(routed.possible_duplicates ?? []).length ? html`<h4>${t("duplicates")}</h4><ul>
-        ${routed.possible_duplicates.map((d) => html`<li>${d.id} · ${d.status} · ${Math.round(d.distance_m ?? 0)} m
-          <button type="button" onClick=${() => submit(null, d.id)}>${t("attach")}</button></li>`)}</ul>` : null}
     </div>` : null}
+    ${nearby.length ? html`<div class="nearby"><h4>${t("duplicates")}</h4><ul>
+      ${nearby.map((d) => html`<li data-nearby=${d.id}>${d.id} · ${d.status} · ${Math.round(d.distance_m)} m
+        <button type="button" onClick=${() => submit(null, d.id)}>${t("attach")}</button></li>`)}</ul></div>` : null}
   </form>`;
 }
 
