@@ -19,7 +19,7 @@ import orjson
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gis.errors import BadRequest, CityHexError
+from gis.errors import BadRequest, CityHexError, PayloadTooLarge
 from layers.db.idempotency import StoredAnswer, claim, finish, release
 from spatial_api.auth import ANONYMOUS, Principal, principal_from
 from spatial_api.errors import DATABASE_FAILURES, cityhex_error_response, database_failure_response
@@ -36,6 +36,8 @@ KEY = re.compile(r"[\x21-\x7e]{1,255}")
 """A key: 1 to 255 visible ASCII characters (a UUID, as clients usually send)."""
 REPLAYED_HEADERS = ("content-type", "etag", "location")
 """The headers of a stored answer that its replay carries again."""
+MAX_BODY = 8 * 1024 * 1024
+"""The largest body kept to be compared (a batch of 10,000 patrol fixes is about 1 MB)."""
 WAIT_S = 10.0
 """How long a retry waits for a concurrent first request with its key to answer."""
 
@@ -77,13 +79,20 @@ def fingerprint(scope: Scope, body: bytes) -> bytes:
 
 
 async def read_body(receive: Receive) -> bytes:
-    """The whole request body."""
+    """The whole request body; 413 past MAX_BODY bytes."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
         chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > MAX_BODY:
+            raise PayloadTooLarge(
+                f"a request with an Idempotency-Key may carry at most {MAX_BODY} bytes",
+                code="payload_too_large",
+            )
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
@@ -114,9 +123,9 @@ class Idempotency:
         except CityHexError:  # the route answers the bad credentials itself
             await self.app(scope, receive, send)
             return
-        body = await read_body(receive)
         engine = scope["app"].state.engine
         try:
+            body = await read_body(receive)
             stored = await claim(
                 engine,
                 caller_of(principal, request),

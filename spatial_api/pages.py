@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 
 LINK_NAMES = {
+    "app": "网页应用 Web app",
     "service-doc": "接口文档 API documentation",
     "service-desc": "OpenAPI 定义 OpenAPI definition",
     "styles": "地图样式 Map styles",

@@ -25,6 +25,7 @@ LINKS = [
     ("self", "/", "This document"),
     ("service-desc", "/openapi.json", "The OpenAPI definition"),
     ("service-doc", "/docs", "Interactive API documentation"),
+    ("app", "/app", "The web app: inspectors, dispatchers, GIS staff and a layer preview"),
     ("health", "/healthz", "Health: 200 when the database answers, 503 when it does not"),
     ("metrics", "/metrics", "Prometheus metrics"),
     ("styles", "/styles", "MapLibre map styles of the layers"),

@@ -213,6 +213,10 @@ def test_anyone_previews_the_public_layers_with_their_attributes(app: Callable, 
     layers = page.locator(".layers [data-layer]").evaluate_all("e => e.map(x => x.dataset.layer)")
     assert "incidents" not in layers  # not public: an anonymous caller may not read it
     assert {"assets", "grid", "districts"} <= set(layers)
+    assert page.locator("header nav a").inner_text() == "图层预览"  # Chinese by default
+    page.get_by_role("button", name="English").click()
+    assert page.locator("header nav a").inner_text() == "Layer preview"
+    assert page.locator(".table h3").inner_text() == "Attributes"
 
 
 # --- the inspector ------------------------------------------------------------------------------
@@ -274,6 +278,27 @@ def test_an_inspector_reports_a_case_and_sees_its_routing(app: Callable, city: s
     assert page.locator(".routed .department").inner_text() == department
 
 
+def test_an_inspector_attaches_a_report_to_the_open_case_nearby(app: Callable, city: str) -> None:
+    page, _ = app("inspector", INSPECTOR, PHONE)
+    wait_until(page, "window.cityhexReady > 0")
+    first = f"first report {time.time_ns()}"
+    report_here(page, "0101", first)
+    page.locator(".routed").wait_for()
+    case = scalar(city, "SELECT id FROM incidents WHERE description = %s", (first,))
+    page.locator(f".nearby [data-nearby='{case}'] button").wait_for()
+    again = f"same place again {time.time_ns()}"
+    page.fill("textarea[name=description]", again)
+    page.locator(f".nearby [data-nearby='{case}'] button").click()
+    page.get_by_text(f"已并入案件 {case}").wait_for()
+    assert scalar(city, "SELECT count(*) FROM incidents WHERE description = %s", (again,)) == 0
+    attached = scalar(
+        city,
+        "SELECT count(*) FROM incident_duplicates WHERE incident_id = %s AND description = %s",
+        (case, again),
+    )
+    assert attached == 1
+
+
 def resolved_case_of(city: str, base: str, inspector: int) -> int:
     """A case in one of the inspector's cells, moved to ``resolved`` (waiting to be verified)."""
     h3cell = scalar(
@@ -309,8 +334,7 @@ def test_offline_reports_and_a_verify_are_queued_and_each_lands_once(
         report_here(page, "0101", marker)
         page.get_by_text("已加入待发送").first.wait_for()
     page.locator(".case [data-action=verify]").click()
-    page.locator("[data-tab=outbox] .count").wait_for()
-    assert page.locator("[data-tab=outbox] .count").inner_text() == "3"
+    wait_until(page, "document.querySelector('[data-tab=outbox] .count')?.textContent === '3'")
     assert (
         scalar(city, "SELECT count(*) FROM incidents WHERE description = ANY(%s)", (markers,)) == 0
     )
@@ -413,6 +437,10 @@ def test_a_dispatchers_open_page_shows_a_case_reported_elsewhere_within_2_s(
     took = time.monotonic() - sent
     assert took <= 2.0, f"the case showed after {took:.2f} s"
     assert scalar(city, "SELECT status FROM incidents WHERE id = %s", (case,)) == "reported"
+    cells = scalar(city, "SELECT json_build_array(count(inspector_id), count(*)) FROM grid_cells")
+    page.locator(".workload .total").wait_for()
+    shown = [int(page.locator(f".workload .{c}").inner_text()) for c in ("assigned", "total")]
+    assert shown == cells
     features = "window.cityhexMap.getSource('open-cases').serialize().data.features"
     on_map = page.evaluate(f"{features}.some(f => f.id === {case})")
     assert on_map

@@ -153,3 +153,13 @@ def test_a_transition_retried_concurrently_is_taken_once(city: City, app_key: di
         (case["id"],),
     )
     assert steps == 1
+
+
+def test_an_oversized_body_is_a_413_and_writes_nothing(city: City, app_key: dict) -> None:
+    marker = f"idem {uuid.uuid4()}"
+    body = {**report_body(marker), "photos": ["https://example.org/" + "x" * 900] * 10_000}
+    r = city.client.post(
+        "/incidents", json=body, headers={**app_key, "Idempotency-Key": str(uuid.uuid4())}
+    )
+    assert r.status_code == 413, r.text
+    assert cases_with(city, marker) == 0

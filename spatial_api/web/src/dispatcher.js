@@ -74,6 +74,23 @@ function Metrics() {
   </section>`;
 }
 
+/** Grid coverage and each inspector's workload (GET /grid/coverage), heaviest first. */
+function Workload() {
+  const [data, setData] = useState(null);
+  useEffect(() => {
+    api("/grid/coverage?limit=0").then(({ data }) => setData(data), () => {});
+  }, []);
+  if (!data) return null;
+  const top = [...data.inspectors].sort((a, b) => b.workload - a.workload).slice(0, 15);
+  const most = top[0]?.workload || 1;
+  return html`<section class="workload"><h3>${t("workload")}</h3>
+    <p><span class="assigned">${data.assigned_cells}</span> / <span class="total">${data.total_cells}</span>
+      ${t("cell")} · ${t("unassigned")} ${data.unassigned_cells} · ${t("balance")} ${data.balance?.toFixed(2) ?? "—"}</p>
+    <table><tbody>${top.map((i) => html`<tr><td>${i.name ?? i.id}</td><td>${i.cells}</td>
+      <td><span class="bar" style=${`width:${(100 * i.workload) / most}%`}></span></td></tr>`)}</tbody></table>
+  </section>`;
+}
+
 const OWNERSHIP = "grid-ownership";
 const POSITIONS = "inspector-positions";
 
@@ -198,5 +215,6 @@ export function Dispatcher() {
       </section>
     </div>
     <${Metrics} />
+    <${Workload} />
   </div>`;
 }

@@ -12,18 +12,25 @@ import { Shift } from "./patrol.js";
 import { html, MapBox, Message, useMessage } from "./ui.js";
 
 const MY_CELLS = "my-cells";
+/** The radius within which an open case of the same category may be the same (as the API's
+ * default CITYHEX_DUPLICATE_RADIUS_M). */
+const DUPLICATE_M = 50;
 
-/** Show my cells on the map and fit the view to them (or to my position). */
-async function showMyCells(map, me) {
+/** My cells as GeoJSON (asked for while the map loads). */
+function fetchMyCells(me) {
   const filter = encodeURIComponent(`inspector_id=${me.inspector_id}`);
-  const { data } = await api(`/collections/grid/items?filter=${filter}&limit=10000`);
+  return api(`/collections/grid/items?filter=${filter}&limit=10000&properties=inspector_id`).then(
+    ({ data }) => data,
+  );
+}
+
+/** Outline my cells on the map (which opened on their bounds). */
+function showMyCells(map, data) {
   map.addSource(MY_CELLS, { type: "geojson", data });
   map.addLayer({ id: `${MY_CELLS}-fill`, type: "fill", source: MY_CELLS,
     paint: { "fill-color": "#0b63c5", "fill-opacity": 0.12 } });
   map.addLayer({ id: `${MY_CELLS}-line`, type: "line", source: MY_CELLS,
     paint: { "line-color": "#0b63c5", "line-width": 2 } });
-  const bounds = boundsOf(data);
-  if (bounds) map.fitBounds(bounds, { padding: 20, duration: 0 });
   return data;
 }
 
@@ -87,9 +94,17 @@ function Report({ categories, place, setPlace, onOpen }) {
   const [category, setCategory] = useState("");
   const [description, setDescription] = useState("");
   const [routed, setRouted] = useState(null);
+  const [nearby, setNearby] = useState([]);
   const [message, say] = useMessage();
   const photos = useRef(null);
   const zh = language() === "zh";
+  useEffect(() => {
+    // open cases of this category close by, to attach the report to one instead of a new case
+    if (!category || !place || !navigator.onLine) return setNearby([]);
+    const open = "reported,registered,dispatched,in_progress,resolved";
+    api(`/incidents?near=${place.join(",")}&sort=distance&category=${category}&status=${open}&limit=5`)
+      .then(({ data }) => setNearby(data.items.filter((c) => c.distance_m <= DUPLICATE_M)), () => setNearby([]));
+  }, [category, place && place.join(), routed]);
   const majors = [...new Map(categories.map((c) => [c.major, c.major_name])).entries()];
   const department = (id) => categories.find((c) => c.department_id === id);
   function gps() {
@@ -158,10 +173,10 @@ function Report({ categories, place, setPlace, onOpen }) {
         return d ? (zh ? d.department_name : d.department_name_en || d.department_name) : routed.department_id;
       })()}</dd>
       <dt>${t("deadline")}</dt><dd>${when(routed.deadline)}</dd></dl>
-      ${(routed.possible_duplicates ?? []).length ? html`<h4>${t("duplicates")}</h4><ul>
-        ${routed.possible_duplicates.map((d) => html`<li>${d.id} · ${d.status} · ${Math.round(d.distance_m ?? 0)} m
-          <button type="button" onClick=${() => submit(null, d.id)}>${t("attach")}</button></li>`)}</ul>` : null}
     </div>` : null}
+    ${nearby.length ? html`<div class="nearby"><h4>${t("duplicates")}</h4><ul>
+      ${nearby.map((d) => html`<li data-nearby=${d.id}>${d.id} · ${d.status} · ${Math.round(d.distance_m)} m
+        <button type="button" onClick=${() => submit(null, d.id)}>${t("attach")}</button></li>`)}</ul></div>` : null}
   </form>`;
 }
 
@@ -189,6 +204,13 @@ export function Inspector({ me }) {
   const cells = useRef(null);
   const map = useRef(null);
   const [shown, setShown] = useState(null); // the map, once my cells are on it
+  const myCells = useRef(null);
+  if (me.inspector_id && !myCells.current) myCells.current = fetchMyCells(me);
+  const view = useRef(null); // the map opens on my cells: no tiles loaded for another view
+  view.current ??= (myCells.current ?? Promise.resolve(null)).then((data) => {
+    const bounds = data && boundsOf(data);
+    return bounds ? { bounds, fitBoundsOptions: { padding: 20 } } : {};
+  });
   const marker = useRef(null);
   useEffect(() => watchOutbox((items) => setWaiting(items.length)), []);
   useEffect(() => {
@@ -216,7 +238,7 @@ export function Inspector({ me }) {
   async function onMap(m) {
     map.current = m;
     m.on("click", (e) => setPlace([e.lngLat.lng, e.lngLat.lat]));
-    if (me.inspector_id) cells.current = await showMyCells(m, me);
+    if (me.inspector_id) cells.current = showMyCells(m, await myCells.current);
     navigator.geolocation?.getCurrentPosition(
       (p) => {
         const at = [p.coords.longitude, p.coords.latitude];
@@ -230,7 +252,7 @@ export function Inspector({ me }) {
     window.cityhexReady = performance.now(); // for tests and the benchmark: my cells shown
   }
   return html`<div class="inspector">
-    <${MapBox} className="map phone" onMap=${onMap} />
+    <${MapBox} className="map phone" view=${view.current} onMap=${onMap} />
     <${Banner} at=${here} me=${me} />
     <div class="net ${online ? "on" : "off"}">${online ? t("online") : t("offline")}</div>
     <nav class="tabs">

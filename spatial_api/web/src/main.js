@@ -4,6 +4,7 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, storeKey, storedKey } from "./api.js";
 import { language, setLanguage, t } from "./i18n.js";
+import { loadStyle } from "./map.js";
 import { html, Message, useMessage } from "./ui.js";
 import { Preview } from "./preview.js";
 import { Inspector } from "./inspector.js";
@@ -66,11 +67,14 @@ function SignIn({ onSignedIn }) {
 }
 
 function App() {
-  const [me, setMe] = useState(null);
+  // who the stored key was last time: the screen starts at once, /auth/me confirms it
+  const [me, setMe] = useState(() =>
+    storedKey() ? JSON.parse(localStorage.getItem("cityhex.me") || "null") : null,
+  );
   const [, rerender] = useState(0);
   const [view, setView] = useState(location.hash.slice(2) || null);
   useEffect(() => {
-    if (storedKey()) whoAmI().then(setMe, () => rerender(1));
+    if (storedKey()) whoAmI().then(setMe, () => setMe(null));
     const onHash = () => setView(location.hash.slice(2));
     window.addEventListener("hashchange", onHash);
     return () => window.removeEventListener("hashchange", onHash);
@@ -101,6 +105,7 @@ function App() {
 }
 
 setLanguage(language());
+if (storedKey()) loadStyle("city").catch(() => {}); // the maps' style, while /auth/me answers
 if ("serviceWorker" in navigator) {
   // the app's files and the answers it read, for starting again without network
   navigator.serviceWorker.register("/app/sw.js", { scope: "/app" }).catch(() => {});

@@ -7,17 +7,37 @@ import { offlineCapable } from "./offline.js";
 const maplibregl = window.maplibregl;
 export const CENTRE = [114.05, 22.55];
 
-/**
- * A map in `container` on `/styles/{style}.json`. `keep(layer)` chooses the style's layers
- * (a caller without a key cannot read the case layers). Resolves once the style is loaded.
- */
-export async function makeMap(container, { style = "city", keep = () => true, ...options } = {}) {
-  const response = await fetch(`/styles/${style}.json`, { headers: authHeaders() });
-  const doc = await response.json();
+const styles = new Map();
+
+/** The style `name` with its vector sources made offline-capable, fetched once (a failure
+ * is not kept). Asked for early by main.js, while the caller's role is still being read. */
+export function loadStyle(name) {
+  if (!styles.has(name)) {
+    const doc = fetch(`/styles/${name}.json`, { headers: authHeaders() })
+      .then((r) => r.json())
+      .then((d) => offlineCapable(d, maplibregl));
+    styles.set(name, doc.catch((error) => { styles.delete(name); throw error; }));
+  }
+  return styles.get(name);
+}
+
+/** The style `name` with only the layers `keep(layer)` chooses, and the sources they use. */
+async function styleWith(name, keep) {
+  const doc = await (await fetch(`/styles/${name}.json`, { headers: authHeaders() })).json();
   doc.layers = doc.layers.filter((layer) => layer.type === "background" || keep(layer));
   const used = new Set(doc.layers.map((layer) => layer.source).filter(Boolean));
   doc.sources = Object.fromEntries(Object.entries(doc.sources).filter(([id]) => used.has(id)));
-  await offlineCapable(doc, maplibregl);
+  return offlineCapable(doc, maplibregl);
+}
+
+/**
+ * A map in `container` on `/styles/{style}.json`. `keep(layer)` chooses the style's layers
+ * (a caller without a key cannot read the case layers); `view` is (a promise of) further Map
+ * options, such as the bounds to open on. Resolves once the style is loaded.
+ */
+export async function makeMap(container, { style = "city", keep, view = {} } = {}) {
+  const [found, options] = await Promise.all([keep ? styleWith(style, keep) : loadStyle(style), view]);
+  const doc = structuredClone(found);
   const map = new maplibregl.Map({
     container,
     style: doc,

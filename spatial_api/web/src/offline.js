@@ -38,9 +38,11 @@ async function tile({ url }, abort) {
 /** Route tile URLs of a style's vector sources through the caching protocol. */
 export async function offlineCapable(doc, maplibregl) {
   maplibregl.addProtocol(PROTOCOL, tile);
-  for (const source of Object.values(doc.sources)) {
-    if (source.type !== "vector" || !source.url) continue;
-    const tilejson = await (await fetch(source.url, { headers: authHeaders() })).json();
+  const vector = Object.values(doc.sources).filter((s) => s.type === "vector" && s.url);
+  const tilejsons = await Promise.all(
+    vector.map((s) => fetch(s.url, { headers: authHeaders() }).then((r) => r.json())),
+  );
+  for (const [source, tilejson] of vector.map((s, i) => [s, tilejsons[i]])) {
     delete source.url;
     Object.assign(source, {
       tiles: tilejson.tiles.map((t) => `${PROTOCOL}://${t}`),

@@ -6,13 +6,16 @@ import { makeMap } from "./map.js";
 
 export const html = htm.bind(h);
 
-/** A map filling its box; `onMap(map)` is called once it has loaded. */
-export function MapBox({ onMap, style, keep, className = "map" }) {
+/**
+ * A map filling its box; `onMap(map)` is called once it has loaded. `view` (a promise of
+ * MapLibre options, such as the bounds to show) is awaited while the style loads.
+ */
+export function MapBox({ onMap, style, keep, view, className = "map" }) {
   const box = useRef(null);
   useEffect(() => {
     let map = null;
     let gone = false;
-    makeMap(box.current, { style, keep }).then((m) => {
+    makeMap(box.current, { style, keep, view }).then((m) => {
       map = m;
       if (gone) m.remove();
       else onMap?.(m);
