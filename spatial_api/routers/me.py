@@ -13,10 +13,15 @@ from spatial_api.schemas.me import Me
 router = APIRouter(tags=["auth"])
 
 
-@router.get("/auth/me", summary="Who the caller is: role, user and scope", response_model=Me)
+@router.get(
+    "/auth/me",
+    summary="Who the caller is: role, user and scope",
+    response_model=Me,
+    response_model_exclude_none=True,
+)
 async def me(principal: Caller) -> dict[str, Any]:
-    """The caller's role (``anonymous`` without a key), name, user id and scope; 401 for an
-    unknown key or invalid token."""
+    """The caller's role (``anonymous`` without a key), name, inspector id and scope (absent
+    fields: none); 401 for an unknown key or invalid token."""
     return {
         "role": principal.role,
         "name": principal.name,

@@ -24,6 +24,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from spatial_api.webapp import current_build
 from tests.helpers import make_key, tile_of
 
 CENTRE = (114.05, 22.54)
@@ -348,7 +349,7 @@ def path_values(path: str, v: Values) -> list[dict[str, str]]:
     if path.startswith("/open/"):
         return [{"name": d} for d in v.downloads]
     if path.startswith("/app/"):  # the web app's built files: code, no data
-        return [{"name": "manifest.json"}]
+        return [{"name": sorted(current_build().files)[0]}]
     choices = {
         "layer_id": v.layers,
         "cell": v.cells,
