@@ -52,7 +52,7 @@ def test_the_demo_computes_its_hotspots(
     loaded: tuple[str, DemoReport], db: psycopg.Connection
 ) -> None:
     """The hotspots style has a map after the demo alone: significant Gi* cells of the
-    incidents at res 9, each with the count of incidents inside it (counted here with h3.latlng_to_cell)."""
+    incidents at res 9, each with the count of incidents inside it (by h3.latlng_to_cell)."""
     report = loaded[1]
     stored = db.execute(
         "SELECT cell, res, k, count, z, gi_bin FROM hotspot_cells WHERE layer = 'incidents'"
