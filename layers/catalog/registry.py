@@ -107,6 +107,9 @@ class Layer(BaseModel):
     visible: Visibility = Field(default=EVERYONE, exclude=True)
     """Whose rows this view of a layer with a ``read_scope`` shows: set by ``for_caller``
     (the whole layer shows every row)."""
+    hidden_extras: frozenset[str] = Field(default=frozenset(), exclude=True)
+    """Free-form keys the impersonal view hides whole, even by filters: those found holding
+    nested objects or lists (``layers.catalog.metadata.nested_extra_keys``)."""
     extras_view: ExtrasView = "all"
     """How this view of the layer shows the free-form properties: all, impersonal (without
     personal keys) or none. Set by ``for_role``; the whole layer (storage, exports) is all."""
@@ -223,7 +226,9 @@ class Layer(BaseModel):
             return False
         if self.extras_view == "all":
             return True
-        return PERSONAL_KEY.search(key) is None and not isinstance(value, dict | list)
+        if key in self.hidden_extras or PERSONAL_KEY.search(key) is not None:
+            return False
+        return not isinstance(value, dict | list)
 
     def visibility(self, visible: Visibility) -> Visibility:
         """The part of a caller's ``visible`` that narrows this layer: none without a read
