@@ -310,3 +310,7 @@ def test_grid_features_and_tiles_keep_to_the_callers_cells(city: City) -> None:
         assert grid_item_cells(city, headers) == (expected, len(expected))
         assert grid_tile_cells(city, headers) == expected
     assert west_cells != everything and own < west_cells
+    west = header(city, "dispatcher", districts=[WEST])
+    east_cell = min(everything - west_cells)
+    assert city.client.get(f"/collections/grid/items/{east_cell}", headers=west).status_code == 404
+    assert city.client.get(f"/collections/grid/items/{east_cell}").status_code == 200
