@@ -309,6 +309,14 @@ def test_grid_features_and_tiles_keep_to_the_callers_cells(city: City) -> None:
     ):
         assert grid_item_cells(city, headers) == (expected, len(expected))
         assert grid_tile_cells(city, headers) == expected
+        lat, lon = h3.cell_to_latlng(centre_cell())
+        within = city.client.get(
+            "/query/within",
+            params={"layer": "grid", "lon": lon, "lat": lat, "radius_m": 5000},
+            headers=headers,
+        )
+        assert within.status_code == 200, within.text
+        assert {f["id"] for f in within.json()["features"]} == expected
     assert west_cells != everything and own < west_cells
     west = header(city, "dispatcher", districts=[WEST])
     east_cell = min(everything - west_cells)
