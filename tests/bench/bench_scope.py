@@ -13,7 +13,6 @@ the rounds, its ratio to the unscoped key's, and how many cases the key's h3 ans
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import sys
 import time
@@ -55,10 +54,12 @@ def main() -> None:
                 "SELECT inspector_id FROM incidents WHERE inspector_id IS NOT NULL"
                 " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
             ).fetchone()[0]
-            w, s, e, n = conn.execute(
-                "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM"
-                " (SELECT ST_Extent(geom) AS b FROM grid_cells) t"
-            ).fetchone()
+            conn.execute("SELECT setseed(0.19)")
+            points = conn.execute(
+                "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_PointOnSurface(geom) AS c"
+                " FROM grid_cells ORDER BY random() LIMIT %s) t",
+                (args.requests,),
+            ).fetchall()
             total = conn.execute("SELECT count(*) FROM incidents").fetchone()[0]
             keys = {
                 "unscoped": create_key(conn, "dispatcher", "bench-all"),
@@ -67,8 +68,6 @@ def main() -> None:
                 ),
                 f"inspector {inspector}": create_key(conn, "inspector", "bench-own", inspector),
             }
-        rng = random.Random(19)
-        points = [(rng.uniform(w, e), rng.uniform(s, n)) for _ in range(args.requests)]
         requests = {
             "/analytics/h3 res 8": ["/analytics/h3?layer=incidents&res=8"] * args.requests,
             "/analytics/hotspots res 8": ["/analytics/hotspots?layer=incidents&res=8"]
