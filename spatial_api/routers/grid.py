@@ -243,17 +243,17 @@ async def bulk_assignment(
 )
 async def grid_coverage(
     engine: Engine,
-    _: Dispatcher,
+    principal: Dispatcher,
     weight: WeightName = "cells",
     since: From = None,
     until: To = None,
     limit: Annotated[int, Query(ge=0, le=100_000, description="Unassigned cells listed")] = 1000,
 ) -> dict[str, Any]:
     """Total and unassigned cells (listed), each inspector's cells and workload, and the
-    balance (max/mean of the workloads)."""
+    balance (max/mean of the workloads); over the caller's districts only."""
     measure = parse_weight(weight, since, until)
     async with engine.connect() as conn:
-        return await coverage(conn, measure, limit)
+        return await coverage(conn, measure, limit, principal.scope.districts)
 
 
 class PartitionBody(BaseModel):

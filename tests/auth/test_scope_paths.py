@@ -322,3 +322,22 @@ def test_grid_features_and_tiles_keep_to_the_callers_cells(city: City) -> None:
     east_cell = min(everything - west_cells)
     assert city.client.get(f"/collections/grid/items/{east_cell}", headers=west).status_code == 404
     assert city.client.get(f"/collections/grid/items/{east_cell}").status_code == 200
+
+
+def test_coverage_keeps_to_the_callers_districts(city: City) -> None:
+    per_inspector = city.rows(
+        f"SELECT g.inspector_id, count(*) FROM grid_cells g WHERE {WEST_CELL} "
+        "AND g.inspector_id IS NOT NULL GROUP BY 1"
+    )
+    west = header(city, "dispatcher", districts=[WEST])
+    for headers, where, expected in (
+        (west, WEST_CELL, dict(per_inspector)),
+        (city.key("dispatcher"), "true", None),
+    ):
+        r = city.client.get("/grid/coverage", headers=headers)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["total_cells"] == city.value(f"SELECT count(*) FROM grid_cells g WHERE {where}")
+        if expected is not None:
+            assert {i["id"]: i["cells"] for i in body["inspectors"]} == expected
+    assert set(dict(per_inspector)) == {101, 102}
