@@ -21,6 +21,7 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gis.errors import Forbidden, Unauthorized
+from layers.catalog.metadata import with_hidden_extras
 from layers.catalog.registry import Layer, load_catalog
 from layers.db.outage import outage
 from layers.db.replicas import ReplicaSet
@@ -191,17 +192,19 @@ async def queried_layer(layer: Annotated[str, Query(description="The layer id")]
 
 
 async def readable_path_layer(
-    layer: Annotated[Layer, Depends(path_layer)], caller: Caller
+    layer: Annotated[Layer, Depends(path_layer)], caller: Caller, engine: Engine
 ) -> Layer:
-    """The path's layer, checked readable by the caller (404 before 401/403)."""
-    return readable(layer, caller)
+    """The path's layer, checked readable by the caller (404 before 401/403), hiding the
+    free-form keys the caller's view may not show even to filters."""
+    return await with_hidden_extras(engine, readable(layer, caller))
 
 
 async def readable_queried_layer(
-    layer: Annotated[Layer, Depends(queried_layer)], caller: Caller
+    layer: Annotated[Layer, Depends(queried_layer)], caller: Caller, engine: Engine
 ) -> Layer:
-    """The ``layer`` parameter's layer, checked readable by the caller."""
-    return readable(layer, caller)
+    """The ``layer`` parameter's layer, checked readable by the caller (as
+    ``readable_path_layer``)."""
+    return await with_hidden_extras(engine, readable(layer, caller))
 
 
 ReadableLayer = Annotated[Layer, Depends(readable_path_layer)]

@@ -78,8 +78,9 @@ def row_filters(layer: Layer, filters: TileFilters, st: Statement, alias: str = 
     """The conditions that ``from``, ``to``, ``category`` and ``filter`` put on the rows,
     and the caller's read scope on a layer that has one."""
     conds = []
-    if layer.read_scope and filters.visible.limited:
-        conds += filters.visible.conditions(
+    visible = layer.visibility(filters.visible)
+    if visible.limited:
+        conds += visible.conditions(
             dict(layer.read_scope), alias, lambda value, kind: f"{st.param(value)}::{kind}"
         )
     if layer.time_column and filters.start:

@@ -91,7 +91,8 @@ class SqlParams:
 
 @dataclass(frozen=True)
 class Filters:
-    """Which rows of a point layer an analysis counts."""
+    """Which rows of a point layer an analysis counts (of the view of the layer the caller
+    has: ``Layer.for_caller`` keeps a scoped caller to its rows)."""
 
     layer: Layer
     start: datetime | None = None
@@ -131,7 +132,17 @@ class Filters:
         if self.bbox:
             env = ",".join(params.add(float(v)) for v in self.bbox)
             parts.append(f"{self.layer.geometry_column} && ST_MakeEnvelope({env}, 4326)")
-        return " AND ".join(parts)
+        return " AND ".join(parts + self.visible(params))
+
+    def visible(self, params: SqlParams) -> list[str]:
+        """The caller's read scope on a layer that has one (``Layer.for_caller``): its
+        districts, departments, an inspector key's own rows; none for an unlimited view."""
+        layer = self.layer
+        if not layer.read_scope or not layer.visible.limited:
+            return []
+        return layer.visible.conditions(
+            dict(layer.read_scope), layer.table, lambda value, kind: f"{params.add(value)}::{kind}"
+        )
 
     def between(self, start: datetime | None, end: datetime | None) -> Filters:
         """The same filters over another period."""

@@ -17,7 +17,7 @@ import shapely
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.analytics.gistar import CLASS_LABELS, GiStarResult, gi_star
-from gis.errors import BadRequest, Unprocessable
+from gis.errors import BadRequest, Forbidden, Unprocessable
 from gis.hexgrid import cell_polygons, cover_cells, to_hex
 from layers.analytics.aggregations import (
     Filters,
@@ -118,7 +118,15 @@ async def refresh_hotspot_cells(
     conn: AsyncConnection, filters: Filters, res: int, k: int, fdr: bool = False
 ) -> int:
     """Replace the stored hotspot cells of ``filters.layer`` with a fresh Gi* map; the number
-    of significant cells stored. Runs in ``conn``'s transaction and announces the change."""
+    of significant cells stored. Runs in ``conn``'s transaction and announces the change.
+    Forbidden for a caller whose view of the layer is limited (districts, departments, own
+    cases): the stored map is the whole city's, and a part would replace it."""
+    if filters.layer.visible.limited:
+        raise Forbidden(
+            f"the stored hotspot map covers every case of {filters.layer.id!r}; "
+            "a key limited to districts, departments or its own cases cannot replace it",
+            code="out_of_scope",
+        )
     found = await compute_hotspots(conn, filters, res, k, fdr)
     r = found.result
     keep = np.nonzero(r.classes)[0]

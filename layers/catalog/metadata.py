@@ -75,6 +75,16 @@ async def layer_extent(engine: AsyncEngine, layer: Layer) -> list[float] | None:
 async def extra_keys(engine: AsyncEngine, layer: Layer) -> dict[str, str | None]:
     """The keys found in the layer's free-form properties and their JSON type (None when
     the values mix types), from a sample of the newest rows."""
+    found = {}
+    for key, kinds in (await _extra_key_kinds(engine, layer)).items():
+        kinds = [k for k in kinds if k != "null"]
+        found[key] = JSONB_TYPES.get(kinds[0]) if len(kinds) == 1 else None
+    return found
+
+
+async def _extra_key_kinds(engine: AsyncEngine, layer: Layer) -> dict[str, list[str]]:
+    """The keys found in a sample of the newest rows' free-form properties, each with the
+    JSON types (jsonb_typeof) of its values."""
     if not layer.extra_properties_column:
         return {}
     extras = column(layer, layer.extra_properties_column)
@@ -87,11 +97,37 @@ async def extra_keys(engine: AsyncEngine, layer: Layer) -> dict[str, str | None]
     )
     async with engine.connect() as conn:
         rows = (await conn.execute(text(sql), {"n": EXTRA_KEYS_SAMPLE, "m": MAX_EXTRA_KEYS})).all()
-    found = {}
-    for key, kinds in rows:
-        kinds = [k for k in kinds if k != "null"]
-        found[key] = JSONB_TYPES.get(kinds[0]) if len(kinds) == 1 else None
+    return {key: list(kinds) for key, kinds in rows}
+
+
+NESTED_KEYS_TTL_S = 60.0
+_nested_keys: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
+
+
+async def nested_extra_keys(engine: AsyncEngine, layer: Layer) -> frozenset[str]:
+    """The free-form keys holding an object or a list in the sample ``extra_keys`` reads,
+    kept for ``NESTED_KEYS_TTL_S``."""
+    key = (engine.url.render_as_string(hide_password=True), layer.id)
+    cached = _nested_keys.get(key)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    found = frozenset(
+        name
+        for name, kinds in (await _extra_key_kinds(engine, layer)).items()
+        if {"object", "array"} & set(kinds)
+    )
+    _nested_keys[key] = (time.monotonic() + NESTED_KEYS_TTL_S, found)
     return found
+
+
+async def with_hidden_extras(engine: AsyncEngine, view: Layer) -> Layer:
+    """A caller's view of a layer that, when it shows free-form properties impersonally,
+    hides the keys that hold nested values whole (a filter on one is a 400, as on a key
+    named like personal data), so a filter cannot tell what the caller may not read."""
+    if view.extras_view != "impersonal":
+        return view
+    hidden = await nested_extra_keys(engine, view)
+    return view.model_copy(update={"hidden_extras": hidden}) if hidden else view
 
 
 def _property_schema(layer: Layer, name: str, kind: str) -> dict[str, Any]:

@@ -111,6 +111,9 @@ class Layer(BaseModel):
     visible: Visibility = Field(default=EVERYONE, exclude=True)
     """Whose rows this view of a layer with a ``read_scope`` shows: set by ``for_caller``
     (the whole layer shows every row)."""
+    hidden_extras: frozenset[str] = Field(default=frozenset(), exclude=True)
+    """Free-form keys the impersonal view hides whole, even by filters: those found holding
+    nested objects or lists (``layers.catalog.metadata.nested_extra_keys``)."""
     extras_view: ExtrasView = "all"
     """How this view of the layer shows the free-form properties: all, impersonal (without
     personal keys) or none. Set by ``for_role``; the whole layer (storage, exports) is all."""
@@ -121,6 +124,12 @@ class Layer(BaseModel):
     a district id, a department id, the user id of the inspector. A caller limited to
     districts or departments, or an inspector speaking for a user, reads only its rows, in
     features and tiles alike."""
+    read_scope_ignores: list[Literal["districts", "departments", "inspector"]] = Field(
+        default_factory=list
+    )
+    """Dimensions of a caller's scope that do not narrow this layer (the grid's cells belong
+    to no department). Any other limited dimension the ``read_scope`` names no column for
+    leaves every row out."""
     property_read_by: dict[str, list[str]] = Field(default_factory=dict)
     """Properties that name or identify people, each with the roles that may read it (admin
     always may). Every other role gets the layer without them: in features, queryables,
@@ -229,15 +238,25 @@ class Layer(BaseModel):
             return False
         if self.extras_view == "all":
             return True
-        return PERSONAL_KEY.search(key) is None and not isinstance(value, dict | list)
+        if key in self.hidden_extras or PERSONAL_KEY.search(key) is not None:
+            return False
+        return not isinstance(value, dict | list)
+
+    def visibility(self, visible: Visibility) -> Visibility:
+        """The part of a caller's ``visible`` that narrows this layer: none without a read
+        scope, and without the dimensions it ignores (``read_scope_ignores``)."""
+        if not self.read_scope:
+            return EVERYONE
+        return visible.without(self.read_scope_ignores)
 
     def for_caller(self, role: str, visible: Visibility) -> Layer:
         """The layer as a caller with ``role`` sees it (``for_role``), showing only the rows
         ``visible`` lets it read when the layer has a read scope."""
         view = self.for_role(role)
-        if not self.read_scope or not visible.limited:
+        narrowed = self.visibility(visible)
+        if not narrowed.limited:
             return view
-        return view.model_copy(update={"visible": visible})
+        return view.model_copy(update={"visible": narrowed})
 
     def for_role(self, role: str) -> Layer:
         """The layer as ``role`` sees it: without the properties it may not read (declared

@@ -13,7 +13,7 @@ departments are named by their codes (the 6-digit division code, the department 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import text
@@ -102,6 +102,15 @@ class Visibility:
     def limited(self) -> bool:
         """Whether any row may be left out."""
         return any(v is not None for v in (self.districts, self.departments, self.inspector_id))
+
+    def without(self, dimensions: Iterable[str]) -> Visibility:
+        """The same limits but none on ``dimensions`` (names of ``READ_DIMENSIONS``)."""
+        fields = {
+            "districts": "districts",
+            "departments": "departments",
+            "inspector": "inspector_id",
+        }
+        return replace(self, **{fields[d]: None for d in dimensions})
 
     def key(self) -> str:
         """A canonical text of the limits (for cache keys; empty when unlimited)."""

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.errors import Forbidden, NotFound
 from gis.hexgrid import to_hex
-from layers.db.scope import Visibility
-from layers.grid.lookup import person_json
+from layers.db.scope import EVERYONE, Visibility
+from layers.grid.lookup import cell_refusal, person_json
 
 MATCHING = """
 FROM grid_cells g LEFT JOIN districts d ON d.id = g.district_id
@@ -40,6 +40,23 @@ LEFT JOIN districts d ON d.id = g.district_id
 LEFT JOIN users u ON u.id = g.inspector_id
 WHERE g.h3 = :cell
 """)
+
+
+CELL_SCOPE = text("""
+SELECT d.code, g.inspector_id FROM grid_cells g LEFT JOIN districts d ON d.id = g.district_id
+WHERE g.h3 = :cell
+""")
+
+
+async def check_cell_visible(conn: AsyncConnection, cell: int, visible: Visibility) -> None:
+    """NotFound when the cell is not in the grid; Forbidden when it lies outside what a
+    caller who sees ``visible`` may read (``cell_refusal``)."""
+    row = (await conn.execute(CELL_SCOPE, {"cell": cell})).first()
+    if row is None:
+        raise NotFound(f"cell {to_hex(cell)} is not in the grid", code="cell_not_in_grid")
+    refusal = cell_refusal(cell, row[0], row[1], visible)
+    if refusal is not None:
+        raise refusal
 
 
 @dataclass(frozen=True)
@@ -111,12 +128,18 @@ async def list_cells(
     }
 
 
-async def cell_feature(conn: AsyncConnection, cell: int, *, names: bool) -> dict[str, Any]:
+async def cell_feature(
+    conn: AsyncConnection, cell: int, *, names: bool, visible: Visibility = EVERYONE
+) -> dict[str, Any]:
     """The cell as a GeoJSON Feature with its district, inspector (named if ``names``, else
-    by id), supervisor area, area and properties; NotFound when it is not in the grid."""
+    by id), supervisor area, area and properties; NotFound when it is not in the grid,
+    Forbidden when it lies outside what ``visible`` lets the caller read."""
     row = (await conn.execute(DETAIL, {"cell": cell})).first()
     if row is None:
         raise NotFound(f"cell {to_hex(cell)} is not in the grid", code="cell_not_in_grid")
+    refusal = cell_refusal(cell, row.district_code, row.inspector_id, visible)
+    if refusal is not None:
+        raise refusal
     district = {"code": row.district_code, "name": row.district_name}
     return {
         "type": "Feature",

@@ -17,9 +17,11 @@ import asyncpg
 import h3
 from h3.api import basic_int as h3i
 
-from gis.errors import BadRequest, NotFound
+from gis.errors import BadRequest, Forbidden, NotFound
+from gis.hexgrid import to_hex
 from layers.db.engine import create_pool
 from layers.db.outage import outage
+from layers.db.scope import EVERYONE, Visibility
 from layers.db.settings import storage_settings
 
 log = logging.getLogger("cityhex")
@@ -102,6 +104,26 @@ def person_json(person: int | None, name: str | None, names: bool) -> dict[str, 
     return {"id": person, "name": name} if names else {"id": person}
 
 
+def cell_refusal(
+    cell: int, district: str | None, inspector_id: int | None, visible: Visibility
+) -> Forbidden | None:
+    """Why a caller who sees ``visible`` may not read the cell of district code
+    ``district`` held by ``inspector_id`` (None when it may): a cell outside its districts
+    (``out_of_scope``), another inspector's cell for an inspector key (``not_your_cell``).
+    Departments do not narrow cells (the catalog's grid ``read_scope_ignores``)."""
+    if visible.districts is not None and district not in visible.districts:
+        codes = ", ".join(sorted(visible.districts)) or "none"
+        return Forbidden(
+            f"cell {to_hex(cell)} lies outside your districts ({codes})", code="out_of_scope"
+        )
+    own = visible.inspector_id
+    if own is not None and inspector_id != own:
+        return Forbidden(
+            f"cell {to_hex(cell)} is not a cell of inspector {own}", code="not_your_cell"
+        )
+    return None
+
+
 def supervisor_json(row: asyncpg.Record, names: bool) -> dict[str, Any] | None:
     """A cell's supervisor area as a client sees it: its kind, and the district's supervisor
     (named if ``names``) when the area is a district."""
@@ -125,10 +147,13 @@ async def lookup(
     category: str | None = None,
     *,
     names: bool,
+    visible: Visibility = EVERYONE,
 ) -> dict[str, Any]:
     """The grid cell at (lon, lat) with its district, inspector, supervisor area (the people
     named if ``names``, else by id) and, for a category, the department that handles it
-    there. BadRequest for a bad point or an
+    there. A cell outside what ``visible`` lets the caller read (another district's, another
+    inspector's) is answered as the public grid shows it: cell, district and department,
+    no inspector or supervisor, and ``outside_scope: true``. BadRequest for a bad point or an
     unknown category; NotFound when the point is outside the grid; ServiceUnavailable while
     the database cannot be reached."""
     lon, lat = checked_point(lon, lat)
@@ -158,6 +183,8 @@ async def lookup(
         "inspector": person_json(row["inspector_id"], row["inspector_name"], names),
         "supervisor": supervisor_json(row, names),
     }
+    if visible.limited and cell_refusal(row["h3"], district, row["inspector_id"], visible):
+        answer |= {"inspector": None, "supervisor": None, "outside_scope": True}
     if category is not None:
         answer["category"] = category
         answer["department"] = {

@@ -81,10 +81,12 @@ def utc(value: datetime | None) -> datetime | None:
 
 
 def readable(layer_id: str, principal: Principal) -> Layer:
-    """The analysable layer ``layer_id`` if the caller may read it."""
+    """The analysable layer ``layer_id`` as the caller sees it (a caller limited to
+    districts, departments or, with an inspector key, its own cases analyses those rows
+    only), if it may read it."""
     layer = analysis_layer(layer_id)
     check_read(layer, principal)
-    return layer
+    return layer.for_caller(principal.role, principal.visibility)
 
 
 def check_read(layer: Layer, principal: Principal) -> None:

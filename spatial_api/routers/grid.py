@@ -25,7 +25,7 @@ from gis.hexgrid import DEFAULT_RES, parse_cell
 from layers.db.engine import plain_url
 from layers.grid.assignments import Change, assign, assignment_of, cells_in_polygon
 from layers.grid.build import build_from
-from layers.grid.cells import CellFilter, cell_feature, list_cells
+from layers.grid.cells import CellFilter, cell_feature, check_cell_visible, list_cells
 from layers.grid.coverage import coverage
 from layers.grid.lookup import lookup, may_read_names, open_lookup_pool
 from layers.grid.territories import TerritoryRequest, plan_territories
@@ -98,9 +98,12 @@ async def grid_lookup(
 ) -> Response:
     """The cell (hex string), its resolution, district, inspector, supervisor area (people by
     id, and by name for inspector, editor, dispatcher and admin keys) and, for a category,
-    the department that handles it there. 404 when the point is outside the grid; 400 for a
-    bad lon/lat or an unknown category."""
-    answer = await lookup(pool, lon, lat, category, names=may_read_names(principal.role))
+    the department that handles it there. A cell outside the caller's districts (or, for an
+    inspector key, another inspector's) comes without inspector and supervisor, marked
+    ``outside_scope``. 404 when the point is outside the grid; 400 for a bad lon/lat or an
+    unknown category."""
+    names = may_read_names(principal.role)
+    answer = await lookup(pool, lon, lat, category, names=names, visible=principal.visibility)
     return json_response(answer)
 
 
@@ -128,11 +131,13 @@ async def grid_cells(
 async def grid_cell(cell: str, engine: Engine, principal: Reader) -> Response:
     """The cell's polygon, district, inspector (by id, and by name for inspector, editor,
     dispatcher and admin keys), supervisor area, area and properties; 400 for a malformed
-    cell, 404 for a cell not in the grid."""
+    cell, 404 for a cell not in the grid, 403 for one outside the caller's districts
+    (``out_of_scope``) or, for an inspector key, another inspector's (``not_your_cell``)."""
     h3cell = parse_cell(cell)
     names = may_read_names(principal.role)
     async with engine.connect() as conn:
-        return json_response(await cell_feature(conn, h3cell, names=names))
+        feature = await cell_feature(conn, h3cell, names=names, visible=principal.visibility)
+    return json_response(feature)
 
 
 @router.get(
@@ -143,13 +148,15 @@ async def grid_cell(cell: str, engine: Engine, principal: Reader) -> Response:
 async def get_assignment(
     cell: str,
     engine: Engine,
-    _: HistoryReader,
+    principal: HistoryReader,
     limit: Annotated[int, Query(ge=1, le=1000, description="History entries")] = 100,
 ) -> dict[str, Any]:
     """The cell's inspector and supervisor area, and its changes (who, when, from, to),
-    newest first."""
+    newest first; 403 for a cell outside the caller's districts or, for an inspector key,
+    another inspector's (as for the cell itself)."""
     h3cell = parse_cell(cell)
     async with engine.connect() as conn:
+        await check_cell_visible(conn, h3cell, principal.visibility)
         return await assignment_of(conn, h3cell, limit)
 
 
@@ -236,17 +243,17 @@ async def bulk_assignment(
 )
 async def grid_coverage(
     engine: Engine,
-    _: Dispatcher,
+    principal: Dispatcher,
     weight: WeightName = "cells",
     since: From = None,
     until: To = None,
     limit: Annotated[int, Query(ge=0, le=100_000, description="Unassigned cells listed")] = 1000,
 ) -> dict[str, Any]:
     """Total and unassigned cells (listed), each inspector's cells and workload, and the
-    balance (max/mean of the workloads)."""
+    balance (max/mean of the workloads); over the caller's districts only."""
     measure = parse_weight(weight, since, until)
     async with engine.connect() as conn:
-        return await coverage(conn, measure, limit)
+        return await coverage(conn, measure, limit, principal.scope.districts)
 
 
 class PartitionBody(BaseModel):

@@ -43,6 +43,9 @@ class GridLookup(Schema):
     supervisor: SupervisorArea | None
     category: str | None = None
     department: Department | None = None
+    outside_scope: bool | None = None
+    """True when the cell lies outside the caller's districts (or is another inspector's,
+    for an inspector key): then inspector and supervisor are withheld."""
 
 
 class CellRow(Schema):

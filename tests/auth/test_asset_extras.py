@@ -158,3 +158,51 @@ def test_history_follows_the_same_rule(web, keys) -> None:
             for state in (version.get("before"), version.get("after")):
                 if state:
                     assert set(state["properties"]) - DECLARED == shown_extras(role), role
+
+
+def test_a_hidden_nested_key_is_no_filter_oracle(web, keys) -> None:
+    """``manager`` holds an object, which staff keys never see: a filter on it (CQL2 or
+    ``manager=…``) is a 400 naming it, not a yes/no answer about the phone number inside;
+    the layer's editors (who see it) filter by it."""
+    url, client = web
+    with psycopg.connect(url) as conn:
+        expected = conn.execute(
+            "SELECT count(*) FROM assets WHERE properties->>'manager' LIKE '%0755%'"
+        ).fetchone()[0]
+    assert expected == 10
+    for role, header in keys.items():
+        asked = (
+            {"filter": "manager LIKE '%0755%'", "limit": 1},
+            {"filter": "manager IS NOT NULL", "limit": 1},
+            {"manager": '{"tel": "0755-1234567"}', "limit": 1},
+        )
+        for params in asked:
+            r = client.get("/collections/assets/items", params=params, headers=header or {})
+            if "manager" in shown_extras(role):
+                assert r.status_code == 200, (role, r.text)
+            else:
+                assert r.status_code == 400, (role, params, r.text)
+                assert r.json()["code"] == "unknown_property" and "manager" in r.json()["message"]
+        if "manager" in shown_extras(role):
+            r = client.get("/collections/assets/items", params=asked[0], headers=header or {})
+            assert r.json()["numberMatched"] == expected, role
+        queryables = client.get("/collections/assets/queryables", headers=header or {}).json()
+        assert ("manager" in queryables["properties"]) == ("manager" in shown_extras(role)), role
+
+
+def test_a_nested_value_the_sample_missed_still_reads_as_absent(web, keys) -> None:
+    """A filter compiled for a staff view reads a nested value as absent, whatever rows
+    the sample of nested keys saw (the check is in the SQL itself)."""
+    from layers.catalog.registry import load_catalog
+    from layers.features.cql.compile import filter_clause
+
+    view = load_catalog().get("assets").for_role("dispatcher")
+    assert view.extras_view == "impersonal" and not view.hidden_extras
+    url, _ = web
+    sql, params = filter_clause(view, "manager LIKE '%0755%'", "cql2-text", style="psycopg")
+    with psycopg.connect(url) as conn:
+        seen = conn.execute(f"SELECT count(*) FROM assets WHERE {sql}", params).fetchone()[0]
+        whole = load_catalog().get("assets")
+        sql, params = filter_clause(whole, "manager LIKE '%0755%'", "cql2-text", style="psycopg")
+        unguarded = conn.execute(f"SELECT count(*) FROM assets WHERE {sql}", params).fetchone()[0]
+    assert (seen, unguarded) == (0, 10)

@@ -172,8 +172,17 @@ class _Compiler:
         if name in layer.properties:
             return _Expr(self.column(name), layer.properties[name])
         if layer.shows_extra(name):
+            extras = self.column(layer.extra_properties_column)
             key = self.param(name, "text")
-            return _Expr(f"({self.column(layer.extra_properties_column)} ->> {key})", "dynamic")
+            if layer.extras_view == "all":
+                return _Expr(f"({extras} ->> {key})", "dynamic")
+            # the impersonal view never shows a nested value: a filter reads it as absent
+            nested = self.param(name, "text")
+            return _Expr(
+                f"(CASE WHEN jsonb_typeof({extras} -> {nested}) IN ('object', 'array') "
+                f"THEN NULL ELSE {extras} ->> {key} END)",
+                "dynamic",
+            )
         known = ", ".join(sorted(["id", *layer.properties]))
         raise BadRequest(
             f"unknown property {name!r} in filter; queryable: {known}", code="unknown_property"
