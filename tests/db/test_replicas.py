@@ -80,7 +80,7 @@ def nginx(servers: tuple[str, str]) -> Iterator[str]:
     conf = prefix / "nginx.conf"
     conf.write_text(
         Template(NGINX_TEMPLATE.read_text()).safe_substitute(
-            NGINX_PORT=port, NGINX_PREFIX=str(prefix), CITYHEX_UPSTREAMS=upstreams.strip()
+            NGINX_PORT=port, NGINX_PREFIX=str(prefix), NGINX_UPSTREAMS=upstreams.strip()
         )
     )
     proc = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"])
