@@ -1,18 +1,21 @@
-"""A per-client token bucket, for endpoints open to the anonymous public.
+"""A per-client rate limit, for endpoints open to the anonymous public.
 
 Clients are told apart by their address as ``spatial_api.proxies.client_address`` gives it
-(a trusted proxy's ``X-Forwarded-For``, else the direct peer). Each worker process keeps its
-own buckets, so with N workers a client gets up to N times the configured rate.
+(a trusted proxy's ``X-Forwarded-For``, else the direct peer). The counts are token buckets
+in the database (``layers.db.rate_limits``), so one limit holds across every worker of
+every server on it.
 """
 
 from __future__ import annotations
 
-import math
-import time
-
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gis.errors import CityHexError
+from layers.db.rate_limits import take
+
+REPORTS = "public_reports"
+"""The name of the anonymous-report limit's buckets."""
 
 
 class RateSettings(BaseSettings):
@@ -21,7 +24,8 @@ class RateSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CITYHEX_", extra="ignore")
 
     public_reports_per_minute: float = 5.0
-    """Reports an anonymous client (by IP address) may send per minute, in bursts of as many."""
+    """Reports an anonymous client (by IP address) may send per minute, in bursts of as many
+    (counted across every process on the database)."""
 
 
 class TooManyRequests(CityHexError):
@@ -31,29 +35,23 @@ class TooManyRequests(CityHexError):
 
 
 class RateLimiter:
-    """Token buckets by client key: ``per_minute`` tokens a minute, as many at most."""
+    """One limit: ``per_minute`` takes a minute per client, as many at once at most."""
 
-    def __init__(self, per_minute: float) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = max(per_minute, 1.0)
-        self.buckets: dict[str, tuple[float, float]] = {}
+    def __init__(self, name: str, per_minute: float) -> None:
+        self.name = name
+        self.per_minute = per_minute
 
-    def take(self, key: str) -> None:
-        """Spend one token of ``key``'s bucket; TooManyRequests when it is empty."""
-        now = time.monotonic()
-        tokens, last = self.buckets.get(key, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.rate)
-        if tokens < 1.0:
-            wait = math.ceil((1.0 - tokens) / self.rate) if self.rate > 0 else 3600
+    async def take(self, engine: AsyncEngine, client: str) -> None:
+        """Spend one of ``client``'s takes; TooManyRequests (with Retry-After) when none is
+        left."""
+        wait = await take(engine, self.name, client, self.per_minute)
+        if wait is not None:
             raise TooManyRequests(
                 f"too many anonymous reports from this address; retry in {wait} s",
                 headers={"Retry-After": str(wait)},
             )
-        if len(self.buckets) > 100_000:
-            self.buckets.clear()
-        self.buckets[key] = (tokens - 1.0, now)
 
 
 def public_report_limiter() -> RateLimiter:
     """A limiter with the configured rate for anonymous reports."""
-    return RateLimiter(RateSettings().public_reports_per_minute)
+    return RateLimiter(REPORTS, RateSettings().public_reports_per_minute)

@@ -254,11 +254,33 @@ async def _self_close(
         raise BadRequest(
             "self_close needs a note saying what was done on the spot", code="note_required"
         )
-    if not incident.photos:
+    if not incident.photos and not await has_photo_attachment(conn, incident.id):
         raise BadRequest(
-            "self_close needs a photo: report the case with photos first", code="photo_required"
+            "self_close needs a photo: report the case with photo URLs or upload one "
+            "(POST /incidents/{id}/attachments, stage report) first",
+            code="photo_required",
         )
     return Effect({"resolved_at": at, "closed_at": at}, {})
+
+
+PHOTO_STAGES = ("report", "after")
+"""The attachment stages whose images count as the case's photo for 自行处置."""
+
+
+async def has_photo_attachment(conn: AsyncConnection, incident_id: int) -> bool:
+    """Whether the case has an image attachment (not a document) of a stage in PHOTO_STAGES.
+
+    Read from the ``attachments`` table directly: ``layers.attachments`` sits above the
+    incidents and checks its uploads against this module, so it cannot be imported here.
+    """
+    found = await conn.scalar(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM attachments WHERE incident_id = :i "
+            "AND stage = ANY(:stages) AND media_type LIKE 'image/%')"
+        ),
+        {"i": incident_id, "stages": list(PHOTO_STAGES)},
+    )
+    return bool(found)
 
 
 async def _nothing(

@@ -3,11 +3,15 @@
 An inspector reads their own (their key or token names them); a dispatcher reads the
 inspectors of the districts their scope allows (all without a district scope); admin reads
 everyone. Every other caller is refused before these checks (401/403 by role).
+
+Patrol events on ``/events`` (off post, back) reach a dispatcher limited to districts only
+for inspectors with an assigned cell in one of those districts (``works_in``): the event is
+about where the inspector should be, which is their cells.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -87,3 +91,15 @@ async def inspectors_for(
         return ids
     codes = await _district_codes(conn, ids)
     return [i for i in ids if codes.get(i) in reader.districts]
+
+
+async def works_in(conn: AsyncConnection, inspector_id: int, district_ids: Iterable[int]) -> bool:
+    """Whether any cell assigned to the inspector lies in one of the districts (by id)."""
+    found = await conn.scalar(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM grid_cells WHERE inspector_id = :i "
+            "AND district_id = ANY(:d))"
+        ),
+        {"i": inspector_id, "d": sorted(district_ids)},
+    )
+    return bool(found)

@@ -1,6 +1,7 @@
 """``/events``: incident events as server-sent events (incident.created, incident.transitioned),
 and patrol events (inspector.off_post, inspector.back) for the callers who may read them
-(dispatchers, admin, and an inspector for their own).
+(dispatchers, within their districts' inspectors when limited to districts; admin; and an
+inspector for their own).
 
 Each event's id is its step in the case history; a client that reconnects with
 ``Last-Event-ID`` first gets the events it missed (up to 1000), then a ``: live`` comment
@@ -21,6 +22,7 @@ from layers.incidents.cases import BIGINT_MAX
 from layers.incidents.events import TYPES as INCIDENT_TYPES
 from layers.incidents.events import Event, EventHub, events_after
 from layers.incidents.scope import EventScope, event_scope
+from layers.patrol.access import works_in
 from layers.patrol.off_post import TYPES as PATROL_TYPES
 from layers.patrol.off_post import events_after as patrol_events_after
 from spatial_api.auth import Principal
@@ -65,12 +67,19 @@ def may_see(caller: Principal, event: Event) -> bool:
     )
 
 
-def shown(caller: Principal, visible: EventScope, event: Event) -> bool:
-    """Whether the caller gets the event: a patrol event by ``may_see``, an incident event
-    when its case lies within what the caller may see."""
-    if event.type in PATROL_TYPES:
-        return may_see(caller, event)
-    return visible.allows(event)
+async def shown(engine: AsyncEngine, caller: Principal, visible: EventScope, event: Event) -> bool:
+    """Whether the caller gets the event: an incident event when its case lies within what
+    the caller may see; a patrol event by ``may_see`` and, for a caller limited to districts
+    (other than the inspector concerned), when the inspector has cells in one of them (read
+    when the event comes, so a reassignment counts at once)."""
+    if event.type not in PATROL_TYPES:
+        return visible.allows(event)
+    if not may_see(caller, event):
+        return False
+    if visible.districts is None or caller.role == "inspector":
+        return True
+    async with engine.connect() as conn:
+        return await works_in(conn, orjson.loads(event.data)["inspector_id"], visible.districts)
 
 
 async def missed(engine: AsyncEngine, after: int) -> list[Event]:
@@ -101,11 +110,11 @@ async def stream(
         if after is not None:
             for event in await missed(engine, after):
                 replayed.add(event.id)
-                if event.type in kinds and shown(caller, visible, event):
+                if event.type in kinds and await shown(engine, caller, visible, event):
                     yield message(event)
         yield ServerSentEvent(comment="live")
         while (event := await queue.get()) is not None:
-            wanted = event.type in kinds and shown(caller, visible, event)
+            wanted = event.type in kinds and await shown(engine, caller, visible, event)
             if wanted and event.id not in replayed:
                 yield message(event)
 

@@ -92,7 +92,7 @@ async def report(
     "incident_id"}`` and, when it cannot be attached, one 422 whatever the reason. Only app
     and admin keys may name a ``sensor_id`` (403 otherwise)."""
     if principal.role == ANONYMOUS:
-        limiter.take(client_address(request))
+        await limiter.take(engine, client_address(request))
     actor = actor_of(principal)
     reads = may_read_cases(principal)
     async with engine.begin() as conn:

@@ -29,7 +29,7 @@ from layers.db.engine import create_async_engine
 from layers.db.keys import create_key
 from layers.db.scope import Scope
 from layers.incidents.cases import Actor
-from tests.helpers import INCIDENT_CENTRE, City, make_key
+from tests.helpers import INCIDENT_CENTRE, City, expected_inspector, make_key
 
 LON, LAT = INCIDENT_CENTRE
 GPS_LAT, GPS_LON = (22.0, 32.0, 24.0), (114.0, 3.0, 36.0)
@@ -598,3 +598,35 @@ def test_a_webp_is_served_upright_without_its_metadata(city: City) -> None:
     image = Image.open(io.BytesIO(served))
     assert image.size == (20, 40), "the orientation is applied to the pixels"
     assert dict(image.getexif()) == {} and b"Zhang San" not in served and b"PhoneCo" not in served
+
+
+def test_self_close_counts_an_uploaded_report_photo(city: City) -> None:
+    """自行处置 needs a photo on the case: an uploaded report image counts as much as a photo
+    URL in the report; a document (PDF) does not, nor does nothing."""
+    reporter = city.key("inspector", expected_inspector(LON, LAT))
+    case = new_case(city, reporter)
+    assert city.value("SELECT photos FROM incidents WHERE id = %s", (case["id"],)) == []
+
+    def self_close() -> Any:
+        version = city.value("SELECT version FROM incidents WHERE id = %s", (case["id"],))
+        return city.client.post(
+            f"/incidents/{case['id']}/transitions",
+            json={"action": "self_close", "note": "cleared on the spot"},
+            headers={**reporter, "If-Match": f'"{version}"'},
+        )
+
+    r = self_close()
+    assert (r.status_code, r.json()["code"]) == (400, "photo_required"), r.text
+    pdf = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+    assert upload(city, case["id"], pdf, reporter, name="note.pdf").status_code == 201
+    r = self_close()
+    assert (r.status_code, r.json()["code"]) == (400, "photo_required"), r.text
+    assert city.value("SELECT status FROM incidents WHERE id = %s", (case["id"],)) == "reported"
+    assert upload(city, case["id"], photo(19), reporter).status_code == 201
+    r = self_close()
+    assert r.status_code == 200, r.text
+    assert city.rows(
+        "SELECT status, action FROM incidents i JOIN incident_transitions t "
+        "ON t.incident_id = i.id AND t.action <> 'report' WHERE i.id = %s",
+        (case["id"],),
+    ) == [("closed", "self_close")]

@@ -74,7 +74,7 @@ def nginx(servers: list[str]) -> Iterator[str]:
     upstreams = " ".join(f"server {s.removeprefix('http://')};" for s in servers)
     conf.write_text(
         Template(NGINX_TEMPLATE.read_text()).safe_substitute(
-            NGINX_PORT=port, NGINX_PREFIX=str(prefix), CITYHEX_UPSTREAMS=upstreams
+            NGINX_PORT=port, NGINX_PREFIX=str(prefix), NGINX_UPSTREAMS=upstreams
         )
     )
     proc = subprocess.Popen(["nginx", "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"])

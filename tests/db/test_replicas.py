@@ -32,6 +32,8 @@ pytestmark = pytest.mark.subprocess
 
 NOTICE_SETTLE = 0.3
 """Seconds allowed for a committed change's notice to reach the other server."""
+LEVELS = (5, 6, 7, 8, 9, 11)
+"""The resolutions stored beside ``h3`` (res 10) in ``h3_<res>`` (migration 0015)."""
 MARGIN = 64 / 4096
 CLUSTER_BELOW = load_catalog().get("assets").cluster_below
 NGINX_TEMPLATE = Path(__file__).parents[2] / "docker" / "nginx.conf.template"
@@ -78,7 +80,7 @@ def nginx(servers: tuple[str, str]) -> Iterator[str]:
     conf = prefix / "nginx.conf"
     conf.write_text(
         Template(NGINX_TEMPLATE.read_text()).safe_substitute(
-            NGINX_PORT=port, NGINX_PREFIX=str(prefix), CITYHEX_UPSTREAMS=upstreams.strip()
+            NGINX_PORT=port, NGINX_PREFIX=str(prefix), NGINX_UPSTREAMS=upstreams.strip()
         )
     )
     proc = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"])
@@ -221,12 +223,17 @@ def test_reads_reach_the_replica_until_a_notice_says_it_is_behind(
     asset, lon, lat = point_asset(city, 0)
     dest = (lon + 0.01, lat + 0.01)
     t = tile_of(*dest, 17)
-    target = h3.cell_to_parent(h3.int_to_str(cell(*dest)), 9)
-    incident = one(  # an incident outside the target cell, by the h3 package
-        city,
-        "SELECT id FROM incidents WHERE NOT h3 = ANY(%s) ORDER BY id LIMIT 1",
-        ([h3.str_to_int(c) for c in h3.cell_to_children(target, 10)],),
-    )
+    target = h3.latlng_to_cell(dest[1], dest[0], 9)  # the res-9 cell containing dest
+    with psycopg.connect(city) as conn:  # an incident outside the target cell, by the h3 package
+        incident = next(
+            i
+            for i, x, y in conn.execute(
+                "SELECT id, ST_X(geom), ST_Y(geom) FROM incidents ORDER BY id LIMIT 100"
+            )
+            if h3.latlng_to_cell(y, x, 9) != target
+        )
+    # the case's cell at every stored resolution, as every writer stores them (h3 package)
+    levels = {f"h3_{r}": h3.str_to_int(h3.latlng_to_cell(dest[1], dest[0], r)) for r in LEVELS}
     before = cell_count(a, app, target)
     one(standby, "SELECT pg_wal_replay_pause()")
     try:
@@ -237,9 +244,10 @@ def test_reads_reach_the_replica_until_a_notice_says_it_is_behind(
                 (*dest, cell(*dest), asset),
             )
             conn.execute(  # and an incident moved into the target cell
-                "UPDATE incidents SET h3 = %s, geom = ST_SetSRID(ST_MakePoint(%s, %s), 4326)"
-                " WHERE id = %s",
-                (cell(*dest), *dest, incident),
+                "UPDATE incidents SET h3 = %s, geom = ST_SetSRID(ST_MakePoint(%s, %s), 4326), "
+                + ", ".join(f"{c} = %s" for c in levels)
+                + " WHERE id = %s",
+                (cell(*dest), *dest, *levels.values(), incident),
             )
         assert one(standby, "SELECT name FROM assets WHERE id = %s", (asset,)) != "unannounced"
         item = httpx.get(f"{a}/collections/assets/items/{asset}").json()
