@@ -15,9 +15,11 @@ tile around it, which the tile counts up to ``cluster_cell_max + 1`` to decide. 
 lies in the strip two tiles share is shown the same way by both.
 
 Point layers with a tile-key index (layers.db.tile_keys) do this on key ranges: a cell is a
-key prefix, so the tile's cells are counted and averaged from one range of the index, each
-cell around it from a short one, and features are read only from the ranges between dense
-cells. Other layers find their rows through the spatial index.
+key prefix, so the tile's cells are counted and averaged from one range of the index (with
+no filter at zooms ≤ 13, from the layer's ``cluster_cells`` table: a count and coordinate
+sums per zoom-17 cell, which coarser cells are ranges of), each cell around it from a short
+one, and features are read only from the ranges between dense cells. Other layers find
+their rows through the spatial index.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ from tiles.sources import Source
 
 CLUSTER_ZOOMS = 4
 """A cluster cell is a tile this many zooms deeper than the tile."""
+CELLS_ZOOM = 17
+"""The zoom of the cells of a layer's ``cluster_cells`` table (migration 0022)."""
 CELLS, FOUND, OUTSIDE, BUFFER_ROWS, SPARSE, ROWS = (
     '"tile$cells"',
     '"tile$found"',
@@ -138,6 +142,16 @@ def cells_sql(layer: Layer, z: int, x: int, y: int, st: Statement, conds: list[s
     each row's centre is computed once.)"""
     cx, cy = centre(layer)
     table = f"{quoted(layer.table)} AS f"
+    if keyed(layer, z) and layer.cluster_cells and not conds and z + CLUSTER_ZOOMS <= CELLS_ZOOM:
+        low, high = (
+            f"{st.param(v >> key_shift(CELLS_ZOOM))}::bigint" for v in tile_key_range(z, x, y)
+        )
+        shift = st.param(key_shift(z + CLUSTER_ZOOMS) - key_shift(CELLS_ZOOM))
+        return (
+            f"SELECT cell >> {shift} AS cell, sum(n)::bigint AS n, (sum(sx) / sum(n))::float8 AS"
+            f" cx, (sum(sy) / sum(n))::float8 AS cy FROM {quoted(layer.cluster_cells)} WHERE"
+            f" cell >= {low} AND cell < {high} GROUP BY 1 HAVING sum(n) > 0"
+        )
     if keyed(layer, z):
         low, high = (f"{st.param(v)}::bigint" for v in tile_key_range(z, x, y))
         shift = st.param(key_shift(z + CLUSTER_ZOOMS))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import h3
 import numpy as np
 import scipy.sparse as sp
 from h3.api import basic_int as h3i
@@ -46,11 +47,70 @@ class GiStarResult:
     classes: np.ndarray
 
 
+def ring_offsets(k: int) -> np.ndarray:
+    """The (di, dj) offsets in H3 local IJ coordinates of every cell within grid distance
+    ``k`` (the distance of an offset is (|di| + |dj| + |di - dj|) / 2)."""
+    di, dj = np.meshgrid(np.arange(-k, k + 1), np.arange(-k, k + 1), indexing="ij")
+    near = (np.abs(di) + np.abs(dj) + np.abs(di - dj)) <= 2 * k
+    return np.stack([di[near], dj[near]], axis=1)
+
+
+def local_ij(cells: np.ndarray) -> np.ndarray | None:
+    """The local IJ coordinates of ``cells`` around their middle cell, (n, 2) int64; None
+    when H3 cannot unfold them into one plane (a pentagon among them or too far apart)."""
+    origin = int(cells[len(cells) // 2])
+    try:
+        pairs = [h3i.cell_to_local_ij(origin, c) for c in cells.tolist()]
+    except h3.H3BaseException:
+        return None
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def pentagon_within(cells: np.ndarray, ij: np.ndarray, k: int) -> bool:
+    """Whether a pentagon of the cells' resolution lies in the IJ box of ``cells`` widened by
+    ``k`` (around a pentagon the IJ plane is cut, so offsets do not give grid distance)."""
+    origin = int(cells[len(cells) // 2])
+    lo, hi = ij.min(axis=0) - k, ij.max(axis=0) + k
+    for pentagon in h3i.get_pentagons(h3i.get_resolution(origin)):
+        try:
+            at = np.array(h3i.cell_to_local_ij(origin, pentagon))
+        except h3.H3BaseException:
+            continue
+        if (at >= lo).all() and (at <= hi).all():
+            return True
+    return False
+
+
 def kring_weights(cells: np.ndarray, k: int) -> sp.csr_matrix:
     """Binary weights: w_ij = 1 when cell j lies within grid distance ``k`` of cell i.
 
-    ``cells`` must be sorted and unique; neighbours outside ``cells`` are left out.
+    ``cells`` must be sorted and unique; neighbours outside ``cells`` are left out. The
+    neighbours are found with array operations on the cells' local IJ coordinates (as H3's
+    own grid distance does); where H3 cannot unfold the cells into one plane, with
+    ``grid_disk`` per cell.
     """
+    n = len(cells)
+    ij = local_ij(cells) if n else None
+    if ij is None or pentagon_within(cells, ij, k):
+        return _kring_weights_by_disk(cells, k)
+    lo = ij.min(axis=0) - k
+    span = int(ij[:, 1].max() - lo[1] + k + 1)
+    keys = (ij[:, 0] - lo[0]) * span + (ij[:, 1] - lo[1])
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    rows, cols = [], []
+    for di, dj in ring_offsets(k).tolist():
+        wanted = keys + di * span + dj
+        at = np.minimum(np.searchsorted(sorted_keys, wanted), n - 1)
+        hit = sorted_keys[at] == wanted
+        rows.append(np.nonzero(hit)[0])
+        cols.append(order[at[hit]])
+    row, col = np.concatenate(rows), np.concatenate(cols)
+    return sp.csr_matrix((np.ones(len(row)), (row, col)), shape=(n, n))
+
+
+def _kring_weights_by_disk(cells: np.ndarray, k: int) -> sp.csr_matrix:
+    """kring_weights with one ``grid_disk`` call per cell (for cells H3 cannot unfold)."""
     disks = [h3i.grid_disk(int(c), k) for c in cells.tolist()]
     sizes = np.fromiter(map(len, disks), dtype=np.int64, count=len(disks))
     flat = np.fromiter((n for disk in disks for n in disk), dtype=np.int64, count=int(sizes.sum()))

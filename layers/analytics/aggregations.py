@@ -210,7 +210,9 @@ async def study_area_cells(conn: AsyncConnection, res: int, bbox: BBox | None = 
         rows = await raw.fetch(sql, *params.values)
     units = [r[0] for r in rows]
     basic = h3.api.basic_int
-    if res > GRID_RES:
+    if res == GRID_RES:  # a unit cell holds its own centre
+        cells = iter(units)
+    elif res > GRID_RES:
         cells = (child for c in units for child in basic.cell_to_children(c, res))
     else:
         cells = (basic.latlng_to_cell(*basic.cell_to_latlng(c), res) for c in units)

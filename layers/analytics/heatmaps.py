@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import numpy as np
+from h3.api import basic_int as h3i
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis.analytics.grid import BBox, RasterGrid
@@ -18,9 +19,9 @@ from gis.analytics.kde import KERNEL_SIGMAS, check_bandwidth, kde
 from gis.errors import BadRequest, Unprocessable
 from layers.analytics.aggregations import (
     Filters,
+    cell_counts,
     expand_bbox,
     nearest_reading_time,
-    point_coordinates,
     readings_near,
 )
 
@@ -37,21 +38,44 @@ class Heatmap:
     inputs: int
 
 
+KDE_RES = 11
+"""The H3 resolution the points are counted at before a KDE: the finest stored (a res-11
+cell reaches at most ~29 m from its centre), so the counts come from the cell index alone."""
+
+
+def cell_centres(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lon and lat of the centre of every cell."""
+    lat_lon = np.array([h3i.cell_to_latlng(c) for c in cells.tolist()], dtype=np.float64)
+    lat_lon = lat_lon.reshape(-1, 2)
+    return lat_lon[:, 1].copy(), lat_lon[:, 0].copy()
+
+
 async def kde_heatmap(
     conn: AsyncConnection, filters: Filters, bbox: BBox, cell_m: float, bandwidth_m: float
 ) -> Heatmap:
     """The kernel density (per km²) of the filtered rows over ``bbox``, counting the rows
-    within the kernel's reach outside it."""
+    within the kernel's reach outside it.
+
+    Binned: the rows are counted per res-11 cell (``KDE_RES``), each count placed at its
+    cell's centre, binned to the raster's cells and convolved with the kernel
+    (``gis.analytics.kde``); the cells whose centre lies within the reach are counted.
+    """
     grid = RasterGrid.covering(bbox, cell_m)
     check_bandwidth(bandwidth_m, cell_m)
-    reach = KERNEL_SIGMAS * bandwidth_m + 2 * cell_m
-    lon, lat = await point_coordinates(conn, replace(filters, bbox=expand_bbox(bbox, reach)))
+    reach = expand_bbox(bbox, KERNEL_SIGMAS * bandwidth_m + 2 * cell_m)
+    stored = KDE_RES in filters.layer.cell_columns
+    cells, counts = await cell_counts(
+        conn, replace(filters, bbox=None if stored else reach), KDE_RES
+    )
 
-    def compute() -> np.ndarray:
-        x, y = grid.project(lon, lat)
-        return kde(x, y, grid, bandwidth_m)
+    def compute() -> tuple[np.ndarray, int]:
+        lon, lat = cell_centres(cells)
+        inside = (lon >= reach[0]) & (lat >= reach[1]) & (lon <= reach[2]) & (lat <= reach[3])
+        x, y = grid.project(lon[inside], lat[inside])
+        return kde(x, y, grid, bandwidth_m, weights=counts[inside]), int(counts[inside].sum())
 
-    return Heatmap(grid, await asyncio.to_thread(compute), len(lon))
+    values, inputs = await asyncio.to_thread(compute)
+    return Heatmap(grid, values, inputs)
 
 
 def check_idw_options(power: float, neighbors: int, window: timedelta) -> None:

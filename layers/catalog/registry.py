@@ -76,6 +76,10 @@ class Layer(BaseModel):
     tile_key: bool = False
     """Whether the table (of points) has the tile-key index on its 3857 geometry
     (layers.db.tile_keys), so tiles count and cluster its points by key range."""
+    cluster_cells: str | None = None
+    """A table of the layer's count and EPSG:3857 coordinate sums per zoom-17 tile-key cell
+    (``cell``, ``n``, ``sx``, ``sy``), kept by triggers: unfiltered tiles of zooms ≤ 13
+    count and place their clusters from it (tiles.clusters)."""
     category_column: str | None = None
     """The column that the ``category`` parameter of tiles matches (a class code)."""
     count_by: str | None = None

@@ -8,7 +8,7 @@ import h3
 import numpy as np
 import pytest
 
-from gis.analytics.gistar import gi_star
+from gis.analytics.gistar import gi_star, kring_weights
 from gis.errors import Unprocessable
 from tests.helpers import direct_gi_star, two_sided
 
@@ -109,3 +109,24 @@ def test_too_small_or_duplicated_study_area_is_refused() -> None:
         gi_star(one, np.array([1.0]), 1)
     with pytest.raises(Unprocessable):
         gi_star(np.concatenate([one, one]), np.array([1.0, 2.0]), 1)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_kring_weights_are_the_grid_disks(k: int) -> None:
+    """The vectorised weights (local IJ offsets) equal h3.grid_disk cell by cell, over a
+    study area with holes and ragged edges, and near a pentagon (where IJ is not used)."""
+    rng = np.random.default_rng(k)
+    city = np.array(sorted(h3.grid_disk(CENTRE, 12)), dtype=object)
+    city = city[rng.random(len(city)) < 0.8]
+    pentagon = sorted(h3.get_pentagons(9))[3]
+    near = sorted(h3.grid_disk(pentagon, 6))
+    for area in (city.tolist(), near):
+        ints = np.array(sorted(h3.str_to_int(c) for c in area), dtype=np.int64)
+        weights = kring_weights(ints, k).tocsr()
+        index = {int(c): i for i, c in enumerate(ints)}
+        for i, c in enumerate(ints.tolist()):
+            expected = sorted(index[h3.str_to_int(n)] for n in h3.grid_disk(h3.int_to_str(c), k)
+                              if h3.str_to_int(n) in index)  # fmt: skip
+            row = weights.indices[weights.indptr[i] : weights.indptr[i + 1]]
+            assert sorted(row.tolist()) == expected
+            assert (weights.data[weights.indptr[i] : weights.indptr[i + 1]] == 1).all()
