@@ -13,7 +13,7 @@ by action and time also carries the case id, so the metrics find a period's reso
 and reworks from the index alone.
 
 Revision ID: 0015_h3_levels
-Revises: 0013_audit
+Revises: 0014_key_lifecycle
 """
 
 from collections.abc import Sequence

@@ -16,7 +16,7 @@ days of the incidents' calendar or on every day) to an inspector or to a distric
 ``patrol_staleness`` turns it into whole days (24 h) since, for the tile layer of that name.
 
 Revision ID: 0017_patrol
-Revises: 0013_audit
+Revises: 0015_h3_levels
 """
 
 from collections.abc import Sequence

@@ -7,7 +7,7 @@ so rows share identical files. The capture time and the position read from the p
 are columns here, never left inside the stored file.
 
 Revision ID: 0018_attachments
-Revises: 0013_audit
+Revises: 0017_patrol
 """
 
 from collections.abc import Sequence

@@ -7,7 +7,7 @@ answer after it; the primary key (caller, key) makes the claim the one place whe
 concurrent retries meet.
 
 Revision ID: 0021_idempotency
-Revises: 0013_audit
+Revises: 0018_attachments
 """
 
 from collections.abc import Sequence
