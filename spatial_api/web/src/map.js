@@ -1,7 +1,7 @@
-// MapLibre maps on CityHex's own style, tiles and glyphs: the key goes with every request to
+// MapLibre maps on CityHex's own style, tiles and glyphs: the token goes (as a header) with every request to
 // this origin; Chinese labels are drawn with the device's own fonts (no font download); tiles
 // come from the network, or offline from the area the inspector downloaded (offline.js).
-import { authHeaders } from "./api.js";
+import { authHeaders, freshHeaders } from "./api.js";
 import { offlineCapable } from "./offline.js";
 
 const maplibregl = window.maplibregl;
@@ -13,7 +13,8 @@ const styles = new Map();
  * is not kept). Asked for early by main.js, while the caller's role is still being read. */
 export function loadStyle(name) {
   if (!styles.has(name)) {
-    const doc = fetch(`/styles/${name}.json`, { headers: authHeaders() })
+    const doc = freshHeaders()
+      .then((headers) => fetch(`/styles/${name}.json`, { headers }))
       .then((r) => r.json())
       .then((d) => offlineCapable(d, maplibregl));
     styles.set(name, doc.catch((error) => { styles.delete(name); throw error; }));
@@ -23,7 +24,8 @@ export function loadStyle(name) {
 
 /** The style `name` with only the layers `keep(layer)` chooses, and the sources they use. */
 async function styleWith(name, keep) {
-  const doc = await (await fetch(`/styles/${name}.json`, { headers: authHeaders() })).json();
+  const headers = await freshHeaders();
+  const doc = await (await fetch(`/styles/${name}.json`, { headers })).json();
   doc.layers = doc.layers.filter((layer) => layer.type === "background" || keep(layer));
   const used = new Set(doc.layers.map((layer) => layer.source).filter(Boolean));
   doc.sources = Object.fromEntries(Object.entries(doc.sources).filter(([id]) => used.has(id)));
