@@ -476,8 +476,11 @@ def test_my_area_is_stored_and_the_map_draws_it_offline(
     )
     expected = 0
     key = make_key(city, "inspector", INSPECTOR)
-    for layers in ("districts,grid,assets,sensors", "incidents_hex,incidents"):
-        tilejson = httpx.get(f"{cityhex}/tiles/{layers}/tilejson.json", headers=key).json()
+    style = httpx.get(f"{cityhex}/styles/city.json", headers=key).json()
+    vector = [s["url"] for s in style["sources"].values() if s["type"] == "vector"]
+    assert len(vector) >= 2
+    for url in vector:  # each of the style's vector sources (a TileJSON each)
+        tilejson = httpx.get(url, headers=key).json()
         for z in range(max(12, tilejson["minzoom"]), min(17, tilejson["maxzoom"]) + 1):
             _, x0, y0 = tile_of(w, n, z)
             _, x1, y1 = tile_of(e, s, z)
