@@ -91,6 +91,19 @@ export async function signIn(newKey, remember) {
   await renew();
 }
 
+/** Who the token says the caller is ({role, name, inspector_id}; null without a token): the
+ * screen can start on it while /auth/me confirms (the API judges every request anyway). */
+export function tokenClaims() {
+  if (!token) return null;
+  try {
+    const part = token.value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const { role, name, inspector_id: inspector } = JSON.parse(atob(part));
+    return { role, name, inspector_id: inspector ?? null };
+  } catch {
+    return null;
+  }
+}
+
 /** The headers of a request: the Bearer token, then the given ones. */
 export function authHeaders(extra = {}) {
   return token ? { Authorization: `Bearer ${token.value}`, ...extra } : { ...extra };

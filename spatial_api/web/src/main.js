@@ -3,7 +3,7 @@
 // refused).
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { api, onSignedOut, signIn, signOut, signedIn } from "./api.js";
+import { api, freshHeaders, onSignedOut, signIn, signOut, signedIn, tokenClaims } from "./api.js";
 import { language, setLanguage, t } from "./i18n.js";
 import { loadStyle } from "./map.js";
 import { html, Message, useMessage } from "./ui.js";
@@ -80,7 +80,11 @@ function App() {
   const [, rerender] = useState(0);
   const [view, setView] = useState(location.hash.slice(2) || null);
   useEffect(() => {
-    if (signedIn()) whoAmI().then(setMe, () => setMe(null));
+    if (signedIn()) {
+      // the token's claims start the screen (and its requests) without waiting for /auth/me
+      freshHeaders().then(() => setMe((known) => known ?? tokenClaims()));
+      whoAmI().then(setMe, () => setMe(null));
+    }
     const onHash = () => setView(location.hash.slice(2));
     window.addEventListener("hashchange", onHash);
     const unwatch = onSignedOut(() => {
