@@ -102,8 +102,10 @@ def app_page(assets_url: str, build: Build) -> str:
     styles = "\n".join(
         f'<link rel="stylesheet" href="{escape(assets_url)}/{escape(f)}">' for f in build.styles
     )
+    # both async: the app's module runs (and starts its requests) while MapLibre downloads;
+    # the app waits for MapLibre's script (data-maplibre) only to draw its first map
     scripts = "\n".join(
-        f"<script{' type=module' if f.startswith('app-') else ''} "
+        f"<script async{' type=module' if f.startswith('app-') else ' data-maplibre'} "
         f'src="{escape(assets_url)}/{escape(f)}"></script>'
         for f in build.scripts
     )

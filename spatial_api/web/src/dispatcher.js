@@ -20,6 +20,15 @@ function feature(c) {
   };
 }
 
+/** The evaluation's rates shown in the panel, with their Chinese names (as GB/T 30428.4). */
+const RATES = [
+  ["on_time_registration_rate", "按时立案率"], ["on_time_dispatch_rate", "按时派遣率"],
+  ["accurate_dispatch_rate", "准确派遣率"], ["on_time_handling_rate", "按期处置率"],
+  ["on_time_verification_rate", "按期核查率"], ["extension_rate", "延期率"],
+  ["rework_rate", "返工率"], ["closing_rate", "结案率"], ["on_time_closing_rate", "按期结案率"],
+  ["self_handling_rate", "自行处置率"],
+];
+
 const pct = (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(1)}%`);
 const MONTHS = 6;
 
@@ -54,11 +63,12 @@ function Metrics() {
   function evaluate() {
     api(`/incidents/evaluation?group_by=${by === "category" ? "department" : by}`).then(
       ({ data }) => setEvaluation(data),
-      (error) => say(error.status === 404 ? `${t("evaluation")}: —` : error.message, true),
+      (error) => say(error.message, true),
     );
   }
-  const evaluated = evaluation?.groups ?? evaluation?.items ?? [];
-  const columns = evaluated.length ? Object.keys(evaluated[0]).filter((k) => typeof evaluated[0][k] !== "object").slice(0, 8) : [];
+  const evaluated = evaluation
+    ? [...evaluation.groups.map((g) => ({ ...g, row: String(g.key) })), { ...evaluation.total, label: t("all"), row: "total" }]
+    : [];
   return html`<section class="metrics"><h3>${t("metrics")}
     <select value=${by} onChange=${(e) => setBy(e.target.value)}>
       ${["department", "category", "district"].map((g) => html`<option value=${g}>${t(g)}</option>`)}</select></h3>
@@ -69,8 +79,12 @@ function Metrics() {
     <${Trend} />
     <button class="link" onClick=${evaluate}>${t("evaluation")}</button>
     <${Message} ...${message} />
-    ${columns.length ? html`<h3>${t("evaluation")}</h3><table><thead><tr>${columns.map((c) => html`<th>${c}</th>`)}</tr></thead>
-      <tbody>${evaluated.map((r) => html`<tr>${columns.map((c) => html`<td>${typeof r[c] === "number" ? +r[c].toFixed(3) : r[c]}</td>`)}</tr>`)}</tbody></table>` : null}
+    ${evaluation ? html`<h3>${t("evaluation")}</h3><table class="evaluation"><thead><tr><th>${t("group")}</th>
+      <th>${t("score")}</th><th>${t("grade")}</th>${RATES.map(([, label]) => html`<th>${label}</th>`)}</tr></thead>
+      <tbody>${evaluated.map((r) => html`<tr data-key=${r.row}><td>${r.label ?? r.key}</td>
+        <td class="score">${r.score === null ? "—" : r.score.toFixed(1)}</td>
+        <td class=${`grade ${r.grade ?? ""}`}>${r.grade ?? "—"}</td>
+        ${RATES.map(([rate]) => html`<td data-rate=${rate}>${pct(r.rates[rate])}</td>`)}</tr>`)}</tbody></table>` : null}
   </section>`;
 }
 
@@ -107,10 +121,7 @@ async function toggle(map, name, on) {
     map.setLayoutProperty(OWNERSHIP, "visibility", on ? "visible" : "none");
   } else if (name === "positions") {
     if (!on) return map.getLayer(POSITIONS) && map.setLayoutProperty(POSITIONS, "visibility", "none");
-    const { data } = await api("/patrol/live");
-    const features = data.type === "FeatureCollection" ? data.features : (data.items ?? []).map((p) => ({
-      type: "Feature", geometry: { type: "Point", coordinates: [p.lon, p.lat] }, properties: p }));
-    const collection = { type: "FeatureCollection", features };
+    const { data: collection } = await api("/patrol/live");
     if (map.getSource(POSITIONS)) map.getSource(POSITIONS).setData(collection);
     else {
       map.addSource(POSITIONS, { type: "geojson", data: collection });
@@ -118,7 +129,9 @@ async function toggle(map, name, on) {
         paint: { "circle-radius": 5, "circle-color": "#111", "circle-stroke-color": "#fff", "circle-stroke-width": 2 } });
     }
     map.setLayoutProperty(POSITIONS, "visibility", "visible");
+    return collection.features;
   }
+  return null;
 }
 
 /** The dispatcher's screen. */
@@ -132,6 +145,7 @@ export function Dispatcher() {
   const [shownLayers, setShownLayers] = useState({ heat: true, ownership: false, positions: false });
   const [open, setOpen] = useState(null);
   const [live, setLive] = useState(false);
+  const [positions, setPositions] = useState(null); // inspectors' last fixes, when shown
   const [message, say] = useMessage();
   const map = useRef(null);
   async function load() {
@@ -201,11 +215,17 @@ export function Dispatcher() {
           <label class="inline">${t("since")} <input type="date" value=${since} onInput=${(e) => setSince(e.target.value)} /></label>
         </div>
         <div class="filters">${Object.keys(shownLayers).map((name) => html`<label class="inline"><input type="checkbox"
-          checked=${shownLayers[name]} onChange=${(e) => {
+          name=${name} checked=${shownLayers[name]} onChange=${(e) => {
             const on = e.target.checked;
             setShownLayers({ ...shownLayers, [name]: on });
-            if (map.current) toggle(map.current, name, on).catch((error) => say(error.status === 404 ? `${t(name)}: —` : error.message, true));
+            if (name === "positions" && !on) setPositions(null);
+            if (map.current) toggle(map.current, name, on).then((found) => found && setPositions(found))
+              .catch((error) => say(error.message, true));
           }} /> ${t(name)}</label>`)}</div>
+        ${positions ? html`<ul class="positions">${positions.map((f) => html`<li data-inspector=${f.properties.inspector_id}>
+          ${f.properties.name ?? f.properties.inspector_id} · ${f.properties.cell ?? "—"} ·
+          <span class="at">${f.geometry.coordinates.map((v) => v.toFixed(5)).join(", ")}</span> ·
+          ${when(f.properties.ts)}</li>`)}</ul>` : null}
         <${Message} ...${message} />
         ${open ? html`<${CaseView} id=${open} onClose=${() => setOpen(null)} />` : null}
         <table><thead><tr><th>#</th><th>${t("category")}</th><th>${t("status")}</th><th>${t("deadline")}</th></tr></thead>

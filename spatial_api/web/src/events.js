@@ -1,7 +1,7 @@
-// Live incident events from GET /events (server-sent events), read with fetch so the key goes
+// Live incident events from GET /events (server-sent events), read with fetch so the token goes
 // in the Authorization header; on a dropped stream it reconnects with Last-Event-ID, so no
 // event is missed.
-import { authHeaders } from "./api.js";
+import { freshHeaders } from "./api.js";
 
 /** Parse one SSE block ("event: …\nid: …\ndata: …") into {type, id, data}. */
 function parse(block) {
@@ -26,7 +26,7 @@ export async function followEvents(onEvent, onLive, signal) {
   let last = null;
   while (!signal.aborted) {
     try {
-      const headers = authHeaders({ Accept: "text/event-stream" });
+      const headers = await freshHeaders({ Accept: "text/event-stream" });
       if (last) headers["Last-Event-ID"] = last;
       const response = await fetch("/events", { headers, signal });
       if (!response.ok) throw new Error(`events: ${response.status}`);

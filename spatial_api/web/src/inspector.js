@@ -113,18 +113,25 @@ function Report({ categories, place, setPlace, onOpen }) {
       (e) => say(e.message, true),
     );
   }
+  /** Send the chosen photos as the report's (stage `report`); how many went through. The
+   * server strips their metadata (EXIF GPS included) before storing them. */
   async function uploadPhotos(caseId) {
-    for (const file of photos.current?.files ?? []) {
+    const files = [...(photos.current?.files ?? [])];
+    let sent = 0;
+    for (const file of files) {
       const form = new FormData();
       form.append("file", file);
       form.append("stage", "report");
       try {
         await api(`/incidents/${caseId}/attachments`, { method: "POST", body: form });
+        sent += 1;
       } catch (error) {
-        say(error.status === 404 || error.status === 405 ? t("photoLater") : error.message, true);
-        return;
+        say(`${t("photoFailed")}: ${error.message}`, true);
+        break;
       }
     }
+    if (photos.current) photos.current.value = "";
+    return files.length ? sent : null;
   }
   async function submit(event, duplicateOf) {
     event?.preventDefault();
@@ -134,13 +141,16 @@ function Report({ categories, place, setPlace, onOpen }) {
     try {
       const answer = await enqueue("/incidents", body, { label: `${t("report")} ${category}` });
       if (answer === null) {
-        say(t("queued"));
+        say(photos.current?.files?.length ? `${t("queued")} · ${t("photoOffline")}` : t("queued"));
         setRouted(null);
         return;
       }
       say(duplicateOf ? `${t("attached")} ${answer.data.id}` : "");
-      setRouted(answer.data);
-      await uploadPhotos(answer.data.id);
+      setRouted({ ...answer.data, photos: null });
+      if (!duplicateOf) {
+        const sent = await uploadPhotos(answer.data.id);
+        setRouted({ ...answer.data, photos: sent });
+      }
     } catch (error) {
       say(error instanceof ApiError ? error.message : String(error), true);
     }
@@ -172,7 +182,8 @@ function Report({ categories, place, setPlace, onOpen }) {
         const d = department(routed.department_id);
         return d ? (zh ? d.department_name : d.department_name_en || d.department_name) : routed.department_id;
       })()}</dd>
-      <dt>${t("deadline")}</dt><dd>${when(routed.deadline)}</dd></dl>
+      <dt>${t("deadline")}</dt><dd>${when(routed.deadline)}</dd>
+      ${routed.photos ? html`<dt>${t("photos")}</dt><dd class="photos">${t("photosSent")}: ${routed.photos}</dd>` : null}</dl>
     </div>` : null}
     ${nearby.length ? html`<div class="nearby"><h4>${t("duplicates")}</h4><ul>
       ${nearby.map((d) => html`<li data-nearby=${d.id}>${d.id} · ${d.status} · ${Math.round(d.distance_m)} m

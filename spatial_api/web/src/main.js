@@ -1,8 +1,9 @@
-// The CityHex web app: sign in with an API key, then the views the caller's role may use
-// (the API judges every request; the app only hides what would be refused).
+// The CityHex web app: sign in with an API key (exchanged for a token, api.js), then the views
+// the caller's role may use (the API judges every request; the app only hides what would be
+// refused).
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { api, storeKey, storedKey } from "./api.js";
+import { api, freshHeaders, onSignedOut, signIn, signOut, signedIn, tokenClaims } from "./api.js";
 import { language, setLanguage, t } from "./i18n.js";
 import { loadStyle } from "./map.js";
 import { html, Message, useMessage } from "./ui.js";
@@ -26,7 +27,7 @@ function viewsOf(me) {
   return me.inspector_id ? views : views.filter((v) => v !== "inspector");
 }
 
-/** Who the stored key is (kept for offline starts); a key the API refuses is forgotten. */
+/** Who the session is (kept for offline starts); a session the API refuses is ended. */
 async function whoAmI() {
   try {
     const { data } = await api("/auth/me");
@@ -35,31 +36,35 @@ async function whoAmI() {
   } catch (error) {
     const kept = localStorage.getItem("cityhex.me");
     if (error.status === 0 && kept) return JSON.parse(kept);
-    storeKey(null);
+    signOut();
     throw error;
   }
 }
 
-function SignIn({ onSignedIn }) {
+function SignIn({ onSignedIn, notice }) {
   const [key, setKey] = useState("");
+  const [remember, setRemember] = useState(false);
   const [message, say] = useMessage();
   async function submit(event) {
     event.preventDefault();
-    storeKey(key.trim());
     try {
+      await signIn(key.trim(), remember);
       onSignedIn(await whoAmI());
     } catch (error) {
       say(error.status === 401 ? t("badKey") : error.message, true);
     }
   }
   async function anonymous() {
-    storeKey(null);
+    signOut();
     onSignedIn((await api("/auth/me")).data);
   }
   return html`<form class="signin" onSubmit=${submit}>
     <h1>${t("app")}</h1>
+    ${notice ? html`<p class="msg error ended" role="status">${t("ended")}</p>` : null}
     <label>${t("key")}<input name="key" type="password" autocomplete="off" value=${key}
       onInput=${(e) => setKey(e.target.value)} placeholder=${t("keyHint")} /></label>
+    <label class="remember"><input name="remember" type="checkbox" checked=${remember}
+      onChange=${(e) => setRemember(e.target.checked)} /> ${t("remember")}</label>
     <button type="submit">${t("signin")}</button>
     <button type="button" class="link" onClick=${anonymous}>${t("preview")}</button>
     <${Message} ...${message} />
@@ -67,20 +72,30 @@ function SignIn({ onSignedIn }) {
 }
 
 function App() {
-  // who the stored key was last time: the screen starts at once, /auth/me confirms it
+  // who the session was last time: the screen starts at once, /auth/me confirms it
   const [me, setMe] = useState(() =>
-    storedKey() ? JSON.parse(localStorage.getItem("cityhex.me") || "null") : null,
+    signedIn() ? JSON.parse(localStorage.getItem("cityhex.me") || "null") : null,
   );
+  const [ended, setEnded] = useState(false);
   const [, rerender] = useState(0);
   const [view, setView] = useState(location.hash.slice(2) || null);
   useEffect(() => {
-    if (storedKey()) whoAmI().then(setMe, () => setMe(null));
+    if (signedIn()) {
+      // the token's claims start the screen (and its requests) without waiting for /auth/me
+      freshHeaders().then(() => setMe((known) => known ?? tokenClaims()));
+      whoAmI().then(setMe, () => setMe(null));
+    }
     const onHash = () => setView(location.hash.slice(2));
     window.addEventListener("hashchange", onHash);
-    return () => window.removeEventListener("hashchange", onHash);
+    const unwatch = onSignedOut(() => {
+      localStorage.removeItem("cityhex.me");
+      setEnded(true);
+      setMe(null);
+    });
+    return () => { window.removeEventListener("hashchange", onHash); unwatch(); };
   }, []);
-  if (!me && storedKey()) return html`<p class="msg">…</p>`;
-  if (!me) return html`<${SignIn} onSignedIn=${setMe} />`;
+  if (!me && signedIn()) return html`<p class="msg">…</p>`;
+  if (!me) return html`<${SignIn} notice=${ended} onSignedIn=${(m) => { setEnded(false); setMe(m); }} />`;
   const views = viewsOf(me);
   const current = views.includes(view) ? view : views[0];
   const View = VIEWS[current];
@@ -94,7 +109,7 @@ function App() {
         rerender((n) => n + 1);
       }}>${t("lang")}</button>
       <button class="link" onClick=${() => {
-        storeKey(null);
+        signOut();
         localStorage.removeItem("cityhex.me");
         if (window.caches) ["cityhex-app", "cityhex-tiles"].forEach((c) => caches.delete(c));
         setMe(null);
@@ -105,7 +120,7 @@ function App() {
 }
 
 setLanguage(language());
-if (storedKey()) loadStyle("city").catch(() => {}); // the maps' style, while /auth/me answers
+if (signedIn()) loadStyle("city").catch(() => {}); // the maps' style, while /auth/me answers
 if ("serviceWorker" in navigator) {
   // the app's files and the answers it read, for starting again without network
   navigator.serviceWorker.register("/app/sw.js", { scope: "/app" }).catch(() => {});

@@ -1,10 +1,28 @@
-// MapLibre maps on CityHex's own style, tiles and glyphs: the key goes with every request to
-// this origin; Chinese labels are drawn with the device's own fonts (no font download); tiles
+// MapLibre maps on CityHex's own style, tiles and glyphs: the token goes (as a header) with
+// every request to this origin; Chinese labels are drawn with the device's own fonts (no font download); tiles
 // come from the network, or offline from the area the inspector downloaded (offline.js).
-import { authHeaders } from "./api.js";
-import { offlineCapable } from "./offline.js";
+import { authHeaders, freshHeaders } from "./api.js";
+import { addTileProtocol, offlineCapable } from "./offline.js";
 
-const maplibregl = window.maplibregl;
+let maplibregl = null;
+let loading = null;
+
+/** MapLibre GL JS, once its script has run (the page loads it async, so the app's requests
+ * start while it downloads), with the tile protocol added. */
+function maplibre() {
+  loading ??= new Promise((resolve, reject) => {
+    const ready = () => {
+      maplibregl = window.maplibregl;
+      addTileProtocol(maplibregl);
+      resolve(maplibregl);
+    };
+    if (window.maplibregl) return ready();
+    const script = document.querySelector("script[data-maplibre]");
+    script.addEventListener("load", ready);
+    script.addEventListener("error", () => reject(new Error("MapLibre did not load")));
+  });
+  return loading;
+}
 export const CENTRE = [114.05, 22.55];
 
 const styles = new Map();
@@ -13,9 +31,10 @@ const styles = new Map();
  * is not kept). Asked for early by main.js, while the caller's role is still being read. */
 export function loadStyle(name) {
   if (!styles.has(name)) {
-    const doc = fetch(`/styles/${name}.json`, { headers: authHeaders() })
+    const doc = freshHeaders()
+      .then((headers) => fetch(`/styles/${name}.json`, { headers }))
       .then((r) => r.json())
-      .then((d) => offlineCapable(d, maplibregl));
+      .then((d) => offlineCapable(d));
     styles.set(name, doc.catch((error) => { styles.delete(name); throw error; }));
   }
   return styles.get(name);
@@ -23,11 +42,12 @@ export function loadStyle(name) {
 
 /** The style `name` with only the layers `keep(layer)` chooses, and the sources they use. */
 async function styleWith(name, keep) {
-  const doc = await (await fetch(`/styles/${name}.json`, { headers: authHeaders() })).json();
+  const headers = await freshHeaders();
+  const doc = await (await fetch(`/styles/${name}.json`, { headers })).json();
   doc.layers = doc.layers.filter((layer) => layer.type === "background" || keep(layer));
   const used = new Set(doc.layers.map((layer) => layer.source).filter(Boolean));
   doc.sources = Object.fromEntries(Object.entries(doc.sources).filter(([id]) => used.has(id)));
-  return offlineCapable(doc, maplibregl);
+  return offlineCapable(doc);
 }
 
 /**
@@ -36,7 +56,11 @@ async function styleWith(name, keep) {
  * options, such as the bounds to open on. Resolves once the style is loaded.
  */
 export async function makeMap(container, { style = "city", keep, view = {} } = {}) {
-  const [found, options] = await Promise.all([keep ? styleWith(style, keep) : loadStyle(style), view]);
+  const [found, options] = await Promise.all([
+    keep ? styleWith(style, keep) : loadStyle(style),
+    view,
+    maplibre(),
+  ]);
   const doc = structuredClone(found);
   const map = new maplibregl.Map({
     container,

@@ -35,9 +35,14 @@ async function tile({ url }, abort) {
   return { data: kept ? await kept.arrayBuffer() : new ArrayBuffer(0) }; // offline: blank
 }
 
-/** Route tile URLs of a style's vector sources through the caching protocol. */
-export async function offlineCapable(doc, maplibregl) {
+/** Let MapLibre answer `cityhex://` tile URLs through `tile` (network, else the cache). */
+export function addTileProtocol(maplibregl) {
   maplibregl.addProtocol(PROTOCOL, tile);
+}
+
+/** Route tile URLs of a style's vector sources through the caching protocol (their
+ * TileJSONs read now, so the map asks for tiles at once). */
+export async function offlineCapable(doc) {
   const vector = Object.values(doc.sources).filter((s) => s.type === "vector" && s.url);
   const tilejsons = await Promise.all(
     vector.map((s) => fetch(s.url, { headers: authHeaders() }).then((r) => r.json())),

@@ -19,38 +19,53 @@ function showPatrolled(map, cells) {
       paint: { "fill-color": "#1b998b", "fill-opacity": 0.35 } });
 }
 
-/** The shift panel: share my position, today's coverage. */
+/** The shift panel: share my position (the first fix at once, then every 30 s, the rest
+ * when sharing stops), and today's coverage as the API counts it (its "today", local). */
 export function Shift({ me, map }) {
   const [sharing, setSharing] = useState(false);
-  const [coverage, setCoverage] = useState("");
+  const [sent, setSent] = useState(0);
+  const [coverage, setCoverage] = useState(null);
+  const [message, setMessage] = useState("");
   const fixes = useRef([]);
   useEffect(() => {
     if (!sharing) return undefined;
+    let first = true;
+    const send = () => {
+      const batch = fixes.current.splice(0);
+      if (!batch.length) return;
+      enqueue("/patrol/fixes", { fixes: batch }, { label: `${t("sharePos")} ×${batch.length}` })
+        .then((answer) => answer && setSent((n) => n + answer.data.accepted))
+        .catch((error) => setMessage(error.message));
+    };
     const watch = navigator.geolocation.watchPosition((p) => {
       const fix = { ts: new Date(p.timestamp).toISOString(), lon: p.coords.longitude, lat: p.coords.latitude };
       if (Number.isFinite(p.coords.accuracy)) fix.accuracy_m = p.coords.accuracy;
       fixes.current.push(fix);
+      if (first) { first = false; send(); }
     }, () => setSharing(false), { enableHighAccuracy: true });
-    const send = setInterval(() => {
-      const batch = fixes.current.splice(0);
-      if (batch.length) enqueue("/patrol/fixes", { fixes: batch }, { label: `${t("sharePos")} ×${batch.length}` }).catch(() => {});
-    }, BATCH_MS);
-    return () => { navigator.geolocation.clearWatch(watch); clearInterval(send); };
+    const every = setInterval(send, BATCH_MS);
+    return () => { navigator.geolocation.clearWatch(watch); clearInterval(every); send(); };
   }, [sharing]);
   async function today() {
-    const start = new Date();
-    start.setHours(0, 0, 0, 0);
-    const query = `inspector=${me.inspector_id}&from=${start.toISOString()}&to=${new Date().toISOString()}`;
     try {
-      const { data } = await api(`/patrol/coverage?${query}`);
-      setCoverage(`${(data.coverage * 100).toFixed(0)}% · ${data.patrolled_cells.length}/${data.assigned_cells} · ${Math.round(data.on_duty_minutes)} min`);
+      const { data } = await api(`/patrol/coverage?inspector=${me.inspector_id}`);
+      setCoverage(data);
+      setMessage("");
       if (map) showPatrolled(map, data.patrolled_cells);
     } catch (error) {
-      setCoverage(error.status === 404 ? "—" : error.message);
+      setMessage(error.message);
     }
   }
-  return html`<p class="shift">
-    <label><input type="checkbox" checked=${sharing} onChange=${(e) => setSharing(e.target.checked)} /> ${t("sharePos")}</label>
-    <button class="link" onClick=${today}>${t("coverage")}</button> <small>${coverage}</small>
-  </p>`;
+  return html`<div class="shift">
+    <label><input type="checkbox" name="share" checked=${sharing}
+      onChange=${(e) => setSharing(e.target.checked)} /> ${t("sharePos")}</label>
+    ${sent ? html` <small class="sent">${t("fixesSent")}: <b>${sent}</b></small>` : null}
+    <button class="link today" onClick=${today}>${t("coverage")}</button>
+    ${coverage ? html`<dl class="coverage">
+      <dt>${t("coverage")}</dt><dd class="rate">${coverage.coverage === null ? "—" : `${(coverage.coverage * 100).toFixed(1)}%`}</dd>
+      <dt>${t("patrolled")}</dt><dd><span class="patrolled">${coverage.patrolled_cells.length}</span> / <span
+        class="assigned">${coverage.assigned_cells}</span></dd>
+      <dt>${t("onDuty")}</dt><dd class="minutes">${coverage.on_duty_minutes.toFixed(1)}</dd></dl>` : null}
+    ${message ? html`<small class="msg error">${message}</small>` : null}
+  </div>`;
 }

@@ -2,7 +2,8 @@
 // build) and the answers the app read (styles, cells, tasks, categories …), so the app starts
 // again without network. Files with hashed names come from the cache; everything else from the
 // network first, the cache when offline. Tiles have their own cache (offline.js); the event
-// stream is never kept.
+// stream is never kept. Answers are matched whatever their Vary (the token in Authorization
+// changes every few minutes; the cache is this signed-in browser's own and cleared on sign-out).
 const CACHE = "cityhex-app";
 const ASSETS = self.ASSETS;
 
@@ -25,7 +26,7 @@ self.addEventListener("activate", (event) => {
 async function networkFirst(request) {
   const cache = await caches.open(CACHE);
   if (!navigator.onLine) {
-    const kept = await cache.match(request);
+    const kept = await cache.match(request, { ignoreVary: true });
     if (kept) return kept;
   }
   try {
@@ -33,7 +34,7 @@ async function networkFirst(request) {
     if (response.ok) await cache.put(request, response.clone());
     return response;
   } catch (error) {
-    const kept = await cache.match(request);
+    const kept = await cache.match(request, { ignoreVary: true });
     if (kept) return kept;
     throw error;
   }
