@@ -727,6 +727,23 @@ def test_the_session_uses_a_token_and_ends_when_its_key_is_revoked(
     assert all(a == f"Bearer {token}" for _, a in api), api
     assert not any(key in u for u, _ in seen)
     key_id = scalar(city, "SELECT id FROM api_keys WHERE name = %s", (name,))
+    # a token near its end is renewed with the key before it runs out
+    issued = "SELECT count(*) FROM audit_log WHERE action = 'token.issue' AND key_id = %s"
+    before = scalar(city, issued, (key_id,))
+    page.evaluate(
+        "(t => sessionStorage.setItem('cityhex.token', JSON.stringify({...t,"
+        " expires: Date.now() + 3000})))(JSON.parse(sessionStorage.getItem('cityhex.token')))"
+    )
+    page.reload()
+    wait_until(page, f"JSON.parse(sessionStorage.getItem('cityhex.token')).value !== '{token}'")
+    renewed = page.evaluate("JSON.parse(sessionStorage.getItem('cityhex.token')).value")
+    wait_until(page, "window.cityhexReady > 0")
+    wait_map(page)
+    page.locator(".banner").wait_for()  # the screen has settled: nothing more is asked for
+    assert scalar(city, issued, (key_id,)) == before + 1
+    me = httpx.get(f"{cityhex}/auth/me", headers={"Authorization": f"Bearer {renewed}"})
+    assert me.status_code == 200 and me.json()["inspector_id"] == INSPECTOR
+    token = renewed
     revoked = httpx.delete(f"{cityhex}/auth/keys/{key_id}", headers=make_key(city, "admin"))
     assert revoked.status_code == 200, revoked.text
     me = httpx.get(f"{cityhex}/auth/me", headers={"Authorization": f"Bearer {token}"})

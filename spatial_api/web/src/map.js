@@ -27,6 +27,22 @@ export const CENTRE = [114.05, 22.55];
 
 const styles = new Map();
 
+/** Ask now for the first glyph range (0-255: digits and Latin) of every font the style's labels
+ * use, so it is in the HTTP cache (glyphs are public, cached a long time) when MapLibre
+ * needs it after parsing the tiles, instead of one more round trip then. CJK labels are
+ * drawn with the device's fonts. Resolves to the style itself. */
+function prefetchGlyphs(doc) {
+  if (doc.glyphs) {
+    const stacks = new Set(doc.layers.map((l) => l.layout?.["text-font"])
+      .filter((f) => Array.isArray(f) && f.every((x) => typeof x === "string")).map((f) => f.join(",")));
+    for (const stack of stacks) {
+      const url = doc.glyphs.replace("{fontstack}", encodeURIComponent(stack)).replace("{range}", "0-255");
+      fetch(url, { headers: authHeaders() }).catch(() => {});
+    }
+  }
+  return doc;
+}
+
 /** The style `name` with its vector sources made offline-capable, fetched once (a failure
  * is not kept). Asked for early by main.js, while the caller's role is still being read. */
 export function loadStyle(name) {
@@ -34,6 +50,7 @@ export function loadStyle(name) {
     const doc = freshHeaders()
       .then((headers) => fetch(`/styles/${name}.json`, { headers }))
       .then((r) => r.json())
+      .then((d) => prefetchGlyphs(d))
       .then((d) => offlineCapable(d));
     styles.set(name, doc.catch((error) => { styles.delete(name); throw error; }));
   }
