@@ -18,9 +18,10 @@ import asyncio
 import logging
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -37,6 +38,7 @@ from gis.jsontext import parse_json
 from layers.sensors.readings import MAX_BATCH, IngestReport, ingest
 
 log = logging.getLogger("cityhex.mqtt")
+T = TypeVar("T")
 RETRYABLE = (OSError, DBAPIError, ServiceUnavailable, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -104,22 +106,44 @@ def topic_sensor(filters: tuple[str, ...], topic: str) -> str | None:
     return None
 
 
-def message_rows(payload: bytes, sensor: str | None) -> list[Any]:
-    """The readings a message carries, each naming its sensor; ValueError if it is not a
-    reading, an array of readings or ``{"readings": [...]}`` in JSON."""
+def message_items(payload: bytes, key: str, limit: int) -> list[Any]:
+    """The items a message carries: one JSON object, an array of them, or an object with a
+    ``key`` array; ValueError for anything else or more than ``limit`` items."""
     try:
         data = parse_json(payload, allow_non_finite=True)  # NaN/Infinity: refused per row
     except BadRequest as exc:
         raise ValueError(exc.message) from None
     if isinstance(data, dict):
-        data = data.get("readings", [data])
+        data = data.get(key, [data])
     if not isinstance(data, list):
-        raise ValueError("the payload is not a reading, an array or {readings: [...]}")
-    if len(data) > MAX_BATCH:
-        raise ValueError(f"{len(data)} readings in one message; at most {MAX_BATCH}")
+        raise ValueError(f"the payload is not an object, an array or {{{key}: [...]}}")
+    if len(data) > limit:
+        raise ValueError(f"{len(data)} {key} in one message; at most {limit}")
+    return data
+
+
+def message_rows(payload: bytes, sensor: str | None) -> list[Any]:
+    """The readings a message carries, each naming its sensor; ValueError if it is not a
+    reading, an array of readings or ``{"readings": [...]}`` in JSON."""
+    data = message_items(payload, "readings", MAX_BATCH)
     if sensor is not None:
         data = [{"sensor": sensor, **r} if isinstance(r, dict) else r for r in data]
     return data
+
+
+async def retrying(store: Callable[[], Awaitable[T]], stop: asyncio.Event) -> T | None:
+    """What ``store`` returns, called again (with a growing pause) while the database is
+    unreachable; None when ``stop`` is set first."""
+    delay = 0.5
+    while True:
+        try:
+            return await store()
+        except RETRYABLE as exc:  # the database is down or restarting: try again
+            log.warning("could not store a batch (%s); retrying in %.1f s", exc, delay)
+            if stop.is_set():
+                return None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 @dataclass
@@ -227,21 +251,20 @@ class MqttIngest:
     async def store(self, chunk: Chunk, stop: asyncio.Event) -> bool:
         """Commit a chunk, retrying while the database is unreachable; then acknowledge it.
         False when stopped before it could be stored (it stays unacknowledged)."""
-        delay = 0.5
-        while True:
-            try:
-                report = await ingest(self.engine, chunk.rows)
-                break
-            except RETRYABLE as exc:  # the database is down or restarting: try again
-                log.warning("could not store a batch (%s); retrying in %.1f s", exc, delay)
-                if stop.is_set():
-                    return False
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        report = await retrying(partial(ingest, self.engine, chunk.rows), stop)
+        if report is None:
+            return False
         self.acknowledge(chunk.messages)
         self.stats.add(len(chunk.messages), report, chunk.malformed)
         for rejection in report.rejected[:3]:
             log.warning("refused reading: %s %s", rejection.code, rejection.reason)
+        return True
+
+    async def handle(self, messages: list[Message], stop: asyncio.Event) -> bool:
+        """Store and acknowledge received ``messages``; False when stopped first."""
+        for chunk in chunks(messages, self.options.topics):
+            if not await self.store(chunk, stop):
+                return False
         return True
 
     async def run(self, stop: asyncio.Event) -> IngestStats:
@@ -250,9 +273,8 @@ class MqttIngest:
         try:
             while not stop.is_set():
                 batch = await asyncio.to_thread(self.take, 0.5)
-                for chunk in chunks(batch, self.options.topics):
-                    if not await self.store(chunk, stop):
-                        break
+                if batch and not await self.handle(batch, stop):
+                    break
         finally:
             self.close()
         return self.stats

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from functools import partial
 from typing import Any
 
-from etl.ingest.mqtt import RETRYABLE, IngestStats, Message, MqttIngest, topic_sensor
-from gis.errors import BadRequest, Unprocessable
-from gis.jsontext import parse_json
+from etl.ingest.mqtt import Message, MqttIngest, message_items, retrying, topic_sensor
+from gis.errors import Unprocessable
 from layers.patrol.fixes import MAX_BATCH, FixReport, ingest
 
 log = logging.getLogger("cityhex.mqtt.patrol")
@@ -26,17 +26,7 @@ log = logging.getLogger("cityhex.mqtt.patrol")
 def message_fixes(payload: bytes) -> list[Any]:
     """The fixes a message carries; ValueError if it is not a fix, an array of fixes or
     ``{"fixes": [...]}`` in JSON."""
-    try:
-        data = parse_json(payload, allow_non_finite=True)  # NaN/Infinity: refused per row
-    except BadRequest as exc:
-        raise ValueError(exc.message) from None
-    if isinstance(data, dict):
-        data = data.get("fixes", [data])
-    if not isinstance(data, list):
-        raise ValueError("the payload is not a fix, an array or {fixes: [...]}")
-    if len(data) > MAX_BATCH:
-        raise ValueError(f"{len(data)} fixes in one message; at most {MAX_BATCH}")
-    return data
+    return message_items(payload, "fixes", MAX_BATCH)
 
 
 def topic_inspector(filters: tuple[str, ...], topic: str) -> int:
@@ -63,7 +53,16 @@ class PatrolMqttIngest(MqttIngest):
                 malformed += 1
         return rows, malformed
 
-    async def store_fixes(self, messages: list[Message], stop: asyncio.Event) -> bool:
+    async def store_fixes(self, inspector: int, fixes: list[Any]) -> FixReport:
+        """One inspector's fixes stored; when the inspector is unknown, refused whole (a
+        report that received nothing)."""
+        try:
+            return await ingest(self.engine, inspector, fixes)
+        except Unprocessable as exc:  # an unknown inspector: the rows are refused
+            log.warning("refused fixes of inspector %s: %s", inspector, exc.message)
+            return FixReport(inspector_id=inspector, received=0)
+
+    async def handle(self, messages: list[Message], stop: asyncio.Event) -> bool:
         """Commit the fixes of ``messages`` (in batches of at most MAX_BATCH per inspector),
         retrying while the database is unreachable; then acknowledge them all. False when
         stopped first (they stay unacknowledged, and the broker sends them again)."""
@@ -71,37 +70,15 @@ class PatrolMqttIngest(MqttIngest):
         report = FixReport(inspector_id=0, received=0)
         for inspector, fixes in rows.items():
             for lo in range(0, len(fixes), MAX_BATCH):
-                delay = 0.5
-                while True:
-                    try:
-                        part = await ingest(self.engine, inspector, fixes[lo : lo + MAX_BATCH])
-                        break
-                    except Unprocessable as exc:  # an unknown inspector: the rows are refused
-                        log.warning("refused fixes of inspector %s: %s", inspector, exc.message)
-                        malformed += 1
-                        part = FixReport(inspector_id=inspector, received=0)
-                        break
-                    except RETRYABLE as exc:
-                        log.warning("could not store fixes (%s); retrying in %.1f s", exc, delay)
-                        if stop.is_set():
-                            return False
-                        await asyncio.sleep(delay)
-                        delay = min(delay * 2, 5.0)
-                report.accepted += part.accepted
-                report.duplicate += part.duplicate
-                report.rejected.extend(part.rejected)
+                part = fixes[lo : lo + MAX_BATCH]
+                stored = await retrying(partial(self.store_fixes, inspector, part), stop)
+                if stored is None:
+                    return False
+                if not stored.received:
+                    malformed += 1
+                report.accepted += stored.accepted
+                report.duplicate += stored.duplicate
+                report.rejected.extend(stored.rejected)
         self.acknowledge(messages)
         self.stats.add(len(messages), report, malformed)  # type: ignore[arg-type]
         return True
-
-    async def run(self, stop: asyncio.Event) -> IngestStats:
-        """Receive, store and acknowledge until ``stop`` is set."""
-        self.start()
-        try:
-            while not stop.is_set():
-                batch = await asyncio.to_thread(self.take, 0.5)
-                if batch and not await self.store_fixes(batch, stop):
-                    break
-        finally:
-            self.close()
-        return self.stats

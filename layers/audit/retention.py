@@ -9,31 +9,15 @@ anchor shows.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis.errors import BadRequest
 from layers.audit.chain import Anchor
 from layers.audit.entries import PRUNE, Entry
 from layers.audit.recording import append
-
-AGE = re.compile(r"^\s*(\d{1,6})\s*(d|h)\s*$")
-UNITS = {"d": "days", "h": "hours"}
-
-
-def parse_age(value: str) -> timedelta:
-    """An age such as ``365d`` or ``12h``; 400 for anything else."""
-    m = AGE.match(value)
-    if m is None:
-        raise BadRequest(
-            f"an age must be a whole number of days or hours, like 365d or 12h: {value!r}",
-            code="invalid_age",
-        )
-    return timedelta(**{UNITS[m[2]]: int(m[1])})
 
 
 @dataclass(frozen=True)

@@ -12,22 +12,28 @@ which ``prune_fixes`` drops whole.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gis.errors import BadRequest, PayloadTooLarge, ServiceUnavailable, Unprocessable
+from gis.errors import BadRequest, PayloadTooLarge, Unprocessable
 from gis.hexgrid import latlng_cells
 from gis.jsontext import parse_json
 from layers.catalog.changes import publish_change
-from layers.db.engine import raw_connection
+from layers.db.batches import (
+    Rejection,
+    check_rows,
+    checked_number,
+    checked_time,
+    copy_to_stage,
+    drop_partitions,
+    make_partitions,
+)
 from layers.patrol.off_post import check_inspectors
 from layers.patrol.settings import patrol_settings
 
@@ -146,19 +152,6 @@ WHERE (o.last_at IS NULL OR o.last_at < now() - interval '1 day')
 """
 
 
-@dataclass(frozen=True)
-class Rejection:
-    """A fix that was not stored: its position in the batch, a code and the reason."""
-
-    index: int
-    code: str
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """The client's view of the rejection."""
-        return {"index": self.index, "code": self.code, "reason": self.reason}
-
-
 @dataclass
 class FixReport:
     """What became of a batch: stored, already there, refused (with reasons)."""
@@ -213,34 +206,13 @@ def parse_batch(body: bytes) -> Batch:
     return Batch(data, inspector)
 
 
-def parse_timestamp(raw: Any) -> datetime:
-    """A fix's time: an ISO 8601 string with a UTC offset, or Unix seconds."""
-    if isinstance(raw, str):
-        ts = datetime.fromisoformat(raw)
-        if ts.tzinfo is None:
-            raise ValueError(f"{raw!r} has no UTC offset")
-        return ts
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return datetime.fromtimestamp(raw, UTC)
-    raise ValueError("ts must be an ISO 8601 string or Unix seconds")
-
-
 def _number(row: dict[str, Any], name: str, low: float, high: float) -> float | str | None:
-    """The optional number ``name`` of a row, or why it is refused."""
+    """The number ``name`` of a row (None when an optional one is absent), or why it is
+    refused."""
     value = row.get(name)
     if value is None and name in ("accuracy_m", "speed_mps"):
         return None
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return f"malformed: {name} must be a number"
-    try:
-        number = float(value)
-    except OverflowError:
-        return f"non_finite_value: {name} does not fit a double"
-    if not math.isfinite(number):
-        return f"non_finite_value: {name} is {number}"
-    if not low <= number <= high:
-        return f"out_of_range: {name} {number} is outside [{low}, {high}]"
-    return number
+    return checked_number(value, name, low, high)
 
 
 def check_row(row: Any, inspector_id: int, latest_ok: datetime) -> Row | str:
@@ -248,12 +220,9 @@ def check_row(row: Any, inspector_id: int, latest_ok: datetime) -> Row | str:
     refused as ``"code: reason"``."""
     if not isinstance(row, dict):
         return "malformed: a fix must be an object {ts, lon, lat, accuracy_m?, speed_mps?}"
-    try:
-        ts = parse_timestamp(row.get("ts"))
-    except (ValueError, TypeError, OverflowError, OSError) as exc:
-        return f"invalid_timestamp: {exc}"
-    if not EARLIEST <= ts <= latest_ok:
-        return f"invalid_timestamp: {ts.isoformat()} is before 2000 or in the future"
+    ts = checked_time(row.get("ts"), latest_ok, EARLIEST)
+    if isinstance(ts, str):
+        return ts
     values: list[float | None] = []
     for name, low, high in (
         ("lon", -180.0, 180.0),
@@ -275,16 +244,7 @@ def validate_rows(
 ) -> tuple[list[Row], list[Rejection]]:
     """The valid rows and the rejections (with their batch positions)."""
     latest_ok = now + MAX_CLOCK_SKEW
-    good: list[Row] = []
-    bad: list[Rejection] = []
-    for index, row in enumerate(rows):
-        checked = check_row(row, inspector_id, latest_ok)
-        if isinstance(checked, str):
-            code, _, reason = checked.partition(": ")
-            bad.append(Rejection(index, code, reason))
-        else:
-            good.append(checked)
-    return good, bad
+    return check_rows(rows, lambda row: check_row(row, inspector_id, latest_ok))
 
 
 async def check_inspector(conn: AsyncConnection, inspector_id: int) -> None:
@@ -306,27 +266,18 @@ async def ensure_partitions(conn: AsyncConnection, times: Sequence[datetime]) ->
             {"days": days},
         )
     ).all()
-    if not missing:
-        return
-    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('cityhex.patrol_fixes'))"))
-    for day in missing:
-        await conn.execute(text("SELECT patrol_fixes_ensure_partition(:d)"), {"d": day})
+    await make_partitions(conn, "patrol_fixes", missing)
 
 
 async def insert_fixes(conn: AsyncConnection, rows: list[Row]) -> int:
     """Store ``rows`` in the open transaction of ``conn`` and mark the cells they patrol;
     how many rows were new."""
     settings = patrol_settings()
-    await conn.execute(text(STAGE))
     lon = np.fromiter((r[2] for r in rows), dtype=np.float64, count=len(rows))
     lat = np.fromiter((r[3] for r in rows), dtype=np.float64, count=len(rows))
     cells = latlng_cells(lon, lat).tolist()
     records = [(*row, cell) for row, cell in zip(rows, cells, strict=True)]
-    try:
-        async with raw_connection(conn) as pg:
-            await pg.copy_records_to_table("patrol_stage", records=records, columns=COLUMNS)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise ServiceUnavailable(f"the database did not take the batch: {exc}") from exc
+    await copy_to_stage(conn, STAGE, "patrol_stage", records, COLUMNS)
     accepted = (await conn.execute(text(MOVE))).scalar_one()
     if not accepted:  # a batch sent again: its segments and cells were done the first time
         return 0
@@ -369,21 +320,11 @@ async def prune_fixes(
     """Drop every day partition whose fixes are all older than ``older_than``; the names of
     the partitions dropped (or that would be, with ``dry_run``)."""
     cutoff = (now or datetime.now(UTC)) - older_than
-    names = (
-        await conn.scalars(
-            text(
-                "SELECT name FROM patrol_fixes_partitions() WHERE upper <= :cutoff ORDER BY lower"
-            ),
+    names = await drop_partitions(conn, "patrol_fixes", cutoff, dry_run)
+    if names and not dry_run:
+        upper = await conn.scalar(
+            text("SELECT coalesce(min(lower), :cutoff) FROM patrol_fixes_partitions()"),
             {"cutoff": cutoff},
         )
-    ).all()
-    if not dry_run:
-        for name in names:
-            await conn.execute(text(f'DROP TABLE "{name}"'))
-        if names:
-            upper = await conn.scalar(
-                text("SELECT coalesce(min(lower), :cutoff) FROM patrol_fixes_partitions()"),
-                {"cutoff": cutoff},
-            )
-            await conn.execute(text("DELETE FROM patrol_pieces WHERE t1 <= :u"), {"u": upper})
-    return list(names)
+        await conn.execute(text("DELETE FROM patrol_pieces WHERE t1 <= :u"), {"u": upper})
+    return names

@@ -10,22 +10,27 @@ retention drops whole.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gis.errors import BadRequest, PayloadTooLarge, ServiceUnavailable
+from gis.errors import BadRequest, PayloadTooLarge
 from gis.jsontext import parse_json
 from gis.timezones import time_zone
-from layers.db.engine import raw_connection
+from layers.db.batches import (
+    Rejection,
+    check_rows,
+    checked_number,
+    checked_time,
+    copy_to_stage,
+    drop_partitions,
+    make_partitions,
+)
 from layers.sensors.alarms import AlarmOutcome, apply_readings
 from layers.sensors.registry import SensorRanges, get_sensor, sensor_ranges
 
@@ -51,19 +56,6 @@ MOVE = (
     "SELECT sensor_id, property, ts, value FROM readings_stage "
     "ORDER BY sensor_id, property, ts ON CONFLICT DO NOTHING"
 )
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A row that was not stored: its position in the batch, a code and the reason."""
-
-    index: int
-    code: str
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """The client's view of the rejection."""
-        return {"index": self.index, "code": self.code, "reason": self.reason}
 
 
 @dataclass
@@ -108,18 +100,6 @@ def parse_batch(body: bytes) -> list[Any]:
     return data
 
 
-def parse_timestamp(raw: Any) -> datetime:
-    """A reading's time: an ISO 8601 string with a UTC offset, or Unix seconds."""
-    if isinstance(raw, str):
-        ts = datetime.fromisoformat(raw)
-        if ts.tzinfo is None:
-            raise ValueError(f"{raw!r} has no UTC offset")
-        return ts
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return datetime.fromtimestamp(raw, UTC)
-    raise ValueError("ts must be an ISO 8601 string or Unix seconds")
-
-
 def check_row(row: Any, sensors: dict[str, SensorRanges], latest_ok: datetime) -> Row | str:
     """The row as ``(sensor_id, property, ts, value)``, or why it is refused as
     ``"code: reason"``."""
@@ -135,23 +115,12 @@ def check_row(row: Any, sensors: dict[str, SensorRanges], latest_ok: datetime) -
     bounds = sensor.ranges.get(prop) if isinstance(prop, str) else None
     if bounds is None:
         return f"unknown_property: the sensor does not measure {prop!r}"
-    try:
-        ts = parse_timestamp(row.get("ts"))
-    except (ValueError, TypeError, OverflowError, OSError) as exc:
-        return f"invalid_timestamp: {exc}"
-    if not EARLIEST <= ts <= latest_ok:
-        return f"invalid_timestamp: {ts.isoformat()} is before 2000 or in the future"
-    value = row.get("value")
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return "malformed: value must be a number"
-    try:
-        number = float(value)
-    except OverflowError:
-        return "non_finite_value: the value does not fit a double"
-    if not math.isfinite(number):
-        return f"non_finite_value: {number}"
-    if not bounds[0] <= number <= bounds[1]:
-        return f"out_of_range: {number} is outside [{bounds[0]}, {bounds[1]}]"
+    ts = checked_time(row.get("ts"), latest_ok, EARLIEST)
+    if isinstance(ts, str):
+        return ts
+    number = checked_number(row.get("value"), "value", *bounds)
+    if isinstance(number, str):
+        return number
     return (sensor.id, prop, ts, number)
 
 
@@ -160,16 +129,7 @@ def validate_rows(
 ) -> tuple[list[Row], list[Rejection]]:
     """The valid rows and the rejections (with their batch positions)."""
     latest_ok = now + MAX_CLOCK_SKEW
-    good: list[Row] = []
-    bad: list[Rejection] = []
-    for index, row in enumerate(rows):
-        checked = check_row(row, sensors, latest_ok)
-        if isinstance(checked, str):
-            code, _, reason = checked.partition(": ")
-            bad.append(Rejection(index, code, reason))
-        else:
-            good.append(checked)
-    return good, bad
+    return check_rows(rows, lambda row: check_row(row, sensors, latest_ok))
 
 
 def is_code_text(value: Any) -> bool:
@@ -196,22 +156,12 @@ async def ensure_partitions(conn: AsyncConnection, times: list[datetime]) -> Non
             {"times": times},
         )
     ).all()
-    if not missing:
-        return
-    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('cityhex.readings'))"))
-    for month in missing:
-        await conn.execute(text("SELECT readings_ensure_partition(:m)"), {"m": month})
+    await make_partitions(conn, "readings", missing)
 
 
 async def insert_readings(conn: AsyncConnection, rows: list[Row]) -> int:
     """Store ``rows`` in the open transaction of ``conn``; how many were new."""
-    # A SQLAlchemy statement comes first: it opens the transaction the raw COPY joins.
-    await conn.execute(text(STAGE))
-    try:
-        async with raw_connection(conn) as pg:
-            await pg.copy_records_to_table("readings_stage", records=rows, columns=COLUMNS)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise ServiceUnavailable(f"the database did not take the batch: {exc}") from exc
+    await copy_to_stage(conn, STAGE, "readings_stage", rows, COLUMNS)
     return (await conn.execute(text(MOVE))).rowcount
 
 
@@ -339,28 +289,9 @@ async def _bucket_series(
     ]
 
 
-def parse_age(raw: str) -> timedelta:
-    """An age such as ``400d`` (days) or ``36h`` (hours)."""
-    match = re.fullmatch(r"\s*(\d+)\s*([dh])\s*", raw)
-    if not match:
-        raise BadRequest(f"{raw!r} is not an age like 400d or 36h", code="invalid_age")
-    amount, unit = int(match.group(1)), match.group(2)
-    return timedelta(days=amount) if unit == "d" else timedelta(hours=amount)
-
-
 async def prune_readings(
     conn: AsyncConnection, older_than: timedelta, now: datetime | None = None, dry_run: bool = False
 ) -> list[str]:
     """Drop every monthly partition whose readings are all older than ``older_than``; the
     names of the partitions dropped (or that would be, with ``dry_run``)."""
-    cutoff = (now or datetime.now(UTC)) - older_than
-    names = (
-        await conn.scalars(
-            text("SELECT name FROM readings_partitions() WHERE upper <= :cutoff ORDER BY lower"),
-            {"cutoff": cutoff},
-        )
-    ).all()
-    if not dry_run:
-        for name in names:
-            await conn.execute(text(f'DROP TABLE "{name}"'))
-    return list(names)
+    return await drop_partitions(conn, "readings", (now or datetime.now(UTC)) - older_than, dry_run)

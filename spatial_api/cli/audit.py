@@ -4,28 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from datetime import timedelta
+from functools import partial
 
 import orjson
 import typer
 
 from layers.audit.chain import ChainReport, verify
-from layers.audit.retention import PruneResult, parse_age, prune
+from layers.audit.retention import PruneResult, prune
+from layers.db.batches import parse_age
 from layers.db.engine import create_async_engine
-from spatial_api.cli.common import console, ready_database, reports_errors
+from spatial_api.cli.common import console, in_transaction, ready_database, reports_errors
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 ROLE = "cli"
 """The role the audit log names for the command line (it acts with the database's rights)."""
-
-
-async def _prune(url: str, age: timedelta) -> PruneResult:
-    engine = create_async_engine(url, pool_size=1)
-    try:
-        async with engine.begin() as conn:
-            return await prune(conn, age, f"{ROLE}:{getpass.getuser()}", ROLE, None)
-    finally:
-        await engine.dispose()
 
 
 async def _verify(url: str) -> ChainReport:
@@ -43,7 +35,9 @@ def prune_command(
 ) -> None:
     """Remove the oldest entries, leaving an anchor from which the rest verifies."""
     age = parse_age(older_than)
-    result = asyncio.run(_prune(ready_database(), age))
+    actor = f"{ROLE}:{getpass.getuser()}"
+    work = partial(prune, older_than=age, actor=actor, role=ROLE, client=None)
+    result: PruneResult = asyncio.run(in_transaction(ready_database(), work, job=False))
     anchor = f"; the chain now starts after row {result.anchor.seq}" if result.anchor else ""
     console.print(f"removed {result.removed:,} entries older than {result.cutoff}{anchor}")
 
