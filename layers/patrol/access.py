@@ -1,12 +1,12 @@
 """Who may read whose patrol data: positions are personal data.
 
-An inspector reads their own (their key or token names them); a dispatcher reads the
-inspectors of the districts their scope allows (all without a district scope); admin reads
-everyone. Every other caller is refused before these checks (401/403 by role).
-
-Patrol events on ``/events`` (off post, back) reach a dispatcher limited to districts only
-for inspectors with an assigned cell in one of those districts (``works_in``): the event is
-about where the inspector should be, which is their cells.
+An inspector reads their own (their key or token names them); admin reads everyone; a
+dispatcher without a district scope reads every inspector, and one limited to districts
+reads the inspectors with an assigned cell in one of those districts — where they patrol,
+not the district of their user record. The same rule decides which patrol events on
+``/events`` (off post, back) reach such a dispatcher (``works_in``), and it is read at each
+request, so a reassignment counts at once. Every other caller is refused before these
+checks (401/403 by role).
 """
 
 from __future__ import annotations
@@ -39,15 +39,19 @@ class Reader:
         return self.inspector_id
 
 
-async def _district_codes(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, str | None]:
+async def cell_districts(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, frozenset[str]]:
+    """The codes of the districts of the cells assigned to each of the users ``ids`` (an
+    empty set for a user with none; users that do not exist are left out)."""
     rows = await conn.execute(
         text(
-            "SELECT u.id, d.code FROM users u LEFT JOIN districts d ON d.id = u.district_id "
-            "WHERE u.id = ANY(:ids)"
+            "SELECT u.id, array_remove(array_agg(DISTINCT d.code), NULL) FROM users u "
+            "LEFT JOIN grid_cells g ON g.inspector_id = u.id "
+            "LEFT JOIN districts d ON d.id = g.district_id "
+            "WHERE u.id = ANY(:ids) GROUP BY u.id"
         ),
         {"ids": list(ids)},
     )
-    return dict(rows.all())
+    return {user: frozenset(codes) for user, codes in rows.all()}
 
 
 async def inspector_for(conn: AsyncConnection, reader: Reader, asked: int | None) -> int:
@@ -62,12 +66,13 @@ async def inspector_for(conn: AsyncConnection, reader: Reader, asked: int | None
         if reader.inspector_id is not None:
             return reader.inspector_id
         raise Forbidden("name the inspector: inspector=ID", code="inspector_required")
-    codes = await _district_codes(conn, [asked])
+    codes = await cell_districts(conn, [asked])
     if asked not in codes:
         raise NotFound(f"no user with id {asked}", code="unknown_inspector")
-    if reader.districts is not None and codes[asked] not in reader.districts:
+    if reader.districts is not None and not codes[asked] & reader.districts:
         raise Forbidden(
-            f"inspector {asked} is not in the districts this key may read", code="out_of_scope"
+            f"inspector {asked} has no cells in the districts this key may read",
+            code="out_of_scope",
         )
     return asked
 
@@ -89,8 +94,8 @@ async def inspectors_for(
     ids = await inspectors_of(conn, district_code)
     if reader.districts is None:
         return ids
-    codes = await _district_codes(conn, ids)
-    return [i for i in ids if codes.get(i) in reader.districts]
+    codes = await cell_districts(conn, ids)
+    return [i for i in ids if codes.get(i, frozenset()) & reader.districts]
 
 
 async def works_in(conn: AsyncConnection, inspector_id: int, district_ids: Iterable[int]) -> bool:

@@ -14,10 +14,13 @@ import psycopg
 import pytest
 
 from layers.db.engine import create_async_engine
+from layers.db.keys import create_key
+from layers.db.scope import Scope
 from layers.incidents.events import CHANNEL as EVENTS
 from layers.patrol.fixes import ingest, prune_fixes
 from layers.patrol.off_post import check_inspectors
 from spatial_api.routers.events import missed
+from tests.helpers import scalar
 from tests.patrol import expected
 from tests.patrol.conftest import PatrolCity
 
@@ -528,3 +531,37 @@ def test_prune_drops_the_old_days_only(patrol_city: PatrolCity) -> None:
             "WHERE inspector_id = 3 AND ts > now() - interval '2 days'"
         ).fetchone()[0]
     assert recent == 30
+
+
+def test_district_dispatchers_reach_inspectors_by_where_they_patrol(posted: PatrolCity) -> None:
+    """Inspector 2's cells move to a second district while their user record stays in the
+    first: a dispatcher of the second reaches inspector 2 only, one of the first reaches
+    inspector 1 only — for single reads, lists and the live map alike."""
+    with psycopg.connect(posted.url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO districts (id, code, name, geom) VALUES (2, '440305', '南山区', "
+            "ST_Multi(ST_MakeEnvelope(113.8, 22.4, 113.9, 22.7, 4326)))"
+        )
+        conn.execute("UPDATE grid_cells SET district_id = 2 WHERE inspector_id = 2")
+        keys = {}
+        for code in ("440304", "440305"):
+            token = create_key(conn, "dispatcher", f"d-{code}", None, Scope.of(districts=[code]))
+            keys[code] = {"Authorization": f"Bearer {token}"}
+    try:
+        assert scalar(posted.url, "SELECT district_id FROM users WHERE id = 2") == 1
+        for code, mine, other in (("440304", 1, 2), ("440305", 2, 1)):
+            key = keys[code]
+            assert (
+                posted.client.get(f"/patrol/coverage?inspector={mine}", headers=key).status_code
+                == 200
+            )
+            refused = posted.client.get(f"/patrol/coverage?inspector={other}", headers=key)
+            assert refused.status_code == 403 and refused.json()["code"] == "out_of_scope"
+            table = posted.client.get("/patrol/coverage?group_by=district", headers=key).json()
+            assert [row["inspector_id"] for row in table["inspectors"]] == [mine]
+            tracks = posted.client.get(f"/patrol/tracks?inspector={other}", headers=key)
+            assert tracks.status_code == 403
+    finally:
+        with psycopg.connect(posted.url, autocommit=True) as conn:
+            conn.execute("UPDATE grid_cells SET district_id = 1 WHERE district_id = 2")
+            conn.execute("DELETE FROM districts WHERE id = 2")
