@@ -272,20 +272,25 @@ class EmbeddedCluster:
             if "cityhex.local.conf" not in pgconf.read_text():
                 with pgconf.open("a") as fh:
                     fh.write("include_if_exists = 'cityhex.local.conf'\n")
-        if not self.running():
-            self._clear_stale_locks()
-            self._run(
-                "pg_ctl",
-                "start",
-                "-D",
-                str(self.data),
-                "-l",
-                str(self.log),
-                *WAIT,
-                env=SERVER_ENVIRONMENT,
-            )
+        self._start_server()
         self._ensure_database()
         return self.url()
+
+    def _start_server(self) -> None:
+        """Start the server unless it runs (clearing a stale pid file left by a crash)."""
+        if self.running():
+            return
+        self._clear_stale_locks()
+        self._run(
+            "pg_ctl",
+            "start",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            *WAIT,
+            env=SERVER_ENVIRONMENT,
+        )
 
     def stop(self) -> None:
         """Stop the cluster (fast shutdown); harmless when it is not running."""
@@ -417,18 +422,7 @@ class ReplicaCluster(EmbeddedCluster):
         """Make (once) and start the replica; return its URL. It replays the primary's WAL
         and takes no writes, so no database is created here."""
         self.init()
-        if not self.running():
-            self._clear_stale_locks()
-            self._run(
-                "pg_ctl",
-                "start",
-                "-D",
-                str(self.data),
-                "-l",
-                str(self.log),
-                *WAIT,
-                env=SERVER_ENVIRONMENT,
-            )
+        self._start_server()
         return self.url()
 
     def drop(self) -> None:
