@@ -19,6 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gis.errors import BadRequest, ServiceUnavailable
 from layers.db.engine import raw_connection
 
+MAX_CLOCK_SKEW = timedelta(minutes=10)
+"""How far in the future a row's time may be (clocks of senders drift)."""
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 AGE = re.compile(r"^\s*(\d{1,6})\s*(d|h)\s*$")
 UNITS = {"d": "days", "h": "hours"}
 R = TypeVar("R")
@@ -49,14 +52,14 @@ def parse_timestamp(raw: Any) -> datetime:
     raise ValueError("ts must be an ISO 8601 string or Unix seconds")
 
 
-def checked_time(raw: Any, latest_ok: datetime, earliest: datetime) -> datetime | str:
-    """A row's time within ``[earliest, latest_ok]``, or why it is refused as
+def checked_time(raw: Any, now: datetime) -> datetime | str:
+    """A row's time, from 2000 to ``MAX_CLOCK_SKEW`` after ``now``, or why it is refused as
     ``"code: reason"``."""
     try:
         ts = parse_timestamp(raw)
     except (ValueError, TypeError, OverflowError, OSError) as exc:
         return f"invalid_timestamp: {exc}"
-    if not earliest <= ts <= latest_ok:
+    if not EARLIEST <= ts <= now + MAX_CLOCK_SKEW:
         return f"invalid_timestamp: {ts.isoformat()} is before 2000 or in the future"
     return ts
 

@@ -38,8 +38,6 @@ from layers.patrol.off_post import check_inspectors
 from layers.patrol.settings import patrol_settings
 
 MAX_BATCH = 10_000
-MAX_CLOCK_SKEW = timedelta(minutes=10)
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 COLUMNS = ("inspector_id", "ts", "lon", "lat", "accuracy_m", "speed_mps", "h3")
 Row = tuple[int, datetime, float, float, float | None, float | None]
 """A checked fix: inspector, ts, lon, lat, accuracy, speed (its cell is added on insert)."""
@@ -63,11 +61,31 @@ WITH ins AS (
 )
 SELECT count(*) FROM ins
 """
+
+
+def near(staged: str) -> str:
+    """SQL of CTEs ``span`` and ``near``: the counted stored fixes of each inspector of the
+    CTE ``staged`` within the gap of its fixes, each flagged ``new`` when it is one of them."""
+    return f"""span AS (
+    SELECT inspector_id, min(ts) - CAST(:gap AS interval) AS lo,
+           max(ts) + CAST(:gap AS interval) AS hi
+    FROM {staged} GROUP BY inspector_id
+), near AS (
+    SELECT f.inspector_id, f.ts, f.lon, f.lat, f.h3,
+           EXISTS (SELECT 1 FROM {staged} n WHERE n.inspector_id = f.inspector_id AND n.ts = f.ts)
+               AS new
+    FROM span s JOIN patrol_fixes f
+      ON f.inspector_id = s.inspector_id AND f.ts >= s.lo AND f.ts <= s.hi
+    WHERE f.accuracy_m IS NULL OR f.accuracy_m <= :acc
+)"""
+
+
 # The segments the fresh counted fixes make or break: a stored segment that a fresh fix falls
 # inside is deleted, and every segment with a fresh end is written, one row per grid cell it
 # meets with the fraction of its length inside that cell (a segment whose two fixes share a
 # cell: that cell, 1; a segment of zero length: each cell that covers it, 1).
-PIECES = """
+PIECES = (
+    """
 WITH fresh AS (
     SELECT DISTINCT inspector_id, ts FROM patrol_stage
     WHERE fresh AND (accuracy_m IS NULL OR accuracy_m <= :acc)
@@ -75,18 +93,9 @@ WITH fresh AS (
     DELETE FROM patrol_pieces p USING fresh f
     WHERE p.inspector_id = f.inspector_id AND p.t0 < f.ts AND p.t1 > f.ts
       AND p.t0 >= f.ts - CAST(:gap AS interval)
-), span AS (
-    SELECT inspector_id, min(ts) - CAST(:gap AS interval) AS lo,
-           max(ts) + CAST(:gap AS interval) AS hi
-    FROM fresh GROUP BY inspector_id
-), near AS (
-    SELECT f.inspector_id, f.ts, f.lon, f.lat, f.h3,
-           EXISTS (SELECT 1 FROM fresh n WHERE n.inspector_id = f.inspector_id AND n.ts = f.ts)
-               AS new
-    FROM span s JOIN patrol_fixes f
-      ON f.inspector_id = s.inspector_id AND f.ts >= s.lo AND f.ts <= s.hi
-    WHERE f.accuracy_m IS NULL OR f.accuracy_m <= :acc
-), pairs AS (
+), """
+    + near("fresh")
+    + """, pairs AS (
     SELECT inspector_id, ts AS t1, lon AS x1, lat AS y1, h3 AS h1, new,
            lag(ts) OVER w AS t0, lag(lon) OVER w AS x0, lag(lat) OVER w AS y0,
            lag(h3) OVER w AS h0, lag(new) OVER w AS new0
@@ -104,27 +113,20 @@ SELECT s.inspector_id, s.t0, s.t1, c.h3,
             ELSE ST_Length(ST_Intersection(c.geom, s.g)) / ST_Length(s.g) END
 FROM seg s JOIN grid_cells c ON ST_Intersects(c.geom, s.g) WHERE s.g IS NOT NULL
 """
+)
 # The cells that the staged fixes lie in and that their segments (with the fix before and
 # the fix after, within the gap) cross, with the latest time each was patrolled; upserted
 # into patrol_cells. A segment whose fixes share a cell is in that cell; only the others are
 # cut against the cell polygons. Returns the bounding boxes of the cells whose staleness
 # fell to 0 days.
-TOUCHED = """
+TOUCHED = (
+    """
 WITH good AS (
     SELECT DISTINCT inspector_id, ts, h3 FROM patrol_stage
     WHERE accuracy_m IS NULL OR accuracy_m <= :acc
-), span AS (
-    SELECT inspector_id, min(ts) - CAST(:gap AS interval) AS lo,
-           max(ts) + CAST(:gap AS interval) AS hi
-    FROM good GROUP BY inspector_id
-), near AS (
-    SELECT f.inspector_id, f.ts, f.lon, f.lat, f.h3,
-           EXISTS (SELECT 1 FROM good g WHERE g.inspector_id = f.inspector_id AND g.ts = f.ts)
-               AS new
-    FROM span s JOIN patrol_fixes f
-      ON f.inspector_id = s.inspector_id AND f.ts >= s.lo AND f.ts <= s.hi
-    WHERE f.accuracy_m IS NULL OR f.accuracy_m <= :acc
-), pairs AS (
+), """
+    + near("good")
+    + """, pairs AS (
     SELECT ts, lon, lat, h3, new, lag(ts) OVER w AS t0, lag(lon) OVER w AS x0,
            lag(lat) OVER w AS y0, lag(h3) OVER w AS h0, lag(new) OVER w AS new0
     FROM near WINDOW w AS (PARTITION BY inspector_id ORDER BY ts)
@@ -150,6 +152,7 @@ FROM old o JOIN cells c USING (h3) JOIN grid_cells g ON g.h3 = o.h3
 WHERE (o.last_at IS NULL OR o.last_at < now() - interval '1 day')
   AND c.last_at >= now() - interval '1 day'
 """
+)
 
 
 @dataclass
@@ -215,12 +218,12 @@ def _number(row: dict[str, Any], name: str, low: float, high: float) -> float | 
     return checked_number(value, name, low, high)
 
 
-def check_row(row: Any, inspector_id: int, latest_ok: datetime) -> Row | str:
+def check_row(row: Any, inspector_id: int, now: datetime) -> Row | str:
     """The row as ``(inspector_id, ts, lon, lat, accuracy_m, speed_mps)``, or why it is
     refused as ``"code: reason"``."""
     if not isinstance(row, dict):
         return "malformed: a fix must be an object {ts, lon, lat, accuracy_m?, speed_mps?}"
-    ts = checked_time(row.get("ts"), latest_ok, EARLIEST)
+    ts = checked_time(row.get("ts"), now)
     if isinstance(ts, str):
         return ts
     values: list[float | None] = []
@@ -243,8 +246,7 @@ def validate_rows(
     rows: Sequence[Any], inspector_id: int, now: datetime
 ) -> tuple[list[Row], list[Rejection]]:
     """The valid rows and the rejections (with their batch positions)."""
-    latest_ok = now + MAX_CLOCK_SKEW
-    return check_rows(rows, lambda row: check_row(row, inspector_id, latest_ok))
+    return check_rows(rows, lambda row: check_row(row, inspector_id, now))
 
 
 async def check_inspector(conn: AsyncConnection, inspector_id: int) -> None:

@@ -35,8 +35,6 @@ from layers.sensors.alarms import AlarmOutcome, apply_readings
 from layers.sensors.registry import SensorRanges, get_sensor, sensor_ranges
 
 MAX_BATCH = 50_000
-MAX_CLOCK_SKEW = timedelta(minutes=10)
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 BUCKETS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
 BUCKET_ORIGIN = datetime(2000, 1, 1)
 """Local midnight of a Saturday: buckets are counted from it on the wall clock."""
@@ -100,7 +98,7 @@ def parse_batch(body: bytes) -> list[Any]:
     return data
 
 
-def check_row(row: Any, sensors: dict[str, SensorRanges], latest_ok: datetime) -> Row | str:
+def check_row(row: Any, sensors: dict[str, SensorRanges], now: datetime) -> Row | str:
     """The row as ``(sensor_id, property, ts, value)``, or why it is refused as
     ``"code: reason"``."""
     if not isinstance(row, dict):
@@ -115,7 +113,7 @@ def check_row(row: Any, sensors: dict[str, SensorRanges], latest_ok: datetime) -
     bounds = sensor.ranges.get(prop) if isinstance(prop, str) else None
     if bounds is None:
         return f"unknown_property: the sensor does not measure {prop!r}"
-    ts = checked_time(row.get("ts"), latest_ok, EARLIEST)
+    ts = checked_time(row.get("ts"), now)
     if isinstance(ts, str):
         return ts
     number = checked_number(row.get("value"), "value", *bounds)
@@ -128,8 +126,7 @@ def validate_rows(
     rows: Sequence[Any], sensors: dict[str, SensorRanges], now: datetime
 ) -> tuple[list[Row], list[Rejection]]:
     """The valid rows and the rejections (with their batch positions)."""
-    latest_ok = now + MAX_CLOCK_SKEW
-    return check_rows(rows, lambda row: check_row(row, sensors, latest_ok))
+    return check_rows(rows, lambda row: check_row(row, sensors, now))
 
 
 def is_code_text(value: Any) -> bool:
