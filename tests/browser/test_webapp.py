@@ -20,6 +20,7 @@ import httpx
 import numpy as np
 import psycopg
 import pytest
+import shapely
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
@@ -970,7 +971,11 @@ def test_gis_staff_redraw_a_polygon_and_save_it(app: Callable, city: str, cityhe
     )
     version = scalar(city, "SELECT version FROM assets WHERE id = %s", (fid,))
     page, _ = app("editor")
+    chunks = set(current_build().chunks)
+    fetched = "performance.getEntriesByType('resource').map((e) => e.name.split('/').pop())"
+    assert chunks and not chunks & set(page.evaluate(fetched))  # not before it is needed
     tol = start_redraw(page, fid)
+    assert chunks & set(page.evaluate(fetched))
     moved = (x1 - SQUARE / 4, y0 + SQUARE / 4)  # targets stay in view (the shape fills it)
     drag(page, on_screen(page, v[1]), on_screen(page, moved))  # move a vertex
     shown_vertices(page, 4)
@@ -983,6 +988,37 @@ def test_gis_staff_redraw_a_polygon_and_save_it(app: Callable, city: str, cityhe
     page.get_by_text("已保存").wait_for()
     expected = wkt("POLYGON", [v[0], added, moved, v[2]])
     assert stored_matches(city, fid, expected, tol) == [5, True, version + 1]
+
+
+def test_a_polygon_redrawn_across_itself_gets_the_apis_error_and_nothing_is_written(
+    app: Callable, city: str, cityhex: str
+) -> None:
+    x0, y0 = CENTER
+    x1, y1 = x0 + SQUARE, y0 + SQUARE
+    v = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    fid = shape_via_api(
+        cityhex, city, "4403040101999024", {"type": "Polygon", "coordinates": [[*v, v[0]]]}
+    )
+    before = scalar(
+        city, "SELECT json_build_array(ST_AsText(geom), version) FROM assets WHERE id = %s", (fid,)
+    )
+    page, _ = app("editor", expected=(422,))
+    start_redraw(page, fid)
+    crossing = (x0 + 0.75 * SQUARE, y0 - SQUARE / 10)  # its edge from v[2] crosses v[0]-v[1]
+    drag(page, on_screen(page, v[3]), on_screen(page, crossing))
+    shown_vertices(page, 4)
+    drawn = shapely.Polygon(
+        page.evaluate("window.cityhexDraw.getSnapshot()[0].geometry.coordinates[0]")
+    )
+    assert not drawn.is_valid  # an independent check that the drawn ring does cross itself
+    page.locator("button.save").click()
+    error = page.locator(".feature .msg.error")
+    error.wait_for()
+    assert "invalid geometry" in error.inner_text()
+    after = scalar(
+        city, "SELECT json_build_array(ST_AsText(geom), version) FROM assets WHERE id = %s", (fid,)
+    )
+    assert after == before
 
 
 def test_gis_staff_redraw_a_line_and_cancel_or_save_it(
@@ -1088,6 +1124,13 @@ def test_a_dispatcher_turns_on_the_hotspots_with_their_legend(
         .filter((f) => f.properties.gi_bin > 0).map((f) => f.properties.cell))].sort()"""
     )
     assert sorted(shown) == sorted(hot)
+    heat = (
+        "['incidents-hex', 'incidents-hex-overdue']"
+        ".map((l) => window.cityhexMap.getLayoutProperty(l, 'visibility'))"
+    )
+    assert page.evaluate(heat) != ["none", "none"]  # alongside the heat layer
+    page.uncheck(".queue input[name=heat]")
+    assert page.evaluate(heat) == ["none", "none"]
 
 
 # --- the picture ---------------------------------------------------------------------------------

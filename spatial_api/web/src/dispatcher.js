@@ -107,6 +107,9 @@ function Workload() {
   </section>`;
 }
 
+/** The city style's incident heat layers (open cases counted per H3 cell, the cell size
+ * following the zoom). */
+const HEAT = ["incidents-hex", "incidents-hex-overdue"];
 const OWNERSHIP = "grid-ownership";
 const POSITIONS = "inspector-positions";
 
@@ -135,7 +138,7 @@ function Legend({ title, items }) {
 /** Show or hide the extra layers: heat, grid ownership, inspectors' last positions. */
 async function toggle(map, name, on) {
   if (name === "heat") {
-    for (const id of ["incidents-heat", "incidents-heat-overdue"])
+    for (const id of HEAT)
       if (map.getLayer(id)) map.setLayoutProperty(id, "visibility", on ? "visible" : "none");
   } else if (name === "ownership") {
     if (!map.getLayer(OWNERSHIP))

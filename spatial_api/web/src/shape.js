@@ -9,7 +9,14 @@ import { TerraDrawMapLibreGLAdapter } from "terra-draw-maplibre-gl-adapter";
 const PRECISION = 9;
 const round = (c) => c.map((v) => Math.round(v * 10 ** PRECISION) / 10 ** PRECISION);
 
-const EDITS = { draggable: false, coordinates: { draggable: true, deletable: true, midpoints: { draggable: true } } };
+/** What the select mode lets a user do: move, add and delete vertices, not move the whole
+ * feature; a shape may cross itself while being redrawn (the API judges validity on save and
+ * its error says where). */
+const EDITS = {
+  draggable: false,
+  selfIntersectable: true,
+  coordinates: { draggable: true, deletable: true, midpoints: { draggable: true } },
+};
 
 /**
  * Start redrawing `geometry` (a LineString or a one-ring Polygon) on `map`; `onChange(geometry)` is called after every change with
