@@ -115,8 +115,8 @@ const POSITIONS = "inspector-positions";
 
 /**
  * The `hotspots` style (the Gi* cells stored by POST /analytics/hotspots/refresh, as tiles the
- * API serves in the caller's scope): its sources and layers added once under the open cases,
- * shown or hidden. Resolves to the style's legend (metadata "cityhex:legend").
+ * API serves to the roles that may read them; it judges every request): its sources and layers
+ * added once under the open cases, shown or hidden. Resolves to the style's legend (metadata "cityhex:legend").
  */
 async function hotspots(map, on) {
   const style = structuredClone(await loadStyle("hotspots"));
