@@ -63,15 +63,17 @@ NOT_BUILT = """<!doctype html>
 
 @dataclass(frozen=True)
 class Build:
-    """A build of the web app: its files in load order."""
+    """A build of the web app: its files in load order, and the chunks its code imports
+    lazily (served, not named by the page)."""
 
     styles: tuple[str, ...]
     scripts: tuple[str, ...]
+    chunks: tuple[str, ...] = ()
 
     @property
     def files(self) -> frozenset[str]:
         """Every file name the build serves."""
-        return frozenset(self.styles + self.scripts)
+        return frozenset(self.styles + self.scripts + self.chunks)
 
 
 class NotBuilt(ServiceUnavailable):
@@ -83,7 +85,7 @@ class NotBuilt(ServiceUnavailable):
 @lru_cache(maxsize=4)
 def _read(manifest: Path, mtime_ns: int) -> Build:
     data = json.loads(manifest.read_text(encoding="utf-8"))
-    return Build(tuple(data["styles"]), tuple(data["scripts"]))
+    return Build(tuple(data["styles"]), tuple(data["scripts"]), tuple(data.get("chunks", ())))
 
 
 def current_build(dist: Path = DIST) -> Build:

@@ -1,7 +1,10 @@
 // Builds the web app into dist/: the app bundle and its CSS (esbuild), MapLibre GL JS and its
 // CSS copied as they are published (its build makes its own worker), each file named by a hash
 // of its content, manifest.json listing them in load order for the server's /app page, and the
-// service worker sw.js (a fixed name) holding that list.
+// service worker sw.js (a fixed name) holding that list. Modules the app imports lazily
+// (`import()`: the shape editor with terra-draw) become chunks of their own, named by esbuild
+// with a hash of their content and listed as `chunks`: served, but neither on the page nor
+// kept by the service worker, so the first screen never downloads them.
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -22,6 +25,9 @@ const bundle = await esbuild.build({
   bundle: true,
   minify: true,
   format: "esm",
+  splitting: true,
+  entryNames: "[name]",
+  chunkNames: "[name]-[hash]",
   target: ["es2020"],
   write: false,
   outdir: out,
@@ -31,7 +37,7 @@ const bundle = await esbuild.build({
 await rm(out, { recursive: true, force: true });
 await mkdir(out, { recursive: true });
 
-const files = { scripts: [], styles: [] };
+const files = { scripts: [], styles: [], chunks: [] };
 async function emit(kind, name, ext, content) {
   const file = hashed(name, ext, content);
   await writeFile(join(out, file), content);
@@ -40,9 +46,17 @@ async function emit(kind, name, ext, content) {
 const maplibre = join(here, "node_modules/maplibre-gl/dist");
 await emit("styles", "maplibre-gl", "css", await readFile(join(maplibre, "maplibre-gl.css")));
 await emit("scripts", "maplibre-gl", "js", await readFile(join(maplibre, "maplibre-gl.js")));
+const entries = new Set(["main.js", "app.css"]);
 for (const f of bundle.outputFiles) {
-  const ext = f.path.endsWith(".css") ? "css" : "js";
-  await emit(ext === "css" ? "styles" : "scripts", "app", ext, Buffer.from(f.contents));
+  const name = f.path.slice(out.length + 1);
+  if (entries.has(name)) {
+    const ext = name.endsWith(".css") ? "css" : "js";
+    await emit(ext === "css" ? "styles" : "scripts", "app", ext, Buffer.from(f.contents));
+  } else {
+    // a chunk: its name (hashed by esbuild) is how the app's code imports it
+    await writeFile(join(out, name), f.contents);
+    files.chunks.push(name);
+  }
 }
 // the service worker keeps a fixed name (its scope is the app) and names this build's files
 const sw = await esbuild.build({

@@ -20,6 +20,7 @@ import httpx
 import numpy as np
 import psycopg
 import pytest
+import shapely
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
@@ -185,6 +186,13 @@ def test_the_page_is_never_cached_and_the_hashed_files_are_kept_a_year(cityhex: 
     total = 0
     for name in build.styles + build.scripts:
         assert f"/app/assets/{name}" in page.text
+        r = httpx.get(f"{cityhex}/app/assets/{name}", headers={"Accept-Encoding": "identity"})
+        assert r.status_code == 200
+        assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert r.content == (DIST / name).read_bytes()
+        total += len(gzip.compress(r.content, 9))
+    for name in build.chunks:  # imported lazily: served alike, never named by the page
+        assert f"/app/assets/{name}" not in page.text
         r = httpx.get(f"{cityhex}/app/assets/{name}", headers={"Accept-Encoding": "identity"})
         assert r.status_code == 200
         assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
@@ -872,6 +880,257 @@ def test_an_admin_imports_a_file_and_reads_the_report(
     stored = scalar(city, "SELECT count(*) FROM assets WHERE code = ANY(%s)", (codes,))
     assert stored == report["written"] == report["inserted"] == len(codes)
     assert page.locator("form.import progress").get_attribute("value") == "1"
+
+
+# --- GIS staff redraw lines and polygons ---------------------------------------------------------
+
+SQUARE = 0.002
+"""The side, in degrees, of the shapes the redraw tests draw around the centre."""
+
+
+def shape_via_api(cityhex: str, city: str, code: str, geometry: dict) -> int:
+    """An asset with ``geometry`` (a line or a polygon) written through the API; its id."""
+    made = httpx.post(
+        cityhex + "/collections/assets/items",
+        json={
+            "type": "Feature",
+            "geometry": geometry,
+            "properties": {"code": code, "kind": "green", "name": code, "state": "intact"},
+        },
+        headers=make_key(city, "editor"),
+    )
+    assert made.status_code == 201, made.text
+    return made.json()["id"]
+
+
+def on_screen(page: Page, lonlat: tuple[float, float]) -> tuple[float, float]:
+    """Where [lon, lat] is on the page (pixels), as the map on screen projects it."""
+    return tuple(
+        page.evaluate(
+            """([lon, lat]) => { const m = window.cityhexMap; const p = m.project([lon, lat]);
+            const r = m.getCanvas().getBoundingClientRect();
+            return [r.left + p.x, r.top + p.y]; }""",
+            list(lonlat),
+        )
+    )
+
+
+def drag(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Press the mouse at ``start``, move it to ``end`` in steps and release it."""
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=12)
+    page.mouse.up()
+
+
+def shown_vertices(page: Page, count: int) -> None:
+    """Wait until the shape being redrawn has ``count`` vertices."""
+    page.locator(f".shape .vertex-count:text-is('{count} 个顶点')").wait_for()
+
+
+def start_redraw(page: Page, fid: int) -> float:
+    """Open the feature, start redrawing it; the tolerance (3 pixels, in degrees) of the
+    map's zoom for comparing coordinates."""
+    open_feature(page, fid)
+    page.locator("button.redraw").click()
+    wait_until(page, "window.cityhexDraw && window.cityhexMap.loaded()")
+    zoom = page.evaluate("window.cityhexMap.getZoom()")
+    return 3 * 360 / (512 * 2**zoom)
+
+
+def midpoint(page: Page, a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    """The screen midpoint of the edge a-b (where the map draws its midpoint handle)."""
+    (ax, ay), (bx, by) = on_screen(page, a), on_screen(page, b)
+    return (ax + bx) / 2, (ay + by) / 2
+
+
+def stored_matches(city: str, fid: int, expected: str, tolerance: float) -> list:
+    """[vertex count, Hausdorff distance to ``expected`` (WKT) < tolerance, version] of the
+    stored asset."""
+    return scalar(
+        city,
+        "SELECT json_build_array(ST_NPoints(geom), ST_HausdorffDistance(geom,"
+        " ST_GeomFromText(%s, 4326)) < %s, version) FROM assets WHERE id = %s",
+        (expected, tolerance, fid),
+    )
+
+
+def wkt(kind: str, points: list[tuple[float, float]]) -> str:
+    """A LINESTRING or a POLYGON (closed here) of ``points``."""
+    ring = [*points, points[0]] if kind == "POLYGON" else points
+    text = ", ".join(f"{x!r} {y!r}" for x, y in ring)
+    return f"POLYGON(({text}))" if kind == "POLYGON" else f"LINESTRING({text})"
+
+
+def test_gis_staff_redraw_a_polygon_and_save_it(app: Callable, city: str, cityhex: str) -> None:
+    x0, y0 = CENTER
+    x1, y1 = x0 + SQUARE, y0 + SQUARE
+    v = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    fid = shape_via_api(
+        cityhex, city, "4403040101999020", {"type": "Polygon", "coordinates": [[*v, v[0]]]}
+    )
+    version = scalar(city, "SELECT version FROM assets WHERE id = %s", (fid,))
+    page, _ = app("editor")
+    chunks = set(current_build().chunks)
+    fetched = "performance.getEntriesByType('resource').map((e) => e.name.split('/').pop())"
+    assert chunks and not chunks & set(page.evaluate(fetched))  # not before it is needed
+    tol = start_redraw(page, fid)
+    assert chunks & set(page.evaluate(fetched))
+    moved = (x1 - SQUARE / 4, y0 + SQUARE / 4)  # targets stay in view (the shape fills it)
+    drag(page, on_screen(page, v[1]), on_screen(page, moved))  # move a vertex
+    shown_vertices(page, 4)
+    added = (x0 + 0.45 * SQUARE, y0 - SQUARE / 10)
+    drag(page, midpoint(page, v[0], moved), on_screen(page, added))  # add one
+    shown_vertices(page, 5)
+    page.mouse.click(*on_screen(page, v[3]), button="right")  # delete one
+    shown_vertices(page, 4)
+    page.locator("button.save").click()
+    page.get_by_text("已保存").wait_for()
+    expected = wkt("POLYGON", [v[0], added, moved, v[2]])
+    assert stored_matches(city, fid, expected, tol) == [5, True, version + 1]
+
+
+def test_a_polygon_redrawn_across_itself_gets_the_apis_error_and_nothing_is_written(
+    app: Callable, city: str, cityhex: str
+) -> None:
+    x0, y0 = CENTER
+    x1, y1 = x0 + SQUARE, y0 + SQUARE
+    v = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    fid = shape_via_api(
+        cityhex, city, "4403040101999024", {"type": "Polygon", "coordinates": [[*v, v[0]]]}
+    )
+    before = scalar(
+        city, "SELECT json_build_array(ST_AsText(geom), version) FROM assets WHERE id = %s", (fid,)
+    )
+    page, _ = app("editor", expected=(422,))
+    start_redraw(page, fid)
+    crossing = (x0 + 0.75 * SQUARE, y0 - SQUARE / 10)  # its edge from v[2] crosses v[0]-v[1]
+    drag(page, on_screen(page, v[3]), on_screen(page, crossing))
+    shown_vertices(page, 4)
+    drawn = shapely.Polygon(
+        page.evaluate("window.cityhexDraw.getSnapshot()[0].geometry.coordinates[0]")
+    )
+    assert not drawn.is_valid  # an independent check that the drawn ring does cross itself
+    page.locator("button.save").click()
+    error = page.locator(".feature .msg.error")
+    error.wait_for()
+    assert "invalid geometry" in error.inner_text()
+    after = scalar(
+        city, "SELECT json_build_array(ST_AsText(geom), version) FROM assets WHERE id = %s", (fid,)
+    )
+    assert after == before
+
+
+def test_gis_staff_redraw_a_line_and_cancel_or_save_it(
+    app: Callable, city: str, cityhex: str
+) -> None:
+    x0, y0 = CENTER
+    v = [(x0, y0), (x0 + SQUARE, y0 + SQUARE / 2), (x0 + 2 * SQUARE, y0)]
+    fid = shape_via_api(cityhex, city, "4403040101999021", {"type": "LineString", "coordinates": v})
+    version = scalar(city, "SELECT version FROM assets WHERE id = %s", (fid,))
+    page, _ = app("editor")
+    tol = start_redraw(page, fid)
+    drag(page, on_screen(page, v[1]), on_screen(page, (x0 + SQUARE, y0 + SQUARE / 4)))
+    shown_vertices(page, 3)
+    page.locator("button.cancel-shape").click()  # cancel: nothing is kept
+    page.locator("button.redraw").click()
+    wait_until(page, "window.cityhexDraw")
+    moved = (x0 + 1.8 * SQUARE, y0 + 0.4 * SQUARE)
+    drag(page, on_screen(page, v[2]), on_screen(page, moved))  # move a vertex
+    shown_vertices(page, 3)
+    added = (x0 + SQUARE / 2, y0 + SQUARE / 20)
+    drag(page, midpoint(page, v[0], v[1]), on_screen(page, added))  # add one
+    shown_vertices(page, 4)
+    page.mouse.click(*on_screen(page, v[1]), button="right")  # delete one
+    shown_vertices(page, 3)
+    page.locator("button.save").click()
+    page.get_by_text("已保存").wait_for()
+    expected = wkt("LINESTRING", [v[0], added, moved])
+    assert stored_matches(city, fid, expected, tol) == [3, True, version + 1]
+
+
+@pytest.mark.parametrize("pick", ["theirs", "mine"])
+def test_two_editors_redraw_one_line_and_the_second_chooses(
+    app: Callable, city: str, cityhex: str, pick: str
+) -> None:
+    x0, y0 = CENTER
+    v = [(x0, y0 + SQUARE), (x0 + SQUARE, y0 + 1.5 * SQUARE), (x0 + 2 * SQUARE, y0 + SQUARE)]
+    code = "4403040101999022" if pick == "theirs" else "4403040101999023"
+    fid = shape_via_api(cityhex, city, code, {"type": "LineString", "coordinates": v})
+    version = scalar(city, "SELECT version FROM assets WHERE id = %s", (fid,))
+    first, _ = app("editor")
+    second, _ = app("editor", expected=(412,))
+    tol = start_redraw(first, fid)
+    start_redraw(second, fid)
+    theirs = (x0 + 1.8 * SQUARE, y0 + 1.3 * SQUARE)
+    drag(first, on_screen(first, v[2]), on_screen(first, theirs))
+    shown_vertices(first, 3)
+    first.locator("button.save").click()
+    first.get_by_text("已保存").wait_for()
+    mine = (x0 + 0.2 * SQUARE, y0 + 1.3 * SQUARE)
+    drag(second, on_screen(second, v[0]), on_screen(second, mine))
+    shown_vertices(second, 3)
+    second.locator("button.save").click()
+    row = second.locator(".conflict tr[data-field=geometry]")
+    row.wait_for()
+    drawn = "window.cityhexMap.getSource('geometry-versions').serialize().data.features"
+    assert second.evaluate(f"{drawn}.map(f => f.properties.version)") == ["theirs", "mine"]
+    row.locator(f"input[value={pick}]").check()
+    second.locator(".conflict button.merge").click()
+    second.get_by_text("已保留他人的版本" if pick == "theirs" else "已保存").wait_for()
+    second.locator(".conflict").wait_for(state="detached")
+    kept = [v[0], v[1], theirs] if pick == "theirs" else [mine, v[1], v[2]]
+    saves = 1 if pick == "theirs" else 2
+    assert stored_matches(city, fid, wkt("LINESTRING", kept), tol) == [3, True, version + saves]
+    history = scalar(
+        city,
+        "SELECT count(*) FROM feature_history WHERE layer = 'assets' AND feature_id = %s",
+        (str(fid),),
+    )
+    assert history == 1 + saves
+
+
+# --- hotspots on the dispatcher's map -----------------------------------------------------------
+
+
+def test_a_dispatcher_turns_on_the_hotspots_with_their_legend(
+    app: Callable, city: str, cityhex: str
+) -> None:
+    refreshed = httpx.post(
+        cityhex + "/analytics/hotspots/refresh?layer=incidents&res=8",
+        headers=make_key(city, "dispatcher"),
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    hot = scalar(city, "SELECT array_agg(cell ORDER BY cell) FROM hotspot_cells WHERE gi_bin > 0")
+    assert hot, "the tile city has hot cells"
+    extent = scalar(
+        city,
+        "SELECT json_build_array(json_build_array(ST_XMin(e), ST_YMin(e)),"
+        " json_build_array(ST_XMax(e), ST_YMax(e))) FROM (SELECT ST_Extent(geom) AS e"
+        " FROM hotspot_cells) AS x",
+    )
+    page, _ = app("dispatcher")
+    wait_until(page, "window.cityhexMap && window.cityhexMap.getSource('open-cases')")
+    page.evaluate("(b) => window.cityhexMap.fitBounds(b, { padding: 40, animate: false })", extent)
+    page.check(".queue input[name=hotspots]")
+    legend = page.locator(".queue .legend li")
+    legend.first.wait_for()
+    assert legend.count() == 6
+    assert legend.first.inner_text().strip() == "热点 99%"
+    wait_until(page, "window.cityhexMap.getLayer('hotspots-fill')")
+    wait_map(page)
+    shown = page.evaluate(
+        """() => [...new Set(window.cityhexMap.queryRenderedFeatures({ layers: ['hotspots-fill'] })
+        .filter((f) => f.properties.gi_bin > 0).map((f) => f.properties.cell))].sort()"""
+    )
+    assert sorted(shown) == sorted(hot)
+    heat = (
+        "['incidents-hex', 'incidents-hex-overdue']"
+        ".map((l) => window.cityhexMap.getLayoutProperty(l, 'visibility'))"
+    )
+    assert page.evaluate(heat) != ["none", "none"]  # alongside the heat layer
+    page.uncheck(".queue input[name=heat]")
+    assert page.evaluate(heat) == ["none", "none"]
 
 
 # --- the picture ---------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 // The dispatcher's desk: a live map of open cases (new cases and transitions arrive by SSE
-// within a second or two; overdue ones ringed red), the filtered case queue with the
-// dispatcher's actions (each with If-Match), and the metrics panel.
+// within a second or two; overdue ones ringed red) with the heat, hotspot, grid ownership and
+// inspector position layers, the filtered case queue with the dispatcher's actions (each with
+// If-Match), and the metrics panel.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "./api.js";
-import { t, when } from "./i18n.js";
+import { language, t, when } from "./i18n.js";
+import { loadStyle } from "./map.js";
 import { followEvents } from "./events.js";
 import { CaseView } from "./cases.js";
 import { html, MapBox, Message, useMessage } from "./ui.js";
@@ -105,13 +107,38 @@ function Workload() {
   </section>`;
 }
 
+/** The city style's incident heat layers (open cases counted per H3 cell, the cell size
+ * following the zoom). */
+const HEAT = ["incidents-hex", "incidents-hex-overdue"];
 const OWNERSHIP = "grid-ownership";
 const POSITIONS = "inspector-positions";
+
+/**
+ * The `hotspots` style (the Gi* cells stored by POST /analytics/hotspots/refresh, as tiles the
+ * API serves to the roles that may read them; it judges every request): its sources and layers
+ * added once under the open cases, shown or hidden. Resolves to the style's legend (metadata "cityhex:legend").
+ */
+async function hotspots(map, on) {
+  const style = structuredClone(await loadStyle("hotspots"));
+  const layers = style.layers.filter((l) => l.type !== "background");
+  for (const [id, source] of Object.entries(style.sources)) if (!map.getSource(id)) map.addSource(id, source);
+  for (const layer of layers) {
+    if (!map.getLayer(layer.id)) map.addLayer(layer, SOURCE);
+    map.setLayoutProperty(layer.id, "visibility", on ? "visible" : "none");
+  }
+  return style.metadata?.["cityhex:legend"] ?? [];
+}
+
+/** A style legend's entries (colour and bilingual label). */
+function Legend({ title, items }) {
+  return html`<div class="legend"><strong>${title}</strong><ul>${items.map((i) => html`<li>
+    <span class="swatch" style=${`background:${i.color}`}></span> ${i.label[language()] ?? i.label.en}</li>`)}</ul></div>`;
+}
 
 /** Show or hide the extra layers: heat, grid ownership, inspectors' last positions. */
 async function toggle(map, name, on) {
   if (name === "heat") {
-    for (const id of ["incidents-heat", "incidents-heat-overdue"])
+    for (const id of HEAT)
       if (map.getLayer(id)) map.setLayoutProperty(id, "visibility", on ? "visible" : "none");
   } else if (name === "ownership") {
     if (!map.getLayer(OWNERSHIP))
@@ -142,7 +169,8 @@ export function Dispatcher() {
   const [district, setDistrict] = useState("");
   const [department, setDepartment] = useState("");
   const [since, setSince] = useState("");
-  const [shownLayers, setShownLayers] = useState({ heat: true, ownership: false, positions: false });
+  const [shownLayers, setShownLayers] = useState({ heat: true, hotspots: false, ownership: false, positions: false });
+  const [legend, setLegend] = useState(null); // the hotspot legend, while they are shown
   const [open, setOpen] = useState(null);
   const [live, setLive] = useState(false);
   const [positions, setPositions] = useState(null); // inspectors' last fixes, when shown
@@ -219,9 +247,13 @@ export function Dispatcher() {
             const on = e.target.checked;
             setShownLayers({ ...shownLayers, [name]: on });
             if (name === "positions" && !on) setPositions(null);
-            if (map.current) toggle(map.current, name, on).then((found) => found && setPositions(found))
+            if (!map.current) return;
+            if (name === "hotspots")
+              hotspots(map.current, on).then((items) => setLegend(on ? items : null), (error) => say(error.message, true));
+            else toggle(map.current, name, on).then((found) => found && setPositions(found))
               .catch((error) => say(error.message, true));
           }} /> ${t(name)}</label>`)}</div>
+        ${legend ? html`<${Legend} title=${t("hotspots")} items=${legend} />` : null}
         ${positions ? html`<ul class="positions">${positions.map((f) => html`<li data-inspector=${f.properties.inspector_id}>
           ${f.properties.name ?? f.properties.inspector_id} · ${f.properties.cell ?? "—"} ·
           <span class="at">${f.geometry.coordinates.map((v) => v.toFixed(5)).join(", ")}</span> ·

@@ -1,15 +1,43 @@
-// GIS staff: open a feature (by id or from the map), edit its attributes or move it, save with
-// If-Match. When someone else saved first (412) the conflict view shows the original, their
-// version and mine per field, and saves the merge on their version. The feature's history with
-// restore, and importing a file with a progress bar and the import report.
+// GIS staff: open a feature (by id or from the map), edit its attributes, move a point or
+// redraw a line or polygon (shape.js, loaded only then), save with If-Match. When someone else
+// saved first (412) the conflict view shows the original, their version and mine per field and
+// for the geometry (both drawn on the map), and saves the merge on their version. The feature's
+// history with restore, and importing a file with a progress bar and the import report.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, authHeaders } from "./api.js";
 import { t, when } from "./i18n.js";
-import { placeMarker } from "./map.js";
+import { boundsOf, placeMarker } from "./map.js";
 import { html, MapBox, Message, useMessage } from "./ui.js";
 
 const FIXED = new Set(["version", "updated_at", "updated_by"]);
 const same = (a, b) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+/** Whether the shape editor redraws `geometry`: a LineString or a one-ring Polygon. */
+const redrawable = (g) => g?.type === "LineString" || (g?.type === "Polygon" && g.coordinates.length === 1);
+/** The number of vertices of a line or polygon (a ring's closing one not counted). */
+const vertices = (g) => (g?.type === "Polygon" ? g.coordinates[0].length - 1 : g?.coordinates.length ?? 0);
+const VERSIONS = "geometry-versions";
+const COLOURS = { theirs: "#e66101", mine: "#0b63c5" };
+
+/** Their geometry and mine drawn on the map (the chosen one wider) while the conflict is open. */
+function useVersionsOnMap(map, geometry, picked) {
+  useEffect(() => {
+    if (!map || !geometry) return undefined;
+    const features = ["theirs", "mine"].map((v) => ({ type: "Feature", properties: { version: v }, geometry: geometry[v] }));
+    map.addSource(VERSIONS, { type: "geojson", data: { type: "FeatureCollection", features } });
+    map.addLayer({ id: VERSIONS, type: "line", source: VERSIONS, paint: {
+      "line-color": ["match", ["get", "version"], "theirs", COLOURS.theirs, COLOURS.mine],
+      "line-dasharray": ["match", ["get", "version"], "theirs", ["literal", [2, 1]], ["literal", [1, 0]]],
+    } });
+    return () => {
+      map.removeLayer(VERSIONS);
+      map.removeSource(VERSIONS);
+    };
+  }, [map, geometry]);
+  useEffect(() => {
+    if (map?.getLayer(VERSIONS))
+      map.setPaintProperty(VERSIONS, "line-width", ["match", ["get", "version"], picked ?? "", 5, 2]);
+  }, [map, geometry, picked]);
+}
 
 /** The value typed in a field, with the type of the value it replaces. */
 function typed(text, like) {
@@ -17,13 +45,21 @@ function typed(text, like) {
   return text === "" && like === null ? null : text;
 }
 
-function Conflict({ base, mine, theirs, onMerge }) {
+/** The conflict view: per field (and for the geometry, when either side changed it) the value
+ * both started from, theirs and mine; `onMerge(properties, geometry)` gets the fields and the
+ * geometry kept from mine (geometry null: theirs is kept). */
+function Conflict({ base, mine, theirs, geometry, map, onMerge }) {
   const fields = Object.keys({ ...base, ...mine, ...theirs }).filter(
     (k) => !FIXED.has(k) && (!same(mine[k], base[k]) || !same(theirs[k], base[k])),
   );
-  const [pick, setPick] = useState(
-    Object.fromEntries(fields.map((k) => [k, same(mine[k], base[k]) ? "theirs" : "mine"])),
-  );
+  const reshaped = geometry && (!same(geometry.mine, geometry.base) || !same(geometry.theirs, geometry.base));
+  const [pick, setPick] = useState({
+    ...Object.fromEntries(fields.map((k) => [k, same(mine[k], base[k]) ? "theirs" : "mine"])),
+    ...(reshaped ? { geometry: same(geometry.mine, geometry.base) ? "theirs" : "mine" } : {}),
+  });
+  useVersionsOnMap(map, reshaped && geometry.base?.type !== "Point" ? geometry : null, pick.geometry);
+  const shape = (g, version) => html`${version ? html`<span class="swatch" style=${`background:${COLOURS[version]}`}></span> ` : null}${g.type === "Point"
+    ? g.coordinates.map((v) => v.toFixed(6)).join(", ") : `${vertices(g)} ${t("vertices")}`}`;
   return html`<div class="conflict" role="alert">
     <p class="msg error">${t("conflict")}</p>
     <table><thead><tr><th></th><th>${t("version")} ←</th><th>${t("theirs")}</th><th>${t("mine")}</th></tr></thead>
@@ -31,16 +67,27 @@ function Conflict({ base, mine, theirs, onMerge }) {
       <td><label><input type="radio" name=${`pick-${k}`} value="theirs" checked=${pick[k] === "theirs"}
         onChange=${() => setPick({ ...pick, [k]: "theirs" })} /> ${String(theirs[k] ?? "")}</label></td>
       <td><label><input type="radio" name=${`pick-${k}`} value="mine" checked=${pick[k] === "mine"}
-        onChange=${() => setPick({ ...pick, [k]: "mine" })} /> ${String(mine[k] ?? "")}</label></td></tr>`)}</tbody></table>
-    <button class="merge" onClick=${() => onMerge(Object.fromEntries(fields.filter((k) => pick[k] === "mine").map((k) => [k, mine[k]])))}>${t("merge")}</button>
+        onChange=${() => setPick({ ...pick, [k]: "mine" })} /> ${String(mine[k] ?? "")}</label></td></tr>`)}
+      ${reshaped ? html`<tr data-field="geometry"><th>${t("geometry")}</th><td>${shape(geometry.base)}</td>
+      <td><label><input type="radio" name="pick-geometry" value="theirs" checked=${pick.geometry === "theirs"}
+        onChange=${() => setPick({ ...pick, geometry: "theirs" })} /> ${shape(geometry.theirs, "theirs")}</label></td>
+      <td><label><input type="radio" name="pick-geometry" value="mine" checked=${pick.geometry === "mine"}
+        onChange=${() => setPick({ ...pick, geometry: "mine" })} /> ${shape(geometry.mine, "mine")}</label></td></tr>` : null}</tbody></table>
+    <button class="merge" onClick=${() => onMerge(
+      Object.fromEntries(fields.filter((k) => pick[k] === "mine").map((k) => [k, mine[k]])),
+      reshaped && pick.geometry === "mine" ? geometry.mine : null,
+    )}>${t("merge")}</button>
   </div>`;
 }
 
-function Feature({ layer, id, map, onSaved }) {
+function Feature({ layer, id, map, onSaved, onShaping }) {
   const [loaded, setLoaded] = useState(null);
   const [edits, setEdits] = useState({});
   const [moved, setMoved] = useState(null);
   const [moving, setMoving] = useState(false);
+  const [reshaped, setReshaped] = useState(null); // the line or polygon as redrawn
+  const [shaping, setShaping] = useState(false);
+  const stopShape = useRef(null);
   const [conflict, setConflict] = useState(null);
   const [versions, setVersions] = useState([]);
   const [message, say] = useMessage();
@@ -50,6 +97,8 @@ function Feature({ layer, id, map, onSaved }) {
     setLoaded({ feature: data, etag });
     setEdits({});
     setMoved(null);
+    endShape();
+    setReshaped(null);
     const history = `/collections/${layer}/items/${encodeURIComponent(id)}/history`;
     setVersions(await api(history).then(({ data }) => data.versions, () => []));
     const g = data.geometry;
@@ -58,10 +107,40 @@ function Feature({ layer, id, map, onSaved }) {
       marker.current = placeMarker(map, marker.current, g.coordinates, "#0b63c5");
     }
   }
+  useEffect(() => { // a line or polygon fills the map (once both are there)
+    const g = loaded?.feature.geometry;
+    if (map && g && g.type !== "Point")
+      map.fitBounds(boundsOf({ features: [loaded.feature] }), { padding: 80, maxZoom: 18, animate: false });
+  }, [map, loaded]);
   useEffect(() => {
     load().catch((e) => say(e.message, true));
-    return () => marker.current?.remove();
+    return () => {
+      marker.current?.remove();
+      endShape();
+    };
   }, [layer, id]);
+  /** Take the shape editor off the map (what was redrawn stays in `reshaped`). */
+  function endShape() {
+    stopShape.current?.();
+    stopShape.current = null;
+    setShaping(false);
+    onShaping?.(false);
+  }
+  async function redraw() {
+    try {
+      const { editShape } = await import("./shape.js");
+      endShape();
+      stopShape.current = editShape(map, reshaped ?? loaded.feature.geometry, setReshaped);
+      setShaping(true);
+      onShaping?.(true);
+    } catch (error) {
+      say(error.message, true);
+    }
+  }
+  function cancelShape() {
+    endShape();
+    setReshaped(null);
+  }
   useEffect(() => {
     if (!map || !moving) return undefined;
     const click = (e) => {
@@ -73,31 +152,39 @@ function Feature({ layer, id, map, onSaved }) {
     map.once("click", click);
     return () => map.off("click", click);
   }, [moving]);
-  async function patch(properties, etag) {
+  /** The geometry as I changed it (a moved point or a redrawn shape); null when unchanged. */
+  const myGeometry = () => (moved ? { type: "Point", coordinates: moved } : reshaped);
+  async function patch(properties, etag, geometry) {
     const body = { properties };
-    if (moved) body.geometry = { type: "Point", coordinates: moved };
+    if (geometry) body.geometry = geometry;
     return api(`/collections/${layer}/items/${encodeURIComponent(id)}`, {
       method: "PATCH", body, headers: { "If-Match": etag, "Content-Type": "application/merge-patch+json" },
     });
   }
   async function save() {
     try {
-      await patch(edits, loaded.etag);
+      await patch(edits, loaded.etag, myGeometry());
       say(t("saved"));
       await load();
       onSaved?.();
     } catch (error) {
       if (error.status !== 412) return say(error.message, true);
       const latest = await api(`/collections/${layer}/items/${encodeURIComponent(id)}`);
+      endShape();
+      const base = loaded.feature.geometry;
       setConflict({ base: loaded.feature.properties, mine: { ...loaded.feature.properties, ...edits },
-        theirs: latest.data.properties, etag: latest.etag });
+        theirs: latest.data.properties, etag: latest.etag,
+        geometry: { base, mine: myGeometry() ?? base, theirs: latest.data.geometry } });
     }
   }
-  async function merge(properties) {
+  async function merge(properties, geometry) {
     try {
-      await patch(properties, conflict.etag);
+      if (Object.keys(properties).length === 0 && !geometry) say(t("keptTheirs")); // nothing of mine to save
+      else {
+        await patch(properties, conflict.etag, geometry);
+        say(t("saved"));
+      }
       setConflict(null);
-      say(t("saved"));
       await load();
     } catch (error) {
       say(error.message, true);
@@ -123,10 +210,15 @@ function Feature({ layer, id, map, onSaved }) {
         onInput=${(e) => setEdits({ ...edits, [k]: typed(e.target.value, props[k]) })} /></label>`)}
       ${loaded.feature.geometry?.type === "Point" ? html`<button type="button" onClick=${() => setMoving(true)}>
         ${t("move")}</button> ${moving ? html`<small>${t("moveHint")}</small>` : null}` : null}
+      ${redrawable(loaded.feature.geometry) && map ? html`<span class="shape">${shaping
+        ? html`<button type="button" class="cancel-shape" onClick=${cancelShape}>${t("cancel")}</button>
+          <small>${t("redrawHint")}</small>`
+        : html`<button type="button" class="redraw" onClick=${redraw}>${t("redraw")}</button>`}
+        ${reshaped ? html`<small class="vertex-count">${vertices(reshaped)} ${t("vertices")}</small>` : null}</span>` : null}
       <button type="submit" class="save">${t("save")}</button>
     </form>
     <${Message} ...${message} />
-    ${conflict ? html`<${Conflict} ...${conflict} onMerge=${merge} />` : null}
+    ${conflict ? html`<${Conflict} ...${conflict} map=${map} onMerge=${merge} />` : null}
     <h4>${t("history")}</h4>
     <ol class="history">${versions.map((v) => html`<li>${t("version")} ${v.version} · ${v.op} · ${v.actor} · ${when(v.at)}
       ${v.after && v.version !== props.version ? html` <button class="link" onClick=${() => restore(v.version)}>${t("restore")}</button>` : null}</li>`)}</ol>
@@ -176,6 +268,8 @@ export function Editor({ me }) {
   const [typedId, setTypedId] = useState("");
   const [id, setId] = useState(null);
   const [map, setMap] = useState(null);
+  const current = useRef({ layer, shaping: false }); // read by the map's click handler
+  current.current.layer = layer;
   useEffect(() => {
     api("/collections").then(({ data }) => {
       const ids = data.collections.map((c) => c.id);
@@ -186,7 +280,8 @@ export function Editor({ me }) {
   function onMap(m) {
     setMap(m);
     m.on("click", (e) => {
-      const hit = m.queryRenderedFeatures(e.point).find((f) => f.sourceLayer === layer && f.id !== undefined);
+      if (current.current.shaping) return; // clicks belong to the shape editor then
+      const hit = m.queryRenderedFeatures(e.point).find((f) => f.sourceLayer === current.current.layer && f.id !== undefined);
       if (hit) setId(String(hit.id));
     });
   }
@@ -201,7 +296,8 @@ export function Editor({ me }) {
             onInput=${(e) => setTypedId(e.target.value)} />
           <button type="submit">${t("open")}</button>
         </form>
-        ${id ? html`<${Feature} key=${layer + id} layer=${layer} id=${id} map=${map} />` : null}
+        ${id ? html`<${Feature} key=${layer + id} layer=${layer} id=${id} map=${map}
+          onShaping=${(on) => { current.current.shaping = on; }} />` : null}
         <${Import} layers=${layers} />
       </section>
     </div>

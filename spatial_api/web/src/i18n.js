@@ -29,6 +29,9 @@ const TEXT = {
     photosSent: "照片已上传", photoFailed: "照片上传失败", photoOffline: "离线时照片不随报告排队，请联网后在案件中补传",
     fixesSent: "已发送位置", patrolled: "已巡查网格", onDuty: "在岗分钟", score: "综合指标值",
     grade: "等级", group: "对象", noteRequired: "请先填写备注",
+    redraw: "编辑形状", redrawHint: "拖动顶点可移动，拖动边上的中点可添加顶点，右键单击顶点可删除",
+    cancel: "取消", geometry: "几何形状", vertices: "个顶点", keptTheirs: "已保留他人的版本",
+    hotspots: "热点（Gi*）", legend: "图例",
   },
   en: {
     app: "CityHex", signin: "Sign in", signout: "Sign out", key: "API key",
@@ -66,6 +69,9 @@ const TEXT = {
     photoOffline: "Photos are not queued offline: add them to the case once online",
     fixesSent: "Positions sent", patrolled: "Cells patrolled", onDuty: "Minutes on duty",
     score: "Score", grade: "Grade", group: "Group", noteRequired: "Write a note first",
+    redraw: "Edit shape", redrawHint: "Drag a vertex to move it, drag a midpoint to add one, right-click a vertex to delete it",
+    cancel: "Cancel", geometry: "Geometry", vertices: "vertices", keptTheirs: "Their version is kept",
+    hotspots: "Hotspots (Gi*)", legend: "Legend",
   },
 };
 
