@@ -1,4 +1,5 @@
-// MapLibre maps on CityHex's own style, tiles and glyphs: the token goes (as a header) with
+// MapLibre maps on CityHex's own style (loaded after the inspector's first view, an SVG the
+// server draws: firstview.js), tiles and glyphs: the token goes (as a header) with
 // every request to this origin; Chinese labels are drawn with the device's own fonts (no font download); tiles
 // come from the network, or offline from the area the inspector downloaded (offline.js).
 import { authHeaders, freshHeaders } from "./api.js";
@@ -7,20 +8,38 @@ import { addTileProtocol, offlineCapable } from "./offline.js";
 let maplibregl = null;
 let loading = null;
 
-/** MapLibre GL JS, once its script has run (the page loads it async, so the app's requests
- * start while it downloads), with the tile protocol added. */
+/** The first view the page's bootstrap asked for (/grid/overview.svg, boot.js): the SVG's
+ * text, or null (no inspector, no cells, no network). */
+export function firstView() {
+  return window.cityhexBoot?.overview ?? Promise.resolve(null);
+}
+
+/** The bounds [[w, s], [e, n]] the first view shows (its `data-bounds`). */
+export function firstViewBounds(svg) {
+  const found = /data-bounds="([^"]+)"/.exec(svg ?? "");
+  if (!found) return null;
+  const [w, s, e, n] = found[1].split(",").map(Number);
+  return [[w, s], [e, n]];
+}
+
+/** MapLibre GL JS with the tile protocol added. Its script (named by the page's
+ * `cityhex-maplibre`) is added only once the first view has arrived, so its 280 KB never
+ * share the network with the first view. */
 function maplibre() {
-  loading ??= new Promise((resolve, reject) => {
+  loading ??= firstView().then(() => new Promise((resolve, reject) => {
     const ready = () => {
       maplibregl = window.maplibregl;
       addTileProtocol(maplibregl);
       resolve(maplibregl);
     };
     if (window.maplibregl) return ready();
-    const script = document.querySelector("script[data-maplibre]");
+    const script = document.createElement("script");
+    script.src = document.querySelector("meta[name=cityhex-maplibre]").content;
+    script.dataset.maplibre = "";
     script.addEventListener("load", ready);
     script.addEventListener("error", () => reject(new Error("MapLibre did not load")));
-  });
+    document.head.append(script);
+  }));
   return loading;
 }
 export const CENTRE = [114.05, 22.55];
@@ -29,8 +48,9 @@ const styles = new Map();
 
 /** Ask now for the first glyph range (0-255: digits and Latin) of every font the style's labels
  * use, so it is in the HTTP cache (glyphs are public, cached a long time) when MapLibre
- * needs it after parsing the tiles, instead of one more round trip then. CJK labels are
- * drawn with the device's fonts. Resolves to the style itself. */
+ * needs it after parsing the tiles, instead of one more round trip then (after the first view,
+ * whose bytes come first). CJK labels are drawn with the device's fonts. Resolves to the style
+ * itself. */
 function prefetchGlyphs(doc) {
   if (doc.glyphs) {
     const stacks = new Set(doc.layers.map((l) => l.layout?.["text-font"])
@@ -50,7 +70,7 @@ export function loadStyle(name) {
     const doc = freshHeaders()
       .then((headers) => fetch(`/styles/${name}.json`, { headers }))
       .then((r) => r.json())
-      .then((d) => prefetchGlyphs(d))
+      .then((d) => firstView().then(() => prefetchGlyphs(d)))
       .then((d) => offlineCapable(d));
     styles.set(name, doc.catch((error) => { styles.delete(name); throw error; }));
   }
