@@ -227,11 +227,11 @@ async def overview(
     height: int,
     bbox: BBox | None = None,
     catalog: Catalog | None = None,
-) -> Overview:
+) -> Overview | None:
     """The first view of ``bbox`` (degrees), or without one of the caller's own cells: the
     base layers ``role`` reads whole and, for a caller speaking for an inspector, their
-    cells outlined (``data-cell`` holds each cell's id). 400 for a bad size or bbox, or no
-    bbox and no cells."""
+    cells outlined (``data-cell`` holds each cell's id). None without a bbox for a caller
+    with no cells (nothing to show); 400 for a bad size or bbox."""
     catalog = catalog or load_catalog()
     check_size(width, height)
     grid = catalog.get("grid") if "grid" in catalog else None
@@ -245,9 +245,7 @@ async def overview(
     else:
         area = None
     if area is None:
-        raise BadRequest(
-            "give a bbox: the caller has no grid cells of its own to show", code="bbox_required"
-        )
+        return None
     view = fit(area, width, height)
     minx, miny, maxx, maxy = view.box
     params: dict[str, float | int] = {

@@ -123,6 +123,7 @@ async def grid_lookup(
     response_class=Response,
     responses={
         200: {"content": {"image/svg+xml": {}}, "description": "The picture"},
+        204: {"description": "No bbox, and the caller has no cells: nothing to show"},
         **errors(400),
     },
 )
@@ -141,7 +142,8 @@ async def grid_overview(
     role reads whole, and the cells of the inspector the key speaks for outlined (each path's
     ``data-cell``). The picture's bounds are in ``data-bounds`` and ``X-Bounds`` (W,S,E,N):
     a MapLibre map opened on them shows the same view. Never shared between callers
-    (``Cache-Control: private``). 400 for a bad size or bbox, or no bbox and no cells."""
+    (``Cache-Control: private``). 204 without a bbox for a caller with no cells (the web
+    app's bootstrap asks before it knows the caller's role); 400 for a bad size or bbox."""
     picture = await overview(
         conn,
         role=caller.role,
@@ -151,6 +153,8 @@ async def grid_overview(
         height=height,
         bbox=parse_bbox(bbox) if bbox is not None else None,
     )
+    if picture is None:
+        return Response(status_code=204, headers={"Cache-Control": "private, no-cache"})
     headers = {
         "Cache-Control": "private, no-cache",
         "Vary": "Authorization",
