@@ -3,7 +3,7 @@
 // every request to this origin; Chinese labels are drawn with the device's own fonts (no font download); tiles
 // come from the network, or offline from the area the inspector downloaded (offline.js).
 import { authHeaders, freshHeaders } from "./api.js";
-import { addTileProtocol, offlineCapable, tileRange } from "./offline.js";
+import { addTileProtocol, offlineCapable } from "./offline.js";
 
 let maplibregl = null;
 let loading = null;
@@ -77,32 +77,6 @@ export function loadStyle(name) {
   return styles.get(name);
 }
 
-/** The most tiles of one source asked for ahead of MapLibre. */
-const PREFETCH_MAX = 16;
-
-/** Ask now for the tiles MapLibre will draw first — those of the first view's bounds at the
- * zoom it shows (`data-zoom`; MapLibre's 512-px vector tiles are asked at its floor) — for
- * every vector source of `doc`, so the HTTP cache holds them when MapLibre, still being
- * downloaded and parsed, asks (the same URLs and token). */
-function prefetchTiles(doc, svg) {
-  const bounds = firstViewBounds(svg);
-  const zoom = Number(/data-zoom="([^"]+)"/.exec(svg ?? "")?.[1]);
-  if (!bounds || !Number.isFinite(zoom)) return;
-  for (const source of Object.values(doc.sources)) {
-    if (source.type !== "vector" || !source.tiles) continue;
-    const z = Math.min(Math.floor(zoom), source.maxzoom ?? 22);
-    if (z < (source.minzoom ?? 0)) continue;
-    const { x0, x1, y0, y1 } = tileRange(bounds, z);
-    if ((x1 - x0 + 1) * (y1 - y0 + 1) > PREFETCH_MAX) continue;
-    for (let x = x0; x <= x1; x += 1) {
-      for (let y = y0; y <= y1; y += 1) {
-        const url = source.tiles[0].replace(/^cityhex:\/\//, "").replace("{z}", z).replace("{x}", x).replace("{y}", y);
-        fetch(url, { headers: authHeaders() }).catch(() => {});
-      }
-    }
-  }
-}
-
 /** The style `name` with only the layers `keep(layer)` chooses, and the sources they use. */
 async function styleWith(name, keep) {
   const headers = await freshHeaders();
@@ -119,9 +93,6 @@ async function styleWith(name, keep) {
  * options, such as the bounds to open on. Resolves once the style is loaded.
  */
 export async function makeMap(container, { style = "city", keep, view = {} } = {}) {
-  if (!keep) {
-    Promise.all([loadStyle(style), firstView()]).then(([doc, svg]) => prefetchTiles(doc, svg), () => {});
-  }
   const [found, options] = await Promise.all([
     keep ? styleWith(style, keep) : loadStyle(style),
     view,
