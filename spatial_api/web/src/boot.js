@@ -3,7 +3,9 @@
 // parsed, before any script is downloaded, and starts the first screen's requests at once —
 // the token exchange for a remembered key, and the first view of an inspector's cells
 // (/grid/overview.svg, sent with the token or the key itself, sized like the phone map box:
-// the whole width, 45% of the height). The app (api.js, map.js) takes them over.
+// the whole width, 45% of the height), and once that has arrived, MapLibre's script (named by
+// the page's `cityhex-maplibre`; not before, so it never shares the network with the first
+// view). The app (api.js, map.js) takes them over.
 (() => {
   const boot = (window.cityhexBoot = {});
   const stored = (store, name) => {
@@ -28,5 +30,13 @@
     boot.overview = fetch(`/grid/overview.svg?width=${width}&height=${height}`, {
       headers: { Authorization: `Bearer ${credential}` },
     }).then((r) => (r.status === 200 ? r.text() : null)).catch(() => null);
+    boot.maplibre = boot.overview.then(() => new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = document.querySelector("meta[name=cityhex-maplibre]").content;
+      script.onload = resolve;
+      script.onerror = () => reject(new Error("MapLibre did not load"));
+      document.head.append(script);
+    }));
+    boot.maplibre.catch(() => {}); // taken over by map.js, which reports a failure
   }
 })();

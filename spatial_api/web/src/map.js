@@ -22,26 +22,29 @@ export function firstViewBounds(svg) {
   return [[w, s], [e, n]];
 }
 
-/** MapLibre GL JS with the tile protocol added. Its script (named by the page's
- * `cityhex-maplibre`) is added only once the first view has arrived, so its 280 KB never
- * share the network with the first view. */
-function maplibre() {
-  loading ??= firstView().then(() => new Promise((resolve, reject) => {
-    const ready = () => {
-      maplibregl = window.maplibregl;
-      addTileProtocol(maplibregl);
-      resolve(maplibregl);
-    };
-    if (window.maplibregl) return ready();
+/** MapLibre's script (named by the page's `cityhex-maplibre`), added now; resolves once it ran. */
+function addMapLibreScript() {
+  return new Promise((resolve, reject) => {
     const script = document.createElement("script");
     script.src = document.querySelector("meta[name=cityhex-maplibre]").content;
-    script.dataset.maplibre = "";
-    script.addEventListener("load", ready);
+    script.addEventListener("load", resolve);
     script.addEventListener("error", () => reject(new Error("MapLibre did not load")));
     document.head.append(script);
-  }));
+  });
+}
+
+/** MapLibre GL JS with the tile protocol added. Its script is added by the page's bootstrap
+ * as soon as the first view has arrived (boot.js), or here, only after the first view, so its
+ * 280 KB never share the network with the first view. */
+function maplibre() {
+  loading ??= (window.cityhexBoot?.maplibre ?? firstView().then(addMapLibreScript)).then(() => {
+    maplibregl = window.maplibregl;
+    addTileProtocol(maplibregl);
+    return maplibregl;
+  });
   return loading;
 }
+
 export const CENTRE = [114.05, 22.55];
 
 const styles = new Map();
