@@ -112,11 +112,10 @@ class View:
 
 @dataclass(frozen=True)
 class Overview:
-    """The SVG document, the bounds it shows (degrees) and the cells outlined in it."""
+    """The SVG document and the bounds it shows (degrees)."""
 
     svg: str
     bounds: BBox
-    cells: list[str]
 
 
 def check_size(width: int, height: int) -> None:
@@ -234,13 +233,19 @@ async def overview(
     with no cells (nothing to show); 400 for a bad size or bbox."""
     catalog = catalog or load_catalog()
     check_size(width, height)
-    grid = catalog.get("grid") if "grid" in catalog else None
+    grid = catalog.layers.get("grid")
+    own = (  # the caller speaks for an inspector whose cells it may read
+        inspector_id is not None
+        and grid is not None
+        and "inspector" in grid.read_scope
+        and grid.can_read(role)
+    )
     if bbox is not None:
         check_bbox(bbox)
         minx, miny = lonlat_to_mercator(bbox[0], bbox[1])
         maxx, maxy = lonlat_to_mercator(bbox[2], bbox[3])
         area: BBox | None = (minx, miny, maxx, maxy)
-    elif inspector_id is not None and grid is not None and "inspector" in grid.read_scope:
+    elif own:
         area = await own_cells_area(conn, grid, inspector_id)
     else:
         area = None
@@ -268,8 +273,7 @@ async def overview(
         sql = _drawn_sql(layer.table, layer.geometry_3857_column, drawn.where)
         paths = "".join(f'<path d="{escape(d)}"/>' for d in await _paths(conn, sql, params))
         groups.append(f'<g data-layer="{drawn.name}" {drawn.paint} fill-rule="evenodd">{paths}</g>')
-    cells: list[str] = []
-    if inspector_id is not None and grid is not None and "inspector" in grid.read_scope:
+    if own:
         sql = _drawn_sql(
             grid.table,
             grid.geometry_3857_column or "",
@@ -278,9 +282,7 @@ async def overview(
             simplify=False,
         )
         rows = await conn.execute(text(sql), {**params, "inspector": inspector_id})
-        drawn_cells = [(d, cell) for d, cell in rows if d]
-        cells = [cell for _, cell in drawn_cells]
-        paths = "".join(f'<path data-cell="{c}" d="{escape(d)}"/>' for d, c in drawn_cells)
+        paths = "".join(f'<path data-cell="{c}" d="{escape(d)}"/>' for d, c in rows if d)
         groups.append(f'<g data-layer="my-cells" {CELLS}>{paths}</g>')
     west, south, east, north = view.bounds
     svg = (
@@ -291,4 +293,4 @@ async def overview(
         + "".join(groups)
         + "</svg>"
     )
-    return Overview(svg, view.bounds, cells)
+    return Overview(svg, view.bounds)
