@@ -4,7 +4,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api } from "./api.js";
 import { language, t, when } from "./i18n.js";
-import { boundsOf, firstView, firstViewBounds, placeMarker } from "./map.js";
+import { boundsOf, firstView, firstViewBounds, placeMarker, maplibre } from "./map.js";
 import { FirstView } from "./firstview.js";
 import { discard, enqueue, flush, watchOutbox } from "./outbox.js";
 import { CaseView } from "./cases.js";
@@ -217,8 +217,11 @@ export function Inspector({ me }) {
   const map = useRef(null);
   const [shown, setShown] = useState(null); // the map, once my cells are on it
   const myCells = useRef(null);
-  // after the first view (the server's picture of my cells), whose bytes come first
-  if (me.inspector_id && !myCells.current) myCells.current = firstView().then(() => fetchMyCells(me));
+  // with a first view (the server's picture of my cells), after it and MapLibre's script,
+  // whose bytes come first
+  if (me.inspector_id && !myCells.current) {
+    myCells.current = firstView().then((svg) => svg && maplibre()).then(() => fetchMyCells(me));
+  }
   const view = useRef(null); // the map opens on the first view's bounds, or on my cells
   view.current ??= firstView().then((svg) => {
     const shown = firstViewBounds(svg);

@@ -36,7 +36,7 @@ function addMapLibreScript() {
 /** MapLibre GL JS with the tile protocol added. Its script is added by the page's bootstrap
  * as soon as the first view has arrived (boot.js), or here, only after the first view, so its
  * 280 KB never share the network with the first view. */
-function maplibre() {
+export function maplibre() {
   loading ??= (window.cityhexBoot?.maplibre ?? firstView().then(addMapLibreScript)).then(() => {
     maplibregl = window.maplibregl;
     addTileProtocol(maplibregl);
@@ -51,9 +51,9 @@ const styles = new Map();
 
 /** Ask now for the first glyph range (0-255: digits and Latin) of every font the style's labels
  * use, so it is in the HTTP cache (glyphs are public, cached a long time) when MapLibre
- * needs it after parsing the tiles, instead of one more round trip then (after the first view,
- * whose bytes come first). CJK labels are drawn with the device's fonts. Resolves to the style
- * itself. */
+ * needs it after parsing the tiles, instead of one more round trip then (once MapLibre's script
+ * is in: its bytes come first). CJK labels are drawn with the device's fonts. Resolves to the
+ * style itself. */
 function prefetchGlyphs(doc) {
   if (doc.glyphs) {
     const stacks = new Set(doc.layers.map((l) => l.layout?.["text-font"])
@@ -73,7 +73,10 @@ export function loadStyle(name) {
     const doc = freshHeaders()
       .then((headers) => fetch(`/styles/${name}.json`, { headers }))
       .then((r) => r.json())
-      .then((d) => firstView().then(() => prefetchGlyphs(d)))
+      .then((d) => {
+        maplibre().then(() => prefetchGlyphs(d), () => {});
+        return d;
+      })
       .then((d) => offlineCapable(d));
     styles.set(name, doc.catch((error) => { styles.delete(name); throw error; }));
   }
