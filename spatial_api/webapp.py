@@ -10,6 +10,8 @@ app can reach another host.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,13 +24,13 @@ DIST = Path(__file__).resolve().parent / "web" / "dist"
 IMMUTABLE = "public, max-age=31536000, immutable"
 NO_CACHE = "no-cache"
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "default-src 'self'; script-src 'self'{inline}; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; worker-src 'self' blob:; child-src blob:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
 """The app's Content-Security-Policy: CityHex's origin only (MapLibre starts its workers from
-a blob URL and sets inline styles)."""
+a blob URL and sets inline styles), and the page's inline bootstrap by its hash."""
 MEDIA_TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
 
 PAGE = """<!doctype html>
@@ -36,7 +38,9 @@ PAGE = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
+{boot}
 <meta name="theme-color" content="#0b63c5">
+<meta name="cityhex-maplibre" content="{maplibre}">
 <title>CityHex 城市网格</title>
 <link rel="icon" href="data:,">
 {styles}
@@ -63,12 +67,21 @@ NOT_BUILT = """<!doctype html>
 
 @dataclass(frozen=True)
 class Build:
-    """A build of the web app: its files in load order, and the chunks its code imports
-    lazily (served, not named by the page)."""
+    """A build of the web app: its files in load order, the chunks its code imports lazily
+    (served, not named by the page), and the page's inline bootstrap."""
 
     styles: tuple[str, ...]
     scripts: tuple[str, ...]
     chunks: tuple[str, ...] = ()
+    inline: str = ""
+
+    @property
+    def csp(self) -> str:
+        """The page's Content-Security-Policy, allowing its inline bootstrap by hash."""
+        if not self.inline:
+            return CSP.format(inline="")
+        digest = hashlib.sha256(self.inline.encode()).digest()
+        return CSP.format(inline=f" 'sha256-{base64.b64encode(digest).decode()}'")
 
     @property
     def files(self) -> frozenset[str]:
@@ -85,7 +98,12 @@ class NotBuilt(ServiceUnavailable):
 @lru_cache(maxsize=4)
 def _read(manifest: Path, mtime_ns: int) -> Build:
     data = json.loads(manifest.read_text(encoding="utf-8"))
-    return Build(tuple(data["styles"]), tuple(data["scripts"]), tuple(data.get("chunks", ())))
+    return Build(
+        tuple(data["styles"]),
+        tuple(data["scripts"]),
+        tuple(data.get("chunks", ())),
+        data.get("inline", ""),
+    )
 
 
 def current_build(dist: Path = DIST) -> Build:
@@ -100,18 +118,27 @@ def current_build(dist: Path = DIST) -> Build:
 
 
 def app_page(assets_url: str, build: Build) -> str:
-    """The app's HTML page, naming the build's files under ``assets_url``."""
+    """The app's HTML page, naming the build's files under ``assets_url``: the inline
+    bootstrap first (it starts the first screen's requests before any download, and before
+    the stylesheets, which would hold it back), the app's module async, and MapLibre only
+    named (``cityhex-maplibre``): the app loads it after the first view, so it never takes
+    the bandwidth the first view needs."""
     styles = "\n".join(
         f'<link rel="stylesheet" href="{escape(assets_url)}/{escape(f)}">' for f in build.styles
     )
-    # both async: the app's module runs (and starts its requests) while MapLibre downloads;
-    # the app waits for MapLibre's script (data-maplibre) only to draw its first map
     scripts = "\n".join(
-        f"<script async{' type=module' if f.startswith('app-') else ' data-maplibre'} "
-        f'src="{escape(assets_url)}/{escape(f)}"></script>'
+        f'<script async type=module src="{escape(assets_url)}/{escape(f)}"></script>'
         for f in build.scripts
+        if f.startswith("app-")
     )
-    return PAGE.format(styles=styles, scripts=scripts)
+    maplibre = next((f for f in build.scripts if not f.startswith("app-")), "")
+    boot = f"<script>{build.inline}</script>" if build.inline else ""
+    return PAGE.format(
+        boot=boot,
+        maplibre=escape(f"{assets_url}/{maplibre}"),
+        styles=styles,
+        scripts=scripts,
+    )
 
 
 def service_worker(dist: Path = DIST) -> Path:

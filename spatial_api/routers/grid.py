@@ -31,7 +31,16 @@ from layers.grid.lookup import lookup, may_read_names, open_lookup_pool
 from layers.grid.territories import TerritoryRequest, plan_territories
 from layers.grid.weights import parse_weight
 from layers.incidents.category_departments import clear_override, list_overrides, set_override
-from spatial_api.deps import Admin, Dispatcher, Engine, GridLookupPool, HistoryReader, Reader
+from spatial_api.deps import (
+    Admin,
+    Caller,
+    Dispatcher,
+    Engine,
+    GridLookupPool,
+    HistoryReader,
+    ReadConnection,
+    Reader,
+)
 from spatial_api.openapi import errors
 from spatial_api.params import INT_MAX, Offset, UserId
 from spatial_api.responses import json_response
@@ -47,6 +56,7 @@ from spatial_api.schemas.grid import (
     PartitionPlan,
     Reassignment,
 )
+from tiles.overview import MAX_SIZE, MIN_SIZE, overview, parse_bbox
 
 
 @asynccontextmanager
@@ -105,6 +115,52 @@ async def grid_lookup(
     names = may_read_names(principal.role)
     answer = await lookup(pool, lon, lat, category, names=names, visible=principal.visibility)
     return json_response(answer)
+
+
+@router.get(
+    "/grid/overview.svg",
+    summary="A first view of an area as SVG: base layers and the caller's cells",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/svg+xml": {}}, "description": "The picture"},
+        204: {"description": "No bbox, and the caller has no cells: nothing to show"},
+        **errors(400),
+    },
+)
+async def grid_overview(
+    conn: ReadConnection,
+    caller: Caller,
+    width: Annotated[int, Query(ge=MIN_SIZE, le=MAX_SIZE, description="Pixels")],
+    height: Annotated[int, Query(ge=MIN_SIZE, le=MAX_SIZE, description="Pixels")],
+    bbox: Annotated[
+        str | None,
+        Query(description="W,S,E,N in lon/lat (at most 0.25° each way); default: my cells"),
+    ] = None,
+) -> Response:
+    """The area (``bbox``, or the caller's own cells) fitted into width × height pixels
+    with 20 pixels around it, drawn by PostGIS: the city style's base layers the caller's
+    role reads whole, and the cells of the inspector the key speaks for outlined (each path's
+    ``data-cell``). The picture's bounds are in ``data-bounds`` and ``X-Bounds`` (W,S,E,N):
+    a MapLibre map opened on them shows the same view. Never shared between callers
+    (``Cache-Control: private``). 204 without a bbox for a caller with no cells (the web
+    app's bootstrap asks before it knows the caller's role); 400 for a bad size or bbox."""
+    picture = await overview(
+        conn,
+        role=caller.role,
+        visible=caller.visibility,
+        inspector_id=caller.inspector_id,
+        width=width,
+        height=height,
+        bbox=parse_bbox(bbox) if bbox is not None else None,
+    )
+    if picture is None:
+        return Response(status_code=204, headers={"Cache-Control": "private, no-cache"})
+    headers = {
+        "Cache-Control": "private, no-cache",
+        "Vary": "Authorization",
+        "X-Bounds": ",".join(f"{v:.7f}" for v in picture.bounds),
+    }
+    return Response(picture.svg, media_type="image/svg+xml", headers=headers)
 
 
 @router.get("/grid/cells", summary="Grid cells, filtered and paged", response_model=CellPage)

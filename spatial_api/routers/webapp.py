@@ -12,7 +12,6 @@ from spatial_api.openapi import errors
 from spatial_api.pages import wants_html
 from spatial_api.proxies import public_base_url
 from spatial_api.webapp import (
-    CSP,
     IMMUTABLE,
     MEDIA_TYPES,
     NO_CACHE,
@@ -45,7 +44,6 @@ NOT_BUILT_503 = {
 async def app(request: Request) -> HTMLResponse:
     """The app's page, never cached (it names the current build's files); 503 when it is
     not built, with a page saying how to build it for a browser."""
-    headers = {"Cache-Control": NO_CACHE, "Content-Security-Policy": CSP}
     try:
         build = current_build()
     except NotBuilt:
@@ -53,6 +51,7 @@ async def app(request: Request) -> HTMLResponse:
             raise
         return HTMLResponse(NOT_BUILT, 503, headers={"Cache-Control": NO_CACHE})
     page = app_page(f"{public_base_url(request)}/app/assets", build)
+    headers = {"Cache-Control": NO_CACHE, "Content-Security-Policy": build.csp}
     return HTMLResponse(page, headers=headers)
 
 

@@ -1,7 +1,8 @@
 // Builds the web app into dist/: the app bundle and its CSS (esbuild), MapLibre GL JS and its
 // CSS copied as they are published (its build makes its own worker), each file named by a hash
 // of its content, manifest.json listing them in load order for the server's /app page, and the
-// service worker sw.js (a fixed name) holding that list. Modules the app imports lazily
+// service worker sw.js (a fixed name) holding that list; the page's inline bootstrap
+// (src/boot.js, minified) goes into the manifest as `inline`. Modules the app imports lazily
 // (`import()`: the shape editor with terra-draw) become chunks of their own, named by esbuild
 // with a hash of their content and listed as `chunks`: served, but neither on the page nor
 // kept by the service worker, so the first screen never downloads them.
@@ -67,5 +68,16 @@ const sw = await esbuild.build({
   logLevel: "warning",
 });
 await writeFile(join(out, "sw.js"), sw.outputFiles[0].contents);
+// the page's inline bootstrap: its text goes into the manifest (the server inlines it and
+// allows it in the page's CSP by its hash)
+const boot = await esbuild.build({
+  entryPoints: [join(here, "src/boot.js")],
+  minify: true,
+  format: "iife",
+  target: ["es2020"],
+  write: false,
+  logLevel: "warning",
+});
+files.inline = boot.outputFiles[0].text.trim();
 await writeFile(join(out, "manifest.json"), JSON.stringify(files, null, 1) + "\n");
 console.log(`web app built: ${[...files.styles, ...files.scripts].join(", ")}`);

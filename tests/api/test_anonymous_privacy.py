@@ -64,11 +64,14 @@ FILL: dict[str, str] = {
     "a_to": "2030-01-01",
     "b_from": "2030-01-01",
     "b_to": "2040-01-01",
+    "width": "390",
+    "height": "380",
 }
 """Values of the required query parameters (``layer`` takes every readable layer)."""
 OPTIONS = {
     "/collections/{layer_id}/items": {"limit": "10000"},
     "/sensors/{sensor}/readings": {"property": "pm25"},
+    "/grid/overview.svg": {"bbox": "114.02,22.51,114.08,22.57"},
 }
 """Optional parameters that widen an answer (every feature, not the first page)."""
 

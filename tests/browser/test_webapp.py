@@ -289,6 +289,61 @@ def own_cell_near_centre(page: Page, city: str) -> tuple[float, float]:
     return lon, lat
 
 
+def test_the_first_view_shows_my_cells_without_maplibre_then_maplibre_takes_over(
+    browser: Browser, cityhex: str, city: str
+) -> None:
+    """A remembered key: the page's bootstrap asks for the first view at once; while the
+    MapLibre script is held back the SVG shows exactly the inspector's cells (SQL) with the
+    banner; once MapLibre arrives it draws the same bounds and the picture goes."""
+    key = make_key(city, "inspector", INSPECTOR)["Authorization"].removeprefix("Bearer ")
+    context = browser.new_context(viewport=PHONE)
+    context.set_default_timeout(WAIT_MS)
+    context.add_init_script(f"localStorage.setItem('cityhex.key', {key!r})")
+    page = context.new_page()
+    guard = Guard(page, cityhex)
+    held: list = []
+    page.route("**/app/assets/maplibre-gl-*.js", lambda route: held.append(route))
+    try:
+        page.goto(f"{cityhex}/app")
+        wait_until(page, "window.cityhexFirstView > 0")
+        assert page.evaluate("window.maplibregl === undefined && !window.cityhexMap")
+        svg = page.locator(".first-view svg")
+        assert svg.is_visible()
+        drawn = page.evaluate(
+            "[...document.querySelectorAll('.first-view path[data-cell]')].map(p => p.dataset.cell)"
+        )
+        with psycopg.connect(city) as conn:
+            mine = {
+                h3.int_to_str(r[0])
+                for r in conn.execute(
+                    "SELECT h3 FROM grid_cells WHERE inspector_id = %s", (INSPECTOR,)
+                )
+            }
+        assert len(drawn) == len(mine) and set(drawn) == mine
+        # the picture is the map box's size: MapLibre will open on it without a jump
+        box = page.locator(".map.phone").bounding_box()
+        shown = svg.bounding_box()
+        assert abs(shown["width"] - box["width"]) <= 1 and abs(shown["height"] - box["height"]) <= 1
+        page.locator(".banner").wait_for()
+        assert "网格" in page.locator(".banner").inner_text()
+        pictured = [float(v) for v in svg.get_attribute("data-bounds").split(",")]
+        assert len(held) == 1  # MapLibre asked for only after the first view
+        held[0].continue_()
+        wait_map(page)
+        wait_until(page, "window.cityhexReady > 0 && !document.querySelector('.first-view')")
+        west, south, east, north = pictured
+        bounds = page.evaluate("window.cityhexMap.getBounds().toArray()")
+        degrees_per_pixel = (east - west) / box["width"]
+        assert bounds[0] == pytest.approx([west, south], abs=2 * degrees_per_pixel)
+        assert bounds[1] == pytest.approx([east, north], abs=2 * degrees_per_pixel)
+        assert page.evaluate(
+            "window.cityhexMap.getSource('my-cells').serialize().data.features.length"
+        ) == len(mine)
+    finally:
+        context.close()
+    guard.check()
+
+
 def test_an_inspector_reports_a_case_with_a_photo_and_sees_its_routing(
     app: Callable, city: str, cityhex: str, tmp_path: Path
 ) -> None:

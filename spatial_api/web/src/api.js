@@ -60,13 +60,24 @@ function schedule() {
   timer = setTimeout(() => renew().catch(() => {}), wait);
 }
 
-/** Exchange the key for a new token (one exchange at a time). A refused key ends the
- * session; a failed network leaves it as it is. */
+/** The exchange the page's bootstrap started for the remembered key, taken once (null when
+ * there is none, or the key has changed since). */
+function bootExchange() {
+  const boot = window.cityhexBoot;
+  const started = boot?.token && key === localStorage.getItem(KEY) ? boot.token : null;
+  if (boot) boot.token = null;
+  return started;
+}
+
+/** Exchange the key for a new token (one exchange at a time; the first may be the one the
+ * page's bootstrap started). A refused key ends the session; a failed network leaves it as
+ * it is. */
 function renew() {
   renewing ??= (async () => {
     let response;
     try {
-      response = await fetch("/auth/token", { method: "POST", headers: { Authorization: `Bearer ${key}` } });
+      const early = bootExchange();
+      response = await (early ?? fetch("/auth/token", { method: "POST", headers: { Authorization: `Bearer ${key}` } }));
     } catch (error) {
       throw new ApiError(0, "offline", String(error.message || error));
     }
@@ -86,6 +97,7 @@ function renew() {
 /** Sign in with an API key: a token for it, the key kept in this browser only if `remember`. */
 export async function signIn(newKey, remember) {
   signOut();
+  if (window.cityhexBoot) window.cityhexBoot.token = null;
   key = newKey;
   if (remember) localStorage.setItem(KEY, newKey);
   await renew();

@@ -4,7 +4,8 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api } from "./api.js";
 import { language, t, when } from "./i18n.js";
-import { boundsOf, placeMarker } from "./map.js";
+import { boundsOf, firstView, firstViewBounds, placeMarker, maplibre } from "./map.js";
+import { FirstView } from "./firstview.js";
 import { discard, enqueue, flush, watchOutbox } from "./outbox.js";
 import { CaseView } from "./cases.js";
 import { downloadArea } from "./offline.js";
@@ -216,12 +217,26 @@ export function Inspector({ me }) {
   const map = useRef(null);
   const [shown, setShown] = useState(null); // the map, once my cells are on it
   const myCells = useRef(null);
-  if (me.inspector_id && !myCells.current) myCells.current = fetchMyCells(me);
-  const view = useRef(null); // the map opens on my cells: no tiles loaded for another view
-  view.current ??= (myCells.current ?? Promise.resolve(null)).then((data) => {
-    const bounds = data && boundsOf(data);
-    return bounds ? { bounds, fitBoundsOptions: { padding: 20 } } : {};
+  // with a first view (the server's picture of my cells), after it and MapLibre's script,
+  // whose bytes come first
+  if (me.inspector_id && !myCells.current) {
+    myCells.current = firstView().then((svg) => svg && maplibre()).then(() => fetchMyCells(me));
+  }
+  const view = useRef(null); // the map opens on the first view's bounds, or on my cells
+  view.current ??= firstView().then((svg) => {
+    const shown = firstViewBounds(svg);
+    if (shown) return { bounds: shown };
+    return (myCells.current ?? Promise.resolve(null)).then((data) => {
+      const bounds = data && boundsOf(data);
+      return bounds ? { bounds, fitBoundsOptions: { padding: 20 } } : {};
+    });
   });
+  useEffect(() => { // the banner starts with the first view, on its centre
+    firstView().then((svg) => {
+      const b = firstViewBounds(svg);
+      if (b) setHere((at) => at ?? [(b[0][0] + b[1][0]) / 2, (b[0][1] + b[1][1]) / 2]);
+    });
+  }, []);
   const marker = useRef(null);
   useEffect(() => watchOutbox((items) => setWaiting(items.length)), []);
   useEffect(() => {
@@ -256,13 +271,14 @@ export function Inspector({ me }) {
         setHere(at);
         m.jumpTo({ center: at, zoom: Math.max(m.getZoom(), 15) });
       },
-      () => setHere(m.getCenter().toArray()),
+      () => setHere((at) => at ?? m.getCenter().toArray()),
       { timeout: 5000 },
     );
     setShown(m);
     window.cityhexReady = performance.now(); // for tests and the benchmark: my cells shown
   }
   return html`<div class="inspector">
+    <${FirstView} map=${shown} />
     <${MapBox} className="map phone" view=${view.current} onMap=${onMap} />
     <${Banner} at=${here} me=${me} />
     <div class="net ${online ? "on" : "off"}">${online ? t("online") : t("offline")}</div>

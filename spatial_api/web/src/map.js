@@ -1,4 +1,5 @@
-// MapLibre maps on CityHex's own style, tiles and glyphs: the token goes (as a header) with
+// MapLibre maps on CityHex's own style (loaded after the inspector's first view, an SVG the
+// server draws: firstview.js), tiles and glyphs: the token goes (as a header) with
 // every request to this origin; Chinese labels are drawn with the device's own fonts (no font download); tiles
 // come from the network, or offline from the area the inspector downloaded (offline.js).
 import { authHeaders, freshHeaders } from "./api.js";
@@ -7,30 +8,52 @@ import { addTileProtocol, offlineCapable } from "./offline.js";
 let maplibregl = null;
 let loading = null;
 
-/** MapLibre GL JS, once its script has run (the page loads it async, so the app's requests
- * start while it downloads), with the tile protocol added. */
-function maplibre() {
-  loading ??= new Promise((resolve, reject) => {
-    const ready = () => {
-      maplibregl = window.maplibregl;
-      addTileProtocol(maplibregl);
-      resolve(maplibregl);
-    };
-    if (window.maplibregl) return ready();
-    const script = document.querySelector("script[data-maplibre]");
-    script.addEventListener("load", ready);
+/** The first view the page's bootstrap asked for (/grid/overview.svg, boot.js): the SVG's
+ * text, or null (no inspector, no cells, no network). */
+export function firstView() {
+  return window.cityhexBoot?.overview ?? Promise.resolve(null);
+}
+
+/** The bounds [[w, s], [e, n]] the first view shows (its `data-bounds`). */
+export function firstViewBounds(svg) {
+  const found = /data-bounds="([^"]+)"/.exec(svg ?? "");
+  if (!found) return null;
+  const [w, s, e, n] = found[1].split(",").map(Number);
+  return [[w, s], [e, n]];
+}
+
+/** MapLibre's script (named by the page's `cityhex-maplibre`), added now; resolves once it ran. */
+function addMapLibreScript() {
+  return new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = document.querySelector("meta[name=cityhex-maplibre]").content;
+    script.addEventListener("load", resolve);
     script.addEventListener("error", () => reject(new Error("MapLibre did not load")));
+    document.head.append(script);
+  });
+}
+
+/** MapLibre GL JS with the tile protocol added. Its script is added by the page's bootstrap
+ * as soon as the first view has arrived (boot.js), or here, only after the first view, so its
+ * 280 KB never share the network with the first view. */
+export function maplibre() {
+  loading ??= (window.cityhexBoot?.maplibre ?? firstView().then(addMapLibreScript)).then(() => {
+    maplibregl = window.maplibregl;
+    addTileProtocol(maplibregl);
+    return maplibregl;
   });
   return loading;
 }
+
 export const CENTRE = [114.05, 22.55];
 
 const styles = new Map();
 
 /** Ask now for the first glyph range (0-255: digits and Latin) of every font the style's labels
  * use, so it is in the HTTP cache (glyphs are public, cached a long time) when MapLibre
- * needs it after parsing the tiles, instead of one more round trip then. CJK labels are
- * drawn with the device's fonts. Resolves to the style itself. */
+ * needs it after parsing the tiles, instead of one more round trip then (once MapLibre's script
+ * is in: its bytes come first). CJK labels are drawn with the device's fonts. Resolves to the
+ * style itself. */
 function prefetchGlyphs(doc) {
   if (doc.glyphs) {
     const stacks = new Set(doc.layers.map((l) => l.layout?.["text-font"])
@@ -50,7 +73,10 @@ export function loadStyle(name) {
     const doc = freshHeaders()
       .then((headers) => fetch(`/styles/${name}.json`, { headers }))
       .then((r) => r.json())
-      .then((d) => prefetchGlyphs(d))
+      .then((d) => {
+        maplibre().then(() => prefetchGlyphs(d), () => {});
+        return d;
+      })
       .then((d) => offlineCapable(d));
     styles.set(name, doc.catch((error) => { styles.delete(name); throw error; }));
   }
