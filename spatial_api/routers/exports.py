@@ -67,12 +67,14 @@ async def area_pmtiles(
     maxzoom: Zoom = 17,
 ) -> Response:
     """The tiles of ``layers`` at ``minzoom``–``maxzoom`` over the caller's area, as the tile
-    routes serve them to the caller: an inspector's own cells (or some of them, ``cells``);
-    for other roles exactly one of ``cells`` or ``bbox``. At most 5,000 tiles (413)."""
+    routes serve them to the caller: an inspector's own cells (or some of them, ``cells``),
+    as for any key speaking for a user that names no area; otherwise exactly one of
+    ``cells`` or ``bbox``. At most 5,000 tiles (413)."""
     if caller.role == ANONYMOUS:
         raise Unauthorized("an area file needs an API key", headers={"WWW-Authenticate": "Bearer"})
     sources = readable_sources(layers, caller.role)
-    if caller.role == "inspector" and caller.inspector_id is not None:
+    own = caller.role == "inspector" or (bbox is None and cells is None)
+    if caller.inspector_id is not None and own:  # a key speaking for a user: their cells
         if bbox is not None:
             raise BadRequest("an inspector's area is their cells: no bbox", code="invalid_area")
         area = await inspector_area(conn, caller.inspector_id, cells)

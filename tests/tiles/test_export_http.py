@@ -102,6 +102,15 @@ def test_my_area_file_holds_the_served_tiles_of_my_cells(city: str, web: TestCli
     assert same.headers["etag"] == r.headers["etag"] and read(same.content) == tiles
 
 
+def test_a_key_speaking_for_a_user_gets_their_cells(city: str, web: TestClient) -> None:
+    params = {"minzoom": 12, "maxzoom": 13}
+    mine = web.get(URL, params=params, headers=make_key(city, "inspector", INSPECTOR))
+    admin = web.get(URL, params=params, headers=make_key(city, "admin", INSPECTOR))
+    assert mine.status_code == admin.status_code == 200
+    # the same tiles (each as the caller's role is served it: an admin reads more fields)
+    assert set(read(admin.content)) == set(read(mine.content))
+
+
 def test_other_roles_name_the_area(city: str, web: TestClient) -> None:
     lon, lat = CENTER
     cell = h3.latlng_to_cell(lat, lon, 9)
