@@ -394,6 +394,40 @@ def test_an_inspector_closes_their_own_report_with_a_photo_on_the_spot(
     assert order == [1, True]
 
 
+def test_an_offline_self_close_sends_its_photo_first_and_each_lands_once(
+    app: Callable, city: str, tmp_path: Path
+) -> None:
+    page, context = app("inspector", INSPECTOR, PHONE, name=f"self-off-{time.time_ns()}")
+    wait_until(page, "window.cityhexReady > 0")
+    marker = f"fixed offline {time.time_ns()}"
+    report_here(page, "0101", marker, own_cell_near_centre(page, city))
+    page.locator(".routed").wait_for()
+    case = scalar(city, "SELECT id FROM incidents WHERE description = %s", (marker,))
+    page.locator(".routed a").click()
+    page.locator(f".case[data-case='{case}'] [data-action=self_close]").wait_for()
+    context.set_offline(True)
+    wait_until(page, "navigator.onLine === false")
+    page.fill(".case input.note", "离线现场处置")
+    page.set_input_files(".case input.spot-photo", str(photo_with_gps(tmp_path)))
+    page.locator(".case [data-action=self_close]").click()
+    page.locator(".case .msg", has_text="已加入待发送").wait_for()
+    page.locator("[data-tab=outbox]").click()
+    assert page.locator(".outbox .queued-photos").inner_text() == "照片 0/1"
+    assert scalar(city, "SELECT count(*) FROM attachments WHERE incident_id = %s", (case,)) == 0
+    context.set_offline(False)
+    wait_until(page, "!document.querySelector('[data-tab=outbox] .count')")
+    landed = scalar(
+        city,
+        "SELECT json_build_array((SELECT count(*) FROM attachments WHERE incident_id = %s),"
+        " (SELECT count(*) FROM incident_transitions WHERE incident_id = %s"
+        "  AND action = 'self_close'), (SELECT status FROM incidents WHERE id = %s),"
+        " (SELECT max(a.uploaded_at) < min(t.at) FROM attachments a, incident_transitions t"
+        "  WHERE a.incident_id = %s AND t.incident_id = %s AND t.action = 'self_close'))",
+        (case, case, case, case, case),
+    )
+    assert landed == [1, 1, "closed", True]
+
+
 def test_an_inspector_attaches_a_report_to_the_open_case_nearby(app: Callable, city: str) -> None:
     page, _ = app("inspector", INSPECTOR, PHONE)
     wait_until(page, "window.cityhexReady > 0")
