@@ -47,7 +47,7 @@ Zoom = Annotated[int, Query(ge=0, le=MAX_ZOOM)]
     responses={
         200: {"content": {PMTILES: {}}, "description": "The PMTiles v3 file of the area."},
         304: {"description": "The file still has the ETag given in If-None-Match."},
-        **errors(400, 401, 403, 413, 503),
+        **errors(400, 401, 403, 404, 413, 503),
     },
     summary="The served tiles of my area (or of some cells or a box) as one PMTiles file",
 )
