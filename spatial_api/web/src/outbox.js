@@ -102,7 +102,8 @@ export function flush() {
         } catch (error) {
           if (error.status === 0) break;
           results.set(item.key, { error });
-          await (await db).put("items", { ...item, error: error.message, status: error.status });
+          const sent = (await (await db).get("items", item.key)) ?? item; // its photos sent so far
+          await (await db).put("items", { ...sent, error: error.message, status: error.status });
         }
         await changed();
       }
