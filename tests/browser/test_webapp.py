@@ -398,7 +398,8 @@ def test_an_offline_self_close_sends_its_photo_first_and_each_lands_once(
     app: Callable, city: str, tmp_path: Path
 ) -> None:
     page, context = app("inspector", INSPECTOR, PHONE, name=f"self-off-{time.time_ns()}")
-    wait_until(page, "window.cityhexReady > 0")
+    # the service worker has stored the app's files (going offline during that fails them)
+    wait_until(page, "window.cityhexReady > 0 && navigator.serviceWorker.controller !== null")
     marker = f"fixed offline {time.time_ns()}"
     report_here(page, "0101", marker, own_cell_near_centre(page, city))
     page.locator(".routed").wait_for()
@@ -507,7 +508,8 @@ def test_an_offline_report_keeps_its_photo_and_both_land_once(
     app: Callable, city: str, cityhex: str, tmp_path: Path
 ) -> None:
     page, context = app("inspector", INSPECTOR, PHONE)
-    wait_until(page, "window.cityhexReady > 0")
+    # the service worker has stored the app's files (going offline during that fails them)
+    wait_until(page, "window.cityhexReady > 0 && navigator.serviceWorker.controller !== null")
     context.set_offline(True)
     wait_until(page, "navigator.onLine === false")
     marker = f"offline photo report {time.time_ns()}"
@@ -558,7 +560,8 @@ def test_my_area_is_stored_as_one_pmtiles_file_and_the_map_draws_it_offline(
     app: Callable, city: str, cityhex: str
 ) -> None:
     page, context = app("inspector", INSPECTOR, PHONE)
-    wait_until(page, "window.cityhexReady > 0")
+    # the service worker has stored the app's files (going offline during that fails them)
+    wait_until(page, "window.cityhexReady > 0 && navigator.serviceWorker.controller !== null")
     page.locator(".download button").first.click()
     page.locator(".download .stored").wait_for()
     kept = page.evaluate(STORED_AREA)
