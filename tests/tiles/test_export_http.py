@@ -6,6 +6,7 @@ byte, against the tile route's answers."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import math
 import random
@@ -18,7 +19,12 @@ import shapely
 from fastapi.testclient import TestClient
 from pmtiles.reader import MemorySource, Reader, all_tiles
 
+from layers.db.scope import UNLIMITED, Visibility
 from tests.helpers import CENTER, make_key, scalar
+from tiles.export import readable_sources
+from tiles.filters import TileFilters
+from tiles.service import build_tile, open_tile_pool
+from tiles.settings import tile_settings
 
 LAYERS = "districts,grid,assets,sensors"
 INSPECTOR = 1
@@ -62,6 +68,17 @@ def read(data: bytes) -> dict[tuple[int, int, int], bytes]:
     return {zxy: gzip.decompress(d) for zxy, d in all_tiles(Reader(MemorySource(data)).get_bytes)}
 
 
+async def build_directly(url: str, wanted: list[tuple[int, int, int]]) -> dict:
+    """The tiles ``wanted`` of LAYERS as build_tile makes them for inspector INSPECTOR."""
+    pool = await open_tile_pool(url, tile_settings())
+    sources = readable_sources(LAYERS, "inspector")
+    filters = TileFilters(visible=Visibility.of("inspector", INSPECTOR, UNLIMITED))
+    try:
+        return {t: (await build_tile(pool, sources, *t, filters))[0] for t in wanted}
+    finally:
+        await pool.close()
+
+
 def left_over() -> list[Path]:
     """Temporary folders of area files still on disk."""
     return list(Path(tempfile.gettempdir()).glob("cityhex-area-*"))
@@ -91,6 +108,10 @@ def test_my_area_file_holds_the_served_tiles_of_my_cells(city: str, web: TestCli
             assert (z, x, y) not in tiles
         else:
             assert tiles[(z, x, y)] == served.content
+    # and each is what tiles.service's build_tile makes of those rows now for this inspector
+    # (their read scope applied; no cache between)
+    built = asyncio.run(build_directly(city, sample))
+    assert {t: b for t, b in built.items() if b} == {t: tiles[t] for t in sample if t in tiles}
     # a re-download with the ETag is skipped; the same request again gives the same file
     again = web.get(
         URL,
