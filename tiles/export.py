@@ -22,7 +22,7 @@ import shapely
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gis.errors import BadRequest, Forbidden, PayloadTooLarge, ServiceUnavailable
 from gis.hexgrid import cell_polygon, parse_cell
@@ -251,11 +251,14 @@ class AreaTileSet:
 
 
 async def inspector_area(
-    conn: AsyncConnection, inspector_id: int, cells: str | None
+    engine: AsyncEngine, inspector_id: int, cells: str | None
 ) -> shapely.Geometry:
     """The area of an inspector's own cells, or of ``cells`` (a comma list) when given,
-    which must all be theirs (Forbidden otherwise); 400 when they hold none."""
-    own = {row[0] for row in await conn.execute(INSPECTOR_CELLS, {"inspector": inspector_id})}
+    which must all be theirs (Forbidden otherwise); 400 when they hold none. The connection
+    is held only for the cells' query, not while the tiles are built."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(INSPECTOR_CELLS, {"inspector": inspector_id})
+        own = {row[0] for row in rows}
     chosen = own
     if cells is not None:
         chosen = {parse_cell(c) for c in cells.split(",") if c.strip()}

@@ -22,7 +22,7 @@ from starlette.background import BackgroundTask
 from gis.errors import BadRequest, Unauthorized
 from gis.tilemath import MAX_ZOOM
 from spatial_api.auth import ANONYMOUS
-from spatial_api.deps import Caller, ReadConnection, Tiles
+from spatial_api.deps import Caller, ReadEngine, Tiles
 from spatial_api.openapi import errors
 from tiles.export import (
     area_tile_set,
@@ -55,7 +55,7 @@ async def area_pmtiles(
     request: Request,
     caller: Caller,
     service: Tiles,
-    conn: ReadConnection,
+    engine: ReadEngine,
     layers: Annotated[str, Query(description="Tile layers, comma separated.")] = DEFAULT_LAYERS,
     cells: Annotated[
         str | None, Query(description="H3 cells (hex, comma list); an inspector's own only.")
@@ -77,7 +77,7 @@ async def area_pmtiles(
     if caller.inspector_id is not None and own:  # a key speaking for a user: their cells
         if bbox is not None:
             raise BadRequest("an inspector's area is their cells: no bbox", code="invalid_area")
-        area = await inspector_area(conn, caller.inspector_id, cells)
+        area = await inspector_area(engine, caller.inspector_id, cells)
     elif (bbox is None) == (cells is None):
         raise BadRequest("give the area as exactly one of bbox or cells", code="invalid_area")
     else:
