@@ -20,15 +20,18 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gis.errors import BadRequest, CityHexError, PayloadTooLarge
+from layers.attachments.store import attachment_settings
 from layers.db.idempotency import StoredAnswer, claim, finish, release
 from spatial_api.auth import ANONYMOUS, Principal, principal_from
 from spatial_api.errors import DATABASE_FAILURES, cityhex_error_response, database_failure_response
 from spatial_api.proxies import client_address
 from spatial_api.settings import api_settings
 
+ATTACHMENTS = re.compile(r"/incidents/[0-9]+/attachments")
 IDEMPOTENT_POSTS = (
     re.compile(r"/incidents"),
     re.compile(r"/incidents/[0-9]+/transitions"),
+    ATTACHMENTS,
     re.compile(r"/patrol/fixes"),
 )
 """The POST paths that honour the header (elsewhere it is ignored)."""
@@ -37,7 +40,11 @@ KEY = re.compile(r"[\x21-\x7e]{1,255}")
 REPLAYED_HEADERS = ("content-type", "etag", "location")
 """The headers of a stored answer that its replay carries again."""
 MAX_BODY = 8 * 1024 * 1024
-"""The largest body kept to be compared (a batch of 10,000 patrol fixes is about 1 MB)."""
+"""The largest body kept to be compared (a batch of 10,000 patrol fixes is about 1 MB); an
+upload may carry its file's bound (CITYHEX_ATTACHMENT_MAX_MB) and FORM_SLACK more."""
+FORM_SLACK = 64 * 1024
+"""Room for an upload form's other fields and part headers around its file."""
+BOUNDARY = re.compile(rb"boundary=\"?([^\";]+)")
 WAIT_S = 10.0
 """How long a retry waits for a concurrent first request with its key to answer."""
 
@@ -66,20 +73,31 @@ def caller_of(principal: Principal, request: Request) -> str:
 
 def fingerprint(scope: Scope, body: bytes) -> bytes:
     """SHA-256 of what makes two requests the same: path, If-Match and the body (as
-    canonical JSON when it is JSON, so key order and spacing do not count)."""
+    canonical JSON when it is JSON, so key order and spacing do not count; a multipart form
+    without its boundary, which a client draws anew for every attempt)."""
+    headers = dict(scope["headers"])
+    boundary = BOUNDARY.search(headers.get(b"content-type", b""))
     try:
         canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
     except orjson.JSONDecodeError:
-        canonical = body
-    if_match = dict(scope["headers"]).get(b"if-match", b"")
+        canonical = body.replace(boundary.group(1), b"") if boundary else body
+    if_match = headers.get(b"if-match", b"")
     digest = hashlib.sha256()
     for part in (scope["path"].encode(), if_match, canonical):
         digest.update(len(part).to_bytes(8, "big") + part)
     return digest.digest()
 
 
-async def read_body(receive: Receive) -> bytes:
-    """The whole request body; 413 past MAX_BODY bytes."""
+def body_limit(scope: Scope) -> int:
+    """The largest body of a request with a key kept to be compared: MAX_BODY, or an
+    upload's file bound and FORM_SLACK when that is more."""
+    if ATTACHMENTS.fullmatch(scope["path"]):
+        return max(MAX_BODY, attachment_settings().max_bytes + FORM_SLACK)
+    return MAX_BODY
+
+
+async def read_body(receive: Receive, limit: int = MAX_BODY) -> bytes:
+    """The whole request body; 413 past ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -88,9 +106,9 @@ async def read_body(receive: Receive) -> bytes:
             break
         chunks.append(message.get("body", b""))
         size += len(chunks[-1])
-        if size > MAX_BODY:
+        if size > limit:
             raise PayloadTooLarge(
-                f"a request with an Idempotency-Key may carry at most {MAX_BODY} bytes",
+                f"a request with an Idempotency-Key may carry at most {limit} bytes",
                 code="payload_too_large",
             )
         if not message.get("more_body", False):
@@ -125,7 +143,7 @@ class Idempotency:
             return
         engine = scope["app"].state.engine
         try:
-            body = await read_body(receive)
+            body = await read_body(receive, body_limit(scope))
             stored = await claim(
                 engine,
                 caller_of(principal, request),

@@ -10,30 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import shapely
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gis.errors import BadRequest, Forbidden
+from gis.errors import BadRequest, Forbidden, PayloadTooLarge, ServiceUnavailable
 from gis.hexgrid import cell_polygon, parse_cell
 from gis.tilemath import MAX_ZOOM, tile_bounds_lonlat, tiles_covering
 from layers.catalog.registry import load_catalog
 from layers.db.engine import create_pool, statement_timeout_ms
+from layers.db.scope import Visibility
 from tiles.filters import TileFilters
-from tiles.service import SESSION_SETTINGS, TileConnection, build_tile
+from tiles.service import SESSION_SETTINGS, TileConnection, TileService, build_tile
 from tiles.sources import Source, parse_sources
 from tiles.tilejson import vector_layer
 
 Format = Literal["mbtiles", "pmtiles"]
 MAX_TILES = 200_000
 CONNECTIONS = 2
+AREA_MAX_TILES = 5_000
+"""The most tiles one area file served over HTTP may cover (all zooms together)."""
+AREA_SECONDS = 120.0
+"""How long building one area file over HTTP may take in all (each tile statement is also
+bounded by the request statement timeout of the tile pool)."""
 Tile = tuple[int, int, int, bytes]
 
 
@@ -72,8 +81,11 @@ def parse_cells(text: str) -> shapely.Geometry:
     return shapely.union_all([cell_polygon(c) for c in cells])
 
 
-def area_tiles(area: shapely.Geometry, minzoom: int, maxzoom: int) -> list[tuple[int, int, int]]:
-    """Every tile from ``minzoom`` to ``maxzoom`` that meets the lon/lat ``area``."""
+def area_tiles(
+    area: shapely.Geometry, minzoom: int, maxzoom: int, limit: int = MAX_TILES
+) -> list[tuple[int, int, int]]:
+    """Every tile from ``minzoom`` to ``maxzoom`` that meets the lon/lat ``area``; 400 past
+    ``limit`` tiles."""
     if not 0 <= minzoom <= maxzoom <= MAX_ZOOM:
         raise BadRequest(
             f"zooms {minzoom}–{maxzoom}: need 0 <= minzoom <= maxzoom <= {MAX_ZOOM}",
@@ -85,9 +97,9 @@ def area_tiles(area: shapely.Geometry, minzoom: int, maxzoom: int) -> list[tuple
         for t in tiles_covering(area.bounds, z):
             if area.intersects(shapely.box(*tile_bounds_lonlat(*t))):
                 found.append(t)
-            if len(found) > MAX_TILES:
+            if len(found) > limit:
                 raise BadRequest(
-                    f"more than {MAX_TILES} tiles: narrow the area or the zooms",
+                    f"more than {limit} tiles: narrow the area or the zooms",
                     code="too_many_tiles",
                 )
     return found
@@ -184,6 +196,15 @@ def write_pmtiles(path: Path, tiles: list[Tile], meta: dict[str, object]) -> Non
         )
 
 
+def readable_sources(layers: str, role: str) -> list[Source]:
+    """The sources of ``layers`` as ``role`` sees them; Forbidden when it may not read one."""
+    sources = parse_sources(load_catalog().for_role(role), layers)
+    denied = [s.name for s in sources if not s.layer.can_read(role)]
+    if denied:
+        raise Forbidden(f"role {role!r} may not read layers {', '.join(denied)}")
+    return sources
+
+
 def export_tiles(
     url: str,
     layers: str,
@@ -198,10 +219,7 @@ def export_tiles(
     ``path`` in ``fmt``, as a caller with ``role`` is served them (a file leaves the server:
     it holds no property that role may not read); Forbidden when it may not read a layer."""
     start = time.monotonic()
-    sources = parse_sources(load_catalog().for_role(role), layers)
-    denied = [s.name for s in sources if not s.layer.can_read(role)]
-    if denied:
-        raise Forbidden(f"role {role!r} may not read layers {', '.join(denied)}")
+    sources = readable_sources(layers, role)
     wanted = area_tiles(area, minzoom, maxzoom)
     tiles = asyncio.run(render(url, sources, wanted))
     if not tiles:
@@ -214,3 +232,95 @@ def export_tiles(
     return ExportReport(
         path, len(tiles), len(wanted) - len(tiles), path.stat().st_size, time.monotonic() - start
     )
+
+
+# --- an area file over HTTP (GET /tiles/export/area.pmtiles) --------------------------------
+
+INSPECTOR_CELLS = text("SELECT h3 FROM grid_cells WHERE inspector_id = :inspector ORDER BY h3")
+
+
+@dataclass(frozen=True)
+class AreaTileSet:
+    """The served tiles of an area, ready to be written: the tiles with features, how many
+    were asked for, the description, and an ETag naming exactly these tiles."""
+
+    tiles: list[Tile]
+    wanted: int
+    meta: dict[str, object]
+    etag: str
+
+
+async def inspector_area(
+    engine: AsyncEngine, inspector_id: int, cells: str | None
+) -> shapely.Geometry:
+    """The area of an inspector's own cells, or of ``cells`` (a comma list) when given,
+    which must all be theirs (Forbidden otherwise); 400 when they hold none. The connection
+    is held only for the cells' query, not while the tiles are built."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(INSPECTOR_CELLS, {"inspector": inspector_id})
+        own = {row[0] for row in rows}
+    chosen = own
+    if cells is not None:
+        chosen = {parse_cell(c) for c in cells.split(",") if c.strip()}
+        if not chosen:
+            raise BadRequest("cells needs at least one H3 cell", code="invalid_cell")
+        if chosen - own:
+            raise Forbidden(
+                f"{len(chosen - own)} of the cells are not inspector {inspector_id}'s",
+                code="not_your_cells",
+            )
+    if not chosen:
+        raise BadRequest(f"inspector {inspector_id} holds no cell", code="no_cells")
+    return shapely.union_all([cell_polygon(c) for c in sorted(chosen)])
+
+
+async def area_tile_set(
+    service: TileService,
+    sources: list[Source],
+    area: shapely.Geometry,
+    minzoom: int,
+    maxzoom: int,
+    visible: Visibility,
+) -> AreaTileSet:
+    """The tiles of ``sources`` over ``area`` at ``minzoom``–``maxzoom`` exactly as the tile
+    routes serve them to a caller who sees ``visible`` (same statement, same cache); 413 past
+    AREA_MAX_TILES tiles, 400 when none has features, 503 after AREA_SECONDS."""
+    try:
+        wanted = area_tiles(area, minzoom, maxzoom, AREA_MAX_TILES)
+    except BadRequest as exc:
+        if exc.code != "too_many_tiles":
+            raise
+        raise PayloadTooLarge(str(exc), code="too_many_tiles") from None
+    filters = TileFilters()
+    if any(s.layer.read_scope for s in sources):
+        filters = replace(filters, visible=visible)
+    gate = asyncio.Semaphore(CONNECTIONS)
+
+    async def one(z: int, x: int, y: int) -> tuple[Tile, str]:
+        async with gate:
+            tile = await service.tile(sources, z, x, y, filters)
+        return (z, x, y, tile.body), tile.etag
+
+    try:
+        async with asyncio.timeout(AREA_SECONDS):
+            built = await asyncio.gather(*(one(*t) for t in wanted))
+    except TimeoutError:
+        raise ServiceUnavailable(
+            f"the area's {len(wanted)} tiles took more than {AREA_SECONDS:.0f} s: "
+            "narrow the area or the zooms",
+            code="export_timeout",
+        ) from None
+    tiles = [t for t, _ in built if t[3]]
+    if not tiles:
+        raise BadRequest("no tile of this area and these zooms has features", code="empty_export")
+    meta = metadata(sources, area, minzoom, maxzoom)
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+    for (z, x, y, _), etag in built:
+        digest.update(f"{z}/{x}/{y}={etag};".encode())
+    return AreaTileSet(tiles, len(wanted), meta, f'"{digest.hexdigest()[:32]}"')
+
+
+def write_area_pmtiles(tile_set: AreaTileSet, path: Path) -> int:
+    """Write an area's tile set as a PMTiles file at ``path``; its size in bytes."""
+    write_pmtiles(path, tile_set.tiles, tile_set.meta)
+    return path.stat().st_size

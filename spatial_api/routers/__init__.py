@@ -16,6 +16,7 @@ from spatial_api.routers import (
     categories,
     docs,
     events,
+    exports,
     features,
     grid,
     imports,
@@ -44,6 +45,7 @@ ROUTERS: list[APIRouter] = [
     attachments.router,
     open311.router,
     events.router,
+    exports.router,  # before tiles: /tiles/export/area.pmtiles is no tile path
     tiles.router,
     styles.router,
     features.router,

@@ -630,3 +630,29 @@ def test_self_close_counts_an_uploaded_report_photo(city: City) -> None:
         "ON t.incident_id = i.id AND t.action <> 'report' WHERE i.id = %s",
         (case["id"],),
     ) == [("closed", "self_close")]
+
+
+def test_a_repeated_upload_with_one_idempotency_key_gives_the_first_answer_and_one_row(
+    city: City, home: Path
+) -> None:
+    inspector = city.key("inspector", expected_inspector(LON, LAT))
+    case = new_case(city, inspector)
+    before = row_count(city)
+    keyed = {**inspector, "Idempotency-Key": f"photo-{time.time_ns()}"}
+    first = upload(city, case["id"], photo(41), keyed)
+    assert first.status_code == 201, first.text
+    # a retry draws a new multipart boundary: the same form still counts as the same request
+    again = upload(city, case["id"], photo(41), keyed)
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert row_count(city) == before + 1
+    rows = city.value("SELECT count(*) FROM attachments WHERE incident_id = %s", (case["id"],))
+    assert rows == 1
+    # the same key with another file is refused and writes nothing
+    other = upload(city, case["id"], photo(42), keyed)
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    assert row_count(city) == before + 1
+    # without a key, the same file is a second upload (the key is what makes it once)
+    assert upload(city, case["id"], photo(41), inspector).status_code == 201
+    assert row_count(city) == before + 2

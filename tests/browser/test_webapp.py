@@ -7,6 +7,7 @@ error."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import math
@@ -23,10 +24,11 @@ import pytest
 import shapely
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from pmtiles.reader import MemorySource, Reader, all_tiles
 
 from spatial_api.webapp import DIST, NotBuilt, current_build
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.helpers import CENTER, make_key, running_server, scalar, tile_of
+from tests.helpers import CENTER, make_key, running_server, scalar
 
 pytestmark = [pytest.mark.browser, pytest.mark.subprocess]
 
@@ -420,18 +422,20 @@ def test_an_inspector_reports_a_case_with_a_photo_and_sees_its_routing(
 def test_an_inspector_closes_their_own_report_with_a_photo_on_the_spot(
     app: Callable, city: str, tmp_path: Path
 ) -> None:
-    # one 400 is tolerated: the app can ask before the photo's upload is recorded (known)
-    page, _ = app("inspector", INSPECTOR, PHONE, expected=(400,), name=f"self-{time.time_ns()}")
+    # no error answer is tolerated: the note is asked for before anything is sent, and the
+    # photo chosen with the action is uploaded (and answered) before the action goes
+    page, _ = app("inspector", INSPECTOR, PHONE, name=f"self-{time.time_ns()}")
     wait_until(page, "window.cityhexReady > 0")
     marker = f"fixed on the spot {time.time_ns()}"
-    report_here(page, "0101", marker, own_cell_near_centre(page, city), photo_with_gps(tmp_path))
-    page.locator(".routed .photos").wait_for()
+    report_here(page, "0101", marker, own_cell_near_centre(page, city))
+    page.locator(".routed").wait_for()
     case = scalar(city, "SELECT id FROM incidents WHERE description = %s", (marker,))
     page.locator(".routed a").click()
     page.locator(f".case[data-case='{case}'] [data-action=self_close]").click()
-    page.locator(".case .msg.error", has_text="note").wait_for()  # the API wants a note
+    page.locator(".case .msg.error", has_text="请先填写备注").wait_for()
     assert scalar(city, "SELECT status FROM incidents WHERE id = %s", (case,)) == "reported"
     page.fill(".case input.note", "已现场处置")
+    page.set_input_files(".case input.spot-photo", str(photo_with_gps(tmp_path)))
     page.locator(".case [data-action=self_close]").click()
     page.locator(".case .status", has_text="closed").wait_for(timeout=20_000)
     steps = scalar(
@@ -442,6 +446,50 @@ def test_an_inspector_closes_their_own_report_with_a_photo_on_the_spot(
     )
     assert steps == [["self_close", "已现场处置"]]
     assert scalar(city, "SELECT status FROM incidents WHERE id = %s", (case,)) == "closed"
+    # the photo was recorded before the action: its row is older than the transition
+    order = scalar(
+        city,
+        "SELECT json_build_array((SELECT count(*) FROM attachments WHERE incident_id = %s),"
+        " (SELECT max(a.uploaded_at) < min(t.at) FROM attachments a, incident_transitions t"
+        "  WHERE a.incident_id = %s AND t.incident_id = %s AND t.action = 'self_close'))",
+        (case, case, case),
+    )
+    assert order == [1, True]
+
+
+def test_an_offline_self_close_sends_its_photo_first_and_each_lands_once(
+    app: Callable, city: str, tmp_path: Path
+) -> None:
+    page, context = app("inspector", INSPECTOR, PHONE, name=f"self-off-{time.time_ns()}")
+    # the service worker has stored the app's files (going offline during that fails them)
+    wait_until(page, "window.cityhexReady > 0 && navigator.serviceWorker.controller !== null")
+    marker = f"fixed offline {time.time_ns()}"
+    report_here(page, "0101", marker, own_cell_near_centre(page, city))
+    page.locator(".routed").wait_for()
+    case = scalar(city, "SELECT id FROM incidents WHERE description = %s", (marker,))
+    page.locator(".routed a").click()
+    page.locator(f".case[data-case='{case}'] [data-action=self_close]").wait_for()
+    context.set_offline(True)
+    wait_until(page, "navigator.onLine === false")
+    page.fill(".case input.note", "离线现场处置")
+    page.set_input_files(".case input.spot-photo", str(photo_with_gps(tmp_path)))
+    page.locator(".case [data-action=self_close]").click()
+    page.locator(".case .msg", has_text="已加入待发送").wait_for()
+    page.locator("[data-tab=outbox]").click()
+    assert page.locator(".outbox .queued-photos").inner_text() == "照片 0/1"
+    assert scalar(city, "SELECT count(*) FROM attachments WHERE incident_id = %s", (case,)) == 0
+    context.set_offline(False)
+    wait_until(page, "!document.querySelector('[data-tab=outbox] .count')")
+    landed = scalar(
+        city,
+        "SELECT json_build_array((SELECT count(*) FROM attachments WHERE incident_id = %s),"
+        " (SELECT count(*) FROM incident_transitions WHERE incident_id = %s"
+        "  AND action = 'self_close'), (SELECT status FROM incidents WHERE id = %s),"
+        " (SELECT max(a.uploaded_at) < min(t.at) FROM attachments a, incident_transitions t"
+        "  WHERE a.incident_id = %s AND t.incident_id = %s AND t.action = 'self_close'))",
+        (case, case, case, case, case),
+    )
+    assert landed == [1, 1, "closed", True]
 
 
 def test_an_inspector_attaches_a_report_to_the_open_case_nearby(app: Callable, city: str) -> None:
@@ -519,43 +567,104 @@ def test_offline_reports_and_a_verify_are_queued_and_each_lands_once(
     assert keys >= 3
 
 
-def test_my_area_is_stored_and_the_map_draws_it_offline(
+def test_an_offline_report_keeps_its_photo_and_both_land_once(
+    app: Callable, city: str, cityhex: str, tmp_path: Path
+) -> None:
+    page, context = app("inspector", INSPECTOR, PHONE)
+    # the service worker has stored the app's files (going offline during that fails them)
+    wait_until(page, "window.cityhexReady > 0 && navigator.serviceWorker.controller !== null")
+    context.set_offline(True)
+    wait_until(page, "navigator.onLine === false")
+    marker = f"offline photo report {time.time_ns()}"
+    report_here(page, "0101", marker, own_cell_near_centre(page, city), photo_with_gps(tmp_path))
+    page.get_by_text("已加入待发送").first.wait_for()
+    page.locator("[data-tab=outbox]").click()
+    assert page.locator(".outbox .queued-photos").inner_text() == "照片 0/1"
+    assert scalar(city, "SELECT count(*) FROM incidents WHERE description = %s", (marker,)) == 0
+    context.set_offline(False)
+    wait_until(page, "!document.querySelector('[data-tab=outbox] .count')")
+    rows = scalar(
+        city,
+        "SELECT json_agg(json_build_object('id', i.id, 'photos', (SELECT json_agg("
+        "json_build_array(a.id, a.stage, ST_X(a.geom), ST_Y(a.geom))) FROM attachments a"
+        " WHERE a.incident_id = i.id))) FROM incidents i WHERE description = %s",
+        (marker,),
+    )
+    assert len(rows) == 1 and len(rows[0]["photos"]) == 1
+    photo_id, stage, lon, lat = rows[0]["photos"][0]
+    assert stage == "report"
+    assert (lon, lat) == (pytest.approx(GPS[0], abs=1e-9), pytest.approx(GPS[1], abs=1e-9))
+    served = httpx.get(
+        f"{cityhex}/incidents/{rows[0]['id']}/attachments/{photo_id}",
+        headers=make_key(city, "admin"),
+    )
+    assert served.status_code == 200
+    assert dict(Image.open(io.BytesIO(served.content)).getexif().get_ifd(0x8825)) == {}
+
+
+STORED_AREA = """new Promise((done, fail) => {
+  const open = indexedDB.open("cityhex-area");
+  open.onerror = fail;
+  open.onsuccess = () => {
+    const get = open.result.transaction("files").objectStore("files").get("area");
+    get.onsuccess = async () => {
+      const kept = get.result;
+      if (!kept) return done(null);
+      const digest = await crypto.subtle.digest("SHA-256", await kept.blob.arrayBuffer());
+      const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+      done({ etag: kept.etag, size: kept.size, layers: kept.layers, sha256: hex });
+    };
+  };
+})"""
+"""The area file kept in the page's IndexedDB: its ETag, size, layers and SHA-256."""
+
+
+def test_my_area_is_stored_as_one_pmtiles_file_and_the_map_draws_it_offline(
     app: Callable, city: str, cityhex: str
 ) -> None:
     page, context = app("inspector", INSPECTOR, PHONE)
-    wait_until(page, "window.cityhexReady > 0")
-    page.locator(".download button").click()
-    page.get_by_text("已下载瓦片").wait_for()
-    stored = int(page.locator(".download .stored").inner_text().rsplit(" ", 1)[1])
+    # the service worker has stored the app's files (going offline during that fails them)
+    wait_until(page, "window.cityhexReady > 0 && navigator.serviceWorker.controller !== null")
+    page.locator(".download button").first.click()
+    page.locator(".download .stored").wait_for()
+    kept = page.evaluate(STORED_AREA)
+    # the very file the server exports for this inspector: same bytes, same ETag
+    server = httpx.get(
+        f"{cityhex}/tiles/export/area.pmtiles",
+        params={"layers": kept["layers"]},
+        headers=make_key(city, "inspector", INSPECTOR),
+        timeout=120,
+    )
+    assert server.status_code == 200
+    assert kept["etag"] == server.headers["etag"]
+    assert kept["size"] == len(server.content)
+    assert kept["sha256"] == hashlib.sha256(server.content).hexdigest()
+    assert page.locator(".download .stored").get_attribute("data-size") == str(kept["size"])
+    tiles = dict(all_tiles(Reader(MemorySource(server.content)).get_bytes))
+    assert {z for z, _, _ in tiles} == set(range(12, 18))
+    # offline: no tile request leaves the page, and the map draws my area from the file
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/tiles/" in r.url else None)
+    context.set_offline(True)
+    wait_until(page, "navigator.onLine === false")
     w, s, e, n = scalar(
         city,
         "SELECT json_build_array(ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x)) FROM "
         "(SELECT ST_Extent(geom) x FROM grid_cells WHERE inspector_id = %s) t",
         (INSPECTOR,),
     )
-    expected = 0
-    key = make_key(city, "inspector", INSPECTOR)
-    style = httpx.get(f"{cityhex}/styles/city.json", headers=key).json()
-    vector = [s["url"] for s in style["sources"].values() if s["type"] == "vector"]
-    assert len(vector) >= 2
-    for url in vector:  # each of the style's vector sources (a TileJSON each)
-        tilejson = httpx.get(url, headers=key).json()
-        for z in range(max(12, tilejson["minzoom"]), min(17, tilejson["maxzoom"]) + 1):
-            _, x0, y0 = tile_of(w, n, z)
-            _, x1, y1 = tile_of(e, s, z)
-            expected += (x1 - x0 + 1) * (y1 - y0 + 1)
-    assert stored == expected
-    kept = page.evaluate("caches.open('cityhex-tiles').then(c => c.keys()).then(k => k.length)")
-    assert kept == expected
-    context.set_offline(True)
-    wait_until(page, "navigator.onLine === false")
-    lon, lat = (w + e) / 2, (s + n) / 2
-    page.evaluate(f"window.cityhexMap.jumpTo({{center: [{lon}, {lat}], zoom: 16}})")
+    page.evaluate(f"window.cityhexMap.jumpTo({{center: [{(w + e) / 2}, {(s + n) / 2}], zoom: 16}})")
     for overlay in ("my-cells-fill", "my-cells-line"):  # drawn without tiles: not counted
         page.evaluate(f"window.cityhexMap.setLayoutProperty('{overlay}', 'visibility', 'none')")
     wait_map(page)
     share = painted_share(page.locator(".map canvas").screenshot())
     assert share > 0.5, f"offline, only {share:.1%} of the map is painted"
+    assert asked == []
+    # delete: the file is gone from the browser
+    context.set_offline(False)
+    page.locator(".download .delete").click()
+    page.locator(".download .stored").wait_for(state="detached")
+    assert page.evaluate(STORED_AREA) is None
 
 
 def test_the_app_starts_again_offline_and_its_report_lands_once(app: Callable, city: str) -> None:

@@ -1,7 +1,7 @@
 // A case's page, shared by the inspector and the dispatcher: its data, history, and the
 // actions the API says the caller may take now. Each action names the version it was taken
 // on (If-Match); a 412 reloads the case and says so.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "./api.js";
 import { t, when } from "./i18n.js";
 import { enqueue } from "./outbox.js";
@@ -13,6 +13,7 @@ export function CaseView({ id, onClose, onChanged, viaOutbox = false }) {
   const [steps, setSteps] = useState([]);
   const [note, setNote] = useState("");
   const [message, say] = useMessage();
+  const photos = useRef(null); // 自行处置's photos: uploaded before the action is sent
   async function load() {
     const { data, etag } = await api(`/incidents/${id}`);
     setFound({ data, etag });
@@ -25,10 +26,16 @@ export function CaseView({ id, onClose, onChanged, viaOutbox = false }) {
     const body = note ? { action, note } : { action };
     const headers = { "If-Match": found.etag };
     const path = `/incidents/${id}/transitions`;
+    const selfClose = action === "self_close";
+    if (selfClose && !note.trim()) return say(t("noteRequired"), true); // the API's rule too
+    const files = selfClose ? [...(photos.current?.files ?? [])] : [];
     try {
-      const answer = viaOutbox
-        ? await enqueue(path, body, { headers, label: `${t("case")} ${id}: ${action}` })
+      // a 自行处置's photos go first (outbox order), so the action meets them recorded
+      const answer = viaOutbox || files.length
+        ? await enqueue(path, body, { headers, label: `${t("case")} ${id}: ${action}`,
+          photos: files, stage: "report", photosFirst: true })
         : await api(path, { method: "POST", body, headers });
+      if (photos.current) photos.current.value = "";
       if (answer === null) {
         say(t("queued"));
         return;
@@ -55,6 +62,8 @@ export function CaseView({ id, onClose, onChanged, viaOutbox = false }) {
     <h4>${t("actions")}</h4>
     <input class="note" placeholder=${t("note")} value=${note}
       onInput=${(e) => setNote(e.target.value)} />
+    ${(c.allowed_actions ?? []).some((a) => a.action === "self_close") ? html`<label>${t("spotPhoto")}
+      <input type="file" class="spot-photo" accept="image/*" multiple ref=${photos} /></label>` : null}
     <div class="actions">${(c.allowed_actions ?? []).map((a) => html`<button
       data-action=${a.action} onClick=${() => act(a.action)}>${a.label || a.action}</button>`)}</div>
     <${Message} ...${message} />

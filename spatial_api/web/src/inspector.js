@@ -8,7 +8,7 @@ import { boundsOf, firstView, firstViewBounds, placeMarker, maplibre } from "./m
 import { FirstView } from "./firstview.js";
 import { discard, enqueue, flush, watchOutbox } from "./outbox.js";
 import { CaseView } from "./cases.js";
-import { downloadArea } from "./offline.js";
+import { deleteArea, downloadArea, storedArea } from "./offline.js";
 import { Shift } from "./patrol.js";
 import { html, MapBox, Message, useMessage } from "./ui.js";
 
@@ -114,44 +114,25 @@ function Report({ categories, place, setPlace, onOpen }) {
       (e) => say(e.message, true),
     );
   }
-  /** Send the chosen photos as the report's (stage `report`); how many went through. The
-   * server strips their metadata (EXIF GPS included) before storing them. */
-  async function uploadPhotos(caseId) {
-    const files = [...(photos.current?.files ?? [])];
-    let sent = 0;
-    for (const file of files) {
-      const form = new FormData();
-      form.append("file", file);
-      form.append("stage", "report");
-      try {
-        await api(`/incidents/${caseId}/attachments`, { method: "POST", body: form });
-        sent += 1;
-      } catch (error) {
-        say(`${t("photoFailed")}: ${error.message}`, true);
-        break;
-      }
-    }
-    if (photos.current) photos.current.value = "";
-    return files.length ? sent : null;
-  }
+  /** Send the report through the outbox with the chosen photos (stage `report`, kept with it
+   * while offline and uploaded once the case exists; the server strips their metadata, EXIF
+   * GPS included). An attachment to a case nearby carries no photos. */
   async function submit(event, duplicateOf) {
     event?.preventDefault();
     const body = { category, lon: place[0], lat: place[1] };
     if (description) body.description = description;
     if (duplicateOf) body.duplicate_of = duplicateOf;
+    const files = duplicateOf ? [] : [...(photos.current?.files ?? [])];
     try {
-      const answer = await enqueue("/incidents", body, { label: `${t("report")} ${category}` });
+      const answer = await enqueue("/incidents", body, { label: `${t("report")} ${category}`, photos: files });
+      if (photos.current && files.length) photos.current.value = "";
       if (answer === null) {
-        say(photos.current?.files?.length ? `${t("queued")} · ${t("photoOffline")}` : t("queued"));
+        say(files.length ? `${t("queued")} · ${t("photos")} ${files.length}` : t("queued"));
         setRouted(null);
         return;
       }
       say(duplicateOf ? `${t("attached")} ${answer.data.id}` : "");
-      setRouted({ ...answer.data, photos: null });
-      if (!duplicateOf) {
-        const sent = await uploadPhotos(answer.data.id);
-        setRouted({ ...answer.data, photos: sent });
-      }
+      setRouted({ ...answer.data, photos: answer.photos || null });
     } catch (error) {
       say(error instanceof ApiError ? error.message : String(error), true);
     }
@@ -199,8 +180,14 @@ function Outbox() {
     <button onClick=${() => flush()}>${t("sendNow")}</button>
     ${items.length === 0 ? html`<p>${t("empty")}</p>` : html`<ul>${items.map((i) => html`<li
       class=${i.error ? "failed" : "waiting"}>${i.label} · ${new Date(i.queued).toLocaleTimeString()}
+      ${i.photos?.length ? html` · <span class="queued-photos">${t("photos")} ${i.photos.filter((p) => p.sent).length}/${i.photos.length}</span>` : null}
       ${i.error ? html` · ${t("failed")}: ${i.error} <button class="link" onClick=${() => discard(i.key)}>×</button>` : null}</li>`)}</ul>`}
   </div>`;
+}
+
+/** A size in bytes as megabytes ("1.2 MB"). */
+function mb(bytes) {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
 /** The inspector's screen. */
@@ -211,9 +198,10 @@ export function Inspector({ me }) {
   const [place, setPlace] = useState(null);
   const [waiting, setWaiting] = useState(0);
   const [categories, setCategories] = useState([]);
-  const [stored, setStored] = useState("");
+  const [area, setArea] = useState(null); // what is stored: {size, date, …}
+  const [progress, setProgress] = useState(null); // bytes received, of total
+  const [areaError, setAreaError] = useState("");
   const [online, setOnline] = useState(navigator.onLine);
-  const cells = useRef(null);
   const map = useRef(null);
   const [shown, setShown] = useState(null); // the map, once my cells are on it
   const myCells = useRef(null);
@@ -251,20 +239,28 @@ export function Inspector({ me }) {
   useEffect(() => {
     if (map.current && place) marker.current = placeMarker(map.current, marker.current, place);
   }, [place]);
+  useEffect(() => {
+    storedArea().then(setArea, () => {});
+  }, []);
   async function download() {
-    const bounds = boundsOf(cells.current ?? { features: [] });
-    if (!bounds) return;
+    setAreaError("");
+    setProgress([0, 0]);
     try {
-      const count = await downloadArea(map.current, bounds, (n) => setStored(`${n} …`));
-      setStored(`${t("downloaded")}: ${count}`);
+      setArea(await downloadArea(map.current, (received, total) => setProgress([received, total])));
     } catch (error) {
-      setStored(error.message);
+      setAreaError(error.message);
+    } finally {
+      setProgress(null);
     }
+  }
+  async function forget() {
+    await deleteArea();
+    setArea(null);
   }
   async function onMap(m) {
     map.current = m;
     m.on("click", (e) => setPlace([e.lngLat.lng, e.lngLat.lat]));
-    if (me.inspector_id) cells.current = showMyCells(m, await myCells.current);
+    if (me.inspector_id) showMyCells(m, await myCells.current);
     navigator.geolocation?.getCurrentPosition(
       (p) => {
         const at = [p.coords.longitude, p.coords.latitude];
@@ -294,7 +290,11 @@ export function Inspector({ me }) {
       setPlace=${setPlace} onOpen=${setOpen} /></div>
     <div hidden=${tab !== "outbox"}><${Outbox} /></div>
     ${me.inspector_id ? html`<${Shift} me=${me} map=${shown} />` : null}
-    <p class="download"><button class="link" onClick=${download}>${t("download")}</button>
-      <small class="stored">${stored}</small></p>
+    <div class="download"><button class="link" onClick=${download} disabled=${!shown || progress}>${t("download")}</button>
+      ${progress ? html` <progress value=${progress[0]} max=${progress[1] || undefined}></progress>
+        <small>${mb(progress[0])}${progress[1] ? ` / ${mb(progress[1])}` : ""}</small>` : null}
+      ${area ? html`<p class="stored" data-size=${area.size}>${t("downloaded")} · ${mb(area.size)} ·
+        ${when(new Date(area.date).toISOString())} <button class="link delete" onClick=${forget}>${t("delete")}</button></p>` : null}
+      ${areaError ? html`<p class="msg error">${areaError}</p>` : null}</div>
   </div>`;
 }

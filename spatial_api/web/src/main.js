@@ -6,6 +6,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, freshHeaders, onSignedOut, signIn, signOut, signedIn, tokenClaims } from "./api.js";
 import { language, setLanguage, t } from "./i18n.js";
 import { loadStyle } from "./map.js";
+import { deleteArea } from "./offline.js";
 import { html, Message, useMessage } from "./ui.js";
 import { Preview } from "./preview.js";
 import { Inspector } from "./inspector.js";
@@ -111,7 +112,8 @@ function App() {
       <button class="link" onClick=${() => {
         signOut();
         localStorage.removeItem("cityhex.me");
-        if (window.caches) ["cityhex-app", "cityhex-tiles"].forEach((c) => caches.delete(c));
+        if (window.caches) caches.delete("cityhex-app");
+        deleteArea().catch(() => {}); // the offline area file
         setMe(null);
       }}>${t("signout")}</button>
     </header>

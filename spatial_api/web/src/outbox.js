@@ -1,6 +1,9 @@
 // The outbox: writes made on the street (reports, workflow actions, position fixes) are kept
 // in IndexedDB and sent in order when the network allows. Each carries an Idempotency-Key
-// made when it was queued, so a retry after a lost answer never makes a second case.
+// made when it was queued, so a retry after a lost answer never makes a second case. An item
+// may carry photos (Blobs kept with it): a report's go to its case once it is created, an
+// action's (自行处置) go first, so the action is sent only after the API recorded them; each
+// photo has its own Idempotency-Key and is marked sent as soon as the API answered.
 import { openDB } from "idb";
 import { api } from "./api.js";
 
@@ -35,8 +38,11 @@ export async function outboxItems() {
  * or to null when it waits in the outbox (offline); rejects with the API's error when the
  * API refused it (it is then kept, marked failed, for the user to see).
  */
-export async function enqueue(path, body, { headers = {}, label = path } = {}) {
-  const item = { key: crypto.randomUUID(), path, body, headers, label, queued: Date.now() };
+export async function enqueue(path, body, { headers = {}, label = path, photos = [], stage = "report", photosFirst = false } = {}) {
+  const item = {
+    key: crypto.randomUUID(), path, body, headers, label, queued: Date.now(), photosFirst,
+    photos: [...photos].map((file) => ({ key: crypto.randomUUID(), blob: file, name: file.name, stage, sent: false })),
+  };
   await (await db).put("items", item);
   await changed();
   let results = await flush();
@@ -46,9 +52,39 @@ export async function enqueue(path, body, { headers = {}, label = path } = {}) {
   return result?.answer ?? null;
 }
 
+/** Keep what was sent of an item (its answer, its photos marked sent). */
+async function keep(item) {
+  await (await db).put("items", item);
+  await changed();
+  return item;
+}
+
+/** Upload the item's photos not yet sent to `path`, each once (its own key). */
+async function sendPhotos(item, path) {
+  for (const [i, photo] of (item.photos ?? []).entries()) {
+    if (photo.sent) continue;
+    const form = new FormData();
+    form.append("file", photo.blob, photo.name);
+    form.append("stage", photo.stage);
+    await api(path, { method: "POST", body: form, headers: { "Idempotency-Key": photo.key } });
+    item = await keep({ ...item, photos: item.photos.map((p, j) => (j === i ? { ...p, sent: true } : p)) });
+  }
+  return item;
+}
+
+/** Send an item (photos first for an action on a case, after the case for a report); its
+ * answer with `photos`, the number of photos it carried. */
 async function send(item) {
-  const headers = { ...item.headers, "Idempotency-Key": item.key };
-  return api(item.path, { method: "POST", body: item.body, headers });
+  const count = item.photos?.length ?? 0;
+  if (item.photosFirst) item = await sendPhotos(item, item.path.replace(/\/transitions$/, "/attachments"));
+  let answer = item.answer;
+  if (!answer) {
+    const headers = { ...item.headers, "Idempotency-Key": item.key };
+    answer = await api(item.path, { method: "POST", body: item.body, headers });
+    if (count && !item.photosFirst) item = await keep({ ...item, answer });
+  }
+  if (!item.photosFirst) await sendPhotos(item, `/incidents/${answer.data.id}/attachments`);
+  return { ...answer, photos: count };
 }
 
 /** Send what waits, in order; stops at the first network failure (at once when the browser
@@ -66,7 +102,8 @@ export function flush() {
         } catch (error) {
           if (error.status === 0) break;
           results.set(item.key, { error });
-          await (await db).put("items", { ...item, error: error.message, status: error.status });
+          const sent = (await (await db).get("items", item.key)) ?? item; // its photos sent so far
+          await (await db).put("items", { ...sent, error: error.message, status: error.status });
         }
         await changed();
       }

@@ -1,8 +1,8 @@
 // The app's service worker: it keeps the page, the build's files (ASSETS, written in by the
 // build) and the answers the app read (styles, cells, tasks, categories …), so the app starts
 // again without network. Files with hashed names come from the cache; everything else from the
-// network first, the cache when offline. Tiles have their own cache (offline.js); the event
-// stream is never kept. Answers are matched whatever their Vary (the token in Authorization
+// network first, the cache when offline. Tiles offline come from the area file offline.js
+// keeps in IndexedDB; tiles, that file and the event stream never pass here. Answers are matched whatever their Vary (the token in Authorization
 // changes every few minutes; the cache is this signed-in browser's own and cleared on sign-out).
 const CACHE = "cityhex-app";
 const ASSETS = self.ASSETS;
@@ -43,7 +43,7 @@ async function networkFirst(request) {
 self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== location.origin) return;
-  if (url.pathname === "/events" || url.pathname.endsWith(".mvt")) return;
+  if (url.pathname === "/events" || /\.(mvt|pmtiles)$/.test(url.pathname)) return;
   if (url.pathname.startsWith("/app/assets/")) {
     event.respondWith(caches.match(event.request).then((hit) => hit || networkFirst(event.request)));
   } else {
