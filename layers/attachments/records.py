@@ -41,7 +41,7 @@ from layers.catalog.registry import Layer
 from layers.features.repository import get_feature
 from layers.features.scope import check_departments, owners
 from layers.incidents.cases import Actor, Incident
-from layers.incidents.scope import check_visible, visible_incident
+from layers.incidents.scope import visible_incident
 from layers.incidents.transitions import check_scope
 from layers.incidents.working_time import working_time_settings
 
@@ -307,8 +307,9 @@ async def case_attachments(
 async def case_attachment(
     conn: AsyncConnection, incident_id: int, attachment_id: int, actor: Actor
 ) -> Attachment:
-    """One attachment of a case the actor may see; NotFound when the case has none such."""
-    await check_visible(conn, incident_id, actor)
+    """One attachment of a case the actor may see; NotFound when there is no such case or it
+    has no such attachment."""
+    await visible_incident(conn, incident_id, actor)
     row = (
         await conn.execute(
             text(f"SELECT {COLUMNS} FROM attachments a WHERE a.id = :a AND a.incident_id = :i"),

@@ -413,6 +413,11 @@ def test_who_may_upload_and_read(city: City) -> None:
         ).status_code
         == 404
     )
+    # a case that does not exist is 404 for every reader, a caller with limits included
+    for key in (dispatcher, inspector):
+        for tail in ("", "/1", "/1/thumbnail"):
+            r = city.client.get(f"/incidents/999999999/attachments{tail}", headers=key)
+            assert r.status_code == 404 and r.json()["code"] == "unknown_incident", r.text
 
 
 def test_open311_media_url_is_the_report_photo(city: City) -> None:
