@@ -177,3 +177,19 @@ def tile_key_range(z: int, x: int, y: int) -> tuple[int, int]:
 def key_shift(z: int) -> int:
     """How many low bits to drop from a tile key to get the number of its zoom-``z`` tile."""
     return 2 * (KEY_ZOOM - z)
+
+
+def cell_ring(z: int, x: int, y: int, deeper: int) -> list[int]:
+    """The Morton numbers of the tiles ``deeper`` zooms below tile ``z/x/y`` that touch it from
+    outside (the ring of 4 · 2**deeper + 4 cells around it, less those off the map)."""
+    n, last = 1 << deeper, (1 << (z + deeper)) - 1
+    cols = range(x * n - 1, x * n + n + 1)
+    rows = range(y * n - 1, y * n + n + 1)
+    return [
+        interleave(c, r)
+        for c in cols
+        for r in rows
+        if (c in (cols[0], cols[-1]) or r in (rows[0], rows[-1]))
+        and 0 <= c <= last
+        and 0 <= r <= last
+    ]
