@@ -24,21 +24,23 @@ down_revision: str | Sequence[str] | None = "0023_aggregates"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-LEVELS = "(VALUES (18), (19), (20)) AS l(z)"
-"""The zooms of the cells kept."""
-CELL = "tile_key({t}.geom_3857) >> (2 * (24 - l.z))"
-"""The zoom-``l.z`` cell of a case: its zoom-24 tile key less 2 × (24 − z) bits."""
+
+def cells(rows: str, sign: str = "") -> str:
+    """SQL of (z, cell, n, sx, sy) per cell of zooms 18–20 of the cases in ``rows`` (negated
+    with ``sign`` '-'): a case's zoom-z cell is its zoom-24 tile key less 2 × (24 − z) bits
+    (the key computed once per case)."""
+    return f"""
+        SELECT l.z, p.k >> (2 * (24 - l.z)), {sign}count(*), {sign}sum(p.x), {sign}sum(p.y)
+        FROM (SELECT tile_key(r.geom_3857) AS k, ST_X(r.geom_3857)::numeric AS x,
+                     ST_Y(r.geom_3857)::numeric AS y FROM {rows} AS r OFFSET 0) AS p
+        CROSS JOIN (VALUES (18), (19), (20)) AS l(z)
+        WHERE p.k IS NOT NULL GROUP BY 1, 2"""
 
 
 def adding(rows: str, sign: str) -> str:
     """SQL adding (``sign`` '+') or removing ('-') the cases of transition table ``rows``."""
-    cell = CELL.format(t="r")
     return f"""
-        INSERT INTO incident_cluster_levels AS c (z, cell, n, sx, sy)
-        SELECT l.z, {cell}, {sign}count(*), {sign}sum(ST_X(r.geom_3857)::numeric),
-               {sign}sum(ST_Y(r.geom_3857)::numeric)
-        FROM {rows} AS r CROSS JOIN {LEVELS}
-        WHERE tile_key(r.geom_3857) IS NOT NULL GROUP BY 1, 2
+        INSERT INTO incident_cluster_levels AS c (z, cell, n, sx, sy) {cells(rows, sign)}
         ON CONFLICT (z, cell) DO UPDATE
         SET n = c.n + EXCLUDED.n, sx = c.sx + EXCLUDED.sx, sy = c.sy + EXCLUDED.sy;"""
 
@@ -69,12 +71,7 @@ def upgrade() -> None:
         "CREATE TABLE incident_cluster_levels (z smallint NOT NULL, cell bigint NOT NULL,"
         " n bigint NOT NULL, sx numeric NOT NULL, sy numeric NOT NULL, PRIMARY KEY (z, cell))"
     )
-    op.execute(
-        f"INSERT INTO incident_cluster_levels SELECT l.z, {CELL.format(t='i')}, count(*),"
-        " sum(ST_X(i.geom_3857)::numeric), sum(ST_Y(i.geom_3857)::numeric)"
-        f" FROM incidents i CROSS JOIN {LEVELS}"
-        " WHERE tile_key(i.geom_3857) IS NOT NULL GROUP BY 1, 2"
-    )
+    op.execute(f"INSERT INTO incident_cluster_levels {cells('incidents')}")
     op.execute("ANALYZE incident_cluster_levels")
     op.execute(FUNCTION)
     for event, tables in (
