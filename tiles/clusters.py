@@ -169,7 +169,7 @@ def cells_sql(layer: Layer, z: int, x: int, y: int, st: Statement, conds: list[s
     ):
         low, high = (f"{st.param(v >> key_shift(zc))}::bigint" for v in tile_key_range(z, x, y))
         return (
-            f"SELECT a.cell, a.n, (a.sx / a.n)::float8 AS cx, (a.sy / a.n)::float8 AS cy FROM "
+            f"SELECT a.cell, a.n, a.sx::float8 / a.n AS cx, a.sy::float8 / a.n AS cy FROM "
             f"{stored[0]} {where([*stored[1], f'a.cell >= {low}', f'a.cell < {high}', 'a.n > 0'])}"
         )
     if keyed(layer, z) and layer.cluster_cells and not conds and z + CLUSTER_ZOOMS <= CELLS_ZOOM:
