@@ -29,6 +29,7 @@ from gis.tilemath import (
 )
 from layers.catalog.registry import load_catalog
 from tests.helpers import CENTER, copy_incidents, make_key
+from tiles.clusters import STRIPS_MAX
 from tiles.filters import TileFilters
 from tiles.service import build_tile
 from tiles.sources import Source
@@ -140,7 +141,8 @@ def blob(x: float, y: float, n: int) -> list[tuple[str, datetime, float, float]]
 def place_cases_on_a_seam(url: str) -> tuple[int, int, int]:
     """Put cases on the seams of the zoom-16 tile at the city centre: a dense cell inside it,
     a dense cell of its right neighbour and a sparse cell of its left one, both within the
-    buffer's width of its edge. The tile."""
+    buffer's width of its edge; and enough in another cell of it that it and the tiles
+    holding it hold more than STRIPS_MAX. The tile."""
     x, y = lonlat_to_mercator(*CENTER)
     tx, ty = cell_of(x, y, 16)
     minx, _, maxx, maxy = tile_bounds(16, tx, ty)
@@ -150,7 +152,8 @@ def place_cases_on_a_seam(url: str) -> tuple[int, int, int]:
         url,
         blob(minx + 5.5 * cell, maxy - 5.5 * cell, 30)
         + blob(maxx + buffer / 2, maxy - 2.5 * cell, 30)
-        + blob(minx - buffer / 2, maxy - 9.5 * cell, 5),
+        + blob(minx - buffer / 2, maxy - 9.5 * cell, 5)
+        + blob(minx + 10.5 * cell, maxy - 10.5 * cell, STRIPS_MAX),
     )
     return 16, tx, ty
 
@@ -174,7 +177,7 @@ def rule(
     """What tile z/x/y shows by the cluster rule, from every case: the ids shown as
     themselves (in the tile and its buffer, their cell holding at most ``limit``), the
     counts of its clusters (its cells holding more) and how many cases of its buffer a
-    dense cell outside it hides."""
+    dense cell outside it hides, and how many it holds."""
     counts = Counter(cell_of(px, py, z + CELL_DEEPER) for _, px, py in points)
     minx, miny, maxx, maxy = tile_bounds(z, x, y, buffer_margin())
     n = 1 << CELL_DEEPER
@@ -192,7 +195,12 @@ def rule(
         for (col, row), c in counts.items()
         if c > limit and x * n <= col < x * n + n and y * n <= row < y * n + n
     )
-    return shown, clusters, hidden
+    total = sum(
+        c
+        for (col, row), c in counts.items()
+        if x * n <= col < x * n + n and y * n <= row < y * n + n
+    )
+    return shown, clusters, hidden, total
 
 
 def test_tiles_from_the_levels_follow_the_rule_and_equal_tiles_from_the_cases(url: str) -> None:
@@ -205,17 +213,20 @@ def test_tiles_from_the_levels_follow_the_rule_and_equal_tiles_from_the_cases(ur
         cx, cy = x16 // k, y16 // k
         tiles += [(z, cx + dx, cy + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
     clusters_seen = shown_seen = hidden_seen = 0
+    ways = set()  # (zoom, whether the tile holds more than STRIPS_MAX): both ways, every zoom
     for z, x, y in tiles:
         fast, slow = asyncio.run(both_tiles(url, z, x, y))
         a = mapbox_vector_tile.decode(fast).get("incidents", {}).get("features", [])
         b = mapbox_vector_tile.decode(slow).get("incidents", {}).get("features", [])
         assert sorted(a, key=str) == sorted(b, key=str), (z, x, y)
-        shown, clusters, hidden = rule(points, z, x, y, limit)
+        shown, clusters, hidden, total = rule(points, z, x, y, limit)
+        ways.add((z, total > STRIPS_MAX))
         assert {f["id"] for f in a if "count" not in f["properties"]} == shown, (z, x, y)
         assert sorted(f["properties"]["count"] for f in a if "count" in f["properties"]) == clusters
         clusters_seen += len(clusters)
         shown_seen += len(shown)
         hidden_seen += hidden
     assert clusters_seen and shown_seen and hidden_seen
-    shown, clusters, hidden = rule(points, z16, x16, y16, limit)
+    assert ways == {(z, more) for z in (13, 14, 15, 16) for more in (False, True)}
+    shown, clusters, hidden, _ = rule(points, z16, x16, y16, limit)
     assert max(clusters) >= 30 and hidden >= 30
