@@ -177,3 +177,21 @@ def tile_key_range(z: int, x: int, y: int) -> tuple[int, int]:
 def key_shift(z: int) -> int:
     """How many low bits to drop from a tile key to get the number of its zoom-``z`` tile."""
     return 2 * (KEY_ZOOM - z)
+
+
+def cell_ring(z: int, x: int, y: int, deeper: int) -> list[int]:
+    """The Morton numbers of the tiles ``deeper`` zooms below tile ``z/x/y`` that touch it from
+    outside (the ring of 4 · 2**deeper + 4 cells around it, less those off the map)."""
+    n, last = 1 << deeper, (1 << (z + deeper)) - 1
+    cols = [c for c in range(x * n - 1, x * n + n + 1) if 0 <= c <= last]
+    rows = [r for r in range(y * n - 1, y * n + n + 1) if 0 <= r <= last]
+    spread_cols = {c: spread_bits(c) for c in cols}
+    spread_rows = {r: spread_bits(r) << 1 for r in rows}
+    edge_cols = {x * n - 1, x * n + n}
+    edge_rows = {y * n - 1, y * n + n}
+    return [
+        spread_cols[c] | spread_rows[r]
+        for c in cols
+        for r in rows
+        if c in edge_cols or r in edge_rows
+    ]

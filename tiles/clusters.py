@@ -15,11 +15,14 @@ tile around it, which the tile counts up to ``cluster_cell_max + 1`` to decide. 
 lies in the strip two tiles share is shown the same way by both.
 
 Point layers with a tile-key index (layers.db.tile_keys) do this on key ranges: a cell is a
-key prefix, so the tile's cells are counted and averaged from one range of the index (with
-no filter at zooms ≤ 13, from the layer's ``cluster_cells`` table: a count and coordinate
-sums per zoom-17 cell, which coarser cells are ranges of), each cell around it from a short
-one, and features are read only from the ranges between dense cells. Other layers find
-their rows through the spatial index.
+key prefix, so the tile's cells are counted and averaged from one range of the index, each
+cell around it from a short one, and features are read only from the ranges between dense
+cells. With no filter, the counts come from the layer's stored cells instead of the index:
+its ``cluster_cells`` table (a count and coordinate sums per zoom-17 cell, which the cells
+of zooms ≤ 17 are ranges of) and its ``cluster_levels`` table (the same per cell of zooms
+18–20); a tile whose cells are stored cells reads its cells and the ring of cells around it
+from at most 324 rows, and reads cases only from its sparse cells and the sparse cells of
+the ring. Other layers find their rows through the spatial index.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from gis.tilemath import (
     KEY_ZOOM,
     ORIGIN,
     buffer_margin,
+    cell_ring,
     key_shift,
     pixel_size,
     tile_bounds,
@@ -60,13 +64,24 @@ from tiles.sources import Source
 CLUSTER_ZOOMS = 4
 """A cluster cell is a tile this many zooms deeper than the tile."""
 CELLS_ZOOM = 17
-"""The zoom of the cells of a layer's ``cluster_cells`` table (migration 0022)."""
-CELLS, FOUND, OUTSIDE, BUFFER_ROWS, SPARSE, ROWS = (
+"""The zoom of the cells of a layer's ``cluster_cells`` table (migration 0023)."""
+LEVEL_ZOOMS = range(18, 21)
+"""The zooms of the cells of a layer's ``cluster_levels`` table (migration 0024)."""
+STRIPS_MAX = 600
+"""A tile holding at most this many features finds the features of its buffer by reading its
+buffer strips (about 1/15 of what the ring of cells around it holds, when it is like the
+tile) even where the stored cells could decide them: cheaper than probing the 68 stored
+cells of the ring, which pays where the strips hold many."""
+CELLS, FOUND, OUTSIDE, BUFFER_ROWS, SPARSE, RING, COUNTED, STORED, AROUND, ROWS = (
     '"tile$cells"',
     '"tile$found"',
     '"tile$outside"',
     '"tile$buffer"',
     '"tile$sparse"',
+    '"tile$ring"',
+    '"tile$counted"',
+    '"tile$stored"',
+    '"tile$around"',
     '"tile$rows"',
 )
 """Names of the statement's own CTEs: no catalog table can have them ('$' is not allowed in
@@ -95,6 +110,16 @@ def centre(layer: Layer) -> tuple[str, str]:
     if single_points(layer):
         return f"ST_X({g})", f"ST_Y({g})"
     return f"(ST_XMin({g}) + ST_XMax({g})) / 2", f"(ST_YMin({g}) + ST_YMax({g})) / 2"
+
+
+def stored_cells(layer: Layer, zoom: int, st: Statement) -> tuple[str, list[str]] | None:
+    """The FROM item (aliased ``a``: ``cell``, ``n``, ``sx``, ``sy``) and conditions of the
+    layer's stored cells of zoom ``zoom``, or None when that zoom is not stored."""
+    if zoom == CELLS_ZOOM and layer.cluster_cells:
+        return f"{quoted(layer.cluster_cells)} AS a", []
+    if zoom in LEVEL_ZOOMS and layer.cluster_levels:
+        return f"{quoted(layer.cluster_levels)} AS a", [f"a.z = {st.param(zoom)}::smallint"]
+    return None
 
 
 def cell_index(cx: str, cy: str, z: int, st: Statement) -> tuple[str, str]:
@@ -137,11 +162,23 @@ def cluster_point(cx: str, cy: str, z: int, x: int, y: int, st: Statement) -> st
 def cells_sql(layer: Layer, z: int, x: int, y: int, st: Statement, conds: list[str]) -> str:
     """A subquery: the tile's cells that hold features meeting ``conds``, one row each with
     ``n`` (how many) and ``cx, cy`` (their mean centre). Keyed layers group one key range by
-    key prefix (column ``cell``); others group the centres found through the spatial index
-    by cell column and row (``col, row``). (``OFFSET 0`` keeps the inner select whole, so
-    each row's centre is computed once.)"""
+    key prefix (column ``cell``), with no filter from the layer's stored cells; others group
+    the centres found through the spatial index by cell column and row (``col, row``).
+    (``OFFSET 0`` keeps the inner select whole, so each row's centre is computed once.)"""
     cx, cy = centre(layer)
     table = f"{quoted(layer.table)} AS f"
+    zc = z + CLUSTER_ZOOMS
+    if (
+        keyed(layer, z)
+        and not conds
+        and zc in LEVEL_ZOOMS
+        and (stored := stored_cells(layer, zc, st))
+    ):
+        low, high = (f"{st.param(v >> key_shift(zc))}::bigint" for v in tile_key_range(z, x, y))
+        return (
+            f"SELECT a.cell, a.n, a.sx::float8 / a.n AS cx, a.sy::float8 / a.n AS cy FROM "
+            f"{stored[0]} {where([*stored[1], f'a.cell >= {low}', f'a.cell < {high}', 'a.n > 0'])}"
+        )
     if keyed(layer, z) and layer.cluster_cells and not conds and z + CLUSTER_ZOOMS <= CELLS_ZOOM:
         low, high = (
             f"{st.param(v >> key_shift(CELLS_ZOOM))}::bigint" for v in tile_key_range(z, x, y)
@@ -206,8 +243,9 @@ def keyed_rows(
 ) -> str:
     """The CTEs ``tile$cells`` (the tile's cells, by key prefix) and ``tile$rows`` (the rows
     of the features to show as themselves) of a keyed layer: the tile's features come from
-    the key ranges between its dense cells; the buffer's from the spatial index, kept when
-    their cell (counted from its key range up to ``limit + 1``) holds at most ``limit``."""
+    the key ranges between its dense cells; the buffer's from ``counted_around`` or, for an
+    unfiltered tile holding more than ``STRIPS_MAX`` whose cells are stored, from
+    ``stored_around`` (both give the same rows)."""
     layer = source.layer
     conds = row_filters(layer, filters, st)
     table = f"{quoted(layer.table)} AS f"
@@ -221,6 +259,44 @@ def keyed_rows(
         f"UNION ALL SELECT coalesce(max(cell + 1) << {shift}, {low}), {high} {dense}"
     )
     inside = [key_span(layer, "s.lo", "s.hi"), *conds]
+    stored = None if conds else stored_cells(layer, z + CLUSTER_ZOOMS, st)
+    if stored:
+        total, most = f"(SELECT coalesce(sum(n), 0) FROM {CELLS})", st.param(STRIPS_MAX)
+        around = (
+            f"{counted_around(source, z, x, y, filters, st, limit, COUNTED)}, "
+            f"{stored_around(source, z, x, y, filters, st, limit, stored, STORED)}, "
+            f"{AROUND} AS (SELECT * FROM {COUNTED} WHERE {total} <= {most}::bigint "
+            f"UNION ALL SELECT * FROM {STORED} WHERE {total} > {most}::bigint)"
+        )
+    else:
+        around = counted_around(source, z, x, y, filters, st, limit, AROUND)
+    return (
+        f"{CELLS} AS MATERIALIZED ({cells_sql(layer, z, x, y, st, conds)}), {around}, "
+        f"{ROWS} AS MATERIALIZED (SELECT f.* FROM (SELECT * FROM ({spans}) AS s WHERE lo < hi)"
+        f' AS s CROSS JOIN LATERAL (SELECT {cols}, NULL::bigint AS "tile$cell" FROM {table} '
+        f"{where(inside)} OFFSET 0) AS f UNION ALL SELECT * FROM {AROUND})"
+    )
+
+
+def counted_around(
+    source: Source,
+    z: int,
+    x: int,
+    y: int,
+    filters: TileFilters,
+    st: Statement,
+    limit: str,
+    name: str,
+) -> str:
+    """The CTE ``name``: the rows in a keyed layer's buffer (found through the spatial index)
+    whose cell, counted from its key range up to ``limit + 1``, holds at most ``limit``;
+    with their cell ``tile$cell``."""
+    layer = source.layer
+    conds = row_filters(layer, filters, st)
+    table = f"{quoted(layer.table)} AS f"
+    cols = ", ".join(row_columns(source, filters))
+    shift = st.param(key_shift(z + CLUSTER_ZOOMS))
+    low, high = (f"{st.param(v)}::bigint" for v in tile_key_range(z, x, y))
     around = [
         buffer_strips(layer, z, x, y, st),
         point_in_buffer(layer, z, x, y, st),
@@ -237,15 +313,41 @@ def keyed_rows(
         f"WHERE {cell_count} <= {limit}"
     )
     return (
-        f"{CELLS} AS MATERIALIZED ({cells_sql(layer, z, x, y, st, conds)}), "
         f"{BUFFER_ROWS} AS MATERIALIZED (SELECT {cols}, {tile_key(layer)} >> {shift} AS "
         f'"tile$cell" FROM {table} {where(around)}), '
         f"{SPARSE} AS MATERIALIZED ({sparse}), "
-        f"{ROWS} AS MATERIALIZED (SELECT f.* FROM (SELECT * FROM ({spans}) AS s WHERE lo < hi)"
-        f' AS s CROSS JOIN LATERAL (SELECT {cols}, NULL::bigint AS "tile$cell" FROM {table} '
-        f"{where(inside)} OFFSET 0) AS f "
-        f"UNION ALL SELECT b.* FROM {BUFFER_ROWS} AS b JOIN {SPARSE} AS p "
+        f"{name} AS MATERIALIZED (SELECT b.* FROM {BUFFER_ROWS} AS b JOIN {SPARSE} AS p "
         f'ON p.cell = b."tile$cell")'
+    )
+
+
+def stored_around(
+    source: Source,
+    z: int,
+    x: int,
+    y: int,
+    filters: TileFilters,
+    st: Statement,
+    limit: str,
+    stored: tuple[str, list[str]],
+    name: str,
+) -> str:
+    """The CTE ``name``: the rows in the buffer of an unfiltered keyed layer whose
+    cells are ``stored`` (stored_cells). The cells of the ring around the tile holding at
+    most ``limit`` are taken from the stored counts, and only their key ranges are read; a
+    point of the buffer lies in one of them, as the buffer is narrower than a cell."""
+    layer = source.layer
+    table = f"{quoted(layer.table)} AS f"
+    cols = ", ".join(row_columns(source, filters))
+    shift = st.param(key_shift(z + CLUSTER_ZOOMS))
+    ring = st.param(cell_ring(z, x, y, CLUSTER_ZOOMS))
+    sparse = [*stored[1], f"a.cell = ANY({ring}::bigint[])", f"a.n BETWEEN 1 AND {limit}"]
+    cell_span = key_span(layer, f"(r.cell << {shift})", f"((r.cell + 1) << {shift})")
+    return (
+        f"{RING} AS MATERIALIZED (SELECT a.cell FROM {stored[0]} {where(sparse)}), "
+        f"{name} AS MATERIALIZED (SELECT f.* FROM {RING} AS r CROSS JOIN LATERAL "
+        f'(SELECT {cols}, r.cell AS "tile$cell" FROM {table} '
+        f"{where([cell_span, point_in_buffer(layer, z, x, y, st)])} OFFSET 0) AS f)"
     )
 
 

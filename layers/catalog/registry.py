@@ -80,6 +80,10 @@ class Layer(BaseModel):
     """A table of the layer's count and EPSG:3857 coordinate sums per zoom-17 tile-key cell
     (``cell``, ``n``, ``sx``, ``sy``), kept by triggers: unfiltered tiles of zooms ≤ 13
     count and place their clusters from it (tiles.clusters)."""
+    cluster_levels: str | None = None
+    """A table of the layer's count and EPSG:3857 coordinate sums per tile-key cell of zooms
+    18–20 (``z``, ``cell``, ``n``, ``sx``, ``sy``), kept by triggers: unfiltered tiles of
+    zooms 14–16 count their cells and the cells around them from it (tiles.clusters)."""
     category_column: str | None = None
     """The column that the ``category`` parameter of tiles matches (a class code)."""
     count_by: str | None = None
@@ -154,6 +158,8 @@ class Layer(BaseModel):
         "updated_at_column",
         "updated_by_column",
         "department_column",
+        "cluster_cells",
+        "cluster_levels",
     )
     @classmethod
     def _plain_identifier(cls, value: str | None) -> str | None:
