@@ -80,6 +80,9 @@ class Layer(BaseModel):
     """A table of the layer's count and EPSG:3857 coordinate sums per zoom-17 tile-key cell
     (``cell``, ``n``, ``sx``, ``sy``), kept by triggers: unfiltered tiles of zooms ≤ 13
     count and place their clusters from it (tiles.clusters)."""
+    cell_counts: str | None = None
+    """A table of the layer's count per H3 cell at each stored resolution (``res``, ``cell``,
+    ``n``), kept by triggers: unfiltered counts per cell (Gi*, ``/analytics/h3``) read it."""
     category_column: str | None = None
     """The column that the ``category`` parameter of tiles matches (a class code)."""
     count_by: str | None = None
