@@ -218,10 +218,9 @@ async def study_area_cells(conn: AsyncConnection, res: int, bbox: BBox | None = 
     if bbox:
         env = ",".join(params.add(float(v)) for v in bbox)
         where = f" WHERE geom && ST_MakeEnvelope({env}, 4326)"
-    sql = f"SELECT h3 FROM grid_cells{where}"
+    sql = f"SELECT coalesce(array_agg(h3), '{{}}') FROM grid_cells{where}"  # one value, not rows
     async with raw_connection(conn) as raw:
-        rows = await raw.fetch(sql, *params.values)
-    units = [r[0] for r in rows]
+        units = await raw.fetchval(sql, *params.values)
     basic = h3.api.basic_int
     if res == GRID_RES:  # a unit cell holds its own centre
         cells = iter(units)
