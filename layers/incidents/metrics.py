@@ -20,9 +20,11 @@ cases closed in the period.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -84,8 +86,9 @@ def with_step(action: str, columns: str) -> str:
             AND x.action = '{action}' AND x.at >= :f AND x.at < :t)"""
 
 
-SQL = f"""
-WITH reported AS (
+BY_CASE = (
+    f"""
+reported AS (
     SELECT {{key}} AS key, count(*) AS n FROM incidents i
     WHERE i.reported_at >= :f AND i.reported_at < :t AND {{visible}} GROUP BY 1
 ), registered AS (
@@ -102,7 +105,45 @@ WITH reported AS (
             AS handled_on_time
     FROM incidents i
     WHERE i.deadline >= :f AND i.deadline < :t AND {{visible}} GROUP BY 1
-), resolved AS (
+)""",
+    """
+    SELECT key, n, 0, 0, 0, 0, 0, 0, 0 FROM reported
+    UNION ALL SELECT key, 0, n, 0, 0, 0, 0, 0, 0 FROM registered
+    UNION ALL SELECT key, 0, 0, due, closed, closed_on_time, handled_on_time, 0, 0 FROM due""",
+)
+"""Reported, registered and the counts by deadline, read from the cases (any period)."""
+
+BY_DAY = (
+    f"""
+days AS (
+    SELECT {{key}} AS key, sum(i.reported) AS reported, sum(i.registered) AS registered,
+           sum(i.due) AS due, sum(i.closed_on_time) AS closed_on_time,
+           sum(i.handled_on_time) AS handled_on_time
+    FROM incident_day_counts i
+    WHERE i.day >= :first_day AND i.day < :end_day AND {{visible}} GROUP BY 1
+    HAVING sum(i.reported) + sum(i.registered) + sum(i.deadlines) > 0
+), late AS (
+    SELECT {{key}} AS key, count(*) FILTER (WHERE {DUE} AND i.closed_at < :t) AS closed
+    FROM incidents i
+    WHERE i.deadline >= :f AND i.deadline < :t AND i.closed_at > i.deadline AND {{visible}}
+    GROUP BY 1
+)""",
+    """
+    SELECT key, reported, registered, due, closed_on_time, closed_on_time, handled_on_time,
+           0, 0 FROM days
+    UNION ALL SELECT key, 0, 0, 0, closed, 0, 0, 0, 0 FROM late""",
+)
+"""The same counts for a period of whole days, summed from ``incident_day_counts`` (migration
+0027): a case closed or handled by a deadline in the period is so before the period ends, so
+only the cases closed after their deadline are read (index ``ix_incidents_closed_late``)."""
+
+DAY_ZONE = ZoneInfo("Asia/Shanghai")
+"""The time zone ``incident_day_counts`` cuts days in."""
+DAY_COLUMNS = {"category_code", "department_id", "district_id"}
+"""The case columns ``incident_day_counts`` groups by."""
+
+SQL = f"""
+WITH {{by_time}}, resolved AS (
     SELECT key, count(*) AS resolved, count(*) FILTER (WHERE reworked) AS reworked
     FROM ({with_step("resolve", "{key} AS key, " + step_in_period("rework") + " AS reworked")}
     ) s GROUP BY 1
@@ -117,10 +158,7 @@ WITH reported AS (
           WHERE i.closed_at >= :f AND i.closed_at < :t AND {{visible}}) c
     GROUP BY GROUPING SETS ((key), ())
 ), parts (key, reported, registered, due, closed, closed_on_time, handled_on_time, resolved,
-          reworked) AS (
-    SELECT key, n, 0, 0, 0, 0, 0, 0, 0 FROM reported
-    UNION ALL SELECT key, 0, n, 0, 0, 0, 0, 0, 0 FROM registered
-    UNION ALL SELECT key, 0, 0, due, closed, closed_on_time, handled_on_time, 0, 0 FROM due
+          reworked) AS ({{time_parts}}
     UNION ALL SELECT key, 0, 0, 0, 0, 0, 0, resolved, reworked FROM resolved
     UNION ALL SELECT key, 0, 0, 0, 0, 0, 0, 0, 0 FROM reworked
     UNION ALL SELECT key, 0, 0, 0, 0, 0, 0, 0, 0 FROM closed WHERE NOT is_total
@@ -135,12 +173,27 @@ FROM m LEFT JOIN closed c ON c.is_total = m.is_total AND c.key IS NOT DISTINCT F
 ORDER BY m.is_total, m.key
 """
 """Each count read from the one time range that decides it, over the case's current group:
-reported, registered, due (and closed, on time, handled on time) by deadline, resolved and
-reworked by the steps kept on the case, time to close by closing time; the groups are those of
-every case reported, registered, due, closed, resolved or reworked in the period (as the
-definition in the module doc, with zero counts where only a rework or a closing falls in it).
-Each range is an index-only scan of an index that carries what it reads (migration
-0025_metrics_fast)."""
+reported, registered, due (and closed, on time, handled on time) by deadline (BY_CASE or
+BY_DAY), resolved and reworked by the steps kept on the case, time to close by closing time;
+the groups are those of every case reported, registered, due, closed, resolved or reworked in
+the period (as the definition in the module doc, with zero counts where only a rework or a
+closing falls in it). Each range is an index-only scan of an index that carries what it
+reads (migration 0025_metrics_fast)."""
+
+
+def whole_day(at: datetime) -> date | None:
+    """The day (in DAY_ZONE) that ``at`` starts, None when it is not a midnight there."""
+    local = at.astimezone(DAY_ZONE)
+    return local.date() if local.time() == time(0) else None
+
+
+def by_days(start: datetime, end: datetime, sql: str) -> dict[str, date] | None:
+    """The day parameters when [start, end) is whole days in DAY_ZONE and ``sql`` (the group
+    key and the caller's scope) reads only columns the day table has; None otherwise."""
+    first, last = whole_day(start), whole_day(end)
+    if first is None or last is None or not set(re.findall(r"\bi\.(\w+)", sql)) <= DAY_COLUMNS:
+        return None
+    return {"first_day": first, "end_day": last}
 
 
 WORK_MEM = "64MB"
@@ -239,10 +292,13 @@ async def case_metrics(
         raise BadRequest(f"group_by must be one of {', '.join(GROUPS)}", code="invalid_group_by")
     key, label_join = GROUPS[group_by] if group_by else TOTAL
     visible, params = visible_sql(visible_to) if visible_to else ("true", {})
+    days = by_days(start, end, f"{key} {visible}")
+    by_time, time_parts = BY_DAY if days else BY_CASE
     await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    sql = SQL.replace("{by_time}", by_time).replace("{time_parts}", time_parts)
     result = await conn.execute(
-        text(SQL.format(key=key, label_join=label_join, visible=visible)),
-        {**params, "f": start, "t": end},
+        text(sql.format(key=key, label_join=label_join, visible=visible)),
+        {**params, **(days or {}), "f": start, "t": end},
     )
     rows = result.all()
     total = next(_row(r, group_by) for r in rows if r.is_total)

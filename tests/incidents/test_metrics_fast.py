@@ -1,7 +1,7 @@
-"""The fast case metrics (each count from its own index range, the resolve and rework steps
-kept on the case by triggers) equal the definition: the statement that reads every case of
-the period and groups its transitions (the metrics before migration 0025, kept here as
-REFERENCE), on the same rows.
+"""The fast case metrics (each count from its own index range or, for whole days, from the
+day counts; the resolve and rework steps kept on the case by triggers) equal the definition:
+the statement that reads every case of the period and groups its transitions (the metrics
+before migration 0025, kept here as REFERENCE), on the same rows.
 
 A seeded history of 160 cases is played through the workflow functions (report, register,
 dispatch, accept, resolve, rework up to four times, verify, close, cancel, park, hand back,
@@ -26,7 +26,7 @@ from layers.db.engine import create_async_engine
 from layers.db.scope import Scope
 from layers.incidents import workflow as wf
 from layers.incidents.cases import Actor, ReportInput, report_incident
-from layers.incidents.metrics import GROUPS, TOTAL, _row, case_metrics
+from layers.incidents.metrics import GROUPS, TOTAL, _row, by_days, case_metrics
 from layers.incidents.scope import visible_sql
 from layers.incidents.transitions import TransitionInput, transition_incident
 from tests.helpers import INCIDENT_CENTRE
@@ -188,6 +188,9 @@ def periods() -> list[tuple[datetime, datetime]]:
     for _ in range(14):
         start = FIRST + timedelta(hours=rng.uniform(0, 2600))
         found.append((start, start + timedelta(hours=rng.choice((3, 20, 100, 400)))))
+    for _ in range(8):  # whole days in Shanghai, summed from incident_day_counts
+        start = datetime(2025, 1, 1, tzinfo=CST) + timedelta(days=rng.randrange(120))
+        found.append((start, start + timedelta(days=rng.choice((1, 2, 7, 30)))))
     return found
 
 
@@ -244,6 +247,47 @@ def test_step_columns_equal_the_transitions(history: str) -> None:
         many = conn.execute("SELECT count(*) FROM incidents WHERE resolve_n >= 3").fetchone()[0]
     assert wrong == 0
     assert many >= 3, "the history should hold cases resolved three times or more"
+
+
+DAY_COUNTS = """
+SELECT d, category_code, department_id, district_id, sum(rep), sum(reg), sum(dl), sum(due),
+       sum(cot), sum(hot)
+FROM (SELECT (reported_at AT TIME ZONE 'Asia/Shanghai')::date AS d, category_code,
+             department_id, district_id, 1 AS rep, 0 AS reg, 0 AS dl, 0 AS due, 0 AS cot,
+             0 AS hot FROM incidents
+      UNION ALL
+      SELECT (registered_at AT TIME ZONE 'Asia/Shanghai')::date, category_code, department_id,
+             district_id, 0, 1, 0, 0, 0, 0 FROM incidents WHERE registered_at IS NOT NULL
+      UNION ALL
+      SELECT (deadline AT TIME ZONE 'Asia/Shanghai')::date, category_code, department_id,
+             district_id, 0, 0, 1, due::int, coalesce(due AND closed_at <= deadline, false)::int,
+             coalesce(due AND status IN ('resolved', 'verified', 'closed')
+                      AND resolved_at <= deadline, false)::int
+      FROM (SELECT *, registered_at IS NOT NULL AND status NOT IN ('cancelled', 'parked')
+                      AS due FROM incidents WHERE deadline IS NOT NULL) c) x
+GROUP BY 1, 2, 3, 4
+"""
+"""What incident_day_counts should hold, counted here from the cases."""
+
+
+def test_day_counts_equal_the_cases(history: str) -> None:
+    with psycopg.connect(history) as conn:
+        kept = conn.execute(
+            "SELECT day, category_code, department_id, district_id, reported, registered,"
+            " deadlines, due, closed_on_time, handled_on_time FROM incident_day_counts"
+            " WHERE reported + registered + deadlines > 0"
+        ).fetchall()
+        counted = conn.execute(DAY_COUNTS).fetchall()
+    assert sorted(kept, key=str) == sorted(counted, key=str)
+    assert len(counted) > 100
+
+
+def test_whole_days_take_the_day_table() -> None:
+    day = datetime(2025, 2, 1, tzinfo=CST)
+    assert by_days(day, day + timedelta(days=3), "i.department_id true") is not None
+    assert by_days(day, day + timedelta(hours=30), "i.department_id true") is None
+    assert by_days(day, day + timedelta(days=3), "i.h3 true") is None
+    assert by_days(day, day + timedelta(days=3), "NULL (i.inspector_id = :x)") is None
 
 
 def test_fast_metrics_equal_the_definition(history: str) -> None:
