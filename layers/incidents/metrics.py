@@ -105,37 +105,64 @@ reported AS (
             AS handled_on_time
     FROM incidents i
     WHERE i.deadline >= :f AND i.deadline < :t AND {{visible}} GROUP BY 1
+), resolved AS (
+    SELECT key, count(*) AS resolved, count(*) FILTER (WHERE reworked) AS reworked
+    FROM ({with_step("resolve", "{key} AS key, " + step_in_period("rework") + " AS reworked")}
+    ) s GROUP BY 1
 )""",
     """
     SELECT key, n, 0, 0, 0, 0, 0, 0, 0 FROM reported
     UNION ALL SELECT key, 0, n, 0, 0, 0, 0, 0, 0 FROM registered
-    UNION ALL SELECT key, 0, 0, due, closed, closed_on_time, handled_on_time, 0, 0 FROM due""",
+    UNION ALL SELECT key, 0, 0, due, closed, closed_on_time, handled_on_time, 0, 0 FROM due
+    UNION ALL SELECT key, 0, 0, 0, 0, 0, 0, resolved, reworked FROM resolved""",
 )
-"""Reported, registered and the counts by deadline, read from the cases (any period)."""
+"""Reported, registered, the counts by deadline, resolved and reworked, read from the cases
+(any period)."""
+
+LATER_RESOLVED = with_step(
+    "resolve", "{key} AS key, " + step_in_period("rework") + " AS reworked"
+).split("UNION ALL", 1)[1]
+"""The cases resolved in the period whose first resolution came before it (with_step's
+second and third arms)."""
 
 BY_DAY = (
     f"""
 days AS (
     SELECT {{key}} AS key, sum(i.reported) AS reported, sum(i.registered) AS registered,
            sum(i.due) AS due, sum(i.closed_on_time) AS closed_on_time,
-           sum(i.handled_on_time) AS handled_on_time
+           sum(i.handled_on_time) AS handled_on_time, sum(i.first_resolved) AS resolved
     FROM incident_day_counts i
     WHERE i.day >= :first_day AND i.day < :end_day AND {{visible}} GROUP BY 1
-    HAVING sum(i.reported) + sum(i.registered) + sum(i.deadlines) > 0
+    HAVING sum(i.reported) + sum(i.registered) + sum(i.deadlines) + sum(i.first_resolved) > 0
 ), late AS (
     SELECT {{key}} AS key, count(*) FILTER (WHERE {DUE} AND i.closed_at < :t) AS closed
     FROM incidents i
     WHERE i.deadline >= :f AND i.deadline < :t AND i.closed_at > i.deadline AND {{visible}}
     GROUP BY 1
+), resolved_later AS (
+    SELECT key, count(*) AS resolved, count(*) FILTER (WHERE reworked) AS reworked
+    FROM ({LATER_RESOLVED}) s GROUP BY 1
+), reworked_first AS (
+    SELECT key, count(*) FILTER (WHERE first_resolved) AS reworked
+    FROM ({
+        with_step(
+            "rework",
+            "{key} AS key, i.resolve_first_at >= :f AND i.resolve_first_at < :t AS first_resolved",
+        )
+    }) s GROUP BY 1
 )""",
     """
     SELECT key, reported, registered, due, closed_on_time, closed_on_time, handled_on_time,
-           0, 0 FROM days
-    UNION ALL SELECT key, 0, 0, 0, closed, 0, 0, 0, 0 FROM late""",
+           resolved, 0 FROM days
+    UNION ALL SELECT key, 0, 0, 0, closed, 0, 0, 0, 0 FROM late
+    UNION ALL SELECT key, 0, 0, 0, 0, 0, 0, resolved, reworked FROM resolved_later
+    UNION ALL SELECT key, 0, 0, 0, 0, 0, 0, 0, reworked FROM reworked_first""",
 )
 """The same counts for a period of whole days, summed from ``incident_day_counts`` (migration
 0027): a case closed or handled by a deadline in the period is so before the period ends, so
-only the cases closed after their deadline are read (index ``ix_incidents_closed_late``)."""
+only the cases closed after their deadline are read (index ``ix_incidents_closed_late``); the
+cases first resolved in the period are counted by that day, and only those resolved in it
+later (resolved two or more times) and the reworked (a rework in it) are read."""
 
 DAY_ZONE = ZoneInfo("Asia/Shanghai")
 """The time zone ``incident_day_counts`` cuts days in."""
@@ -143,11 +170,7 @@ DAY_COLUMNS = {"category_code", "department_id", "district_id"}
 """The case columns ``incident_day_counts`` groups by."""
 
 SQL = f"""
-WITH {{by_time}}, resolved AS (
-    SELECT key, count(*) AS resolved, count(*) FILTER (WHERE reworked) AS reworked
-    FROM ({with_step("resolve", "{key} AS key, " + step_in_period("rework") + " AS reworked")}
-    ) s GROUP BY 1
-), reworked AS (
+WITH {{by_time}}, reworked AS (
     SELECT DISTINCT key FROM ({with_step("rework", "{key} AS key")}) s
 ), closed AS (
     SELECT key, GROUPING(key) = 1 AS is_total, avg(hours) AS mean_hours,
@@ -159,7 +182,6 @@ WITH {{by_time}}, resolved AS (
     GROUP BY GROUPING SETS ((key), ())
 ), parts (key, reported, registered, due, closed, closed_on_time, handled_on_time, resolved,
           reworked) AS ({{time_parts}}
-    UNION ALL SELECT key, 0, 0, 0, 0, 0, 0, resolved, reworked FROM resolved
     UNION ALL SELECT key, 0, 0, 0, 0, 0, 0, 0, 0 FROM reworked
     UNION ALL SELECT key, 0, 0, 0, 0, 0, 0, 0, 0 FROM closed WHERE NOT is_total
 ), m AS (

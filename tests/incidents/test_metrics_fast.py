@@ -251,18 +251,23 @@ def test_step_columns_equal_the_transitions(history: str) -> None:
 
 DAY_COUNTS = """
 SELECT d, category_code, department_id, district_id, sum(rep), sum(reg), sum(dl), sum(due),
-       sum(cot), sum(hot)
+       sum(cot), sum(hot), sum(res)
 FROM (SELECT (reported_at AT TIME ZONE 'Asia/Shanghai')::date AS d, category_code,
              department_id, district_id, 1 AS rep, 0 AS reg, 0 AS dl, 0 AS due, 0 AS cot,
-             0 AS hot FROM incidents
+             0 AS hot, 0 AS res FROM incidents
       UNION ALL
       SELECT (registered_at AT TIME ZONE 'Asia/Shanghai')::date, category_code, department_id,
-             district_id, 0, 1, 0, 0, 0, 0 FROM incidents WHERE registered_at IS NOT NULL
+             district_id, 0, 1, 0, 0, 0, 0, 0 FROM incidents WHERE registered_at IS NOT NULL
+      UNION ALL
+      SELECT (min(t.at) AT TIME ZONE 'Asia/Shanghai')::date, i.category_code, i.department_id,
+             i.district_id, 0, 0, 0, 0, 0, 0, 1
+      FROM incident_transitions t JOIN incidents i ON i.id = t.incident_id
+      WHERE t.action = 'resolve' GROUP BY i.id
       UNION ALL
       SELECT (deadline AT TIME ZONE 'Asia/Shanghai')::date, category_code, department_id,
              district_id, 0, 0, 1, due::int, coalesce(due AND closed_at <= deadline, false)::int,
              coalesce(due AND status IN ('resolved', 'verified', 'closed')
-                      AND resolved_at <= deadline, false)::int
+                      AND resolved_at <= deadline, false)::int, 0
       FROM (SELECT *, registered_at IS NOT NULL AND status NOT IN ('cancelled', 'parked')
                       AS due FROM incidents WHERE deadline IS NOT NULL) c) x
 GROUP BY 1, 2, 3, 4
@@ -274,8 +279,9 @@ def test_day_counts_equal_the_cases(history: str) -> None:
     with psycopg.connect(history) as conn:
         kept = conn.execute(
             "SELECT day, category_code, department_id, district_id, reported, registered,"
-            " deadlines, due, closed_on_time, handled_on_time FROM incident_day_counts"
-            " WHERE reported + registered + deadlines > 0"
+            " deadlines, due, closed_on_time, handled_on_time, first_resolved"
+            " FROM incident_day_counts"
+            " WHERE reported + registered + deadlines + first_resolved > 0"
         ).fetchall()
         counted = conn.execute(DAY_COUNTS).fetchall()
     assert sorted(kept, key=str) == sorted(counted, key=str)

@@ -86,7 +86,7 @@ NEW_INDEXES = {
     " WHERE resolve_first_at IS NOT NULL",
     "ix_incidents_resolve_last_at": f"(resolve_last_at) INCLUDE ({STEP_INCLUDE},"
     " resolve_first_at, resolve_n) WHERE resolve_n >= 2",
-    "ix_incidents_rework_first_at": f"(rework_first_at) INCLUDE ({KEYS})"
+    "ix_incidents_rework_first_at": f"(rework_first_at) INCLUDE ({KEYS}, resolve_first_at)"
     " WHERE rework_first_at IS NOT NULL",
     "ix_incidents_rework_last_at": f"(rework_last_at) INCLUDE ({KEYS}, id, rework_first_at,"
     " rework_n) WHERE rework_n >= 2",

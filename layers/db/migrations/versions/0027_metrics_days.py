@@ -5,7 +5,8 @@ periods of whole days.
 department, district as the case stands now), how many cases were reported, registered and
 have their deadline that day, and of the latter how many are due (registered, neither
 cancelled nor parked), closed by the deadline, and handled by the deadline (resolved,
-verified or closed, last resolution by the deadline). For a period of whole days these
+verified or closed, last resolution by the deadline), and how many were first resolved that
+day (``resolve_first_at``, migration 0025). For a period of whole days these
 counts are sums of days (a case closed or resolved by a deadline in the period is so before
 the period ends); only the cases closed after their deadline are read one by one (a partial
 index). Statement-level triggers keep the table equal to a GROUP BY over ``incidents`` after
@@ -30,8 +31,10 @@ depends_on: str | Sequence[str] | None = None
 ZONE = "Asia/Shanghai"
 """The time zone the days are cut in (layers.incidents.metrics.DAY_ZONE)."""
 KEYS = ("category_code", "department_id", "district_id")
-COUNTS = ("reported", "registered", "deadlines", "due", "closed_on_time", "handled_on_time")
-READ = ("reported_at", "registered_at", "deadline", "status", "closed_at", "resolved_at", *KEYS)
+COUNTS = ("reported", "registered", "deadlines", "due", "closed_on_time", "handled_on_time",
+          "first_resolved")  # fmt: skip
+READ = ("reported_at", "registered_at", "deadline", "status", "closed_at", "resolved_at",
+        "resolve_first_at", *KEYS)  # fmt: skip
 """The case columns the counts depend on: an UPDATE changing none of them changes nothing."""
 
 
@@ -56,9 +59,10 @@ def adding(rows: str, sign: str) -> str:
         SELECT d.day, {", ".join("r." + k for k in KEYS)},
                {", ".join(f"{sign}sum(d.{c})" for c in COUNTS)}
         FROM {rows} AS r CROSS JOIN LATERAL (VALUES
-            ({day("reported_at")}, 1, 0, 0, 0, 0, 0),
-            ({day("registered_at")}, 0, 1, 0, 0, 0, 0),
-            ({day("deadline")}, 0, 0, 1, {flag.format(DUE)}, {on_time}, {handled})
+            ({day("reported_at")}, 1, 0, 0, 0, 0, 0, 0),
+            ({day("registered_at")}, 0, 1, 0, 0, 0, 0, 0),
+            ({day("deadline")}, 0, 0, 1, {flag.format(DUE)}, {on_time}, {handled}, 0),
+            ({day("resolve_first_at")}, 0, 0, 0, 0, 0, 0, 1)
         ) AS d(day, {", ".join(COUNTS)})
         WHERE d.day IS NOT NULL GROUP BY 1, 2, 3, 4
         ON CONFLICT (day, {keys}) DO UPDATE
