@@ -28,13 +28,18 @@ LEVELS = {5: "h3_5", 6: "h3_6", 7: "h3_7", 8: "h3_8", 9: "h3_9", 10: "h3", 11: "
 CELLS = ", ".join(f"({res}, r.{column})" for res, column in LEVELS.items())
 
 
-def adding(rows: str, sign: str) -> str:
-    """SQL adding (``sign`` '+') or removing ('-') the cases of ``rows`` (alias r)."""
+def adding(*parts: tuple[str, str]) -> str:
+    """One SQL statement adding (sign '+') or removing ('-') the cases of each (rows, sign)
+    part (alias r); it locks the count rows in key order, so concurrent writers queue
+    instead of deadlocking."""
+    rows = " UNION ALL ".join(
+        f"SELECT l.res, l.cell, {sign}1 AS d FROM {source} AS r"
+        f" CROSS JOIN LATERAL (VALUES {CELLS}) AS l(res, cell) WHERE l.cell IS NOT NULL"
+        for source, sign in parts
+    )
     return f"""
         INSERT INTO incident_cell_counts AS c (res, cell, n)
-        SELECT l.res, l.cell, {sign}count(*)
-        FROM {rows} AS r CROSS JOIN LATERAL (VALUES {CELLS}) AS l(res, cell)
-        WHERE l.cell IS NOT NULL GROUP BY 1, 2
+        SELECT res, cell, sum(d) FROM ({rows}) AS x GROUP BY 1, 2 ORDER BY 1, 2
         ON CONFLICT (res, cell) DO UPDATE SET n = c.n + EXCLUDED.n;"""
 
 
@@ -47,12 +52,11 @@ FUNCTION = f"""
 CREATE FUNCTION incident_cell_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN  -- only the cases whose cells changed
-        {adding(MOVED.format(side="o"), "-")}
-        {adding(MOVED.format(side="n"), "")}
+        {adding((MOVED.format(side="o"), "-"), (MOVED.format(side="n"), ""))}
     ELSIF TG_OP = 'DELETE' THEN
-        {adding("old_rows", "-")}
+        {adding(("old_rows", "-"))}
     ELSE
-        {adding("new_rows", "")}
+        {adding(("new_rows", ""))}
     END IF;
     RETURN NULL;
 END $$;

@@ -46,25 +46,32 @@ def day(column: str) -> str:
 DUE = "(r.registered_at IS NOT NULL AND r.status NOT IN ('cancelled', 'parked'))"
 
 
-def adding(rows: str, sign: str) -> str:
-    """SQL adding (``sign`` '+') or removing ('-') the cases of ``rows`` (alias r)."""
+def adding(*parts: tuple[str, str]) -> str:
+    """One SQL statement adding (sign '+') or removing ('-') the cases of each (rows, sign)
+    part (alias r); it locks the count rows in key order, so concurrent writers queue
+    instead of deadlocking."""
     flag = "coalesce({}, false)::int"
     on_time = flag.format(f"{DUE} AND r.closed_at <= r.deadline")
     handled = flag.format(
         f"{DUE} AND r.status IN ('resolved', 'verified', 'closed') AND r.resolved_at <= r.deadline"
     )
     keys = ", ".join(KEYS)
-    return f"""
-        INSERT INTO incident_day_counts AS c (day, {keys}, {", ".join(COUNTS)})
-        SELECT d.day, {", ".join("r." + k for k in KEYS)},
-               {", ".join(f"{sign}sum(d.{c})" for c in COUNTS)}
-        FROM {rows} AS r CROSS JOIN LATERAL (VALUES
+    rows = " UNION ALL ".join(
+        f"""SELECT d.day, {", ".join("r." + k for k in KEYS)},
+               {", ".join(f"{sign}d.{c} AS {c}" for c in COUNTS)}
+        FROM {source} AS r CROSS JOIN LATERAL (VALUES
             ({day("reported_at")}, 1, 0, 0, 0, 0, 0, 0),
             ({day("registered_at")}, 0, 1, 0, 0, 0, 0, 0),
             ({day("deadline")}, 0, 0, 1, {flag.format(DUE)}, {on_time}, {handled}, 0),
             ({day("resolve_first_at")}, 0, 0, 0, 0, 0, 0, 1)
         ) AS d(day, {", ".join(COUNTS)})
-        WHERE d.day IS NOT NULL GROUP BY 1, 2, 3, 4
+        WHERE d.day IS NOT NULL"""
+        for source, sign in parts
+    )
+    return f"""
+        INSERT INTO incident_day_counts AS c (day, {keys}, {", ".join(COUNTS)})
+        SELECT day, {keys}, {", ".join(f"sum({c})" for c in COUNTS)}
+        FROM ({rows}) AS x GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
         ON CONFLICT (day, {keys}) DO UPDATE
         SET {", ".join(f"{c} = c.{c} + EXCLUDED.{c}" for c in COUNTS)};"""
 
@@ -78,12 +85,11 @@ FUNCTION = f"""
 CREATE FUNCTION incident_day_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
-        {adding(CHANGED.format(side="o"), "-")}
-        {adding(CHANGED.format(side="n"), "")}
+        {adding((CHANGED.format(side="o"), "-"), (CHANGED.format(side="n"), ""))}
     ELSIF TG_OP = 'DELETE' THEN
-        {adding("old_rows", "-")}
+        {adding(("old_rows", "-"))}
     ELSE
-        {adding("new_rows", "")}
+        {adding(("new_rows", ""))}
     END IF;
     RETURN NULL;
 END $$;
@@ -98,7 +104,7 @@ def upgrade() -> None:
         + ", ".join(f"{c} bigint NOT NULL" for c in COUNTS)
         + f", UNIQUE NULLS NOT DISTINCT (day, {', '.join(KEYS)}))"
     )
-    op.execute(adding("incidents", ""))
+    op.execute(adding(("incidents", "")))
     op.execute(FUNCTION)
     for event, tables in (
         ("INSERT", "NEW TABLE AS new_rows"),
