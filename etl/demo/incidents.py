@@ -34,6 +34,7 @@ from etl.demo.workflow import (
     Lifecycles,
     case_summary,
     lifecycles,
+    step_summary,
     transition_steps,
 )
 from gis.hexgrid import latlng_cells, level_cells
@@ -263,6 +264,7 @@ def build_incidents(
         "closed_at": timestamp_texts(summary["closed_at"]),
         "deadline": timestamp_texts(deadline),
         "rework_count": summary["rework_count"],
+        **{k: timestamp_texts(v) if k.endswith("_at") else v for k, v in step_summary(lc).items()},
         "version": lc.length,
         "updated_at": timestamp_texts(summary["updated_at"]),
         "geom": ewkb_hex_points(lon, lat),

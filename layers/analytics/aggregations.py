@@ -144,6 +144,13 @@ class Filters:
             dict(layer.read_scope), layer.table, lambda value, kind: f"{params.add(value)}::{kind}"
         )
 
+    @property
+    def everything(self) -> bool:
+        """Whether every row with a cell counts (no period, category, bbox or scope)."""
+        return not (
+            self.start or self.end or self.categories or self.bbox or self.visible(SqlParams())
+        )
+
     def between(self, start: datetime | None, end: datetime | None) -> Filters:
         """The same filters over another period."""
         return Filters(self.layer, start, end, self.categories, self.bbox)
@@ -176,10 +183,16 @@ async def cell_counts(
         cells, counts = np.unique(latlng_cells(lon, lat, res), return_counts=True)
         return cells.astype(np.int64), counts.astype(np.int64)
     params = SqlParams()
-    sql = (
-        f"SELECT {cell} AS cell, count(*) AS n FROM {filters.layer.table}"
-        f" WHERE {filters.where(params, cell)} GROUP BY 1 ORDER BY 1"
-    )
+    if filters.layer.cell_counts and filters.everything:  # counted on write
+        sql = (
+            f"SELECT cell, n FROM {filters.layer.cell_counts}"
+            f" WHERE res = {params.add(res)} AND n > 0 ORDER BY 1"
+        )
+    else:
+        sql = (
+            f"SELECT {cell} AS cell, count(*) AS n FROM {filters.layer.table}"
+            f" WHERE {filters.where(params, cell)} GROUP BY 1 ORDER BY 1"
+        )
     async with raw_connection(conn) as raw:
         rows = await raw.fetch(sql, *params.values)
     cells = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -205,10 +218,9 @@ async def study_area_cells(conn: AsyncConnection, res: int, bbox: BBox | None = 
     if bbox:
         env = ",".join(params.add(float(v)) for v in bbox)
         where = f" WHERE geom && ST_MakeEnvelope({env}, 4326)"
-    sql = f"SELECT h3 FROM grid_cells{where}"
+    sql = f"SELECT coalesce(array_agg(h3), '{{}}') FROM grid_cells{where}"  # one value, not rows
     async with raw_connection(conn) as raw:
-        rows = await raw.fetch(sql, *params.values)
-    units = [r[0] for r in rows]
+        units = await raw.fetchval(sql, *params.values)
     basic = h3.api.basic_int
     if res == GRID_RES:  # a unit cell holds its own centre
         cells = iter(units)

@@ -84,6 +84,9 @@ class Layer(BaseModel):
     """A table of the layer's count and EPSG:3857 coordinate sums per tile-key cell of zooms
     18–20 (``z``, ``cell``, ``n``, ``sx``, ``sy``), kept by triggers: unfiltered tiles of
     zooms 14–16 count their cells and the cells around them from it (tiles.clusters)."""
+    cell_counts: str | None = None
+    """A table of the layer's count per H3 cell at each stored resolution (``res``, ``cell``,
+    ``n``), kept by triggers: unfiltered counts per cell (Gi*, ``/analytics/h3``) read it."""
     category_column: str | None = None
     """The column that the ``category`` parameter of tiles matches (a class code)."""
     count_by: str | None = None
@@ -160,6 +163,7 @@ class Layer(BaseModel):
         "department_column",
         "cluster_cells",
         "cluster_levels",
+        "cell_counts",
     )
     @classmethod
     def _plain_identifier(cls, value: str | None) -> str | None:

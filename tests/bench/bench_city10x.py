@@ -2,7 +2,8 @@
 and metrics at 6.5 M cases and 1 M assets, against the goals of issue 17.
 
     .venv/bin/python tests/bench/city10x.py load        # once (prints its own times)
-    flock /tmp/cityhex-bench.lock .venv/bin/python tests/bench/bench_city10x.py [--runs 5]
+    flock /tmp/cityhex-bench.lock .venv/bin/python tests/bench/bench_city10x.py [--runs 5] \
+        [--db NAME]    # a copy of the city in the same cluster (default cityhex)
 
 Endpoints run in process (FastAPI TestClient with an app / dispatcher key; HTTP framing
 and JSON included, no network); each figure is the median of ``--runs`` runs after one
@@ -166,19 +167,23 @@ def endpoints(url: str, runs: int) -> None:
             3.0,
             f"{r.headers['X-Raster-Size']} cells, {int(r.headers['X-Input-Count']):,} points",
         )
-        s, r = median_time(
-            lambda: get(
-                client,
-                "/incidents/metrics",
-                disp,
-                group_by="department",
-                **{"from": YEAR[0], "to": YEAR[1]},
-            ),
-            runs,
-        )
-        line(
-            "/incidents/metrics one year by department", s, 1.0, f"{len(r.json()['groups'])} groups"
-        )
+        for group_by in ("department", "category", "district"):
+            s, r = median_time(
+                lambda group_by=group_by: get(
+                    client,
+                    "/incidents/metrics",
+                    disp,
+                    group_by=group_by,
+                    **{"from": YEAR[0], "to": YEAR[1]},
+                ),
+                runs,
+            )
+            line(
+                f"/incidents/metrics one year by {group_by}",
+                s,
+                1.0,
+                f"{len(r.json()['groups'])} groups",
+            )
 
 
 def tile_list(url: str) -> list[tuple[int, int, int]]:
@@ -340,8 +345,11 @@ def main() -> None:
     ap.add_argument("--home", type=Path, default=HOME)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--only", choices=("endpoints", "tiles"))
+    ap.add_argument("--db", default="cityhex", help="the database of the cluster to measure")
     a = ap.parse_args()
-    url = cluster(a.home).start()
+    c = cluster(a.home)
+    c.start()
+    url = c.url(a.db)
     if a.only != "tiles":
         endpoints(url, a.runs)
     if a.only != "endpoints":

@@ -55,6 +55,10 @@ LOAD_CONF = {
 SHIFTED = ("reported_at", "registered_at", "dispatched_at", "resolved_at", "closed_at",
            "deadline", "updated_at")  # fmt: skip
 """The times of a case, moved back with it."""
+STEPS = ("resolve_first_at", "resolve_last_at", "resolve_n", "rework_first_at", "rework_last_at",
+         "rework_n")  # fmt: skip
+"""The case's summary of its resolve and rework transitions: left at none (earlier years carry
+no transitions)."""
 
 
 def cluster(home: Path) -> EmbeddedCluster:
@@ -92,7 +96,7 @@ def write_year(conn: psycopg.Connection, base: tuple, k: int, first_id: int) -> 
     conn.execute("TRUNCATE moved")
     copy_columns(conn, "moved", cols)
     back = f"interval '{k * 365} days'"
-    keep = [c for c in incident_columns(conn) if c not in (*SHIFTED, *levels, "id", "geom")]
+    keep = [c for c in incident_columns(conn) if c not in (*SHIFTED, *STEPS, *levels, "id", "geom")]
     conn.execute(
         f"INSERT INTO incidents (id, {', '.join(keep)}, {', '.join(SHIFTED)}, "
         f"{', '.join(levels)}, geom) SELECT {first_id} - 1 + row_number() OVER (ORDER BY m.src), "
