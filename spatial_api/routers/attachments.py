@@ -216,6 +216,21 @@ def _keyed(caller: Principal, layer: Layer) -> None:
         )
 
 
+async def _feature_file(
+    request: Request,
+    layer: Layer,
+    caller: Principal,
+    engine: AsyncEngine,
+    feature_id: str,
+    attachment_id: int,
+    thumbnail: bool,
+) -> Response:
+    _keyed(caller, layer)
+    fid = parse_feature_id(layer, feature_id)
+    found = await feature_attachment(engine, layer, fid, attachment_id)
+    return file_response(request, found, thumbnail)
+
+
 @router.post(
     "/collections/{layer_id}/items/{feature_id}/attachments",
     status_code=201,
@@ -273,11 +288,7 @@ async def feature_file(
     engine: Engine,
 ) -> Response:
     """The stored file; ETag is its SHA-256."""
-    _keyed(caller, layer)
-    found = await feature_attachment(
-        engine, layer, parse_feature_id(layer, feature_id), attachment_id
-    )
-    return file_response(request, found, False)
+    return await _feature_file(request, layer, caller, engine, feature_id, attachment_id, False)
 
 
 @router.get(
@@ -295,8 +306,4 @@ async def feature_thumbnail(
     engine: Engine,
 ) -> Response:
     """A WebP thumbnail made at upload (404 for a PDF)."""
-    _keyed(caller, layer)
-    found = await feature_attachment(
-        engine, layer, parse_feature_id(layer, feature_id), attachment_id
-    )
-    return file_response(request, found, True)
+    return await _feature_file(request, layer, caller, engine, feature_id, attachment_id, True)
