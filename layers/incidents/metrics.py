@@ -204,8 +204,12 @@ reads (migration 0025_metrics_fast)."""
 
 
 def whole_day(at: datetime) -> date | None:
-    """The day (in DAY_ZONE) that ``at`` starts, None when it is not a midnight there."""
-    local = at.astimezone(DAY_ZONE)
+    """The day (in DAY_ZONE) that ``at`` starts, None when it is not a midnight there (or
+    lies past the calendar's end there)."""
+    try:
+        local = at.astimezone(DAY_ZONE)
+    except OverflowError:
+        return None
     return local.date() if local.time() == time(0) else None
 
 

@@ -19,7 +19,7 @@ import pytest
 from layers.db.engine import create_async_engine
 from layers.incidents.cases import Actor, ReportInput, report_incident
 from layers.incidents.working_time import deadline_after
-from tests.helpers import City
+from tests.helpers import City, scalar
 
 CST = timezone(timedelta(hours=8))
 START = datetime(2025, 3, 1, tzinfo=CST)
@@ -269,3 +269,15 @@ def test_bad_metric_queries_are_400(city: City, params: dict[str, str]) -> None:
     r = city.client.get("/incidents/metrics", params=params, headers=city.key("dispatcher"))
     assert r.status_code == 400, r.text
     assert r.json()["status"] == 400
+
+
+def test_a_period_ending_at_the_calendars_end_is_counted_not_a_500(
+    city: City, march: dict[str, int]
+) -> None:
+    """9999-12-31T20:00Z is past the year 9999 in Shanghai: the period still counts (the
+    cases from its start), with no day-table shortcut."""
+    params = {"from": START.isoformat(), "to": "9999-12-31T20:00:00Z", "group_by": "department"}
+    r = city.client.get("/incidents/metrics", params=params, headers=city.key("dispatcher"))
+    assert r.status_code == 200, r.text
+    want = scalar(city.url, "SELECT count(*) FROM incidents WHERE reported_at >= %s", (START,))
+    assert r.json()["total"]["reported"] == want
