@@ -4,6 +4,10 @@ range, written as MBTiles (SQLite) or PMTiles (one file, HTTP range readable).
 Tiles are built by the same statement as the server's, on connections with the same
 settings, so a file holds exactly the bytes the server sends (gzip-compressed, as both
 formats expect for vector tiles).
+
+Over HTTP the area is bounded twice before any tile is built: its bounding box may span at
+most AREA_MAX_EXTENT tiles over the zooms (so listing the tiles meeting it stays short), and
+at most AREA_MAX_TILES of them may meet the area.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import asyncio
 import gzip
 import hashlib
 import json
+import shutil
 import sqlite3
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gis.errors import BadRequest, Forbidden, PayloadTooLarge, ServiceUnavailable
 from gis.hexgrid import cell_polygon, parse_cell
-from gis.tilemath import MAX_ZOOM, tile_bounds_lonlat, tiles_covering
+from gis.tilemath import MAX_ZOOM, mercator_bbox, tile_bounds_lonlat, tile_range, tiles_covering
 from layers.catalog.registry import load_catalog
 from layers.db.engine import create_pool, statement_timeout_ms
 from layers.db.scope import Visibility
@@ -40,9 +46,14 @@ MAX_TILES = 200_000
 CONNECTIONS = 2
 AREA_MAX_TILES = 5_000
 """The most tiles one area file served over HTTP may cover (all zooms together)."""
+AREA_MAX_EXTENT = 50_000
+"""The most tiles the bounding box of one area file served over HTTP may span (all zooms
+together): listing the tiles that meet the area tests each of them, so two small cells far
+apart must not make it test millions."""
 AREA_SECONDS = 120.0
-"""How long building one area file over HTTP may take in all (each tile statement is also
-bounded by the request statement timeout of the tile pool)."""
+"""How long building the tiles of one area file over HTTP may take (each tile statement is
+also bounded by the request statement timeout of the tile pool). Listing the tiles before is
+bounded by AREA_MAX_EXTENT, writing the file after by AREA_MAX_TILES."""
 Tile = tuple[int, int, int, bytes]
 
 
@@ -58,16 +69,17 @@ class ExportReport:
 
 
 def parse_bbox(text: str) -> shapely.Polygon:
-    """A ``W,S,E,N`` lon/lat box."""
+    """A ``W,S,E,N`` lon/lat box (the CLI's ``--bbox``, the HTTP ``bbox``)."""
     try:
         w, s, e, n = (float(v) for v in text.split(","))
     except ValueError:
         raise BadRequest(
-            f"--bbox {text!r} must be W,S,E,N in degrees", code="invalid_bbox"
+            f"bbox {text!r} must be minlon,minlat,maxlon,maxlat in degrees", code="invalid_bbox"
         ) from None
     if not (-180 <= w < e <= 180 and -85.06 <= s < n <= 85.06):
         raise BadRequest(
-            f"--bbox {text!r}: need -180 <= W < E <= 180 and -85 <= S < N <= 85",
+            f"bbox {text!r} must be minlon,minlat,maxlon,maxlat with -180 <= minlon < maxlon"
+            " <= 180 and -85 <= minlat < maxlat <= 85",
             code="invalid_bbox",
         )
     return shapely.box(w, s, e, n)
@@ -77,20 +89,52 @@ def parse_cells(text: str) -> shapely.Geometry:
     """The area of a comma list of H3 cells (hex strings)."""
     cells = [parse_cell(c) for c in text.split(",") if c.strip()]
     if not cells:
-        raise BadRequest("--cells needs at least one H3 cell", code="invalid_cell")
+        raise BadRequest("cells needs at least one H3 cell", code="invalid_cell")
     return shapely.union_all([cell_polygon(c) for c in cells])
 
 
+def named_area(bbox: str | None, cells: str | None) -> shapely.Geometry:
+    """The area named by exactly one of ``bbox`` (``W,S,E,N``) or ``cells`` (a comma list of
+    H3 cells); 400 otherwise."""
+    if (bbox is None) == (cells is None):
+        raise BadRequest("give the area as exactly one of bbox or cells", code="invalid_area")
+    return parse_bbox(bbox) if bbox is not None else parse_cells(cells or "")
+
+
+def extent_tiles(area: shapely.Geometry, minzoom: int, maxzoom: int) -> int:
+    """How many tiles the bounding box of ``area`` spans from ``minzoom`` to ``maxzoom``
+    (the tiles ``area_tiles`` tests), counted without listing them."""
+    box = mercator_bbox(area.bounds)
+    total = 0
+    for z in range(minzoom, maxzoom + 1):
+        x0, y0, x1, y1 = tile_range(box, z)
+        total += (x1 - x0 + 1) * (y1 - y0 + 1)
+    return total
+
+
 def area_tiles(
-    area: shapely.Geometry, minzoom: int, maxzoom: int, limit: int = MAX_TILES
+    area: shapely.Geometry,
+    minzoom: int,
+    maxzoom: int,
+    limit: int = MAX_TILES,
+    extent: int | None = None,
 ) -> list[tuple[int, int, int]]:
-    """Every tile from ``minzoom`` to ``maxzoom`` that meets the lon/lat ``area``; 400 past
-    ``limit`` tiles."""
+    """Every tile from ``minzoom`` to ``maxzoom`` that meets the lon/lat ``area``; 400
+    ``too_many_tiles`` past ``limit`` tiles, or, before any is listed, when the area's
+    bounding box spans more than ``extent`` tiles (when given)."""
     if not 0 <= minzoom <= maxzoom <= MAX_ZOOM:
         raise BadRequest(
             f"zooms {minzoom}–{maxzoom}: need 0 <= minzoom <= maxzoom <= {MAX_ZOOM}",
             code="invalid_zoom",
         )
+    if extent is not None:
+        spanned = extent_tiles(area, minzoom, maxzoom)
+        if spanned > extent:
+            raise BadRequest(
+                f"the area's extent is too large: its bounding box spans {spanned} tiles at "
+                f"zooms {minzoom}–{maxzoom}, more than {extent}: narrow the area or the zooms",
+                code="too_many_tiles",
+            )
     shapely.prepare(area)
     found = []
     for z in range(minzoom, maxzoom + 1):
@@ -241,11 +285,10 @@ INSPECTOR_CELLS = text("SELECT h3 FROM grid_cells WHERE inspector_id = :inspecto
 
 @dataclass(frozen=True)
 class AreaTileSet:
-    """The served tiles of an area, ready to be written: the tiles with features, how many
-    were asked for, the description, and an ETag naming exactly these tiles."""
+    """The served tiles of an area, ready to be written: the tiles with features, the
+    description, and an ETag naming exactly these tiles."""
 
     tiles: list[Tile]
-    wanted: int
     meta: dict[str, object]
     etag: str
 
@@ -274,6 +317,25 @@ async def inspector_area(
     return shapely.union_all([cell_polygon(c) for c in sorted(chosen)])
 
 
+async def area_of(
+    engine: AsyncEngine,
+    role: str,
+    inspector_id: int | None,
+    bbox: str | None,
+    cells: str | None,
+) -> shapely.Geometry:
+    """The area of an area file for a caller with ``role`` speaking for ``inspector_id``
+    (or for no user): an inspector's own cells (or some of them, ``cells``; never a
+    ``bbox``), as for any caller speaking for a user that names no area; otherwise the area
+    named by exactly one of ``bbox`` or ``cells``. 400 or 403 when it may not be."""
+    own = role == "inspector" or (bbox is None and cells is None)
+    if inspector_id is not None and own:
+        if bbox is not None:
+            raise BadRequest("an inspector's area is their cells: no bbox", code="invalid_area")
+        return await inspector_area(engine, inspector_id, cells)
+    return named_area(bbox, cells)
+
+
 async def area_tile_set(
     service: TileService,
     sources: list[Source],
@@ -283,10 +345,14 @@ async def area_tile_set(
     visible: Visibility,
 ) -> AreaTileSet:
     """The tiles of ``sources`` over ``area`` at ``minzoom``–``maxzoom`` exactly as the tile
-    routes serve them to a caller who sees ``visible`` (same statement, same cache); 413 past
-    AREA_MAX_TILES tiles, 400 when none has features, 503 after AREA_SECONDS."""
+    routes serve them to a caller who sees ``visible`` (same statement, same cache); 413 when
+    the area's bounding box spans more than AREA_MAX_EXTENT tiles or it meets more than
+    AREA_MAX_TILES, 400 when none has features, 503 after AREA_SECONDS. The tiles are listed
+    in a worker thread, off the event loop."""
     try:
-        wanted = area_tiles(area, minzoom, maxzoom, AREA_MAX_TILES)
+        wanted = await asyncio.to_thread(
+            area_tiles, area, minzoom, maxzoom, AREA_MAX_TILES, AREA_MAX_EXTENT
+        )
     except BadRequest as exc:
         if exc.code != "too_many_tiles":
             raise
@@ -317,10 +383,24 @@ async def area_tile_set(
     digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
     for (z, x, y, _), etag in built:
         digest.update(f"{z}/{x}/{y}={etag};".encode())
-    return AreaTileSet(tiles, len(wanted), meta, f'"{digest.hexdigest()[:32]}"')
+    return AreaTileSet(tiles, meta, f'"{digest.hexdigest()[:32]}"')
 
 
-def write_area_pmtiles(tile_set: AreaTileSet, path: Path) -> int:
-    """Write an area's tile set as a PMTiles file at ``path``; its size in bytes."""
-    write_pmtiles(path, tile_set.tiles, tile_set.meta)
-    return path.stat().st_size
+async def write_area_pmtiles(tile_set: AreaTileSet) -> Path:
+    """Write an area's tile set as ``area.pmtiles`` in a new temporary folder (in a worker
+    thread); the file's path. The folder is removed if writing fails; otherwise removing it
+    is the caller's (``remove_area_file``)."""
+    folder = Path(tempfile.mkdtemp(prefix="cityhex-area-"))
+    path = folder / "area.pmtiles"
+    try:
+        await asyncio.to_thread(write_pmtiles, path, tile_set.tiles, tile_set.meta)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return path
+
+
+def remove_area_file(path: Path) -> None:
+    """Remove an area file written by ``write_area_pmtiles`` and its temporary folder."""
+    if path.parent.name.startswith("cityhex-area-"):
+        shutil.rmtree(path.parent, ignore_errors=True)

@@ -11,10 +11,9 @@ from pathlib import Path
 import typer
 
 from etl.exports.open_data.export import export_to_file
-from gis.errors import BadRequest
 from spatial_api.cli.common import console, ready_database, reports_errors
 from spatial_api.cli.importer import export_features_command
-from tiles.export import Format, export_tiles, parse_bbox, parse_cells
+from tiles.export import Format, export_tiles, named_area
 
 app = typer.Typer(
     help="Export layers to files: MBTiles/PMTiles tile sets, feature files, open data.",
@@ -35,9 +34,7 @@ def export_tile_set(
 ) -> None:
     """Write the tiles of an area, as ``role`` is served them, to ``output`` and say what
     was written."""
-    if (bbox is None) == (cells is None):
-        raise BadRequest("give the area as exactly one of --bbox or --cells", code="invalid_area")
-    area = parse_bbox(bbox) if bbox is not None else parse_cells(cells or "")
+    area = named_area(bbox, cells)
     report = export_tiles(ready_database(), layers, area, minzoom, maxzoom, output, fmt, role)
     console.print(
         f"{report.path}: {report.tiles} tiles ({report.empty} empty skipped), "

@@ -1,35 +1,33 @@
 """Tile sets over HTTP: ``GET /tiles/export/area.pmtiles``, the served tiles of an area as
 one PMTiles file, for the web app's offline map (the same file as ``cityhex export
-pmtiles``; the logic is in ``tiles.export``).
+pmtiles``; the logic, whose area it is included, is in ``tiles.export``).
 
-The file is written in a temporary folder, streamed, and the folder removed once sent. Its
-ETag names the tiles it holds, so a client that kept the file sends ``If-None-Match`` and
-gets a 304 without the body.
+The file is written in a temporary folder and streamed; the folder is removed when the
+response ends however it ends (sent, the client gone, sending failed, cancelled), not by a
+background task, which Starlette skips when sending fails. Its ETag names the tiles it
+holds, so a client that kept the file sends ``If-None-Match`` and gets a 304 without the
+body (and nothing is written).
 """
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
-from starlette.background import BackgroundTask
+from starlette.types import Receive, Scope, Send
 
-from gis.errors import BadRequest, Unauthorized
+from gis.errors import Unauthorized
 from gis.tilemath import MAX_ZOOM
 from spatial_api.auth import ANONYMOUS
 from spatial_api.deps import Caller, ReadEngine, Tiles
 from spatial_api.openapi import errors
 from tiles.export import (
+    area_of,
     area_tile_set,
-    inspector_area,
-    parse_bbox,
-    parse_cells,
     readable_sources,
+    remove_area_file,
     write_area_pmtiles,
 )
 
@@ -39,6 +37,21 @@ DEFAULT_LAYERS = "districts,grid,assets,sensors"
 """The layers of the city style's base source (its case layers are live data, not kept)."""
 
 Zoom = Annotated[int, Query(ge=0, le=MAX_ZOOM)]
+
+
+class AreaFileResponse(FileResponse):
+    """An area file, removed with its temporary folder once the response ends, whether it
+    was sent or not."""
+
+    def __init__(self, path: Path, headers: dict[str, str]) -> None:
+        super().__init__(path, media_type=PMTILES, filename=path.name, headers=headers)
+        self.area_file = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            remove_area_file(self.area_file)
 
 
 @router.get(
@@ -69,34 +82,13 @@ async def area_pmtiles(
     """The tiles of ``layers`` at ``minzoom``–``maxzoom`` over the caller's area, as the tile
     routes serve them to the caller: an inspector's own cells (or some of them, ``cells``),
     as for any key speaking for a user that names no area; otherwise exactly one of
-    ``cells`` or ``bbox``. At most 5,000 tiles (413)."""
+    ``cells`` or ``bbox``. At most 5,000 tiles, in a bounding box of at most 50,000 (413)."""
     if caller.role == ANONYMOUS:
         raise Unauthorized("an area file needs an API key", headers={"WWW-Authenticate": "Bearer"})
     sources = readable_sources(layers, caller.role)
-    own = caller.role == "inspector" or (bbox is None and cells is None)
-    if caller.inspector_id is not None and own:  # a key speaking for a user: their cells
-        if bbox is not None:
-            raise BadRequest("an inspector's area is their cells: no bbox", code="invalid_area")
-        area = await inspector_area(engine, caller.inspector_id, cells)
-    elif (bbox is None) == (cells is None):
-        raise BadRequest("give the area as exactly one of bbox or cells", code="invalid_area")
-    else:
-        area = parse_bbox(bbox) if bbox is not None else parse_cells(cells or "")
+    area = await area_of(engine, caller.role, caller.inspector_id, bbox, cells)
     tile_set = await area_tile_set(service, sources, area, minzoom, maxzoom, caller.visibility)
     headers = {"ETag": tile_set.etag, "Cache-Control": "private, no-cache"}
     if tile_set.etag in (request.headers.get("if-none-match") or "").split(", "):
         return Response(status_code=304, headers=headers)
-    folder = Path(tempfile.mkdtemp(prefix="cityhex-area-"))
-    try:
-        path = folder / "area.pmtiles"
-        await asyncio.to_thread(write_area_pmtiles, tile_set, path)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return FileResponse(
-        path,
-        media_type=PMTILES,
-        filename="area.pmtiles",
-        headers=headers,
-        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
-    )
+    return AreaFileResponse(await write_area_pmtiles(tile_set), headers)

@@ -11,6 +11,7 @@ import gzip
 import math
 import random
 import tempfile
+import time
 from pathlib import Path
 
 import h3
@@ -118,7 +119,7 @@ def test_my_area_file_holds_the_served_tiles_of_my_cells(city: str, web: TestCli
         params={"minzoom": 12, "maxzoom": 15},
         headers={**key, "If-None-Match": r.headers["etag"]},
     )
-    assert again.status_code == 304 and again.content == b""
+    assert again.status_code == 304 and again.content == b"" and left_over() == []
     same = web.get(URL, params={"minzoom": 12, "maxzoom": 15}, headers=key)
     assert same.headers["etag"] == r.headers["etag"] and read(same.content) == tiles
 
@@ -154,6 +155,7 @@ def test_other_roles_name_the_area(city: str, web: TestClient) -> None:
         ("dispatcher", {"bbox": "113,21,115,23"}, 413, "too_many_tiles"),
         ("dispatcher", {"bbox": "10,10,10.01,10.01"}, 400, "empty_export"),
         ("dispatcher", {"cells": "notacell"}, 400, None),
+        ("dispatcher", {"bbox": "114,22.5,114.1"}, 400, "invalid_bbox"),
         ("inspector", {"bbox": "114,22.5,114.1,22.6"}, 400, "invalid_area"),
         ("inspector", {"minzoom": 17, "maxzoom": 12}, 400, "invalid_zoom"),
         ("inspector", {"maxzoom": 40}, 400, "invalid_parameter"),
@@ -182,3 +184,69 @@ def test_an_inspector_may_not_take_cells_that_are_not_theirs(city: str, web: Tes
         URL, params={"cells": h3.int_to_str(theirs)}, headers=make_key(city, "inspector", INSPECTOR)
     )
     assert r.status_code == 403 and r.json()["code"] == "not_your_cells"
+
+
+def test_cells_far_apart_are_refused_before_their_tiles_are_listed(
+    city: str, web: TestClient
+) -> None:
+    # two tiny cells 20 degrees apart meet a few tiles, but their bounding box spans some
+    # 290 million at zooms 12-17: it is refused from the box's size, not by testing each
+    lon, lat = CENTER
+    near = h3.latlng_to_cell(lat, lon, 9)
+    far = h3.latlng_to_cell(lat + 20, lon + 20, 9)
+    start = time.monotonic()
+    r = web.get(
+        URL,
+        params={"cells": f"{near},{far}", "layers": "grid"},
+        headers=make_key(city, "dispatcher"),
+    )
+    assert time.monotonic() - start < 10
+    assert r.status_code == 413, r.text
+    assert r.json()["code"] == "too_many_tiles" and "extent" in r.json()["message"]
+    assert left_over() == []
+
+
+def test_the_folder_goes_when_sending_the_file_fails(city: str, web: TestClient) -> None:
+    # the app called as a server calls it, whose send fails once the body starts (the
+    # client went away): the file's folder is removed all the same
+    key = make_key(city, "inspector", INSPECTOR)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": URL,
+        "raw_path": URL.encode(),
+        "root_path": "",
+        "query_string": b"minzoom=12&maxzoom=13",
+        "headers": [(b"host", b"testserver")]
+        + [(k.lower().encode(), v.encode()) for k, v in key.items()],
+        "client": ("testclient", 50000),
+        "server": ("testserver", 80),
+        "state": web.app_state.copy(),
+        "extensions": {},
+    }
+    sent: list[dict] = []
+    requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict:
+        return requests.pop() if requests else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body":
+            raise OSError("the client went away")
+
+    async def serve() -> Exception | None:
+        try:
+            await web.app(scope, receive, send)
+        except Exception as exc:  # the failed send, as the server sees it
+            return exc
+        return None
+
+    failed = web.portal.call(serve)
+    assert failed is not None
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
+    assert sent[1]["type"] == "http.response.body" and sent[1]["body"]
+    assert left_over() == []
