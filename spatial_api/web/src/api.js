@@ -103,14 +103,15 @@ export async function signIn(newKey, remember) {
   await renew();
 }
 
-/** Who the token says the caller is ({role, name, inspector_id}; null without a token): the
- * screen can start on it while /auth/me confirms (the API judges every request anyway). */
+/** Who the token says the caller is ({role, name, inspector_id, sub}; null without a token):
+ * the screen can start on it while /auth/me confirms (the API judges every request anyway);
+ * `sub` (`key:N`) names the key, which the outbox sends its items with. */
 export function tokenClaims() {
   if (!token) return null;
   try {
     const part = token.value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    const { role, name, inspector_id: inspector } = JSON.parse(atob(part));
-    return { role, name, inspector_id: inspector ?? null };
+    const { role, name, inspector_id: inspector, sub } = JSON.parse(atob(part));
+    return { role, name, inspector_id: inspector ?? null, sub: sub ?? null };
   } catch {
     return null;
   }
