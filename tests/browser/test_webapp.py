@@ -809,6 +809,29 @@ def test_the_first_view_comes_on_a_screen_wider_than_the_pictures_limit(
     guard.check()
 
 
+def test_a_maplibre_script_that_fails_to_load_is_said_in_the_map_box(
+    browser: Browser, cityhex: str, city: str
+) -> None:
+    """MapLibre's script answered 404: the first view stays, the map's box says the map
+    failed instead of waiting for ever, and nothing is left unhandled (no console error)."""
+    key = make_key(city, "inspector", INSPECTOR)["Authorization"].removeprefix("Bearer ")
+    context = browser.new_context(viewport=PHONE)
+    context.set_default_timeout(WAIT_MS)
+    context.add_init_script(f"localStorage.setItem('cityhex.key', {key!r})")
+    page = context.new_page()
+    guard = Guard(page, cityhex, expected=(404,))
+    page.route("**/app/assets/maplibre-gl-*.js", lambda route: route.fulfill(status=404))
+    try:
+        page.goto(f"{cityhex}/app")
+        page.locator(".map-failed").wait_for()
+        assert "地图加载失败" in page.locator(".map-failed").inner_text()
+        assert page.locator(".first-view svg").is_visible()
+        assert page.evaluate("window.maplibregl === undefined")
+    finally:
+        context.close()
+    guard.check()
+
+
 def test_the_app_starts_again_offline_and_its_report_lands_once(app: Callable, city: str) -> None:
     page, context = app("inspector", INSPECTOR, PHONE)
     wait_until(page, "window.cityhexReady > 0 && navigator.serviceWorker.controller !== null")

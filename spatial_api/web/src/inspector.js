@@ -216,6 +216,7 @@ export function Inspector({ me }) {
   // whose bytes come first
   if (me.inspector_id && !myCells.current) {
     myCells.current = firstView().then((svg) => svg && maplibre()).then(() => fetchMyCells(me));
+    myCells.current.catch(() => {}); // a map that failed says so in its box (ui.js)
   }
   const view = useRef(null); // the map opens on the first view's bounds, or on my cells
   view.current ??= firstView().then((svg) => {
