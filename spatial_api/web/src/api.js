@@ -117,6 +117,14 @@ export function tokenClaims() {
   }
 }
 
+/** The SHA-256 (hex) of the key at hand, null without one: names the key when no token
+ * (and so no `sub`) is at hand, as on a start without network. */
+export async function keyDigest() {
+  if (!key || !crypto.subtle) return null;
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** The headers of a request: the Bearer token, then the given ones. */
 export function authHeaders(extra = {}) {
   return token ? { Authorization: `Bearer ${token.value}`, ...extra } : { ...extra };

@@ -4,11 +4,12 @@
 // may carry photos (Blobs kept with it): a report's go to its case once it is created, an
 // action's (自行处置) go first, so the action is sent only after the API recorded them; each
 // photo has its own Idempotency-Key and is marked sent as soon as the API answered; a photo
-// the API refuses (413, 415 …) is marked refused with its reason and the others still go.
+// the API refuses (413, 415 …) after its report's case was created is marked refused with
+// its reason and the others still go (an action's refused photo stops the action, failed).
 // An item is sent only with the key that queued it (`owner`, the token's `sub`): after a
 // session ends it waits, shown as needing that sign-in, and never goes under another key.
 import { openDB } from "idb";
-import { api, freshHeaders, tokenClaims } from "./api.js";
+import { api, freshHeaders, keyDigest, tokenClaims } from "./api.js";
 
 const db = openDB("cityhex-outbox", 1, {
   upgrade(database) {
@@ -44,7 +45,8 @@ export async function outboxItems() {
 export async function enqueue(path, body, { headers = {}, label = path, photos = [], stage = "report", photosFirst = false } = {}) {
   await freshHeaders().catch(() => {});
   const item = {
-    key: crypto.randomUUID(), path, body, headers, label, queued: Date.now(), photosFirst, owner: owner(),
+    key: crypto.randomUUID(), path, body, headers, label, queued: Date.now(), photosFirst,
+    owner: owner(), keyDigest: owner() ? null : await keyDigest(), // the key, when no token names it
     photos: [...photos].map((file) => ({ key: crypto.randomUUID(), blob: file, name: file.name, stage, sent: false })),
   };
   await (await db).put("items", item);
@@ -61,9 +63,20 @@ function owner() {
   return tokenClaims()?.sub ?? null;
 }
 
-/** Whether the current session may send `item` (the one that queued it). */
+/** Whether the current session may send `item` (the one that queued it; an item from before
+ * owners were kept goes with any). */
 export function mine(item) {
-  return owner() !== null && (item.owner ?? owner()) === owner();
+  if (owner() === null) return false;
+  return item.owner ? item.owner === owner() : !item.keyDigest;
+}
+
+/** Items queued without a token (no `sub` then) become the session's when its key is theirs. */
+async function adopt() {
+  const digest = owner() && (await keyDigest());
+  if (!digest) return;
+  for (const item of await outboxItems()) {
+    if (!item.owner && item.keyDigest === digest) await keep({ ...item, owner: owner() });
+  }
 }
 
 /** An answer refusing a photo itself (too large, not an image …), not the session or the case. */
@@ -89,7 +102,8 @@ async function sendPhotos(item, path) {
     try {
       await api(path, { method: "POST", body: form, headers: { "Idempotency-Key": photo.key } });
     } catch (error) {
-      if (!refusesPhoto(error)) throw error;
+      // an action's photo refused stops the action (it must not meet the case without it)
+      if (item.photosFirst || !refusesPhoto(error)) throw error;
       done = { refused: `${error.status} ${error.message}` };
     }
     item = await keep({ ...item, photos: item.photos.map((p, j) => (j === i ? { ...p, ...done } : p)) });
@@ -123,6 +137,7 @@ export function flush() {
     const results = new Map();
     try {
       await freshHeaders().catch(() => {});
+      await adopt();
       for (const item of await outboxItems()) {
         if (item.error || item.done || !mine(item)) continue;
         try {
