@@ -38,9 +38,9 @@ PAGE = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
+<meta name="cityhex-maplibre" content="{maplibre}">
 {boot}
 <meta name="theme-color" content="#0b63c5">
-<meta name="cityhex-maplibre" content="{maplibre}">
 <title>CityHex 城市网格</title>
 <link rel="icon" href="data:,">
 {styles}
@@ -121,8 +121,8 @@ def app_page(assets_url: str, build: Build) -> str:
     """The app's HTML page, naming the build's files under ``assets_url``: the inline
     bootstrap first (it starts the first screen's requests before any download, and before
     the stylesheets, which would hold it back), the app's module async, and MapLibre only
-    named (``cityhex-maplibre``): the app loads it after the first view, so it never takes
-    the bandwidth the first view needs."""
+    named (``cityhex-maplibre``, above the bootstrap, which reads it): the app loads it after
+    the first view, so it never takes the bandwidth the first view needs."""
     styles = "\n".join(
         f'<link rel="stylesheet" href="{escape(assets_url)}/{escape(f)}">' for f in build.styles
     )

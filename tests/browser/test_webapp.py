@@ -265,10 +265,10 @@ def report_here(
     category: str,
     description: str,
     at: tuple[float, float] | None = None,
-    photo: Path | None = None,
+    photo: Path | list[Path] | None = None,
 ) -> None:
     """Fill the report form: category, the place (a tap on the map at ``at`` = (lon, lat), else
-    at the map's centre), a description, a photo; submit it."""
+    at the map's centre), a description, a photo (or several); submit it."""
     page.locator("[data-tab=report]").click()
     page.select_option("select[name=major]", category[:2])
     page.select_option("select[name=category]", category)
@@ -279,7 +279,8 @@ def report_here(
         page.locator(".map canvas").click(position={"x": x, "y": y})
     page.fill("textarea[name=description]", description)
     if photo is not None:
-        page.set_input_files("form.report input[type=file]", str(photo))
+        files = photo if isinstance(photo, list) else [photo]
+        page.set_input_files("form.report input[type=file]", [str(f) for f in files])
     page.locator("form.report button[type=submit]").click()
 
 
@@ -436,6 +437,39 @@ def test_an_inspector_reports_a_case_with_a_photo_and_sees_its_routing(
     )
     assert served.status_code == 200
     assert dict(Image.open(io.BytesIO(served.content)).getexif().get_ifd(0x8825)) == {}
+
+
+def test_a_refused_photo_is_said_and_the_case_and_the_other_photo_land_once(
+    app: Callable, city: str, tmp_path: Path
+) -> None:
+    """A report with a file the API refuses (text named .jpg: 415) and a good JPEG: one
+    case, the good photo attached to it, the refusal shown, nothing left to send again."""
+    page, _ = app("inspector", INSPECTOR, PHONE, expected=(415,))
+    wait_until(page, "window.cityhexReady > 0")
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("not a picture at all")
+    marker = f"refused photo {time.time_ns()}"
+    report_here(
+        page, "0101", marker, own_cell_near_centre(page, city), [fake, photo_with_gps(tmp_path)]
+    )
+    page.locator(".routed .refused").wait_for()
+    assert "notes.jpg" in page.locator(".routed .refused").inner_text()
+    assert "415" in page.locator(".routed .refused").inner_text()
+    assert page.locator(".routed .photos").inner_text().endswith(": 1")
+    assert "照片被拒" in page.locator("form.report .msg.error").inner_text()
+    cases = scalar(
+        city,
+        "SELECT json_agg(json_build_object('id', i.id, 'photos', (SELECT count(*) FROM"
+        " attachments a WHERE a.incident_id = i.id))) FROM incidents i WHERE description = %s",
+        (marker,),
+    )
+    assert len(cases) == 1 and cases[0]["photos"] == 1
+    # the outbox lists the refused photo (the report itself went through: nothing waits)
+    page.locator("[data-tab=outbox]").click()
+    assert "notes.jpg" in page.locator(".outbox li.done .refused-photo").inner_text()
+    assert page.locator("[data-tab=outbox] .count").count() == 0
+    page.locator(".outbox li.done button").click()
+    page.locator(".outbox li").wait_for(state="detached")
 
 
 def test_an_inspector_closes_their_own_report_with_a_photo_on_the_spot(
@@ -684,6 +718,118 @@ def test_my_area_is_stored_as_one_pmtiles_file_and_the_map_draws_it_offline(
     page.locator(".download .delete").click()
     page.locator(".download .stored").wait_for(state="detached")
     assert page.evaluate(STORED_AREA) is None
+
+
+CACHED = """(async (part) => {
+  const found = [];
+  for (const name of await caches.keys()) {
+    for (const request of await (await caches.open(name)).keys()) {
+      if (request.url.includes(part)) found.push(request.url);
+    }
+  }
+  return found;
+})"""
+"""The service worker's kept requests whose URL holds a string."""
+
+
+def eventually(page: Page, expression: str, expected: object, timeout_s: float = 30) -> None:
+    """Wait until an (async) expression evaluates to ``expected``."""
+    deadline = time.monotonic() + timeout_s
+    while (value := page.evaluate(expression)) != expected:
+        assert time.monotonic() < deadline, f"{expression} is still {value!r}"
+        time.sleep(0.1)
+
+
+def test_a_revoked_key_leaves_no_area_nor_answers_and_its_queue_waits_for_it(
+    app: Callable, city: str, cityhex: str
+) -> None:
+    """On a shared phone: the first view is never kept; when the API revokes the inspector's
+    key the stored area file and the kept answers go; the report they queued stays queued,
+    and a second inspector signing in on the same profile neither reads the area nor sends
+    that report under their key."""
+    name = f"shared-{time.time_ns()}"
+    page, context = app("inspector", INSPECTOR, PHONE, expected=(401,), name=name, remember=True)
+    wait_until(page, "window.cityhexReady > 0 && navigator.serviceWorker.controller !== null")
+    page.reload()  # the bootstrap asks for the first view, through the service worker
+    wait_until(page, "window.cityhexFirstView > 0 && window.cityhexReady > 0")
+    page.locator(".download button").first.click()
+    page.locator(".download .stored").wait_for()
+    assert page.evaluate(STORED_AREA) is not None
+    eventually(page, f"{CACHED}('/auth/me').then((f) => f.length > 0)", True)
+    assert page.evaluate(f"{CACHED}('/grid/overview.svg')") == []
+    set_offline(context, True)
+    wait_until(page, "navigator.onLine === false")
+    marker = f"queued before revocation {time.time_ns()}"
+    report_here(page, "0101", marker, own_cell_near_centre(page, city))
+    page.get_by_text("已加入待发送").first.wait_for()
+    key_id = scalar(city, "SELECT id FROM api_keys WHERE name = %s", (name,))
+    revoked = httpx.delete(f"{cityhex}/auth/keys/{key_id}", headers=make_key(city, "admin"))
+    assert revoked.status_code == 200, revoked.text
+    set_offline(context, False)  # the outbox tries: the token, then the key, refused
+    page.locator("form.signin .ended").wait_for()
+    eventually(page, STORED_AREA, None)
+    eventually(page, f"{CACHED}('/auth/me')", [])
+    assert page.evaluate(f"{CACHED}('/grid/overview.svg')") == []
+    assert page.evaluate("localStorage.getItem('cityhex.me')") is None
+    # the next inspector on this profile
+    other = make_key(city, "inspector", INSPECTOR + 1)["Authorization"].removeprefix("Bearer ")
+    page.fill("input[name=key]", other)
+    page.locator("form.signin button[type=submit]").click()
+    wait_until(page, "window.cityhexReady > 0")
+    assert page.evaluate(STORED_AREA) is None
+    assert not page.locator(".download .stored").is_visible()
+    page.locator("[data-tab=outbox]").click()
+    page.locator(".outbox li.needs-owner").wait_for()
+    page.locator(".outbox button").first.click()  # send now: not with this key
+    time.sleep(2)
+    assert scalar(city, "SELECT count(*) FROM incidents WHERE description = %s", (marker,)) == 0
+    assert page.locator(".outbox li.needs-owner").count() == 1
+
+
+def test_the_first_view_comes_on_a_screen_wider_than_the_pictures_limit(
+    browser: Browser, cityhex: str, city: str
+) -> None:
+    """A remembered inspector key on a 2560 px wide desktop: the bootstrap asks for a
+    picture within the API's 2048 px (aspect kept) and the first view appears."""
+    key = make_key(city, "inspector", INSPECTOR)["Authorization"].removeprefix("Bearer ")
+    context = browser.new_context(viewport={"width": 2560, "height": 1440})
+    context.set_default_timeout(WAIT_MS)
+    context.add_init_script(f"localStorage.setItem('cityhex.key', {key!r})")
+    page = context.new_page()
+    guard = Guard(page, cityhex)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/grid/overview.svg" in r.url else None)
+    try:
+        page.goto(f"{cityhex}/app")
+        wait_until(page, "window.cityhexFirstView > 0")
+        assert page.locator(".first-view svg").is_visible()
+        assert asked == [f"{cityhex}/grid/overview.svg?width=2048&height=518"]
+    finally:
+        context.close()
+    guard.check()
+
+
+def test_a_maplibre_script_that_fails_to_load_is_said_in_the_map_box(
+    browser: Browser, cityhex: str, city: str
+) -> None:
+    """MapLibre's script answered 404: the first view stays, the map's box says the map
+    failed instead of waiting for ever, and nothing is left unhandled (no console error)."""
+    key = make_key(city, "inspector", INSPECTOR)["Authorization"].removeprefix("Bearer ")
+    context = browser.new_context(viewport=PHONE)
+    context.set_default_timeout(WAIT_MS)
+    context.add_init_script(f"localStorage.setItem('cityhex.key', {key!r})")
+    page = context.new_page()
+    guard = Guard(page, cityhex, expected=(404,))
+    page.route("**/app/assets/maplibre-gl-*.js", lambda route: route.fulfill(status=404))
+    try:
+        page.goto(f"{cityhex}/app")
+        page.locator(".map-failed").wait_for()
+        assert "地图加载失败" in page.locator(".map-failed").inner_text()
+        assert page.locator(".first-view svg").is_visible()
+        assert page.evaluate("window.maplibregl === undefined")
+    finally:
+        context.close()
+    guard.check()
 
 
 def test_the_app_starts_again_offline_and_its_report_lands_once(app: Callable, city: str) -> None:

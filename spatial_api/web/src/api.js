@@ -103,17 +103,26 @@ export async function signIn(newKey, remember) {
   await renew();
 }
 
-/** Who the token says the caller is ({role, name, inspector_id}; null without a token): the
- * screen can start on it while /auth/me confirms (the API judges every request anyway). */
+/** Who the token says the caller is ({role, name, inspector_id, sub}; null without a token):
+ * the screen can start on it while /auth/me confirms (the API judges every request anyway);
+ * `sub` (`key:N`) names the key, which the outbox sends its items with. */
 export function tokenClaims() {
   if (!token) return null;
   try {
     const part = token.value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    const { role, name, inspector_id: inspector } = JSON.parse(atob(part));
-    return { role, name, inspector_id: inspector ?? null };
+    const { role, name, inspector_id: inspector, sub } = JSON.parse(atob(part));
+    return { role, name, inspector_id: inspector ?? null, sub: sub ?? null };
   } catch {
     return null;
   }
+}
+
+/** The SHA-256 (hex) of the key at hand, null without one: names the key when no token
+ * (and so no `sub`) is at hand, as on a start without network. */
+export async function keyDigest() {
+  if (!key || !crypto.subtle) return null;
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The headers of a request: the Bearer token, then the given ones. */

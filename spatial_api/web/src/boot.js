@@ -3,7 +3,7 @@
 // parsed, before any script is downloaded, and starts the first screen's requests at once —
 // the token exchange for a remembered key, and the first view of an inspector's cells
 // (/grid/overview.svg, sent with the token or the key itself, sized like the phone map box:
-// the whole width, 45% of the height), and once that has arrived, MapLibre's script (named by
+// the whole width, 45% of the height, scaled into the API's 64-2048 px), and once that has arrived, MapLibre's script (named by
 // the page's `cityhex-maplibre`; not before, so it never shares the network with the first
 // view). The app (api.js, map.js) takes them over.
 (() => {
@@ -25,8 +25,10 @@
   }
   const credential = fresh ? token.value : key;
   if (credential && (!me || me.inspector_id)) {
-    const width = document.documentElement.clientWidth;
-    const height = Math.round(innerHeight * 0.45);
+    // the box's size, scaled (aspect kept) into the sizes the API draws (64-2048 px a side)
+    const box = [document.documentElement.clientWidth, Math.round(innerHeight * 0.45)];
+    const scale = Math.min(1, 2048 / Math.max(...box));
+    const [width, height] = box.map((v) => Math.min(2048, Math.max(64, Math.round(v * scale))));
     boot.overview = fetch(`/grid/overview.svg?width=${width}&height=${height}`, {
       headers: { Authorization: `Bearer ${credential}` },
     }).then((r) => (r.status === 200 ? r.text() : null)).catch(() => null);

@@ -6,7 +6,7 @@ import { ApiError, api } from "./api.js";
 import { language, t, when } from "./i18n.js";
 import { boundsOf, firstView, firstViewBounds, placeMarker, maplibre } from "./map.js";
 import { FirstView } from "./firstview.js";
-import { discard, enqueue, flush, watchOutbox } from "./outbox.js";
+import { discard, enqueue, flush, mine, watchOutbox } from "./outbox.js";
 import { CaseView } from "./cases.js";
 import { deleteArea, downloadArea, storedArea } from "./offline.js";
 import { Shift } from "./patrol.js";
@@ -131,8 +131,11 @@ function Report({ categories, place, setPlace, onOpen }) {
         setRouted(null);
         return;
       }
-      say(duplicateOf ? `${t("attached")} ${answer.data.id}` : "");
-      setRouted({ ...answer.data, photos: answer.photos || null });
+      // a photo the API refused is said (the case and the other photos went through)
+      const refused = answer.refused ?? [];
+      const said = refused.map((p) => `${t("photoRefused")} ${p.n} (${p.name}): ${p.reason}`);
+      say([duplicateOf ? `${t("attached")} ${answer.data.id}` : "", ...said].filter(Boolean).join("；"), refused.length > 0);
+      setRouted({ ...answer.data, photos: answer.photos ? answer.photos - refused.length : null, refused });
     } catch (error) {
       say(error instanceof ApiError ? error.message : String(error), true);
     }
@@ -165,7 +168,8 @@ function Report({ categories, place, setPlace, onOpen }) {
         return d ? (zh ? d.department_name : d.department_name_en || d.department_name) : routed.department_id;
       })()}</dd>
       <dt>${t("deadline")}</dt><dd>${when(routed.deadline)}</dd>
-      ${routed.photos ? html`<dt>${t("photos")}</dt><dd class="photos">${t("photosSent")}: ${routed.photos}</dd>` : null}</dl>
+      ${routed.photos !== null ? html`<dt>${t("photos")}</dt><dd class="photos">${t("photosSent")}: ${routed.photos}</dd>` : null}
+      ${routed.refused?.map((p) => html`<dt>${t("photoRefused")} ${p.n}</dt><dd class="refused">${p.name}: ${p.reason}</dd>`)}</dl>
     </div>` : null}
     ${nearby.length ? html`<div class="nearby"><h4>${t("duplicates")}</h4><ul>
       ${nearby.map((d) => html`<li data-nearby=${d.id}>${d.id} · ${d.status} · ${Math.round(d.distance_m)} m
@@ -179,9 +183,12 @@ function Outbox() {
   return html`<div class="outbox">
     <button onClick=${() => flush()}>${t("sendNow")}</button>
     ${items.length === 0 ? html`<p>${t("empty")}</p>` : html`<ul>${items.map((i) => html`<li
-      class=${i.error ? "failed" : "waiting"}>${i.label} · ${new Date(i.queued).toLocaleTimeString()}
+      class=${i.error ? "failed" : i.done ? "done" : mine(i) ? "waiting" : "needs-owner"}>${i.label} · ${new Date(i.queued).toLocaleTimeString()}
       ${i.photos?.length ? html` · <span class="queued-photos">${t("photos")} ${i.photos.filter((p) => p.sent).length}/${i.photos.length}</span>` : null}
-      ${i.error ? html` · ${t("failed")}: ${i.error} <button class="link" onClick=${() => discard(i.key)}>×</button>` : null}</li>`)}</ul>`}
+      ${i.photos?.filter((p) => p.refused).map((p) => html` · <span class="refused-photo">${t("photoRefused")} ${p.name}: ${p.refused}</span>`)}
+      ${!i.error && !i.done && !mine(i) ? html` · <span class="needs-owner">${t("needsOwner")}</span>` : null}
+      ${i.error ? html` · ${t("failed")}: ${i.error}` : null}
+      ${i.error || i.done ? html` <button class="link" onClick=${() => discard(i.key)}>×</button>` : null}</li>`)}</ul>`}
   </div>`;
 }
 
@@ -209,6 +216,7 @@ export function Inspector({ me }) {
   // whose bytes come first
   if (me.inspector_id && !myCells.current) {
     myCells.current = firstView().then((svg) => svg && maplibre()).then(() => fetchMyCells(me));
+    myCells.current.catch(() => {}); // a map that failed says so in its box (ui.js)
   }
   const view = useRef(null); // the map opens on the first view's bounds, or on my cells
   view.current ??= firstView().then((svg) => {
@@ -226,7 +234,7 @@ export function Inspector({ me }) {
     });
   }, []);
   const marker = useRef(null);
-  useEffect(() => watchOutbox((items) => setWaiting(items.length)), []);
+  useEffect(() => watchOutbox((items) => setWaiting(items.filter((i) => !i.done).length)), []);
   useEffect(() => {
     loadCategories().then(setCategories, () => {});
   }, []);

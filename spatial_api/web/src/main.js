@@ -28,6 +28,16 @@ function viewsOf(me) {
   return me.inspector_id ? views : views.filter((v) => v !== "inspector");
 }
 
+/** Forget what the session left on this device, however it ended (sign-out, a revoked or
+ * expired key, a refused renewal): who it was, the service worker's kept answers and the
+ * stored area file (a shared phone's next user must not read them). The outbox keeps its
+ * items: each is sent only with the key that queued it (outbox.js). */
+function forgetSession() {
+  localStorage.removeItem("cityhex.me");
+  if (window.caches) caches.delete("cityhex-app").catch(() => {});
+  deleteArea().catch(() => {}); // the offline area file
+}
+
 /** Who the session is (kept for offline starts); a session the API refuses is ended. */
 async function whoAmI() {
   try {
@@ -89,7 +99,7 @@ function App() {
     const onHash = () => setView(location.hash.slice(2));
     window.addEventListener("hashchange", onHash);
     const unwatch = onSignedOut(() => {
-      localStorage.removeItem("cityhex.me");
+      forgetSession();
       setEnded(true);
       setMe(null);
     });
@@ -111,9 +121,7 @@ function App() {
       }}>${t("lang")}</button>
       <button class="link" onClick=${() => {
         signOut();
-        localStorage.removeItem("cityhex.me");
-        if (window.caches) caches.delete("cityhex-app");
-        deleteArea().catch(() => {}); // the offline area file
+        forgetSession();
         setMe(null);
       }}>${t("signout")}</button>
     </header>

@@ -27,8 +27,8 @@ function addMapLibreScript() {
   return new Promise((resolve, reject) => {
     const script = document.createElement("script");
     script.src = document.querySelector("meta[name=cityhex-maplibre]").content;
-    script.addEventListener("load", resolve);
-    script.addEventListener("error", () => reject(new Error("MapLibre did not load")));
+    script.onload = resolve;
+    script.onerror = () => { script.remove(); reject(new Error("MapLibre did not load")); };
     document.head.append(script);
   });
 }
@@ -41,6 +41,11 @@ export function maplibre() {
     maplibregl = window.maplibregl;
     addTileProtocol(maplibregl);
     return maplibregl;
+  });
+  // a script that failed to load rejects (its onerror), and the next map tries again
+  loading.catch(() => {
+    loading = null;
+    if (window.cityhexBoot) window.cityhexBoot.maplibre = null;
   });
   return loading;
 }

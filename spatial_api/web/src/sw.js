@@ -3,7 +3,9 @@
 // again without network. Files with hashed names come from the cache; everything else from the
 // network first, the cache when offline. Tiles offline come from the area file offline.js
 // keeps in IndexedDB; tiles, that file and the event stream never pass here. Answers are matched whatever their Vary (the token in Authorization
-// changes every few minutes; the cache is this signed-in browser's own and cleared on sign-out).
+// changes every few minutes; the cache is this signed-in browser's own and cleared whenever the
+// session ends: sign-out, a revoked or expired key). The first view (/grid/overview.svg) is
+// never kept.
 const CACHE = "cityhex-app";
 const ASSETS = self.ASSETS;
 
@@ -44,6 +46,8 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== location.origin) return;
   if (url.pathname === "/events" || /\.(mvt|pmtiles)$/.test(url.pathname)) return;
+  // the first view is one person's picture (their cells, names): never kept for whoever comes next
+  if (url.pathname === "/grid/overview.svg") return;
   if (url.pathname.startsWith("/app/assets/")) {
     event.respondWith(caches.match(event.request).then((hit) => hit || networkFirst(event.request)));
   } else {

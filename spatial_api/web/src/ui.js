@@ -2,6 +2,7 @@
 import { h } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import htm from "htm";
+import { t } from "./i18n.js";
 import { makeMap } from "./map.js";
 
 export const html = htm.bind(h);
@@ -12,6 +13,7 @@ export const html = htm.bind(h);
  */
 export function MapBox({ onMap, style, keep, view, className = "map" }) {
   const box = useRef(null);
+  const [failed, setFailed] = useState("");
   useEffect(() => {
     let map = null;
     let gone = false;
@@ -19,13 +21,16 @@ export function MapBox({ onMap, style, keep, view, className = "map" }) {
       map = m;
       if (gone) m.remove();
       else onMap?.(m);
+    }, (error) => {
+      // MapLibre's script or the style did not load: said in the map's box, not left blank
+      if (!gone) setFailed(`${t("mapFailed")}: ${error.message}`);
     });
     return () => {
       gone = true;
       map?.remove();
     };
   }, []);
-  return html`<div class=${className} ref=${box}></div>`;
+  return html`<div class=${className} ref=${box}>${failed ? html`<p class="msg error map-failed" role="alert">${failed}</p>` : null}</div>`;
 }
 
 /** A line telling the user what happened (error in red). */
