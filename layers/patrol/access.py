@@ -108,3 +108,9 @@ async def works_in(conn: AsyncConnection, inspector_id: int, district_ids: Itera
         {"i": inspector_id, "d": sorted(district_ids)},
     )
     return bool(found)
+
+
+def counted_in(reader: Reader, district_code: str | None) -> frozenset[str] | None:
+    """The districts a centre's table counts inspectors under: the one asked for, else
+    those the reader may read (None: any)."""
+    return frozenset({district_code}) if district_code is not None else reader.districts

@@ -33,7 +33,7 @@ fractions exceeds 1 only for a segment running along a shared cell edge.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
@@ -313,19 +313,41 @@ async def inspectors_of(conn: AsyncConnection, district_code: str | None) -> lis
     return list(rows)
 
 
-USER_DISTRICTS = text(
-    "SELECT u.id, d.code FROM users u LEFT JOIN districts d ON d.id = u.district_id "
-    "WHERE u.id = ANY(:ids)"
-)
+HOME_DISTRICTS = text("""
+SELECT DISTINCT ON (g.inspector_id) g.inspector_id, d.code
+FROM grid_cells g JOIN districts d ON d.id = g.district_id
+WHERE g.inspector_id = ANY(:ids) AND (CAST(:within AS text[]) IS NULL OR d.code = ANY(:within))
+GROUP BY g.inspector_id, d.code
+ORDER BY g.inspector_id, count(*) DESC, d.code
+""")
+
+
+async def home_districts(
+    conn: AsyncConnection, ids: Sequence[int], within: Collection[str] | None
+) -> dict[int, str]:
+    """The district each inspector is counted under in a centre's tables: the one holding
+    most of their assigned cells (the lowest code on a tie), among ``within`` when given (the
+    district asked for, or those the reader may read); inspectors with no such cell are
+    left out."""
+    rows = await conn.execute(
+        HOME_DISTRICTS,
+        {"ids": list(ids), "within": None if within is None else sorted(within)},
+    )
+    return dict(rows.all())
 
 
 async def coverage_by_district(
-    conn: AsyncConnection, inspector_ids: Sequence[int], start: datetime, end: datetime
+    conn: AsyncConnection,
+    inspector_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    within: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """A centre's table: each inspector's figures (without the cell list) and, per district
-    of the inspectors' user records, the sums and the rates of the sums."""
+    (each inspector under their ``home_districts`` among ``within``), the sums and the rates
+    of the sums."""
     rows = await coverage_of(conn, inspector_ids, start, end)
-    district_of = dict((await conn.execute(USER_DISTRICTS, {"ids": list(inspector_ids)})).all())
+    district_of = await home_districts(conn, inspector_ids, within)
     totals: dict[str | None, dict[str, float]] = {}
     inspectors = []
     for cov in rows:

@@ -19,7 +19,7 @@ rates the ratios of those sums.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from layers.incidents.working_time import load_calendar, local_day
-from layers.patrol.coverage import InspectorCoverage, check_period, coverage_of
+from layers.patrol.coverage import InspectorCoverage, check_period, coverage_of, home_districts
 from layers.patrol.settings import patrol_settings
 
 REPORTS = text("""
@@ -47,11 +47,6 @@ SELECT i.inspector_id, r.at AS resolved_at,
           AND t.at >= r.at) AS checked_at
 FROM incident_transitions r JOIN incidents i ON i.id = r.incident_id
 WHERE r.action = 'resolve' AND i.inspector_id = ANY(:ids) AND r.at >= :start AND r.at < :end
-""")
-
-DISTRICTS = text("""
-SELECT u.id, d.code FROM users u LEFT JOIN districts d ON d.id = u.district_id
-WHERE u.id = ANY(:ids)
 """)
 
 COUNTS = (
@@ -80,9 +75,14 @@ def rates(counts: dict[str, Any]) -> dict[str, Any]:
 
 
 async def evaluation(
-    conn: AsyncConnection, inspector_ids: Sequence[int], start: datetime, end: datetime
+    conn: AsyncConnection,
+    inspector_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    within: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """The figures of each inspector and of each of their districts over [start, end)."""
+    """The figures of each inspector and of each district over [start, end) (each inspector
+    under their ``home_districts`` among ``within``)."""
     check_period(start, end)
     settings = patrol_settings()
     ids = list(inspector_ids)
@@ -104,7 +104,7 @@ async def evaluation(
     covered: dict[int, InspectorCoverage] = {
         cov.inspector_id: cov for cov in await coverage_of(conn, ids, start, end)
     }
-    district_of = dict((await conn.execute(DISTRICTS, {"ids": ids})).all())
+    district_of = await home_districts(conn, ids, within)
     inspectors = []
     totals: dict[str | None, dict[str, Any]] = defaultdict(
         lambda: dict.fromkeys(

@@ -25,7 +25,13 @@ from pydantic import BaseModel, Field, StrictBool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gis.errors import BadRequest, Forbidden, PayloadTooLarge
-from layers.patrol.access import Reader, check_district, inspector_for, inspectors_for
+from layers.patrol.access import (
+    Reader,
+    check_district,
+    counted_in,
+    inspector_for,
+    inspectors_for,
+)
 from layers.patrol.coverage import coverage_by_district, coverage_of, parse_period
 from layers.patrol.evaluation import evaluation
 from layers.patrol.fixes import MAX_BATCH, ingest, parse_batch
@@ -168,7 +174,7 @@ async def patrol_coverage(
     reader = reader_of(caller)
     if group_by == "district":
         ids = await inspectors_for(conn, reader, district)
-        return await coverage_by_district(conn, ids, lo, hi)
+        return await coverage_by_district(conn, ids, lo, hi, counted_in(reader, district))
     who = await inspector_for(conn, reader, inspector)
     (figures,) = await coverage_of(conn, [who], lo, hi)
     figures.off_post = (await off_post_records(conn, [who], lo, hi))[who]
@@ -234,7 +240,7 @@ async def patrol_evaluation(
         ids = [await inspector_for(conn, reader, inspector)]
     else:
         ids = await inspectors_for(conn, reader, district)
-    return await evaluation(conn, ids, lo, hi)
+    return await evaluation(conn, ids, lo, hi, counted_in(reader, district))
 
 
 class ShiftIn(BaseModel):

@@ -559,6 +559,11 @@ def test_district_dispatchers_reach_inspectors_by_where_they_patrol(posted: Patr
             assert refused.status_code == 403 and refused.json()["code"] == "out_of_scope"
             table = posted.client.get("/patrol/coverage?group_by=district", headers=key).json()
             assert [row["inspector_id"] for row in table["inspectors"]] == [mine]
+            # counted under the district of their cells, never one outside the reader's
+            assert [row["district"] for row in table["inspectors"]] == [code]
+            assert [row["district"] for row in table["districts"]] == [code]
+            marks = posted.client.get("/patrol/evaluation", headers=key).json()
+            assert [row["district"] for row in marks["inspectors"]] == [code]
             tracks = posted.client.get(f"/patrol/tracks?inspector={other}", headers=key)
             assert tracks.status_code == 403
     finally:
