@@ -26,12 +26,11 @@ from html import escape
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gis.analytics.grid import BBox
 from gis.errors import BadRequest
 from gis.tilemath import ORIGIN, lonlat_to_mercator, mercator_to_lonlat
 from layers.catalog.registry import Catalog, Layer, load_catalog
 from layers.db.scope import Visibility
-
-BBox = tuple[float, float, float, float]
 
 PADDING = 20
 """Pixels kept around the area (the app's MapLibre maps fit bounds with the same padding)."""
@@ -143,19 +142,6 @@ def check_bbox(bbox: BBox) -> None:
         raise BadRequest(
             f"bbox is too large: at most {MAX_SPAN_DEG}° wide and high", code="bbox_too_large"
         )
-
-
-def parse_bbox(text: str) -> BBox:
-    """The (west, south, east, north) of a ``W,S,E,N`` text, checked by ``check_bbox``."""
-    try:
-        west, south, east, north = (float(v) for v in text.split(","))
-    except ValueError:
-        raise BadRequest(
-            f"bbox {text[:100]!r} must be four numbers W,S,E,N", code="invalid_bbox"
-        ) from None
-    bbox = (west, south, east, north)
-    check_bbox(bbox)
-    return bbox
 
 
 def fit(area: BBox, width: int, height: int) -> View:

@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, StrictBool, StrictInt
 
+from gis.analytics.grid import parse_bbox
 from gis.boundary import boundary_from_bbox, boundary_from_geojson
 from gis.errors import BadRequest
 from gis.hexgrid import DEFAULT_RES, parse_cell
@@ -56,7 +57,7 @@ from spatial_api.schemas.grid import (
     PartitionPlan,
     Reassignment,
 )
-from tiles.overview import MAX_SIZE, MIN_SIZE, overview, parse_bbox
+from tiles.overview import MAX_SIZE, MIN_SIZE, overview
 
 
 @asynccontextmanager
