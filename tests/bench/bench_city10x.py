@@ -229,9 +229,10 @@ class TileRun(NamedTuple):
     """MVT bytes, over the list."""
 
 
-async def tile_run(url: str, tiles: list[tuple[int, int, int]]) -> TileRun:
-    """Build every tile once, 8 at a time, then again timed (on a pool of 8 made for it); what
-    the tiles show is counted from the timed pass's bodies after the clock stops."""
+async def tile_run(url: str, tiles: list[tuple[int, int, int]], filters: TileFilters) -> TileRun:
+    """Build every tile once with ``filters``, 8 at a time, then again timed (on a pool of 8
+    made for it); what the tiles show is counted from the timed pass's bodies after the clock
+    stops."""
     sources = parse_sources(load_catalog(), "incidents")
     pool = await asyncpg.create_pool(url, min_size=8, max_size=8, server_settings=SESSION_SETTINGS)
     try:
@@ -246,7 +247,7 @@ async def tile_run(url: str, tiles: list[tuple[int, int, int]]) -> TileRun:
                     tile = queue.pop()
                     async with pool.acquire() as conn:
                         started = time.perf_counter()
-                        body, _ = await build_tile(conn, sources, *tile, TileFilters())
+                        body, _ = await build_tile(conn, sources, *tile, filters)
                         times.append((tile[0], time.perf_counter() - started))
                     bodies.append(body)
 
@@ -294,18 +295,22 @@ def one_x_url(home: Path) -> str:
     return url
 
 
-def tiles(url: str, home: Path, runs: int) -> None:
-    """The tile figures at 10× and 1×: ``runs`` rounds, each timing the list at 10× then at
-    1×; medians over the rounds, and the ratio of tiles/s within each round."""
+def tiles(url: str, home: Path, runs: int, cql: str | None) -> None:
+    """The tile figures at 10× and 1× (of the tiles filtered by ``cql``, a CQL2 text, when
+    given): ``runs`` rounds, each timing the list at 10× then at 1×; medians over the rounds,
+    and the ratio of tiles/s within each round."""
     small = one_x_url(home)
     listed = tile_list(small)
+    filters = TileFilters(cql=cql)
     rounds = [
-        (asyncio.run(tile_run(url, listed)), asyncio.run(tile_run(small, listed)))
+        (asyncio.run(tile_run(url, listed, filters)), asyncio.run(tile_run(small, listed, filters)))
         for _ in range(runs)
     ]
     big, one = rounds[-1]
     n = len(listed)
     print(f"tiles: {n} incidents tiles z10–16, concurrency 8, uncached, {runs} rounds")
+    if cql:
+        print(f"filter: {cql}")
     print("zoom tiles   10× median / p99 ms    1× median / p99 ms")
     for z in sorted(big.ms):
         at10 = [t for r, _ in rounds for t in r.ms[z]]
@@ -346,6 +351,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--only", choices=("endpoints", "tiles"))
     ap.add_argument("--db", default="cityhex", help="the database of the cluster to measure")
+    ap.add_argument("--filter", help="a CQL2 text filter of the tiles (as the style's sources)")
     a = ap.parse_args()
     c = cluster(a.home)
     c.start()
@@ -353,7 +359,7 @@ def main() -> None:
     if a.only != "tiles":
         endpoints(url, a.runs)
     if a.only != "endpoints":
-        tiles(url, a.home, a.runs)
+        tiles(url, a.home, a.runs, a.filter)
 
 
 if __name__ == "__main__":
