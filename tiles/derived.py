@@ -22,6 +22,9 @@ class Derived:
     """SQL: when the value next changes for the row (NULL: not by the clock alone)."""
     columns: tuple[str, ...]
     """The row's columns it reads."""
+    live: str
+    """SQL: a condition every row meets whose value is true or will change by the clock (the
+    predicate of an index of those rows, which a count of the value can then read alone)."""
 
 
 def _open(alias: str) -> str:
@@ -37,6 +40,7 @@ def overdue(alias: str = "f") -> Derived:
         sql=f"coalesce({deadline} < now() AND {_open(alias)}, false)",
         changes_at=f"CASE WHEN {deadline} >= now() AND {_open(alias)} THEN {deadline} END",
         columns=("deadline", "status"),
+        live=f"{alias}.\"status\" NOT IN ('closed', 'cancelled')",  # ix_incidents_open_geom
     )
 
 

@@ -14,7 +14,10 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from gis.errors import BadRequest
+from layers.catalog.registry import Layer
 from layers.db.scope import EVERYONE, Visibility
+from layers.features.cql.cost import attribute_names
+from layers.features.cql.parse import parse_filter
 from tiles.sources import Source, feature_attributes
 
 CATEGORY = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
@@ -54,6 +57,19 @@ class TileFilters:
     def keeps(self, name: str) -> bool:
         """Whether attribute ``name`` is asked for."""
         return self.properties is None or name in self.properties
+
+
+def by_count_column_only(layer: Layer, filters: TileFilters) -> bool:
+    """Whether the rows of ``layer`` that ``filters`` keep depend on its ``count_by`` column
+    alone (which the layer's stored counts carry): no time window, category or limited
+    read scope, and no CQL filter that reads another property."""
+    if not layer.count_by or filters.start or filters.end or filters.categories:
+        return False
+    if layer.visibility(filters.visible).limited:
+        return False
+    if filters.cql is None:
+        return True
+    return attribute_names(parse_filter(filters.cql, filters.cql_lang)) <= {layer.count_by}
 
 
 def parse_time(value: str, name: str) -> datetime:

@@ -28,7 +28,7 @@ from gis.tilemath import (
 )
 from layers.catalog.registry import Layer
 from tiles.derived import derived_attributes
-from tiles.filters import TileFilters
+from tiles.filters import TileFilters, by_count_column_only
 from tiles.mvt import ENVELOPE, Statement, geometry_3857, mvt_call, quoted, row_filters, where
 from tiles.sources import Source
 
@@ -116,6 +116,12 @@ def hex_part(source: Source, z: int, x: int, y: int, filters: TileFilters, st: S
     derived flag (``overdue``) and, with ``count_by``, one count per value."""
     layer = source.layer
     cover = tile_cover(z, x, y)
+    if (
+        layer.cell_counts
+        and cover.res in layer.cell_columns
+        and by_count_column_only(layer, filters)
+    ):
+        return stored_hex_part(source, cover, filters, st)
     cells, wkb = st.param(cover.cells), st.param(cover.wkb)
     box = ", ".join(st.param(v) for v in cover.bbox)
     h3col = f"f.{quoted(layer.h3_column or '')}"
@@ -156,6 +162,54 @@ def hex_part(source: Source, z: int, x: int, y: int, filters: TileFilters, st: S
         f'AS "__geom" FROM agg AS a JOIN unnest({cells}::bigint[], {wkb}::bytea[]) '
         f"AS c(cell, wkb) USING (cell){by_join}) AS t) AS mvt, "
         f"(SELECT min(next) FROM agg) AS next"
+    )
+
+
+def stored_hex_part(source: Source, cover: HexCover, filters: TileFilters, st: Statement) -> str:
+    """``hex_part`` for a layer with stored counts per cell and ``count_by`` value (incidents:
+    ``incident_cell_counts``) and filters on that value alone: ``count`` and the count per
+    value are sums of the stored rows the filter keeps; a derived flag is counted from the
+    rows that can carry it (``Derived.live``), found through their own index."""
+    layer = source.layer
+    cells, wkb = st.param(cover.cells), st.param(cover.wkb)
+    box = ", ".join(st.param(v) for v in cover.bbox)
+    prefix = st.param(f"{layer.count_by}_")
+    kept = [
+        f"a.res = {st.param(cover.res)}::smallint",
+        f"a.cell = ANY({cells}::bigint[])",
+        "a.n > 0",
+        *row_filters(layer, filters, st, alias="a"),
+    ]
+    agg = (
+        f'SELECT a.cell, sum(a.n)::bigint AS "count", jsonb_object_agg({prefix}::text || '
+        f"a.{quoted(layer.count_by or '')}, a.n) AS by_value FROM "
+        f"{quoted(layer.cell_counts or '')} AS a {where(kept)} GROUP BY a.cell"
+    )
+    derived = derived_attributes(layer)
+    flags = "".join(
+        f", count(*) FILTER (WHERE {d.sql})::bigint AS {quoted(d.name)}" for d in derived
+    )
+    nexts = ", ".join(f"min({d.changes_at})" for d in derived) or "NULL::timestamptz"
+    live = [d.live for d in derived] or ["false"]
+    rows = [
+        f"{geometry_3857(layer)} && ST_MakeEnvelope({box}, 3857)",
+        f"({' OR '.join(live)})",
+        *row_filters(layer, filters, st),
+    ]
+    flagged = (
+        f"SELECT {cell_sql(layer, cover.res, cells, wkb)} AS cell{flags}, least({nexts}) AS next"
+        f" FROM {quoted(layer.table)} AS f {where(rows)} GROUP BY 1"
+    )
+    counts = ", ".join(f"coalesce(d.{quoted(x.name)}, 0) AS {quoted(x.name)}" for x in derived)
+    return (
+        f"WITH agg AS MATERIALIZED ({agg}), flagged AS MATERIALIZED ({flagged}) "
+        f"SELECT (SELECT {mvt_call(source.name, st, True)} FROM ("
+        f'SELECT c.cell AS "__fid", to_hex(c.cell) AS "cell", a."count", '
+        f"{counts + ', ' if counts else ''}a.by_value, "
+        f"ST_AsMVTGeom(ST_GeomFromWKB(c.wkb, 3857), {ENVELOPE}, {EXTENT}, {BUFFER}, true) "
+        f'AS "__geom" FROM agg AS a JOIN unnest({cells}::bigint[], {wkb}::bytea[]) '
+        f"AS c(cell, wkb) USING (cell) LEFT JOIN flagged AS d USING (cell)) AS t) AS mvt, "
+        f"(SELECT min(next) FROM flagged WHERE cell = ANY({cells}::bigint[])) AS next"
     )
 
 

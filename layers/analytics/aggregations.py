@@ -185,8 +185,8 @@ async def cell_counts(
     params = SqlParams()
     if filters.layer.cell_counts and filters.everything:  # counted on write
         sql = (
-            f"SELECT cell, n FROM {filters.layer.cell_counts}"
-            f" WHERE res = {params.add(res)} AND n > 0 ORDER BY 1"
+            f"SELECT cell, sum(n)::bigint FROM {filters.layer.cell_counts}"
+            f" WHERE res = {params.add(res)} AND n > 0 GROUP BY 1 ORDER BY 1"
         )
     else:
         sql = (

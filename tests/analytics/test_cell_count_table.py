@@ -1,5 +1,5 @@
-"""``incident_cell_counts`` (migration 0026) equals a count of the cases per cell at every
-resolution 5–11 after inserts (one by one and many in one statement), moves, status
+"""``incident_cell_counts`` (migrations 0026, 0028) equals a count of the cases per cell and
+status at every resolution 5–11 after inserts (one by one and many in one statement), moves, status
 changes and deletes, and unfiltered counts per cell read it: /analytics/h3 gives the counts
 of ``h3.latlng_to_cell`` over the points, and filtered counts (which read the cases) agree
 with it where they cover every case."""
@@ -45,17 +45,20 @@ def insert(conn: psycopg.Connection, points: list[tuple[float, float]]) -> None:
 
 
 def table_counts(conn: psycopg.Connection) -> Counter:
-    rows = conn.execute("SELECT res, cell, n FROM incident_cell_counts WHERE n <> 0").fetchall()
-    return Counter({(r, c): n for r, c, n in rows})
+    rows = conn.execute(
+        "SELECT res, cell, status, n FROM incident_cell_counts WHERE n <> 0"
+    ).fetchall()
+    return Counter({(r, c, s): n for r, c, s, n in rows})
 
 
 def grouped_counts(conn: psycopg.Connection) -> Counter:
     found: Counter = Counter()
     for r, column in COLUMN.items():
-        for cell, n in conn.execute(
-            f"SELECT {column}, count(*) FROM incidents WHERE {column} IS NOT NULL GROUP BY 1"
+        for cell, status, n in conn.execute(
+            f"SELECT {column}, status, count(*) FROM incidents WHERE {column} IS NOT NULL"
+            " GROUP BY 1, 2"
         ).fetchall():
-            found[(r, cell)] = n
+            found[(r, cell, status)] = n
     return found
 
 
@@ -81,7 +84,9 @@ def test_the_table_follows_every_write(url: str) -> None:
                 " WHERE id = %s",
                 (lon, lat, case_id),
             )
-        conn.execute("UPDATE incidents SET status = 'registered' WHERE id = ANY(%s)", (ids,))
+        conn.execute("UPDATE incidents SET status = 'registered' WHERE id = ANY(%s)", (ids[::2],))
+        assert table_counts(conn) == grouped_counts(conn)
+        assert {s for _, _, s in +table_counts(conn)} == {"reported", "registered"}
         conn.execute("DELETE FROM incidents WHERE id = ANY(%s)", (ids[30:90],))
         assert table_counts(conn) == grouped_counts(conn)
         before = table_counts(conn)
@@ -104,8 +109,9 @@ def test_unfiltered_counts_read_the_table(url: str) -> None:
         assert got == dict(expected)
         with psycopg.connect(url, autocommit=True) as conn:  # a count no case made
             conn.execute(
-                "UPDATE incident_cell_counts SET n = n + 1000 WHERE res = 8 AND cell ="
-                " (SELECT min(cell) FROM incident_cell_counts WHERE res = 8 AND n > 0)"
+                "UPDATE incident_cell_counts SET n = n + 1000 WHERE (res, cell, status) ="
+                " (SELECT res, cell, status FROM incident_cell_counts WHERE res = 8 AND n > 0"
+                " ORDER BY cell, status LIMIT 1)"
             )
         r = client.get("/analytics/h3", params={"layer": "incidents", "res": 8}, headers=headers)
         assert sum(c["count"] for c in r.json()["cells"]) == sum(expected.values()) + 1000

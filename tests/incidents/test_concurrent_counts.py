@@ -76,10 +76,11 @@ def test_concurrent_writers_neither_deadlock_nor_miscount(new_database) -> None:
         ).fetchall()
         assert sorted(kept, key=str) == sorted(conn.execute(DAY_COUNTS).fetchall(), key=str)
         wrong = conn.execute(
-            "SELECT count(*) FROM (SELECT 10 AS res, h3 AS cell, count(*) AS n FROM incidents"
-            " GROUP BY 2 UNION ALL SELECT 5, h3_5, count(*) FROM incidents GROUP BY 2) g"
-            " FULL JOIN (SELECT * FROM incident_cell_counts WHERE res IN (5, 10) AND n > 0) c"
-            " USING (res, cell) WHERE g.n IS DISTINCT FROM c.n"
+            "SELECT count(*) FROM (SELECT 10 AS res, h3 AS cell, status, count(*) AS n"
+            " FROM incidents GROUP BY 2, 3 UNION ALL SELECT 5, h3_5, status, count(*)"
+            " FROM incidents GROUP BY 2, 3) g FULL JOIN (SELECT * FROM incident_cell_counts"
+            " WHERE res IN (5, 10) AND n > 0) c USING (res, cell, status)"
+            " WHERE g.n IS DISTINCT FROM c.n"
         ).fetchone()[0]
         assert wrong == 0
         assert conn.execute("SELECT count(*) FROM incidents").fetchone()[0] == reported

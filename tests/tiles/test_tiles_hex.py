@@ -200,3 +200,98 @@ def test_a_cell_denser_than_cluster_cell_max_shows_as_a_cluster(city: str, keyed
         assert len(clusters) == len({cell_of[i] for i in dense})
         assert mine - dense <= raw
         assert bool(dense) == (z == 15)  # the city centre is dense, the z17 tile beside it not
+
+
+OPEN = "status NOT IN ('closed','cancelled')"
+
+
+@pytest.mark.parametrize(
+    "cql, keep",
+    [
+        (OPEN, lambda s: s not in ("closed", "cancelled")),
+        ("status IN ('closed','cancelled')", lambda s: s in ("closed", "cancelled")),
+        ("status = 'reported' OR status LIKE 'in%'", lambda s: s == "reported" or s[:2] == "in"),
+    ],
+    ids=["open", "closed", "or-like"],
+)
+@pytest.mark.parametrize("z", [10, 13])
+def test_hex_filtered_by_status_counts_the_cases_it_keeps(
+    web: TestClient, city: str, z: int, cql: str, keep
+) -> None:
+    """Filtered by status alone, the counts come from the stored counts by status: each
+    cell's count, overdue count and count per status equal those of the cases the filter
+    keeps, counted with h3."""
+    with psycopg.connect(city) as conn:
+        data = conn.execute(
+            "SELECT ST_X(geom), ST_Y(geom), status, deadline < now() AND status NOT IN "
+            "('closed', 'cancelled', 'parked') FROM incidents"
+        ).fetchall()
+    res = edge_res(z)
+    count, overdue, by_status = Counter(), Counter(), Counter()
+    for lon, lat, status, late in data:
+        if keep(status):
+            cell = h3.latlng_to_cell(lat, lon, res)
+            count[cell] += 1
+            overdue[cell] += bool(late)
+            by_status[(cell, status)] += 1
+    t = tile_of(*CENTER, z)
+    area = shapely.box(*tile_box(*t, MARGIN))
+    expected = {c for c in count if ring_3857(c).intersects(area)}
+    body = web.get(
+        f"/tiles/incidents_hex/{t[0]}/{t[1]}/{t[2]}.mvt",
+        params={"filter": cql},
+        headers=make_key(city, "app"),
+    ).content
+    got = {
+        f["properties"]["cell"]: f["properties"] for f in decode(body)["incidents_hex"]["features"]
+    }
+    assert set(got) == expected and len(expected) > 3
+    for cell, p in got.items():
+        assert (p["count"], p["overdue"]) == (count[cell], overdue[cell])
+        statuses = {k.removeprefix("status_"): v for k, v in p.items() if k.startswith("status_")}
+        assert statuses == {s: n for (c, s), n in by_status.items() if c == cell}
+
+
+def test_hex_reads_stored_counts_only_for_filters_on_status_alone(tiles_city) -> None:
+    """A count added to the stored table shows in unfiltered and status-filtered hexagons,
+    not in hexagons filtered by anything else (those count the cases)."""
+    from spatial_api.app import create_app
+
+    url = tiles_city("hex_stored_counts")
+    t = tile_of(*CENTER, 12)
+    path = f"/tiles/incidents_hex/{t[0]}/{t[1]}/{t[2]}.mvt"
+    asks = {
+        "none": {},
+        "open": {"filter": OPEN},
+        "mixed": {"filter": f"{OPEN} AND category_code <> 'x'"},
+        "time": {"filter": OPEN, "from": "2000-01-01T00:00:00Z"},
+    }
+    key = make_key(url, "app")
+
+    def totals() -> dict[str, int]:
+        """The count over the tile's hexagons for each ask (a new app: no cached tile)."""
+        with TestClient(create_app(url)) as client:
+            return {
+                name: sum(
+                    f["properties"]["count"]
+                    for f in decode(client.get(path, params=q, headers=key).content)
+                    .get("incidents_hex", {})
+                    .get("features", [])
+                )
+                for name, q in asks.items()
+            }
+
+    before = totals()
+    assert before["open"] == before["mixed"] == before["time"] < before["none"]
+    res = edge_res(12)
+    near = [h3.str_to_int(c) for c in h3.grid_disk(h3.latlng_to_cell(CENTER[1], CENTER[0], res), 1)]
+    with psycopg.connect(url, autocommit=True) as conn:
+        changed = conn.execute(
+            "UPDATE incident_cell_counts SET n = n + 1000 WHERE (res, cell, status) = "
+            "(SELECT res, cell, status FROM incident_cell_counts WHERE res = %s AND"
+            " cell = ANY(%s) AND status = 'reported' AND n > 0 LIMIT 1)",
+            (res, near),
+        ).rowcount
+    assert changed == 1
+    after = totals()
+    assert after == {**before, "none": before["none"] + 1000, "open": before["open"] + 1000}

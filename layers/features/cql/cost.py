@@ -77,6 +77,19 @@ def filter_cost(node: ast.Node) -> FilterCost:
     return FilterCost(vertices, depth, predicates)
 
 
+def attribute_names(node: ast.Node) -> set[str]:
+    """The property names a parsed filter reads (walked without recursion)."""
+    names: set[str] = set()
+    stack: list[Any] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.Attribute):
+            names.add(item.name)
+        elif isinstance(item, ast.Node):
+            stack.extend(item.get_sub_nodes())
+    return names
+
+
 def check_cost(node: ast.Node, settings: FilterSettings | None = None) -> None:
     """BadRequest (400 ``filter_too_complex``) naming the first bound ``node`` passes."""
     settings = settings or filter_settings()
