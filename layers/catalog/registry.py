@@ -85,8 +85,10 @@ class Layer(BaseModel):
     18–20 (``z``, ``cell``, ``n``, ``sx``, ``sy``), kept by triggers: unfiltered tiles of
     zooms 14–16 count their cells and the cells around them from it (tiles.clusters)."""
     cell_counts: str | None = None
-    """A table of the layer's count per H3 cell at each stored resolution (``res``, ``cell``,
-    ``n``), kept by triggers: unfiltered counts per cell (Gi*, ``/analytics/h3``) read it."""
+    """A table of the layer's count per H3 cell at each stored resolution and value of its
+    ``count_by`` column (``res``, ``cell``, the column, ``n``), kept by triggers: unfiltered
+    counts per cell (Gi*, ``/analytics/h3``) and ``_hex`` tiles unfiltered or filtered by
+    that column alone read it."""
     category_column: str | None = None
     """The column that the ``category`` parameter of tiles matches (a class code)."""
     count_by: str | None = None

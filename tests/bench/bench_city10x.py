@@ -229,11 +229,13 @@ class TileRun(NamedTuple):
     """MVT bytes, over the list."""
 
 
-async def tile_run(url: str, tiles: list[tuple[int, int, int]], filters: TileFilters) -> TileRun:
-    """Build every tile once with ``filters``, 8 at a time, then again timed (on a pool of 8
-    made for it); what the tiles show is counted from the timed pass's bodies after the clock
-    stops."""
-    sources = parse_sources(load_catalog(), "incidents")
+async def tile_run(
+    url: str, tiles: list[tuple[int, int, int]], names: str, filters: TileFilters
+) -> TileRun:
+    """Build every tile of the sources ``names`` once with ``filters``, 8 at a time, then
+    again timed (on a pool of 8 made for it); what the ``incidents`` layer shows is counted
+    from the timed pass's bodies after the clock stops."""
+    sources = parse_sources(load_catalog(), names)
     pool = await asyncpg.create_pool(url, min_size=8, max_size=8, server_settings=SESSION_SETTINGS)
     try:
 
@@ -295,20 +297,23 @@ def one_x_url(home: Path) -> str:
     return url
 
 
-def tiles(url: str, home: Path, runs: int, cql: str | None) -> None:
-    """The tile figures at 10× and 1× (of the tiles filtered by ``cql``, a CQL2 text, when
-    given): ``runs`` rounds, each timing the list at 10× then at 1×; medians over the rounds,
-    and the ratio of tiles/s within each round."""
+def tiles(url: str, home: Path, runs: int, names: str, cql: str | None) -> None:
+    """The tile figures at 10× and 1× of the sources ``names`` (filtered by ``cql``, a CQL2
+    text, when given): ``runs`` rounds, each timing the list at 10× then at 1×; medians over
+    the rounds, and the ratio of tiles/s within each round."""
     small = one_x_url(home)
     listed = tile_list(small)
     filters = TileFilters(cql=cql)
     rounds = [
-        (asyncio.run(tile_run(url, listed, filters)), asyncio.run(tile_run(small, listed, filters)))
+        (
+            asyncio.run(tile_run(url, listed, names, filters)),
+            asyncio.run(tile_run(small, listed, names, filters)),
+        )
         for _ in range(runs)
     ]
     big, one = rounds[-1]
     n = len(listed)
-    print(f"tiles: {n} incidents tiles z10–16, concurrency 8, uncached, {runs} rounds")
+    print(f"tiles: {n} tiles of {names} z10–16, concurrency 8, uncached, {runs} rounds")
     if cql:
         print(f"filter: {cql}")
     print("zoom tiles   10× median / p99 ms    1× median / p99 ms")
@@ -351,6 +356,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--only", choices=("endpoints", "tiles"))
     ap.add_argument("--db", default="cityhex", help="the database of the cluster to measure")
+    ap.add_argument("--sources", default="incidents", help="the tile sources (as in tile URLs)")
     ap.add_argument("--filter", help="a CQL2 text filter of the tiles (as the style's sources)")
     a = ap.parse_args()
     c = cluster(a.home)
@@ -359,7 +365,7 @@ def main() -> None:
     if a.only != "tiles":
         endpoints(url, a.runs)
     if a.only != "endpoints":
-        tiles(url, a.home, a.runs, a.filter)
+        tiles(url, a.home, a.runs, a.sources, a.filter)
 
 
 if __name__ == "__main__":
