@@ -51,6 +51,11 @@ def near_edge(city: str, table: str, z: int, x: int, y: int) -> set:
         }
 
 
+SHOWN = 16
+"""A zoom whose 16-pixel cells around CENTER hold at most ``cluster_cell_max`` (4) of the
+tile city's cases, so every case of the tile shows as itself."""
+
+
 @pytest.mark.parametrize(
     "query,where,args",
     [
@@ -75,7 +80,7 @@ def test_incident_filters_select_the_rows_sql_selects(
     web: TestClient, city: str, query: str, where: str, args: tuple
 ) -> None:
     key = make_key(city, "app")
-    t = tile_of(*CENTER, 14)
+    t = tile_of(*CENTER, SHOWN)
     got = ids(web, f"/tiles/incidents/{t[0]}/{t[1]}/{t[2]}.mvt?{query}", "incidents", key)
     got -= near_edge(city, "incidents", *t)
     want = sql_ids(city, "incidents", *t, where, args)
@@ -84,7 +89,7 @@ def test_incident_filters_select_the_rows_sql_selects(
 
 
 def test_filters_apply_to_every_layer_of_a_composite_tile(web: TestClient, city: str) -> None:
-    t = tile_of(*CENTER, 14)
+    t = tile_of(*CENTER, SHOWN)
     path = f"/tiles/assets,incidents/{t[0]}/{t[1]}/{t[2]}.mvt?category=0101"
     body = web.get(path, headers=make_key(city, "app")).content
     tile = mapbox_vector_tile.decode(body)
