@@ -22,10 +22,15 @@ its ``cluster_cells`` table (a count and coordinate sums per zoom-17 cell, which
 of zooms ≤ 17 are ranges of) and its ``cluster_levels`` table (the same per cell of zooms
 18–20); a tile whose cells are stored cells reads its cells and the ring of cells around it
 from at most 324 rows, and reads cases only from its sparse cells and the sparse cells of
-the ring. Other layers find their rows through the spatial index.
+the ring. A tile whose only condition is a filter on the layer's ``count_by`` column
+(incidents: ``status``) finds the rows of each key range through the index on that column
+and the tile key, one range per passing value (``value_ranges``). Other layers find their
+rows through the spatial index.
 """
 
 from __future__ import annotations
+
+from pygeofilter import ast
 
 from gis.tilemath import (
     BUFFER,
@@ -41,6 +46,8 @@ from gis.tilemath import (
     tile_size,
 )
 from layers.catalog.registry import Layer
+from layers.features.cql.compile import compile_filter
+from layers.features.cql.parse import parse_filter
 from tiles.filters import TileFilters
 from tiles.mvt import (
     ENVELOPE,
@@ -159,6 +166,56 @@ def cluster_point(cx: str, cy: str, z: int, x: int, y: int, st: Statement) -> st
     return f"ST_AsMVTGeom({point}, {ENVELOPE}, {EXTENT}, {BUFFER}, true)"
 
 
+def filter_names(node: ast.Node) -> set[str]:
+    """The property names a parsed CQL2 filter reads (walked without recursion)."""
+    names: set[str] = set()
+    stack: list[object] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, ast.Attribute):
+            names.add(item.name)
+        elif isinstance(item, ast.Node):
+            stack.extend(item.get_sub_nodes())
+    return names
+
+
+def value_ranges(layer: Layer, filters: TileFilters, st: Statement) -> list[str]:
+    """An index condition for a tile whose only row condition is a CQL2 filter reading
+    nothing but the layer's ``count_by`` column, which has an enum (incidents: ``status``):
+    the column is one of the enum's values that pass the filter (the filter compiled over
+    them), so the rows are found through the index on ``(count_by, tile_key)`` one key
+    range per passing value (migration 0029). It adds to the filter, which stays, and
+    needs the enum to list every value the column holds (incidents: NOT NULL and checked).
+    Empty for any other tile."""
+    column = layer.count_by
+    if (
+        column is None
+        or column not in layer.enums
+        or filters.cql is None
+        or filters.start
+        or filters.end
+        or filters.categories
+        or layer.visibility(filters.visible).limited
+    ):
+        return []
+    node = parse_filter(filters.cql, filters.cql_lang)
+    if filter_names(node) != {column}:
+        return []
+    values = st.param(list(layer.enums[column]))
+    sql, params = compile_filter(layer, node, first_param=len(st.args) + 1, alias="v")
+    st.args.extend(params)
+    col = quoted(column)
+    passing = f"SELECT v.{col} FROM unnest({values}::text[]) AS v({col}) WHERE {sql}"
+    return [f"f.{col} = ANY(ARRAY({passing}))"]
+
+
+def keyed_filters(layer: Layer, z: int, filters: TileFilters, st: Statement) -> list[str]:
+    """The row conditions of a tile (``row_filters``) and, when its cells are counted by
+    tile key, the index condition of ``value_ranges``."""
+    conds = row_filters(layer, filters, st)
+    return [*conds, *value_ranges(layer, filters, st)] if keyed(layer, z) else conds
+
+
 def cells_sql(layer: Layer, z: int, x: int, y: int, st: Statement, conds: list[str]) -> str:
     """A subquery: the tile's cells that hold features meeting ``conds``, one row each with
     ``n`` (how many) and ``cx, cy`` (their mean centre). Keyed layers group one key range by
@@ -211,7 +268,7 @@ def clusters_part(
     source: Source, z: int, x: int, y: int, filters: TileFilters, st: Statement
 ) -> str:
     """A subquery: every cell of the tile as a cluster (zooms below ``cluster_below``)."""
-    conds = row_filters(source.layer, filters, st)
+    conds = keyed_filters(source.layer, z, filters, st)
     cells = cells_sql(source.layer, z, x, y, st, conds)
     point = cluster_point("c.cx", "c.cy", z, x, y, st)
     return (
@@ -247,7 +304,7 @@ def keyed_rows(
     unfiltered tile holding more than ``STRIPS_MAX`` whose cells are stored, from
     ``stored_around`` (both give the same rows)."""
     layer = source.layer
-    conds = row_filters(layer, filters, st)
+    conds = keyed_filters(layer, z, filters, st)
     table = f"{quoted(layer.table)} AS f"
     cols = ", ".join(row_columns(source, filters))
     shift = st.param(key_shift(z + CLUSTER_ZOOMS))
@@ -304,9 +361,9 @@ def counted_around(
         *conds,
     ]
     cell_span = key_span(layer, f"(b.cell << {shift})", f"((b.cell + 1) << {shift})")
+    counted = [cell_span, *conds, *value_ranges(layer, filters, st)]
     cell_count = (
-        f"(SELECT count(*) FROM (SELECT FROM {table} {where([cell_span, *conds])} "
-        f"LIMIT {limit} + 1) AS k)"
+        f"(SELECT count(*) FROM (SELECT FROM {table} {where(counted)} LIMIT {limit} + 1) AS k)"
     )
     sparse = (
         f'SELECT b.cell FROM (SELECT DISTINCT "tile$cell" AS cell FROM {BUFFER_ROWS}) AS b '
