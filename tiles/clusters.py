@@ -30,8 +30,6 @@ rows through the spatial index.
 
 from __future__ import annotations
 
-from pygeofilter import ast
-
 from gis.tilemath import (
     BUFFER,
     EXTENT,
@@ -48,7 +46,7 @@ from gis.tilemath import (
 from layers.catalog.registry import Layer
 from layers.features.cql.compile import compile_filter
 from layers.features.cql.parse import parse_filter
-from tiles.filters import TileFilters
+from tiles.filters import TileFilters, by_count_column_only
 from tiles.mvt import (
     ENVELOPE,
     MARGIN_ENVELOPE,
@@ -166,19 +164,6 @@ def cluster_point(cx: str, cy: str, z: int, x: int, y: int, st: Statement) -> st
     return f"ST_AsMVTGeom({point}, {ENVELOPE}, {EXTENT}, {BUFFER}, true)"
 
 
-def filter_names(node: ast.Node) -> set[str]:
-    """The property names a parsed CQL2 filter reads (walked without recursion)."""
-    names: set[str] = set()
-    stack: list[object] = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, ast.Attribute):
-            names.add(item.name)
-        elif isinstance(item, ast.Node):
-            stack.extend(item.get_sub_nodes())
-    return names
-
-
 def value_ranges(layer: Layer, filters: TileFilters, st: Statement) -> list[str]:
     """An index condition for a tile whose only row condition is a CQL2 filter reading
     nothing but the layer's ``count_by`` column, which has an enum (incidents: ``status``):
@@ -188,19 +173,11 @@ def value_ranges(layer: Layer, filters: TileFilters, st: Statement) -> list[str]
     needs the enum to list every value the column holds (incidents: NOT NULL and checked).
     Empty for any other tile."""
     column = layer.count_by
-    if (
-        column is None
-        or column not in layer.enums
-        or filters.cql is None
-        or filters.start
-        or filters.end
-        or filters.categories
-        or layer.visibility(filters.visible).limited
-    ):
+    if column not in layer.enums or filters.cql is None:
+        return []
+    if not by_count_column_only(layer, filters):
         return []
     node = parse_filter(filters.cql, filters.cql_lang)
-    if filter_names(node) != {column}:
-        return []
     values = st.param(list(layer.enums[column]))
     sql, params = compile_filter(layer, node, first_param=len(st.args) + 1, alias="v")
     st.args.extend(params)

@@ -345,8 +345,9 @@ def tiles(url: str, home: Path, runs: int, names: str, cql: str | None) -> None:
         f"{'ok ' if ratio >= 0.5 else 'MISS'} tiles/s at 10× / at 1×: {ratio:.2f} (goal ≥ 0.5;"
         f" rounds {', '.join(f'{r:.2f}' for r in ratios)})"
     )
-    per_feature = (rate10 * (big.features + big.clusters)) / (rate1 * (one.features + one.clusters))
-    print(f"     features + clusters/s at 10× / at 1×: {per_feature:.2f}")
+    if one.features + one.clusters:
+        shown = (rate10 * (big.features + big.clusters)) / (rate1 * (one.features + one.clusters))
+        print(f"     features + clusters/s at 10× / at 1×: {shown:.2f}")
 
 
 def main() -> None:

@@ -139,7 +139,6 @@ def test_only_a_status_only_filter_takes_the_status_index() -> None:
     for view, filters in (
         (layer, TileFilters(cql=MIXED)),
         (layer, TileFilters(cql="id > 3")),
-        (layer, TileFilters(cql="1 = 1")),
         (layer, TileFilters(categories=("01",), cql=cql)),
         (layer, TileFilters(start=datetime(2026, 1, 1, tzinfo=UTC), cql=cql)),
         (layer, TileFilters(cql=cql, visible=scoped)),

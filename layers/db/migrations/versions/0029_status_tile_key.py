@@ -6,7 +6,7 @@ from the table (tiles.clusters.value_ranges).
 ``IF NOT EXISTS``: a large city may have had the index made by hand before migrating.
 
 Revision ID: 0029_status_tile_key
-Revises: 0027_metrics_days (the lead re-chains it after 0028_status_counts at merge)
+Revises: 0028_status_counts
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0029_status_tile_key"
-down_revision: str | Sequence[str] | None = "0027_metrics_days"
+down_revision: str | Sequence[str] | None = "0028_status_counts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
