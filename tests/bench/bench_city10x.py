@@ -4,6 +4,7 @@ and metrics at 6.5 M cases and 1 M assets, against the goals of issue 17.
     .venv/bin/python tests/bench/city10x.py load        # once (prints its own times)
     flock /tmp/cityhex-bench.lock .venv/bin/python tests/bench/bench_city10x.py [--runs 5] \
         [--db NAME]    # a copy of the city in the same cluster (default cityhex)
+        [--only tiles --sources incidents_hex,incidents --filter "status IN ('closed')"]
 
 Endpoints run in process (FastAPI TestClient with an app / dispatcher key; HTTP framing
 and JSON included, no network); each figure is the median of ``--runs`` runs after one
