@@ -49,37 +49,6 @@ def edge_res(z: int) -> int:
     )
 
 
-@pytest.mark.parametrize("z", [10, 12, 13, 14, 15])
-def test_hex_cells_and_counts_match_the_h3_package(web: TestClient, city: str, z: int) -> None:
-    with psycopg.connect(city) as conn:
-        data = conn.execute(
-            "SELECT ST_X(geom), ST_Y(geom), status, deadline < now() AND status NOT IN "
-            "('closed', 'cancelled', 'parked') FROM incidents"
-        ).fetchall()
-    res = edge_res(z)
-    count, overdue, by_status = Counter(), Counter(), Counter()
-    for lon, lat, status, late in data:
-        cell = h3.latlng_to_cell(lat, lon, res)
-        count[cell] += 1
-        overdue[cell] += bool(late)
-        by_status[(cell, status)] += 1
-    t = tile_of(*CENTER, z)
-    area = shapely.box(*tile_box(*t, MARGIN))
-    expected = {c for c in count if ring_3857(c).intersects(area)}
-    body = web.get(
-        f"/tiles/incidents_hex/{t[0]}/{t[1]}/{t[2]}.mvt", headers=make_key(city, "app")
-    ).content
-    feats = decode(body)["incidents_hex"]["features"]
-    got = {f["properties"]["cell"]: f for f in feats}
-    assert set(got) == expected and len(expected) > 3
-    for cell, f in got.items():
-        p = f["properties"]
-        assert f["id"] == h3.str_to_int(cell) and h3.get_resolution(cell) == res
-        assert p["count"] == count[cell] and p["overdue"] == overdue[cell]
-        statuses = {k.removeprefix("status_"): v for k, v in p.items() if k.startswith("status_")}
-        assert statuses == {s: n for (c, s), n in by_status.items() if c == cell}
-
-
 def test_hex_polygons_are_the_h3_boundaries_within_a_pixel(web: TestClient, city: str) -> None:
     t = tile_of(*CENTER, 13)
     minx, _, maxx, maxy = tile_box(*t)
@@ -203,22 +172,24 @@ def test_a_cell_denser_than_cluster_cell_max_shows_as_a_cluster(city: str, keyed
 
 
 OPEN = "status NOT IN ('closed','cancelled')"
+EVERY = [(None, lambda s: True)]
+BY_STATUS = [
+    (OPEN, lambda s: s not in ("closed", "cancelled")),
+    ("status IN ('closed','cancelled')", lambda s: s in ("closed", "cancelled")),
+    ("status = 'reported' OR status LIKE 'in%'", lambda s: s == "reported" or s[:2] == "in"),
+]
 
 
 @pytest.mark.parametrize(
-    "cql, keep",
-    [
-        (OPEN, lambda s: s not in ("closed", "cancelled")),
-        ("status IN ('closed','cancelled')", lambda s: s in ("closed", "cancelled")),
-        ("status = 'reported' OR status LIKE 'in%'", lambda s: s == "reported" or s[:2] == "in"),
-    ],
-    ids=["open", "closed", "or-like"],
+    "z, cql, keep",
+    [(z, *f) for z in (10, 12, 13, 14, 15) for f in EVERY]
+    + [(z, *f) for z in (10, 13) for f in BY_STATUS],
+    ids=lambda v: v if isinstance(v, int | str) else "",
 )
-@pytest.mark.parametrize("z", [10, 13])
-def test_hex_filtered_by_status_counts_the_cases_it_keeps(
-    web: TestClient, city: str, z: int, cql: str, keep
+def test_hex_cells_and_counts_match_the_h3_package(
+    web: TestClient, city: str, z: int, cql: str | None, keep
 ) -> None:
-    """Filtered by status alone, the counts come from the stored counts by status: each
+    """Unfiltered or filtered by status alone (both from the stored counts by status), each
     cell's count, overdue count and count per status equal those of the cases the filter
     keeps, counted with h3."""
     with psycopg.connect(city) as conn:
@@ -239,14 +210,15 @@ def test_hex_filtered_by_status_counts_the_cases_it_keeps(
     expected = {c for c in count if ring_3857(c).intersects(area)}
     body = web.get(
         f"/tiles/incidents_hex/{t[0]}/{t[1]}/{t[2]}.mvt",
-        params={"filter": cql},
+        params={"filter": cql} if cql else {},
         headers=make_key(city, "app"),
     ).content
-    got = {
-        f["properties"]["cell"]: f["properties"] for f in decode(body)["incidents_hex"]["features"]
-    }
+    feats = decode(body)["incidents_hex"]["features"]
+    got = {f["properties"]["cell"]: f for f in feats}
     assert set(got) == expected and len(expected) > 3
-    for cell, p in got.items():
+    for cell, f in got.items():
+        p = f["properties"]
+        assert f["id"] == h3.str_to_int(cell) and h3.get_resolution(cell) == res
         assert (p["count"], p["overdue"]) == (count[cell], overdue[cell])
         statuses = {k.removeprefix("status_"): v for k, v in p.items() if k.startswith("status_")}
         assert statuses == {s: n for (c, s), n in by_status.items() if c == cell}
