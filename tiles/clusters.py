@@ -44,9 +44,7 @@ from gis.tilemath import (
     tile_size,
 )
 from layers.catalog.registry import Layer
-from layers.features.cql.compile import compile_filter
-from layers.features.cql.parse import parse_filter
-from tiles.filters import TileFilters, by_count_column_only
+from tiles.filters import TileFilters
 from tiles.mvt import (
     ENVELOPE,
     MARGIN_ENVELOPE,
@@ -57,6 +55,7 @@ from tiles.mvt import (
     index_filter,
     mvt_call,
     next_change,
+    passing_values,
     point_in_buffer,
     quoted,
     row_columns,
@@ -172,18 +171,10 @@ def value_ranges(layer: Layer, filters: TileFilters, st: Statement) -> list[str]
     range per passing value (migration 0029). It adds to the filter, which stays, and
     needs the enum to list every value the column holds (incidents: NOT NULL and checked).
     Empty for any other tile."""
-    column = layer.count_by
-    if column not in layer.enums or filters.cql is None:
+    passing = passing_values(layer, filters, st)
+    if passing is None:
         return []
-    if not by_count_column_only(layer, filters):
-        return []
-    node = parse_filter(filters.cql, filters.cql_lang)
-    values = st.param(list(layer.enums[column]))
-    sql, params = compile_filter(layer, node, first_param=len(st.args) + 1, alias="v")
-    st.args.extend(params)
-    col = quoted(column)
-    passing = f"SELECT v.{col} FROM unnest({values}::text[]) AS v({col}) WHERE {sql}"
-    return [f"f.{col} = ANY(ARRAY({passing}))"]
+    return [f"f.{quoted(layer.count_by or '')} = ANY(ARRAY({passing}))"]
 
 
 def keyed_filters(layer: Layer, z: int, filters: TileFilters, st: Statement) -> list[str]:

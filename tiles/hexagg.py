@@ -29,7 +29,16 @@ from gis.tilemath import (
 from layers.catalog.registry import Layer
 from tiles.derived import derived_attributes
 from tiles.filters import TileFilters, by_count_column_only
-from tiles.mvt import ENVELOPE, Statement, geometry_3857, mvt_call, quoted, row_filters, where
+from tiles.mvt import (
+    ENVELOPE,
+    Statement,
+    geometry_3857,
+    mvt_call,
+    passing_values,
+    quoted,
+    row_filters,
+    where,
+)
 from tiles.sources import Source
 
 EARTH_RADIUS = 6378137.0
@@ -196,6 +205,10 @@ def stored_hex_part(source: Source, cover: HexCover, filters: TileFilters, st: S
         f"({' OR '.join(live)})",
         *row_filters(layer, filters, st),
     ]
+    passing = passing_values(layer, filters, st)
+    if passing is not None:  # no row is read when no value the filter keeps can be live
+        values = " OR ".join(d.live for d in derived_attributes(layer, "v")) or "false"
+        rows.append(f"EXISTS (SELECT FROM ({passing}) AS v WHERE {values})")
     flagged = (
         f"SELECT {cell_sql(layer, cover.res, cells, wkb)} AS cell{flags}, least({nexts}) AS next"
         f" FROM {quoted(layer.table)} AS f {where(rows)} GROUP BY 1"

@@ -18,7 +18,7 @@ from gis.tilemath import BUFFER, EXTENT, buffer_margin, pixel_size, tile_bounds
 from layers.catalog.registry import Layer
 from layers.features.cql.compile import filter_clause
 from tiles.derived import derived_attributes
-from tiles.filters import TileFilters
+from tiles.filters import TileFilters, by_count_column_only
 from tiles.sources import Source, feature_attributes
 
 ENVELOPE = "ST_TileEnvelope($1, $2, $3)"
@@ -103,6 +103,24 @@ def row_filters(layer: Layer, filters: TileFilters, st: Statement, alias: str = 
         st.args.extend(params)
         conds.append(f"({sql})")
     return conds
+
+
+def passing_values(layer: Layer, filters: TileFilters, st: Statement) -> str | None:
+    """For a tile filtered by its CQL filter on the layer's ``count_by`` column alone
+    (``by_count_column_only``) where that column has an enum: SQL of the enum's values the
+    filter keeps (one column named as the column, over the alias ``v``). None otherwise."""
+    column = layer.count_by
+    if column not in layer.enums or filters.cql is None:
+        return None
+    if not by_count_column_only(layer, filters):
+        return None
+    sql, params = filter_clause(
+        layer, filters.cql, filters.cql_lang, first_param=len(st.args) + 2, alias="v"
+    )
+    values = st.param(list(layer.enums[column]))
+    st.args.extend(params)
+    col = quoted(column)
+    return f"SELECT v.{col} FROM unnest({values}::text[]) AS v({col}) WHERE {sql}"
 
 
 def where(conds: list[str]) -> str:
