@@ -44,7 +44,7 @@ from gis.tilemath import (
     tile_size,
 )
 from layers.catalog.registry import Layer
-from tiles.filters import TileFilters
+from tiles.filters import TileFilters, by_count_column_only
 from tiles.mvt import (
     ENVELOPE,
     MARGIN_ENVELOPE,
@@ -184,35 +184,55 @@ def keyed_filters(layer: Layer, z: int, filters: TileFilters, st: Statement) -> 
     return [*conds, *value_ranges(layer, filters, st)] if keyed(layer, z) else conds
 
 
-def cells_sql(layer: Layer, z: int, x: int, y: int, st: Statement, conds: list[str]) -> str:
+def countable(layer: Layer, filters: TileFilters, conds: list[str]) -> bool:
+    """Whether the layer's stored cells can count a tile with row conditions ``conds``: it
+    is unfiltered, or filtered on the ``count_by`` column alone, which the stored cells
+    carry (migration 0030)."""
+    return not conds or by_count_column_only(layer, filters)
+
+
+def stored_rows(layer: Layer, table: str, conds: list[str]) -> str:
+    """The FROM item of a countable tile's stored cells ``table`` (a FROM item aliased
+    ``a``), with the tile's row conditions ``conds``, which then read the stored ``count_by``
+    column as ``f``'s (the only column they name), so they go in its WHERE clause as they are."""
+    if not conds:
+        return table
+    column = quoted(layer.count_by or "")
+    return f"{table} CROSS JOIN LATERAL (SELECT a.{column} AS {column}) AS f"
+
+
+def cells_sql(
+    layer: Layer, z: int, x: int, y: int, st: Statement, conds: list[str], filters: TileFilters
+) -> str:
     """A subquery: the tile's cells that hold features meeting ``conds``, one row each with
     ``n`` (how many) and ``cx, cy`` (their mean centre). Keyed layers group one key range by
-    key prefix (column ``cell``), with no filter from the layer's stored cells; others group
-    the centres found through the spatial index by cell column and row (``col, row``).
+    key prefix (column ``cell``), from the layer's stored cells where they can count the
+    tile (``countable``; summed over the rows its filter keeps); others group the centres
+    found through the spatial index by cell column and row (``col, row``).
     (``OFFSET 0`` keeps the inner select whole, so each row's centre is computed once.)"""
     cx, cy = centre(layer)
     table = f"{quoted(layer.table)} AS f"
     zc = z + CLUSTER_ZOOMS
-    if (
-        keyed(layer, z)
-        and not conds
-        and zc in LEVEL_ZOOMS
-        and (stored := stored_cells(layer, zc, st))
-    ):
+    sums = "sum(a.n)::bigint AS n, (sum(a.sx) / sum(a.n))::float8 AS cx, (sum(a.sy) / sum(a.n))"
+    stored = keyed(layer, z) and countable(layer, filters, conds)
+    if stored and zc in LEVEL_ZOOMS and (cells := stored_cells(layer, zc, st)):
         low, high = (f"{st.param(v >> key_shift(zc))}::bigint" for v in tile_key_range(z, x, y))
+        kept = [*cells[1], f"a.cell >= {low}", f"a.cell < {high}", "a.n > 0", *conds]
         return (
-            f"SELECT a.cell, a.n, a.sx::float8 / a.n AS cx, a.sy::float8 / a.n AS cy FROM "
-            f"{stored[0]} {where([*stored[1], f'a.cell >= {low}', f'a.cell < {high}', 'a.n > 0'])}"
+            f"SELECT a.cell, {sums}::float8 AS cy FROM {stored_rows(layer, cells[0], conds)} "
+            f"{where(kept)} "
+            f"GROUP BY a.cell HAVING sum(a.n) > 0"
         )
-    if keyed(layer, z) and layer.cluster_cells and not conds and z + CLUSTER_ZOOMS <= CELLS_ZOOM:
+    if stored and layer.cluster_cells and zc <= CELLS_ZOOM:
         low, high = (
             f"{st.param(v >> key_shift(CELLS_ZOOM))}::bigint" for v in tile_key_range(z, x, y)
         )
         shift = st.param(key_shift(z + CLUSTER_ZOOMS) - key_shift(CELLS_ZOOM))
+        kept = [f"a.cell >= {low}", f"a.cell < {high}", *conds]
+        table = stored_rows(layer, f"{quoted(layer.cluster_cells)} AS a", conds)
         return (
-            f"SELECT cell >> {shift} AS cell, sum(n)::bigint AS n, (sum(sx) / sum(n))::float8 AS"
-            f" cx, (sum(sy) / sum(n))::float8 AS cy FROM {quoted(layer.cluster_cells)} WHERE"
-            f" cell >= {low} AND cell < {high} GROUP BY 1 HAVING sum(n) > 0"
+            f"SELECT a.cell >> {shift} AS cell, {sums}::float8 AS cy FROM {table} {where(kept)} "
+            f"GROUP BY 1 HAVING sum(a.n) > 0"
         )
     if keyed(layer, z):
         low, high = (f"{st.param(v)}::bigint" for v in tile_key_range(z, x, y))
@@ -237,7 +257,7 @@ def clusters_part(
 ) -> str:
     """A subquery: every cell of the tile as a cluster (zooms below ``cluster_below``)."""
     conds = keyed_filters(source.layer, z, filters, st)
-    cells = cells_sql(source.layer, z, x, y, st, conds)
+    cells = cells_sql(source.layer, z, x, y, st, conds, filters)
     point = cluster_point("c.cx", "c.cy", z, x, y, st)
     return (
         f"SELECT {mvt_call(source.name, st, False)} AS mvt, NULL::timestamptz AS next FROM "
@@ -284,7 +304,9 @@ def keyed_rows(
         f"UNION ALL SELECT coalesce(max(cell + 1) << {shift}, {low}), {high} {dense}"
     )
     inside = [key_span(layer, "s.lo", "s.hi"), *conds]
-    stored = None if conds else stored_cells(layer, z + CLUSTER_ZOOMS, st)
+    stored = (
+        stored_cells(layer, z + CLUSTER_ZOOMS, st) if countable(layer, filters, conds) else None
+    )
     if stored:
         total, most = f"(SELECT coalesce(sum(n), 0) FROM {CELLS})", st.param(STRIPS_MAX)
         around = (
@@ -296,7 +318,7 @@ def keyed_rows(
     else:
         around = counted_around(source, z, x, y, filters, st, limit, AROUND)
     return (
-        f"{CELLS} AS MATERIALIZED ({cells_sql(layer, z, x, y, st, conds)}), {around}, "
+        f"{CELLS} AS MATERIALIZED ({cells_sql(layer, z, x, y, st, conds, filters)}), {around}, "
         f"{ROWS} AS MATERIALIZED (SELECT f.* FROM (SELECT * FROM ({spans}) AS s WHERE lo < hi)"
         f' AS s CROSS JOIN LATERAL (SELECT {cols}, NULL::bigint AS "tile$cell" FROM {table} '
         f"{where(inside)} OFFSET 0) AS f UNION ALL SELECT * FROM {AROUND})"
@@ -357,22 +379,26 @@ def stored_around(
     stored: tuple[str, list[str]],
     name: str,
 ) -> str:
-    """The CTE ``name``: the rows in the buffer of an unfiltered keyed layer whose
-    cells are ``stored`` (stored_cells). The cells of the ring around the tile holding at
-    most ``limit`` are taken from the stored counts, and only their key ranges are read; a
-    point of the buffer lies in one of them, as the buffer is narrower than a cell."""
+    """The CTE ``name``: the rows in the buffer of a keyed layer whose cells are ``stored``
+    (stored_cells), unfiltered or filtered on the ``count_by`` column alone
+    (countable). The cells of the ring around the tile holding at most ``limit`` are
+    taken from the stored counts, and only their key ranges are read; a point of the buffer
+    lies in one of them, as the buffer is narrower than a cell."""
     layer = source.layer
     table = f"{quoted(layer.table)} AS f"
     cols = ", ".join(row_columns(source, filters))
     shift = st.param(key_shift(z + CLUSTER_ZOOMS))
     ring = st.param(cell_ring(z, x, y, CLUSTER_ZOOMS))
-    sparse = [*stored[1], f"a.cell = ANY({ring}::bigint[])", f"a.n BETWEEN 1 AND {limit}"]
+    conds = keyed_filters(layer, z, filters, st)
+    near = [*stored[1], f"a.cell = ANY({ring}::bigint[])", "a.n > 0", *conds]
     cell_span = key_span(layer, f"(r.cell << {shift})", f"((r.cell + 1) << {shift})")
+    rows = [cell_span, point_in_buffer(layer, z, x, y, st), *conds]
     return (
-        f"{RING} AS MATERIALIZED (SELECT a.cell FROM {stored[0]} {where(sparse)}), "
+        f"{RING} AS MATERIALIZED (SELECT a.cell FROM {stored_rows(layer, stored[0], conds)} "
+        f"{where(near)} "
+        f"GROUP BY a.cell HAVING sum(a.n) BETWEEN 1 AND {limit}), "
         f"{name} AS MATERIALIZED (SELECT f.* FROM {RING} AS r CROSS JOIN LATERAL "
-        f'(SELECT {cols}, r.cell AS "tile$cell" FROM {table} '
-        f"{where([cell_span, point_in_buffer(layer, z, x, y, st)])} OFFSET 0) AS f)"
+        f'(SELECT {cols}, r.cell AS "tile$cell" FROM {table} {where(rows)} OFFSET 0) AS f)'
     )
 
 

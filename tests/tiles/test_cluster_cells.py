@@ -42,30 +42,32 @@ def http(url: str) -> Iterator[TestClient]:
         yield client
 
 
-def expected_cells(url: str) -> dict[int, tuple[int, float, float]]:
-    """Count and 3857 coordinate sums per zoom-17 tile, from the cases' points in Python (the
-    tile's Morton number from its column and row)."""
+def expected_cells(url: str) -> dict[tuple[int, str], tuple[int, float, float]]:
+    """Count and 3857 coordinate sums per zoom-17 tile and status, from the cases' points in
+    Python (the tile's Morton number from its column and row)."""
     with psycopg.connect(url) as conn:
-        points = conn.execute("SELECT ST_X(geom_3857), ST_Y(geom_3857) FROM incidents").fetchall()
-    sums: dict[int, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+        points = conn.execute(
+            "SELECT ST_X(geom_3857), ST_Y(geom_3857), status FROM incidents"
+        ).fetchall()
+    sums: dict[tuple[int, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
     n = 1 << ZOOM
-    for x, y in points:
+    for x, y, status in points:
         col = math.floor((x + ORIGIN) / (2 * ORIGIN) * n)
         row = math.floor((ORIGIN - y) / (2 * ORIGIN) * n)
-        s = sums[interleave(col, row)]
+        s = sums[(interleave(col, row), status)]
         s[0] += 1
         s[1] += x
         s[2] += y
     return {cell: (int(c), sx, sy) for cell, (c, sx, sy) in sums.items()}
 
 
-def stored_cells(url: str) -> dict[int, tuple[int, float, float]]:
-    """The table's cells that hold a case."""
+def stored_cells(url: str) -> dict[tuple[int, str], tuple[int, float, float]]:
+    """The table's cells and statuses that hold a case."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT cell, n, sx::float8, sy::float8 FROM incident_cluster_cells WHERE n > 0"
+            "SELECT cell, status, n, sx::float8, sy::float8 FROM incident_cluster_cells WHERE n > 0"
         ).fetchall()
-    return {cell: (n, sx, sy) for cell, n, sx, sy in rows}
+    return {(cell, status): (n, sx, sy) for cell, status, n, sx, sy in rows}
 
 
 def assert_cells_match(url: str) -> None:

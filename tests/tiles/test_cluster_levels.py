@@ -55,10 +55,12 @@ def http(url: str) -> Iterator[TestClient]:
         yield client
 
 
-def cases(url: str) -> list[tuple[int, float, float]]:
-    """Every case's id and EPSG:3857 point."""
+def cases(url: str) -> list[tuple[int, float, float, str]]:
+    """Every case's id, EPSG:3857 point and status."""
     with psycopg.connect(url) as conn:
-        return conn.execute("SELECT id, ST_X(geom_3857), ST_Y(geom_3857) FROM incidents").fetchall()
+        return conn.execute(
+            "SELECT id, ST_X(geom_3857), ST_Y(geom_3857), status FROM incidents"
+        ).fetchall()
 
 
 def cell_of(x: float, y: float, zoom: int) -> tuple[int, int]:
@@ -67,26 +69,27 @@ def cell_of(x: float, y: float, zoom: int) -> tuple[int, int]:
     return math.floor((x + ORIGIN) / (2 * ORIGIN) * n), math.floor((ORIGIN - y) / (2 * ORIGIN) * n)
 
 
-def expected_levels(url: str) -> dict[tuple[int, int], tuple[int, float, float]]:
-    """Count and coordinate sums per (zoom, Morton number of the cell), zooms 18–20, from the
-    cases' points in Python."""
-    sums: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
-    for _, x, y in cases(url):
+def expected_levels(url: str) -> dict[tuple[int, int, str], tuple[int, float, float]]:
+    """Count and coordinate sums per (zoom, Morton number of the cell, status), zooms 18–20,
+    from the cases' points in Python."""
+    sums: dict[tuple[int, int, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+    for _, x, y, status in cases(url):
         for zoom in LEVELS:
-            s = sums[(zoom, interleave(*cell_of(x, y, zoom)))]
+            s = sums[(zoom, interleave(*cell_of(x, y, zoom)), status)]
             s[0] += 1
             s[1] += x
             s[2] += y
     return {key: (int(n), sx, sy) for key, (n, sx, sy) in sums.items()}
 
 
-def stored_levels(url: str) -> dict[tuple[int, int], tuple[int, float, float]]:
-    """The table's cells that hold a case."""
+def stored_levels(url: str) -> dict[tuple[int, int, str], tuple[int, float, float]]:
+    """The table's cells and statuses that hold a case."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT z, cell, n, sx::float8, sy::float8 FROM incident_cluster_levels WHERE n > 0"
+            "SELECT z, cell, status, n, sx::float8, sy::float8 FROM incident_cluster_levels"
+            " WHERE n > 0"
         ).fetchall()
-    return {(z, cell): (n, sx, sy) for z, cell, n, sx, sy in rows}
+    return {(z, cell, status): (n, sx, sy) for z, cell, status, n, sx, sy in rows}
 
 
 def assert_levels_match(url: str) -> None:
@@ -116,7 +119,8 @@ def test_levels_follow_every_write(url: str, http: TestClient) -> None:
         headers={**dispatcher, "If-Match": '"1"'},
     )
     assert r.status_code == 200, r.text
-    assert stored_levels(url) == before  # a status change moves nothing
+    assert stored_levels(url) != before  # a status change moves a case to its status' row
+    assert_levels_match(url)
     copy_incidents(url, [("0101", WHEN, 114.06, 22.57)] * 40)
     assert_levels_match(url)
     with psycopg.connect(url, autocommit=True) as conn:
@@ -205,7 +209,7 @@ def rule(
 
 def test_tiles_from_the_levels_follow_the_rule_and_equal_tiles_from_the_cases(url: str) -> None:
     z16, x16, y16 = place_cases_on_a_seam(url)
-    points = cases(url)
+    points = [(i, px, py) for i, px, py, _ in cases(url)]
     limit = load_catalog().get("incidents").cluster_cell_max
     tiles = []
     for z in (13, 14, 15, 16):
