@@ -17,7 +17,8 @@ lies in the strip two tiles share is shown the same way by both.
 Point layers with a tile-key index (layers.db.tile_keys) do this on key ranges: a cell is a
 key prefix, so the tile's cells are counted and averaged from one range of the index, each
 cell around it from a short one, and features are read only from the ranges between dense
-cells. With no filter, the counts come from the layer's stored cells instead of the index:
+cells. With no filter, or a filter on the ``count_by`` column alone (which the stored cells
+carry), the counts come from the layer's stored cells instead of the index:
 its ``cluster_cells`` table (a count and coordinate sums per zoom-17 cell, which the cells
 of zooms ≤ 17 are ranges of) and its ``cluster_levels`` table (the same per cell of zooms
 18–20); a tile whose cells are stored cells reads its cells and the ring of cells around it

@@ -78,12 +78,14 @@ class Layer(BaseModel):
     (layers.db.tile_keys), so tiles count and cluster its points by key range."""
     cluster_cells: str | None = None
     """A table of the layer's count and EPSG:3857 coordinate sums per zoom-17 tile-key cell
-    (``cell``, ``n``, ``sx``, ``sy``), kept by triggers: unfiltered tiles of zooms ≤ 13
-    count and place their clusters from it (tiles.clusters)."""
+    and value of its ``count_by`` column (``cell``, the column, ``n``, ``sx``, ``sy``), kept
+    by triggers: tiles of zooms ≤ 13 unfiltered or filtered by that column alone count and
+    place their clusters from it (tiles.clusters)."""
     cluster_levels: str | None = None
     """A table of the layer's count and EPSG:3857 coordinate sums per tile-key cell of zooms
-    18–20 (``z``, ``cell``, ``n``, ``sx``, ``sy``), kept by triggers: unfiltered tiles of
-    zooms 14–16 count their cells and the cells around them from it (tiles.clusters)."""
+    18–20 and value of its ``count_by`` column (``z``, ``cell``, the column, ``n``, ``sx``,
+    ``sy``), kept by triggers: tiles of zooms 14–16 unfiltered or filtered by that column
+    alone count their cells and the cells around them from it (tiles.clusters)."""
     cell_counts: str | None = None
     """A table of the layer's count per H3 cell at each stored resolution and value of its
     ``count_by`` column (``res``, ``cell``, the column, ``n``), kept by triggers: unfiltered
