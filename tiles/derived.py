@@ -9,7 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from layers.catalog.registry import Layer
-from layers.incidents.workflow import CLOCK_STOPPED
+from layers.incidents.workflow import CLOCK_STOPPED, OPEN, STATES
+
+ENDED = frozenset(STATES) - OPEN
+"""The states a case never leaves (closed, cancelled): no deadline can make it overdue. The
+index ``ix_incidents_open_geom`` (migration 0028) holds the other cases, by this same
+condition (``Derived.live``)."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ def overdue(alias: str = "f") -> Derived:
         sql=f"coalesce({deadline} < now() AND {_open(alias)}, false)",
         changes_at=f"CASE WHEN {deadline} >= now() AND {_open(alias)} THEN {deadline} END",
         columns=("deadline", "status"),
-        live=f"{alias}.\"status\" NOT IN ('closed', 'cancelled')",  # ix_incidents_open_geom
+        live=f"{alias}.\"status\"::text <> ALL ('{{{','.join(sorted(ENDED))}}}'::text[])",
     )
 
 

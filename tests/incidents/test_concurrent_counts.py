@@ -83,4 +83,13 @@ def test_concurrent_writers_neither_deadlock_nor_miscount(new_database) -> None:
             " WHERE g.n IS DISTINCT FROM c.n"
         ).fetchone()[0]
         assert wrong == 0
+        wrong = conn.execute(  # the cluster cells by status (0030) equal a recount too
+            "SELECT count(*) FROM (SELECT l.z, tile_key(geom_3857) >> (2 * (24 - l.z)) AS cell,"
+            " status, count(*) AS n FROM incidents CROSS JOIN (VALUES (17), (18), (20)) AS l(z)"
+            " GROUP BY 1, 2, 3) g FULL JOIN (SELECT 17 AS z, cell, status, n FROM"
+            " incident_cluster_cells WHERE n > 0 UNION ALL SELECT z, cell, status, n FROM"
+            " incident_cluster_levels WHERE z IN (18, 20) AND n > 0) c USING (z, cell, status)"
+            " WHERE g.n IS DISTINCT FROM c.n"
+        ).fetchone()[0]
+        assert wrong == 0
         assert conn.execute("SELECT count(*) FROM incidents").fetchone()[0] == reported

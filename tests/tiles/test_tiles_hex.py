@@ -16,7 +16,11 @@ import shapely
 from fastapi.testclient import TestClient
 
 from layers.catalog.registry import load_catalog
+from layers.db.keys import create_key
+from layers.db.scope import Scope
+from layers.incidents.workflow import CLOCK_STOPPED, STATES
 from tests.helpers import CENTER, TO_3857, make_key, tile_box, tile_of
+from tiles.derived import ENDED, overdue
 from tiles.filters import TileFilters
 from tiles.service import build_tile
 from tiles.sources import Source
@@ -239,22 +243,30 @@ def test_hex_reads_stored_counts_only_for_filters_on_status_alone(tiles_city) ->
         "time": {"filter": OPEN, "from": "2000-01-01T00:00:00Z"},
     }
     key = make_key(url, "app")
+    with psycopg.connect(url, autocommit=True) as conn:  # one district holding every case
+        district, code = conn.execute("SELECT id, code FROM districts ORDER BY id").fetchone()
+        conn.execute("UPDATE incidents SET district_id = %s", (district,))
+        scope = Scope.of(districts=[code])
+        scoped = create_key(conn, "dispatcher", "one-district", None, scope)
+    scoped_key = {"Authorization": f"Bearer {scoped}"}
+
+    def total(client: TestClient, params: dict, headers: dict) -> int:
+        body = client.get(path, params=params, headers=headers).content
+        return sum(
+            f["properties"]["count"]
+            for f in decode(body).get("incidents_hex", {}).get("features", [])
+        )
 
     def totals() -> dict[str, int]:
         """The count over the tile's hexagons for each ask (a new app: no cached tile)."""
         with TestClient(create_app(url)) as client:
-            return {
-                name: sum(
-                    f["properties"]["count"]
-                    for f in decode(client.get(path, params=q, headers=key).content)
-                    .get("incidents_hex", {})
-                    .get("features", [])
-                )
-                for name, q in asks.items()
-            }
+            counts = {name: total(client, q, key) for name, q in asks.items()}
+            counts["scoped"] = total(client, asks["open"], scoped_key)
+            return counts
 
     before = totals()
-    assert before["open"] == before["mixed"] == before["time"] < before["none"]
+    assert before["open"] == before["mixed"] == before["time"] == before["scoped"]
+    assert before["open"] < before["none"]
     res = edge_res(12)
     near = [h3.str_to_int(c) for c in h3.grid_disk(h3.latlng_to_cell(CENTER[1], CENTER[0], res), 1)]
     with psycopg.connect(url, autocommit=True) as conn:
@@ -266,4 +278,17 @@ def test_hex_reads_stored_counts_only_for_filters_on_status_alone(tiles_city) ->
         ).rowcount
     assert changed == 1
     after = totals()
+    # a caller with a read scope counts the cases it may read, never the stored counts
     assert after == {**before, "none": before["none"] + 1000, "open": before["open"] + 1000}
+
+
+def test_the_open_case_index_holds_what_overdue_reads(city: str) -> None:
+    """``overdue`` is counted through ix_incidents_open_geom: its predicate is the condition
+    the tile writes (Derived.live), so the planner can use it, and only ended states are out."""
+    with psycopg.connect(city) as conn:
+        indexdef = conn.execute(
+            "SELECT pg_get_indexdef('ix_incidents_open_geom'::regclass)"
+        ).fetchone()[0]
+    live = overdue().live.removeprefix('f."status"')
+    assert indexdef.endswith(f"WHERE ((status){live})"), indexdef
+    assert {"closed", "cancelled"} == ENDED and not ENDED & (set(STATES) - CLOCK_STOPPED)

@@ -96,12 +96,13 @@ def upgrade() -> None:
     op.execute(function(KEPT, by_status=True))
     op.execute(
         "CREATE INDEX ix_incidents_open_geom ON incidents USING gist (geom_3857)"
-        " WHERE status NOT IN ('closed', 'cancelled')"
+        " WHERE status::text <> ALL ('{cancelled,closed}'::text[])"  # as pg_get_indexdef prints it
     )
 
 
 def downgrade() -> None:
     """Counts per cell alone again, with 0026's trigger function; no open-case index."""
+    op.execute("LOCK TABLE incidents IN SHARE MODE")
     op.execute("DROP INDEX ix_incidents_open_geom")
     op.execute(function(list(LEVELS.values()), by_status=False))
     op.execute("ALTER TABLE incident_cell_counts DROP CONSTRAINT incident_cell_counts_pkey")

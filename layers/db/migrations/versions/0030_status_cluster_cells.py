@@ -30,27 +30,31 @@ TABLES = {
 """Each table: its key before the status, and the zooms of its cells."""
 
 
-def cells(table: str, rows: str, sign: str, by_status: bool) -> str:
-    """SQL of the table's key, n, sx, sy per cell (and ``by_status``, status) of the cases in
-    ``rows`` (negated with ``sign`` '-'), in key order."""
+def cells(table: str, parts: list[tuple[str, str]], by_status: bool) -> str:
+    """SQL of the table's key, n, sx, sy per cell (and, ``by_status``, status) of the cases
+    of each (rows, sign) part, signed ('-' removes), summed in key order."""
     key, zooms = TABLES[table]
     z = "l.z, " if "z" in key else ""
     status = ", p.status" if by_status else ""
     groups = ", ".join(str(i + 1) for i in range(key.count(",") + 1 + by_status))
+    points = " UNION ALL ".join(
+        f"SELECT tile_key(r.geom_3857) AS k, {sign}1 AS d, {sign}ST_X(r.geom_3857)::numeric AS x,"
+        f" {sign}ST_Y(r.geom_3857)::numeric AS y, r.status FROM {rows} AS r"
+        for rows, sign in parts
+    )
     return f"""
-        SELECT {z}p.k >> (2 * (24 - l.z)){status}, {sign}count(*), {sign}sum(p.x),
-               {sign}sum(p.y)
-        FROM (SELECT tile_key(r.geom_3857) AS k, ST_X(r.geom_3857)::numeric AS x,
-                     ST_Y(r.geom_3857)::numeric AS y, r.status FROM {rows} AS r OFFSET 0) AS p
-        CROSS JOIN {zooms}
+        SELECT {z}p.k >> (2 * (24 - l.z)){status}, sum(p.d), sum(p.x), sum(p.y)
+        FROM ({points} OFFSET 0) AS p CROSS JOIN {zooms}
         WHERE p.k IS NOT NULL GROUP BY {groups} ORDER BY {groups}"""
 
 
-def adding(table: str, rows: str, sign: str, by_status: bool) -> str:
-    """SQL adding (``sign`` '') or removing ('-') the cases of ``rows`` to ``table``."""
+def adding(table: str, parts: list[tuple[str, str]], by_status: bool) -> str:
+    """One SQL statement adding (sign '') or removing ('-') the cases of each (rows, sign)
+    part to ``table``; it locks the rows in key order, so concurrent writers queue instead
+    of deadlocking."""
     key = TABLES[table][0] + (", status" if by_status else "")
     return f"""
-        INSERT INTO {table} AS c ({key}, n, sx, sy) {cells(table, rows, sign, by_status)}
+        INSERT INTO {table} AS c ({key}, n, sx, sy) {cells(table, parts, by_status)}
         ON CONFLICT ({key}) DO UPDATE
         SET n = c.n + EXCLUDED.n, sx = c.sx + EXCLUDED.sx, sy = c.sy + EXCLUDED.sy;"""
 
@@ -69,12 +73,11 @@ def function(table: str, by_status: bool) -> str:
 CREATE OR REPLACE FUNCTION {table}_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN  -- only the cases moved to other rows
-        {adding(table, changed(columns, "o"), "-", by_status)}
-        {adding(table, changed(columns, "n"), "", by_status)}
+        {adding(table, [(changed(columns, "o"), "-"), (changed(columns, "n"), "")], by_status)}
     ELSIF TG_OP = 'DELETE' THEN
-        {adding(table, "old_rows", "-", by_status)}
+        {adding(table, [("old_rows", "-")], by_status)}
     ELSE
-        {adding(table, "new_rows", "", by_status)}
+        {adding(table, [("new_rows", "")], by_status)}
     END IF;
     RETURN NULL;
 END $$;
@@ -94,7 +97,8 @@ def rebuild(by_status: bool) -> None:
             op.execute(f"ALTER TABLE {table} DROP COLUMN status")
         names = key + (", status" if by_status else "")
         op.execute(
-            f"INSERT INTO {table} ({names}, n, sx, sy) {cells(table, 'incidents', '', by_status)}"
+            f"INSERT INTO {table} ({names}, n, sx, sy)"
+            f" {cells(table, [('incidents', '')], by_status)}"
         )
         op.execute(f"ALTER TABLE {table} ADD PRIMARY KEY ({names})")
         op.execute(f"ANALYZE {table}")
